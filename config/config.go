@@ -1,0 +1,400 @@
+// Package config loads, defaults and validates mux's TOML configuration.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Allowed values of the enumerated settings.
+const (
+	AuthTrust = "trust"
+	AuthMD5   = "md5"
+	AuthSCRAM = "scram-sha-256"
+
+	PoolModeSession     = "session"
+	PoolModeTransaction = "transaction"
+	PoolModeStatement   = "statement"
+)
+
+// Defaults that are not obvious from Default.
+const (
+	// DefaultHost is the Postgres host of a database entry without host.
+	DefaultHost = "127.0.0.1"
+	// DefaultPort is the Postgres port of a database entry without port.
+	DefaultPort = 5432
+	// DefaultListenPort is the port used for the Unix socket name when no
+	// TCP listen address is configured.
+	DefaultListenPort = 6432
+	// WildcardDatabase is the databases key that matches any database name
+	// that has no entry of its own.
+	WildcardDatabase = "*"
+	// InheritMinPoolSize in Database.MinPoolSize means "use the global
+	// min_pool_size". Parse stores it when a database entry has no
+	// min_pool_size key.
+	InheritMinPoolSize = -1
+	// MaxNameLen is the longest database or user name Postgres accepts
+	// (NAMEDATALEN-1).
+	MaxNameLen = 63
+)
+
+// Config is mux's configuration. Field comments give the defaults applied by
+// Parse when a key is absent; config.example.toml documents every key.
+type Config struct {
+	// Listen holds TCP addresses (host:port) to accept clients on. Default
+	// ["127.0.0.1:6432"]. May be empty only when UnixSocketDir is set.
+	Listen []string `toml:"listen"`
+	// UnixSocketDir, if set, makes mux also listen on the Unix socket
+	// <dir>/.s.PGSQL.<port>; see UnixSocketPath. Default "" (disabled).
+	UnixSocketDir string `toml:"unix_socket_dir"`
+	// UnixSocketMode is the octal permission of the Unix socket. Default "0777".
+	UnixSocketMode string `toml:"unix_socket_mode"`
+	// MaxClientConn caps concurrent client connections. Default 10000.
+	MaxClientConn int `toml:"max_client_conn"`
+	// AuthType is how clients authenticate: trust, md5 or scram-sha-256.
+	// Default scram-sha-256.
+	AuthType string `toml:"auth_type"`
+	// PoolMode is the global pool mode: session, transaction or statement.
+	// Default transaction.
+	PoolMode string `toml:"pool_mode"`
+	// DefaultPoolSize is the server connections per pool. Default 20.
+	DefaultPoolSize int `toml:"default_pool_size"`
+	// MinPoolSize is the server connections kept open per pool. Default 0.
+	MinPoolSize int `toml:"min_pool_size"`
+	// ServerResetQuery runs when a session-mode client leaves. Default
+	// "DISCARD ALL"; "" means none.
+	ServerResetQuery string `toml:"server_reset_query"`
+	// ServerCheckDelay: a server idle longer than this runs ServerCheckQuery
+	// before reuse. Default 30s; 0 means always check.
+	ServerCheckDelay Duration `toml:"server_check_delay"`
+	// ServerCheckQuery checks an idle server. Default "select 1"; "" disables
+	// checks.
+	ServerCheckQuery string `toml:"server_check_query"`
+	// ServerLifetime closes servers older than this once idle. Default 1h;
+	// 0 means unlimited.
+	ServerLifetime Duration `toml:"server_lifetime"`
+	// ServerIdleTimeout closes servers idle longer than this. Default 10m;
+	// 0 means never.
+	ServerIdleTimeout Duration `toml:"server_idle_timeout"`
+	// ServerConnectTimeout bounds connecting and logging in to Postgres.
+	// Default 15s; must be positive.
+	ServerConnectTimeout Duration `toml:"server_connect_timeout"`
+	// ServerLoginRetry caps the back-off between failed attempts to connect
+	// to a server. The back-off starts at 50ms and doubles up to this cap.
+	// Default 1s; must be in (0, 60s].
+	ServerLoginRetry Duration `toml:"server_login_retry"`
+	// QueryWaitTimeout bounds how long a client waits for a server. Default
+	// 2m; 0 means wait forever.
+	QueryWaitTimeout Duration `toml:"query_wait_timeout"`
+	// ClientLoginTimeout bounds a client's startup and authentication.
+	// Default 1m; 0 means none.
+	ClientLoginTimeout Duration `toml:"client_login_timeout"`
+	// ClientIdleTimeout closes clients idle longer than this. Default 0 (off).
+	ClientIdleTimeout Duration `toml:"client_idle_timeout"`
+	// IdleTransactionTimeout closes clients idle inside a transaction longer
+	// than this. Default 0 (off).
+	IdleTransactionTimeout Duration `toml:"idle_transaction_timeout"`
+	// TCPKeepalive enables keepalive on client and server sockets. Default true.
+	TCPKeepalive bool `toml:"tcp_keepalive"`
+	// TCPKeepIdle is the idle time before the first probe; 0 = OS default.
+	TCPKeepIdle Duration `toml:"tcp_keepidle"`
+	// TCPKeepIntvl is the time between probes; 0 = OS default.
+	TCPKeepIntvl Duration `toml:"tcp_keepintvl"`
+	// TCPKeepCnt is the number of unanswered probes before the connection is
+	// dropped; 0 = OS default.
+	TCPKeepCnt int `toml:"tcp_keepcnt"`
+	// IgnoreStartupParameters lists startup parameter names (compared
+	// case-insensitively) that mux drops instead of refusing. Default none.
+	IgnoreStartupParameters []string `toml:"ignore_startup_parameters"`
+	// MaxMessageSize refuses longer client messages. Default 256MB; allowed
+	// 1kB..1GB.
+	MaxMessageSize ByteSize `toml:"max_message_size"`
+	// LogFormat is text or json. Default text.
+	LogFormat string `toml:"log_format"`
+	// LogLevel is debug, info, warn or error. Default info.
+	LogLevel string `toml:"log_level"`
+	// Databases maps the database name a client asks for to a Postgres
+	// database. At least one entry is required; the key "*" matches names
+	// without an entry of their own.
+	Databases map[string]Database `toml:"databases"`
+	// Users maps client user names to their credentials.
+	Users map[string]User `toml:"users"`
+}
+
+// Database is one [databases.NAME] entry: where to connect for a client that
+// asks for database NAME.
+//
+// As stored in Config.Databases the optional fields keep their raw values
+// (PoolMode "" and PoolSize 0 mean "global", MinPoolSize InheritMinPoolSize
+// means "global", DBName "" means "the requested name");
+// Config.LookupDatabase returns entries with all of them resolved.
+type Database struct {
+	// Host is a host name or IP address, or a Unix socket directory if it
+	// starts with "/". Default "127.0.0.1".
+	Host string `toml:"host"`
+	// Port is the Postgres port (also used for the socket name). Default 5432.
+	Port int `toml:"port"`
+	// DBName is the Postgres database name. Default: the entry's key, or for
+	// "*" the database name the client asked for.
+	DBName string `toml:"dbname"`
+	// User, if set, is the Postgres user mux logs in as instead of the
+	// client's user.
+	User string `toml:"user"`
+	// Password is the password for User, or for the client's user when User
+	// is empty.
+	Password string `toml:"password"`
+	// PoolMode overrides the global pool mode for this database; a user's
+	// pool_mode overrides it in turn (see Config.PoolModeFor).
+	PoolMode string `toml:"pool_mode"`
+	// PoolSize is the server connections per pool; 0 = default_pool_size.
+	PoolSize int `toml:"pool_size"`
+	// MinPoolSize is the server connections kept open per pool;
+	// InheritMinPoolSize (-1, the value when the key is absent) = global
+	// min_pool_size.
+	MinPoolSize int `toml:"min_pool_size"`
+}
+
+// User is one [users.NAME] entry.
+type User struct {
+	// Password is a plain-text password, an md5 secret or a SCRAM-SHA-256
+	// secret (see ValidateSecret). It may be empty only with auth_type trust.
+	Password string `toml:"password"`
+	// PoolMode, if set, overrides the database and global pool modes for this
+	// user's connections.
+	PoolMode string `toml:"pool_mode"`
+}
+
+// Default returns a configuration holding every default value and empty
+// Databases and Users maps. It does not validate, because a configuration
+// without databases is invalid.
+func Default() *Config {
+	return &Config{
+		Listen:                  []string{"127.0.0.1:6432"},
+		UnixSocketMode:          "0777",
+		MaxClientConn:           10000,
+		AuthType:                AuthSCRAM,
+		PoolMode:                PoolModeTransaction,
+		DefaultPoolSize:         20,
+		MinPoolSize:             0,
+		ServerResetQuery:        "DISCARD ALL",
+		ServerCheckDelay:        Duration(30 * time.Second),
+		ServerCheckQuery:        "select 1",
+		ServerLifetime:          Duration(3600 * time.Second),
+		ServerIdleTimeout:       Duration(600 * time.Second),
+		ServerConnectTimeout:    Duration(15 * time.Second),
+		ServerLoginRetry:        Duration(time.Second),
+		QueryWaitTimeout:        Duration(120 * time.Second),
+		ClientLoginTimeout:      Duration(60 * time.Second),
+		TCPKeepalive:            true,
+		IgnoreStartupParameters: []string{},
+		MaxMessageSize:          256 * MiB,
+		LogFormat:               "text",
+		LogLevel:                "info",
+		Databases:               map[string]Database{},
+		Users:                   map[string]User{},
+	}
+}
+
+// Load reads the TOML file at path and parses it with Parse.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	c, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse decodes a TOML configuration, rejects unknown keys, applies defaults
+// for absent keys and validates the result. Syntax errors and values of the
+// wrong TOML type stop decoding and are returned alone; otherwise every
+// problem found is returned, joined with errors.Join and sorted, each naming
+// its key by its full dotted path.
+func Parse(data []byte) (*Config, error) {
+	// Check the syntax first so that a toml.ParseError from the typed decode
+	// below can only come from a value our own types refused.
+	var raw map[string]any
+	if _, err := toml.Decode(string(data), &raw); err != nil {
+		return nil, err
+	}
+	c := Default()
+	md, err := toml.Decode(string(data), c)
+	if err != nil {
+		return nil, decodeError(err)
+	}
+	for name, db := range c.Databases {
+		if !md.IsDefined("databases", name, "host") {
+			db.Host = DefaultHost
+		}
+		if !md.IsDefined("databases", name, "port") {
+			db.Port = DefaultPort
+		}
+		if !md.IsDefined("databases", name, "min_pool_size") {
+			db.MinPoolSize = InheritMinPoolSize
+		}
+		c.Databases[name] = db
+	}
+	errs := unknownKeys(&md)
+	errs = append(errs, c.problems()...)
+	if len(errs) > 0 {
+		return nil, joinSorted(errs)
+	}
+	return c, nil
+}
+
+// tomlTypeError matches the toml package's messages for values of the wrong
+// type, e.g. `toml: line 3 (last key "databases.app.port"): incompatible
+// types: ...`.
+var tomlTypeError = regexp.MustCompile(`^toml: (?:line (\d+) )?\(last key ("(?:[^"\\]|\\.)*")\): (.*)$`)
+
+// decodeError rewrites an error from decoding well-formed TOML into the
+// Config so that it starts with the offending key, like validation errors.
+func decodeError(err error) error {
+	var pe toml.ParseError
+	if errors.As(err, &pe) && pe.LastKey != "" {
+		// Syntax was checked before, so this is a value one of our types
+		// refused.
+		return fmt.Errorf("%s: %s", pe.LastKey, pe.Message)
+	}
+	m := tomlTypeError.FindStringSubmatch(err.Error())
+	if m == nil {
+		return err
+	}
+	key, qerr := strconv.Unquote(m[2])
+	if qerr != nil {
+		return err
+	}
+	if m[1] != "" {
+		return fmt.Errorf("%s: %s (line %s)", key, m[3], m[1])
+	}
+	return fmt.Errorf("%s: %s", key, m[3])
+}
+
+// LookupDatabase returns the entry for the database name a client asked for,
+// or else the "*" entry. The result has DBName, PoolMode, PoolSize and
+// MinPoolSize resolved: DBName defaults to name, and the pool settings to the
+// global ones. It reports false if there is no matching entry or name is
+// empty.
+func (c *Config) LookupDatabase(name string) (Database, bool) {
+	if name == "" {
+		return Database{}, false
+	}
+	db, ok := c.Databases[name]
+	if !ok {
+		if db, ok = c.Databases[WildcardDatabase]; !ok {
+			return Database{}, false
+		}
+	}
+	if db.DBName == "" {
+		db.DBName = name
+	}
+	if db.PoolMode == "" {
+		db.PoolMode = c.PoolMode
+	}
+	if db.PoolSize <= 0 {
+		db.PoolSize = c.DefaultPoolSize
+	}
+	if db.MinPoolSize < 0 {
+		db.MinPoolSize = c.MinPoolSize
+	}
+	db.MinPoolSize = min(db.MinPoolSize, db.PoolSize)
+	return db, true
+}
+
+// PoolModeFor returns the pool mode for user's connections to db. As in
+// PgBouncer, the user's pool_mode overrides the database's, which overrides
+// the global pool_mode. db may be a raw entry from Databases or one returned
+// by LookupDatabase.
+func (c *Config) PoolModeFor(db Database, user string) string {
+	if u, ok := c.Users[user]; ok && u.PoolMode != "" {
+		return u.PoolMode
+	}
+	if db.PoolMode != "" {
+		return db.PoolMode
+	}
+	return c.PoolMode
+}
+
+// UnixSocketPath returns the Unix socket mux listens on,
+// <unix_socket_dir>/.s.PGSQL.<port>, where port is that of the first listen
+// address or DefaultListenPort. It returns "" if unix_socket_dir is not set.
+func (c *Config) UnixSocketPath() string {
+	if c.UnixSocketDir == "" {
+		return ""
+	}
+	port := strconv.Itoa(DefaultListenPort)
+	if len(c.Listen) > 0 {
+		if _, p, err := net.SplitHostPort(c.Listen[0]); err == nil {
+			port = p
+		}
+	}
+	return filepath.Join(c.UnixSocketDir, ".s.PGSQL."+port)
+}
+
+// UnixSocketFileMode returns unix_socket_mode as a file mode. An invalid mode
+// (which Validate reports) yields 0777.
+func (c *Config) UnixSocketFileMode() fs.FileMode {
+	m, err := parseMode(c.UnixSocketMode)
+	if err != nil {
+		return 0o777
+	}
+	return m
+}
+
+// IgnoresStartupParameter reports whether name is listed in
+// ignore_startup_parameters, ignoring case.
+func (c *Config) IgnoresStartupParameter(name string) bool {
+	for _, p := range c.IgnoreStartupParameters {
+		if strings.EqualFold(p, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// Clone returns a deep copy of c.
+func (c *Config) Clone() *Config {
+	cp := *c
+	cp.Listen = slices.Clone(c.Listen)
+	cp.IgnoreStartupParameters = slices.Clone(c.IgnoreStartupParameters)
+	cp.Databases = maps.Clone(c.Databases)
+	cp.Users = maps.Clone(c.Users)
+	return &cp
+}
+
+// Redacted returns a deep copy of c in which every non-empty password is
+// replaced by "***", for logging. Empty passwords stay empty.
+func (c *Config) Redacted() *Config {
+	cp := c.Clone()
+	for k, db := range cp.Databases {
+		db.Password = redact(db.Password)
+		cp.Databases[k] = db
+	}
+	for k, u := range cp.Users {
+		u.Password = redact(u.Password)
+		cp.Users[k] = u
+	}
+	return cp
+}
+
+func redact(s string) string {
+	if s == "" {
+		return ""
+	}
+	return "***"
+}

@@ -1,0 +1,355 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+var (
+	authTypes  = []string{AuthTrust, AuthMD5, AuthSCRAM}
+	poolModes  = []string{PoolModeSession, PoolModeTransaction, PoolModeStatement}
+	logFormats = []string{"text", "json"}
+	logLevels  = []string{"debug", "info", "warn", "error"}
+)
+
+// Validate checks c as Parse does after applying defaults, returning every
+// problem joined with errors.Join and sorted, or nil. It is useful for
+// configurations built in code from Default.
+func (c *Config) Validate() error {
+	if errs := c.problems(); len(errs) > 0 {
+		return joinSorted(errs)
+	}
+	return nil
+}
+
+func joinSorted(errs []error) error {
+	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
+	return errors.Join(errs...)
+}
+
+// checker collects validation errors, each prefixed with its dotted key.
+type checker struct{ errs []error }
+
+func (ck *checker) add(key toml.Key, format string, args ...any) {
+	ck.errs = append(ck.errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+}
+
+func (ck *checker) oneOf(key toml.Key, v string, allowed []string) {
+	if !slices.Contains(allowed, v) {
+		ck.add(key, "%q is not one of %s", v, strings.Join(allowed, ", "))
+	}
+}
+
+func (ck *checker) intRange(key toml.Key, v, lo, hi int) {
+	if v < lo || v > hi {
+		ck.add(key, "%d is out of range %d..%d", v, lo, hi)
+	}
+}
+
+func (ck *checker) atLeast(key toml.Key, v, lo int) {
+	if v < lo {
+		ck.add(key, "%d is less than %d", v, lo)
+	}
+}
+
+func (ck *checker) nonNegative(key toml.Key, d Duration) {
+	if d < 0 {
+		ck.add(key, "%s is negative", d)
+	}
+}
+
+func (ck *checker) name(key toml.Key, what, v string) {
+	switch {
+	case v == "":
+		ck.add(key, "%s must not be empty", what)
+	case len(v) > MaxNameLen:
+		ck.add(key, "%s is %d bytes long; the maximum is %d", what, len(v), MaxNameLen)
+	case strings.IndexByte(v, 0) >= 0:
+		ck.add(key, "%s must not contain NUL bytes", what)
+	}
+}
+
+func (ck *checker) secret(key toml.Key, v string) {
+	if err := ValidateSecret(v); err != nil {
+		ck.add(key, "%v", err)
+	}
+}
+
+func (c *Config) problems() []error {
+	var ck checker
+	k := func(parts ...string) toml.Key { return toml.Key(parts) }
+
+	// Listeners.
+	if len(c.Listen) == 0 && c.UnixSocketDir == "" {
+		ck.add(k("listen"), "must not be empty unless unix_socket_dir is set")
+	}
+	seen := map[string]bool{}
+	for i, addr := range c.Listen {
+		key := k("listen")
+		if err := checkListenAddr(addr); err != nil {
+			ck.add(key, "address %d (%q): %v", i+1, addr, err)
+		} else if seen[addr] {
+			ck.add(key, "address %q is listed twice", addr)
+		}
+		seen[addr] = true
+	}
+	if strings.IndexByte(c.UnixSocketDir, 0) >= 0 {
+		ck.add(k("unix_socket_dir"), "must not contain NUL bytes")
+	}
+	if _, err := parseMode(c.UnixSocketMode); err != nil {
+		ck.add(k("unix_socket_mode"), "%v", err)
+	}
+	ck.atLeast(k("max_client_conn"), c.MaxClientConn, 1)
+
+	// Authentication and pooling.
+	ck.oneOf(k("auth_type"), c.AuthType, authTypes)
+	ck.oneOf(k("pool_mode"), c.PoolMode, poolModes)
+	ck.atLeast(k("default_pool_size"), c.DefaultPoolSize, 1)
+	if c.DefaultPoolSize >= 1 {
+		ck.intRange(k("min_pool_size"), c.MinPoolSize, 0, c.DefaultPoolSize)
+	} else {
+		ck.atLeast(k("min_pool_size"), c.MinPoolSize, 0)
+	}
+
+	// Durations.
+	durations := []struct {
+		key string
+		d   Duration
+	}{
+		{"server_check_delay", c.ServerCheckDelay},
+		{"server_lifetime", c.ServerLifetime},
+		{"server_idle_timeout", c.ServerIdleTimeout},
+		{"server_connect_timeout", c.ServerConnectTimeout},
+		{"server_login_retry", c.ServerLoginRetry},
+		{"query_wait_timeout", c.QueryWaitTimeout},
+		{"client_login_timeout", c.ClientLoginTimeout},
+		{"client_idle_timeout", c.ClientIdleTimeout},
+		{"idle_transaction_timeout", c.IdleTransactionTimeout},
+		{"tcp_keepidle", c.TCPKeepIdle},
+		{"tcp_keepintvl", c.TCPKeepIntvl},
+	}
+	for _, d := range durations {
+		ck.nonNegative(k(d.key), d.d)
+	}
+	if c.ServerConnectTimeout == 0 {
+		ck.add(k("server_connect_timeout"), "must be greater than 0")
+	}
+	if r := c.ServerLoginRetry; r == 0 || r > Duration(time.Minute) {
+		ck.add(k("server_login_retry"), "%s is out of range (0s, 1m0s]", r)
+	}
+	ck.atLeast(k("tcp_keepcnt"), c.TCPKeepCnt, 0)
+
+	// Protocol and logging.
+	for i, p := range c.IgnoreStartupParameters {
+		if p == "" || strings.IndexByte(p, 0) >= 0 {
+			ck.add(k("ignore_startup_parameters"), "entry %d (%q) is not a valid parameter name", i+1, p)
+		}
+	}
+	if m := c.MaxMessageSize; m < KiB || m > GiB {
+		ck.add(k("max_message_size"), "%s is out of range 1kB..1GB", m)
+	}
+	ck.oneOf(k("log_format"), c.LogFormat, logFormats)
+	ck.oneOf(k("log_level"), c.LogLevel, logLevels)
+
+	// Databases.
+	if len(c.Databases) == 0 {
+		ck.add(k("databases"), "at least one database must be configured")
+	}
+	for name, db := range c.Databases {
+		c.checkDatabase(&ck, name, db)
+	}
+
+	// Users.
+	for name, u := range c.Users {
+		ck.name(k("users", name), "user name", name)
+		pw := k("users", name, "password")
+		if u.Password == "" {
+			if c.AuthType != AuthTrust {
+				ck.add(pw, "must not be empty unless auth_type is trust")
+			}
+		} else {
+			ck.secret(pw, u.Password)
+			if c.AuthType == AuthSCRAM && ClassifySecret(u.Password) == SecretMD5 {
+				ck.add(pw, "an md5 secret cannot be used with auth_type scram-sha-256; store the plain password or a SCRAM secret")
+			}
+		}
+		if u.PoolMode != "" {
+			ck.oneOf(k("users", name, "pool_mode"), u.PoolMode, poolModes)
+		}
+	}
+	return ck.errs
+}
+
+func (c *Config) checkDatabase(ck *checker, name string, db Database) {
+	k := func(field string) toml.Key { return toml.Key{"databases", name, field} }
+	ck.name(toml.Key{"databases", name}, "database name", name)
+	switch {
+	case db.Host == "":
+		ck.add(k("host"), "must not be empty")
+	case strings.IndexByte(db.Host, 0) >= 0:
+		ck.add(k("host"), "must not contain NUL bytes")
+	}
+	ck.intRange(k("port"), db.Port, 1, 65535)
+	if db.DBName != "" {
+		ck.name(k("dbname"), "database name", db.DBName)
+	}
+	if db.User != "" {
+		ck.name(k("user"), "user name", db.User)
+	}
+	ck.secret(k("password"), db.Password)
+	if db.PoolMode != "" {
+		ck.oneOf(k("pool_mode"), db.PoolMode, poolModes)
+	}
+	ck.atLeast(k("pool_size"), db.PoolSize, 0)
+	ck.atLeast(k("min_pool_size"), db.MinPoolSize, InheritMinPoolSize)
+
+	size := db.PoolSize
+	if size == 0 {
+		size = c.DefaultPoolSize
+	}
+	switch {
+	case size < 1 || db.MinPoolSize < InheritMinPoolSize:
+		// Already reported.
+	case db.MinPoolSize > size:
+		ck.add(k("min_pool_size"), "%d is greater than the pool size %d", db.MinPoolSize, size)
+	case db.MinPoolSize == InheritMinPoolSize && c.MinPoolSize > size:
+		ck.add(k("pool_size"), "%d is less than the global min_pool_size %d; lower it or set databases.%s.min_pool_size",
+			size, c.MinPoolSize, toml.Key{name})
+	}
+}
+
+func checkListenAddr(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return errors.New("want host:port, e.g. \"127.0.0.1:6432\" or \"[::1]:6432\"")
+	}
+	if strings.IndexByte(host, 0) >= 0 {
+		return errors.New("host must not contain NUL bytes")
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("port %q is not a number in 0..65535", port)
+	}
+	return nil
+}
+
+func parseMode(s string) (fs.FileMode, error) {
+	digits := strings.TrimPrefix(strings.TrimPrefix(s, "0o"), "0O")
+	if digits == "" {
+		return 0, errors.New("must be an octal permission such as \"0777\"")
+	}
+	m, err := strconv.ParseUint(digits, 8, 32)
+	if err != nil || m > 0o777 {
+		return 0, fmt.Errorf("%q is not an octal permission in 0000..0777", s)
+	}
+	return fs.FileMode(m), nil
+}
+
+// Known keys, derived from the toml struct tags.
+var (
+	topKeys  = tomlFieldNames(reflect.TypeFor[Config]())
+	dbKeys   = tomlFieldNames(reflect.TypeFor[Database]())
+	userKeys = tomlFieldNames(reflect.TypeFor[User]())
+)
+
+func tomlFieldNames(t reflect.Type) []string {
+	names := make([]string, 0, t.NumField())
+	for f := range t.Fields() {
+		if tag, _, _ := strings.Cut(f.Tag.Get("toml"), ","); tag != "" && tag != "-" {
+			names = append(names, tag)
+		}
+	}
+	return names
+}
+
+// unknownKeys reports every key that is not part of the configuration
+// schema. Keys are matched case-sensitively, although the toml package
+// itself would decode "Host" into the host field.
+func unknownKeys(md *toml.MetaData) []error {
+	var errs []error
+	reported := map[string]bool{}
+	report := func(key toml.Key, known []string) {
+		s := key.String()
+		if reported[s] {
+			return
+		}
+		reported[s] = true
+		msg := fmt.Sprintf("unknown key %q", s)
+		if hint := suggest(key[len(key)-1], known); hint != "" {
+			msg += fmt.Sprintf("; did you mean %q?", hint)
+		}
+		errs = append(errs, errors.New(msg))
+	}
+	for _, key := range md.Keys() {
+		switch {
+		case len(key) == 1:
+			if !slices.Contains(topKeys, key[0]) {
+				report(key, topKeys)
+			}
+		case len(key) == 2 && (key[0] == "databases" || key[0] == "users"):
+			// An entry name.
+		case len(key) == 3 && key[0] == "databases":
+			if !slices.Contains(dbKeys, key[2]) {
+				report(key, dbKeys)
+			}
+		case len(key) == 3 && key[0] == "users":
+			if !slices.Contains(userKeys, key[2]) {
+				report(key, userKeys)
+			}
+		default:
+			report(key, nil)
+		}
+	}
+	for _, key := range md.Undecoded() {
+		report(key, nil)
+	}
+	return errs
+}
+
+// suggest returns the known name closest to s if it is close enough to be a
+// likely typo.
+func suggest(s string, known []string) string {
+	if len(s) > 64 {
+		return ""
+	}
+	best, bestDist := "", 3
+	for _, k := range known {
+		if strings.EqualFold(s, k) {
+			return k
+		}
+		if d := editDistance(strings.ToLower(s), k); d < bestDist {
+			best, bestDist = k, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance between a and b, in bytes.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

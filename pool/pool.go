@@ -1,0 +1,479 @@
+// Package pool keeps the server connections mux lends to clients: one Pool
+// per (database, user), with FIFO waiters, size limits, lifetimes, health
+// checks and reconnect back-off.
+package pool
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Back-off between failed connection attempts starts here and doubles up to
+// Config.LoginRetry.
+const firstBackoff = 50 * time.Millisecond
+
+// Config sizes and times one pool.
+type Config struct {
+	Target         Target
+	MaxSize        int           // most servers open or connecting
+	MinSize        int           // servers kept open even when idle
+	Lifetime       time.Duration // close a server this old when it is next idle; 0: never
+	IdleTimeout    time.Duration // close a server idle this long; 0: never
+	CheckDelay     time.Duration // run CheckQuery before reusing a server idle this long
+	CheckQuery     string        // "" disables checks
+	ConnectTimeout time.Duration // bound on dial plus login
+	LoginRetry     time.Duration // cap on the back-off between failed attempts
+}
+
+// ErrClosed is returned by Acquire on a closed pool.
+var ErrClosed = errors.New("pool is closed")
+
+// ErrWaitTimeout is returned when no server became free in time.
+var ErrWaitTimeout = errors.New("timed out waiting for a server connection")
+
+// Template is what a pool learnt from its first server: the ParameterStatus
+// set clients get at login, and each setting's pg_settings.context.
+type Template struct {
+	Params   map[string]string
+	Contexts map[string]string
+}
+
+// Stats is a snapshot of a pool's counters.
+type Stats struct {
+	Total, Idle, Waiting int
+}
+
+// Pool lends server connections for one (database, user). All methods are
+// safe for concurrent use.
+type Pool struct {
+	cfg  Config
+	log  *zap.Logger
+	stop chan struct{}
+
+	tmplMu   sync.Mutex // serialises fetching the template
+	template *Template  // guarded by mu once set
+
+	mu       sync.Mutex // guards the fields below
+	idle     []*Server  // LIFO: the most recently used server is the warmest
+	waiters  list.List  // of chan *Server, FIFO
+	total    int        // servers open or being connected
+	closed   bool
+	retryAt  time.Time // no new connection attempt before this
+	backoff  time.Duration
+	lastErr  error
+	inflight map[*Server]struct{} // servers lent out or being checked
+}
+
+// New creates a pool and starts its maintenance loop.
+func New(cfg Config, log *zap.Logger) *Pool {
+	p := &Pool{cfg: cfg, log: log, stop: make(chan struct{}), inflight: map[*Server]struct{}{}}
+	go p.maintain()
+	return p
+}
+
+// Config returns the pool's configuration.
+func (p *Pool) Config() Config { return p.cfg }
+
+// Stats returns current counts.
+func (p *Pool) Stats() Stats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return Stats{Total: p.total, Idle: len(p.idle), Waiting: p.waiters.Len()}
+}
+
+// Acquire lends a server, waiting in FIFO order for one to be free until ctx
+// ends. The caller must hand it back with Release.
+func (p *Pool) Acquire(ctx context.Context) (*Server, error) {
+	for {
+		s, err := p.acquireOnce(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if s == nil {
+			continue
+		}
+		if !p.needsCheck(s) {
+			return s, nil
+		}
+		res, err := s.Exec(ctx, p.cfg.CheckQuery)
+		if err == nil && res.Err == nil && res.Status == 'I' {
+			return s, nil
+		}
+		p.log.Info("server failed check query, closing", zap.Uint64("server_id", s.ID), zap.Error(firstErr(err, res)))
+		s.MarkBroken()
+		p.Release(s)
+		if ctx.Err() != nil {
+			return nil, ErrWaitTimeout
+		}
+	}
+}
+
+func firstErr(err error, res *Result) error {
+	if err != nil {
+		return err
+	}
+	if res != nil && res.Err != nil {
+		return res.Err
+	}
+	return nil
+}
+
+func (p *Pool) needsCheck(s *Server) bool {
+	if p.cfg.CheckQuery == "" {
+		return false
+	}
+	s.mu.Lock()
+	idleFor := time.Since(s.lastUsed)
+	fresh := s.lastUsed.IsZero()
+	s.mu.Unlock()
+	return !fresh && idleFor >= p.cfg.CheckDelay
+}
+
+// acquireOnce returns a server, or nil to ask the caller to try again.
+func (p *Pool) acquireOnce(ctx context.Context) (*Server, error) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil, ErrClosed
+	}
+	for n := len(p.idle); n > 0; n = len(p.idle) {
+		s := p.idle[n-1]
+		p.idle[n-1] = nil
+		p.idle = p.idle[:n-1]
+		if s.Broken() || p.expired(s) {
+			p.total--
+			p.mu.Unlock()
+			s.close()
+			p.mu.Lock()
+			continue
+		}
+		p.inflight[s] = struct{}{}
+		p.mu.Unlock()
+		return s, nil
+	}
+	if p.total < p.cfg.MaxSize && p.waiters.Len() == 0 {
+		p.total++
+		wait := time.Until(p.retryAt)
+		p.mu.Unlock()
+		if wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				p.connectFailed(nil)
+				return nil, p.waitErr()
+			}
+		}
+		s, err := p.connect(ctx)
+		if err != nil {
+			p.connectFailed(err)
+			if !Retryable(err) {
+				return nil, err
+			}
+			if ctx.Err() != nil {
+				return nil, p.waitErr()
+			}
+			return nil, nil
+		}
+		p.mu.Lock()
+		p.inflight[s] = struct{}{}
+		p.backoff, p.retryAt, p.lastErr = 0, time.Time{}, nil
+		p.mu.Unlock()
+		return s, nil
+	}
+	ch := make(chan *Server, 1)
+	e := p.waiters.PushBack(ch)
+	p.mu.Unlock()
+	select {
+	case s := <-ch:
+		return s, nil // nil: capacity freed, try again
+	case <-ctx.Done():
+		p.mu.Lock()
+		if e.Value != nil {
+			p.waiters.Remove(e)
+			e.Value = nil
+			p.mu.Unlock()
+			return nil, p.waitErr()
+		}
+		p.mu.Unlock()
+		// Handed something just as we gave up: give it back.
+		if s := <-ch; s != nil {
+			p.Release(s)
+		} else {
+			p.wakeOne()
+		}
+		return nil, p.waitErr()
+	}
+}
+
+// waitErr explains a wait that ran out: the last connection error if the
+// pool could not connect, else a plain timeout.
+func (p *Pool) waitErr() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.lastErr != nil {
+		return p.lastErr
+	}
+	return ErrWaitTimeout
+}
+
+func (p *Pool) connect(ctx context.Context) (*Server, error) {
+	cctx, cancel := context.WithTimeout(ctx, p.cfg.ConnectTimeout)
+	defer cancel()
+	s, err := dial(cctx, p.cfg.Target, p.log)
+	if err != nil {
+		p.log.Warn("connecting to server failed", zap.Error(err))
+		return nil, err
+	}
+	s.pool = p
+	if ce := p.log.Check(zap.DebugLevel, "server connected"); ce != nil {
+		ce.Write(zap.Uint64("server_id", s.ID), zap.Uint32("backend_pid", s.KeyPID))
+	}
+	go s.readLoop()
+	return s, nil
+}
+
+// connectFailed gives back the slot reserved for a connection attempt and
+// schedules the back-off.
+func (p *Pool) connectFailed(err error) {
+	p.mu.Lock()
+	p.total--
+	if err != nil {
+		p.lastErr = err
+		if p.backoff == 0 {
+			p.backoff = firstBackoff
+		} else {
+			p.backoff = min(2*p.backoff, p.cfg.LoginRetry)
+		}
+		p.retryAt = time.Now().Add(p.backoff)
+	}
+	p.mu.Unlock()
+	p.wakeOne()
+}
+
+// wakeOne tells the first waiter that capacity may be free.
+func (p *Pool) wakeOne() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.wakeLocked()
+}
+
+func (p *Pool) wakeLocked() {
+	if e := p.waiters.Front(); e != nil {
+		ch := e.Value.(chan *Server)
+		p.waiters.Remove(e)
+		e.Value = nil
+		ch <- nil
+	}
+}
+
+func (p *Pool) expired(s *Server) bool {
+	return p.cfg.Lifetime > 0 && time.Since(s.created) >= p.cfg.Lifetime
+}
+
+// Release takes a server back. A broken or expired server is closed; a
+// server with a cancel request in flight waits until it has finished.
+func (p *Pool) Release(s *Server) {
+	s.SetHandler(nil)
+	if !s.Broken() && s.park() {
+		return
+	}
+	p.mu.Lock()
+	delete(p.inflight, s)
+	if s.Broken() || p.closed || p.expired(s) {
+		p.total--
+		p.wakeLocked()
+		p.mu.Unlock()
+		s.close()
+		return
+	}
+	if e := p.waiters.Front(); e != nil {
+		ch := e.Value.(chan *Server)
+		p.waiters.Remove(e)
+		e.Value = nil
+		p.inflight[s] = struct{}{}
+		p.mu.Unlock()
+		ch <- s
+		return
+	}
+	s.mu.Lock()
+	s.lastUsed = time.Now()
+	s.mu.Unlock()
+	p.idle = append(p.idle, s)
+	p.mu.Unlock()
+}
+
+// removeIdle drops a broken server from the idle list (called from its read
+// goroutine).
+func (p *Pool) removeIdle(s *Server) {
+	p.mu.Lock()
+	for i, x := range p.idle {
+		if x == s {
+			p.idle = append(p.idle[:i], p.idle[i+1:]...)
+			p.total--
+			p.wakeLocked()
+			break
+		}
+	}
+	p.mu.Unlock()
+	s.close()
+}
+
+// Template returns the parameters and setting contexts of this pool's
+// servers, connecting one if none is known yet.
+func (p *Pool) Template(ctx context.Context) (*Template, error) {
+	p.tmplMu.Lock()
+	defer p.tmplMu.Unlock()
+	p.mu.Lock()
+	t := p.template
+	p.mu.Unlock()
+	if t != nil {
+		return t, nil
+	}
+	s, err := p.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	res, err := s.Exec(ctx, "SELECT name, context FROM pg_catalog.pg_settings")
+	if err != nil || res.Err != nil {
+		s.MarkBroken()
+		p.Release(s)
+		if err == nil {
+			err = res.Err
+		}
+		return nil, err
+	}
+	t = &Template{Params: map[string]string{}, Contexts: make(map[string]string, len(res.Rows))}
+	for k, v := range s.Startup {
+		t.Params[k] = v
+	}
+	for _, row := range res.Rows {
+		if len(row) == 2 {
+			t.Contexts[row[0]] = row[1]
+		}
+	}
+	p.Release(s)
+	p.mu.Lock()
+	p.template = t
+	p.mu.Unlock()
+	return t, nil
+}
+
+// Close stops the pool: idle servers are closed now, lent ones when they
+// come back.
+func (p *Pool) Close() {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.closed = true
+	close(p.stop)
+	idle := p.idle
+	p.idle = nil
+	p.total -= len(idle)
+	for e := p.waiters.Front(); e != nil; e = p.waiters.Front() {
+		ch := e.Value.(chan *Server)
+		p.waiters.Remove(e)
+		e.Value = nil
+		ch <- nil
+	}
+	p.mu.Unlock()
+	for _, s := range idle {
+		s.close()
+	}
+}
+
+// Wait blocks until every server of a closed pool has ended.
+func (p *Pool) Wait(ctx context.Context) error {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		p.mu.Lock()
+		n := p.total
+		p.mu.Unlock()
+		if n == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// maintain closes servers past their idle timeout or lifetime and keeps
+// MinSize servers open.
+func (p *Pool) maintain() {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-t.C:
+		}
+		p.sweep()
+		p.fill()
+	}
+}
+
+func (p *Pool) sweep() {
+	var drop []*Server
+	p.mu.Lock()
+	keep := p.idle[:0]
+	for i, s := range p.idle {
+		// idle is LIFO: the oldest-used servers are at the front.
+		s.mu.Lock()
+		idleFor := time.Since(s.lastUsed)
+		s.mu.Unlock()
+		surplus := p.total-len(drop) > p.cfg.MinSize
+		if s.Broken() || p.expired(s) || (p.cfg.IdleTimeout > 0 && idleFor >= p.cfg.IdleTimeout && surplus) {
+			drop = append(drop, s)
+			continue
+		}
+		keep = append(keep, p.idle[i])
+	}
+	for i := len(keep); i < len(p.idle); i++ {
+		p.idle[i] = nil
+	}
+	p.idle = keep
+	p.total -= len(drop)
+	p.mu.Unlock()
+	for _, s := range drop {
+		if ce := p.log.Check(zap.DebugLevel, "closing idle server"); ce != nil {
+			ce.Write(zap.Uint64("server_id", s.ID))
+		}
+		s.close()
+	}
+}
+
+func (p *Pool) fill() {
+	for {
+		p.mu.Lock()
+		if p.closed || p.total >= p.cfg.MinSize || p.total >= p.cfg.MaxSize || time.Now().Before(p.retryAt) {
+			p.mu.Unlock()
+			return
+		}
+		p.total++
+		p.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.Background(), p.cfg.ConnectTimeout)
+		s, err := p.connect(ctx)
+		cancel()
+		if err != nil {
+			p.connectFailed(err)
+			return
+		}
+		p.mu.Lock()
+		p.inflight[s] = struct{}{}
+		p.mu.Unlock()
+		p.Release(s)
+	}
+}

@@ -1,0 +1,435 @@
+package pool
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/muxpg/mux/internal/wire"
+)
+
+// maxInspectLen bounds the server messages mux reads whole to inspect them
+// (ReadyForQuery, ParameterStatus, ErrorResponse). Longer ones are streamed
+// to the client unread; Postgres never sends a 1 MiB ParameterStatus, and a
+// FATAL error that long would be a protocol violation in all but name.
+const maxInspectLen = 1 << 20
+
+// maxServerMessageLen is PostgreSQL's PQ_LARGE_MESSAGE_LIMIT (MaxAllocSize-1):
+// no server message is longer.
+const maxServerMessageLen = 1<<30 - 1
+
+// A Handler receives what a server sends while it is lent out. ServerData is
+// called from the server's read goroutine; data is only valid during the
+// call.
+type Handler interface {
+	ServerData(s *Server, data []byte, ev *Events)
+}
+
+// Events summarises one batch of server bytes handed to a Handler.
+type Events struct {
+	Ready  int   // ReadyForQuery messages in the batch
+	Status byte  // transaction status of the last ReadyForQuery
+	Params bool  // a ParameterStatus arrived
+	Fatal  bool  // a FATAL or PANIC ErrorResponse arrived: the server will close
+	Other  bool  // a message other than ParameterStatus, notice or notification
+	Closed error // the connection ended; data is empty
+}
+
+// Server is one connection from mux to PostgreSQL.
+//
+// The read goroutine owns reading from conn for the whole life of the
+// Server, whether it is idle in the pool or lent to a client: asynchronous
+// messages on idle servers are consumed there, and a FATAL closes it. Writes
+// come from whoever holds the Server (a client session or the pool).
+type Server struct {
+	ID      uint64
+	conn    net.Conn
+	pool    *Pool
+	log     *zap.Logger
+	created time.Time
+	network string
+	address string
+
+	// Key is the BackendKeyData Postgres issued; used only to forward cancels.
+	KeyPID    uint32
+	KeySecret []byte
+
+	// Startup holds the ParameterStatus values Postgres reported at login.
+	Startup map[string]string
+
+	// Applied is owned by whoever holds the server: settings that mux SET on
+	// this server which Postgres does not report (search_path, …).
+	Applied map[string]string
+
+	done   chan struct{} // closed when the read goroutine exits
+	broken atomic.Bool
+
+	mu       sync.Mutex // guards the fields below
+	handler  Handler
+	params   map[string]string // current ParameterStatus values
+	lastUsed time.Time         // when it was last put back idle (pool)
+	cancels  int               // cancel requests in flight for this server
+	parked   bool              // released while cancels > 0: release when they finish
+}
+
+// Param returns the current value of a reported parameter.
+func (s *Server) Param(name string) (string, bool) {
+	s.mu.Lock()
+	v, ok := s.params[name]
+	s.mu.Unlock()
+	return v, ok
+}
+
+// Params returns a copy of the reported parameters.
+func (s *Server) Params() map[string]string {
+	s.mu.Lock()
+	m := make(map[string]string, len(s.params))
+	for k, v := range s.params {
+		m[k] = v
+	}
+	s.mu.Unlock()
+	return m
+}
+
+// SetHandler directs what the server sends to h (nil: idle).
+func (s *Server) SetHandler(h Handler) {
+	s.mu.Lock()
+	s.handler = h
+	s.mu.Unlock()
+}
+
+// Write sends bytes to the server. A failed write marks the server broken.
+func (s *Server) Write(b []byte) error {
+	_, err := s.conn.Write(b)
+	if err != nil {
+		s.MarkBroken()
+	}
+	return err
+}
+
+// MarkBroken records that the server's state is unknown: it will be closed
+// instead of reused.
+func (s *Server) MarkBroken() { s.broken.Store(true) }
+
+// Broken reports whether the server must not be reused.
+func (s *Server) Broken() bool { return s.broken.Load() }
+
+// Addr returns the network and address the server was dialled on.
+func (s *Server) Addr() (network, address string) { return s.network, s.address }
+
+// Age returns how long ago the connection was made.
+func (s *Server) Age() time.Duration { return time.Since(s.created) }
+
+// Done is closed when the server's connection has ended.
+func (s *Server) Done() <-chan struct{} { return s.done }
+
+// close ends the connection; the read goroutine then exits.
+func (s *Server) close() {
+	s.broken.Store(true)
+	_ = s.conn.Close()
+}
+
+// BeginCancel records a cancel request in flight; the server is not reused
+// until EndCancel.
+func (s *Server) BeginCancel() {
+	s.mu.Lock()
+	s.cancels++
+	s.mu.Unlock()
+}
+
+// EndCancel ends a cancel request; a server released meanwhile goes back to
+// its pool now.
+func (s *Server) EndCancel() {
+	s.mu.Lock()
+	s.cancels--
+	release := s.cancels == 0 && s.parked
+	if release {
+		s.parked = false
+	}
+	s.mu.Unlock()
+	if release {
+		s.pool.Release(s)
+	}
+}
+
+// park holds back a release while cancels are in flight. It reports whether
+// the server was parked.
+func (s *Server) park() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cancels > 0 {
+		s.parked = true
+		return true
+	}
+	return false
+}
+
+func (s *Server) readLoop() {
+	defer close(s.done)
+	bp := wire.GetBuf(wire.SmallBufSize)
+	defer func() { wire.PutBuf(bp) }()
+	buf := *bp
+	r, w := 0, 0
+	stream := 0 // bytes still to come of a message passed through in pieces
+	for {
+		if r == w {
+			r, w = 0, 0
+		} else if w == len(buf) {
+			if r > 0 {
+				w = copy(buf, buf[r:w])
+				r = 0
+			} else {
+				// Only an inspected message that outgrew the buffer gets here;
+				// scan below grows the buffer before asking for more.
+				s.fail(errors.New("server read buffer full"))
+				return
+			}
+		}
+		n, err := s.conn.Read(buf[w:])
+		if n == 0 {
+			if err == nil {
+				continue
+			}
+			s.fail(err)
+			return
+		}
+		w += n
+		var ev Events
+		pos := r
+		if stream > 0 {
+			adv := min(stream, w-pos)
+			pos += adv
+			stream -= adv
+		}
+		for stream == 0 && w-pos >= wire.HeaderLen {
+			typ, l := wire.Header(buf[pos:])
+			if l < 4 || l > maxServerMessageLen {
+				s.fail(errors.New("invalid message length from server"))
+				return
+			}
+			total := 1 + l
+			inspect := (typ == 'Z' || typ == 'S' || typ == 'E') && total <= maxInspectLen
+			if !inspect {
+				switch typ {
+				case 'N', 'A', 'E':
+				default:
+					ev.Other = true
+				}
+				if w-pos < total {
+					stream = total - (w - pos)
+					pos = w
+					break
+				}
+				pos += total
+				continue
+			}
+			if w-pos < total {
+				if total > len(buf) {
+					nb := wire.GetBuf(total)
+					w = copy(*nb, buf[r:w])
+					pos -= r
+					r = 0
+					wire.PutBuf(bp)
+					bp, buf = nb, *nb
+				}
+				break
+			}
+			body := buf[pos+wire.HeaderLen : pos+total]
+			switch typ {
+			case 'Z':
+				ev.Ready++
+				if len(body) > 0 {
+					ev.Status = body[0]
+				}
+				ev.Other = true
+			case 'S':
+				s.setParam(body)
+				ev.Params = true
+			case 'E':
+				sev, _ := wire.ErrorSeverityAndCode(body)
+				if wire.IsFatalSeverity(sev) {
+					ev.Fatal = true
+				}
+			}
+			pos += total
+		}
+		if pos > r {
+			s.dispatch(buf[r:pos], &ev)
+			r = pos
+		}
+		if s.broken.Load() && s.handlerIsNil() {
+			s.close()
+		}
+	}
+}
+
+func (s *Server) handlerIsNil() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.handler == nil
+}
+
+func (s *Server) dispatch(data []byte, ev *Events) {
+	s.mu.Lock()
+	h := s.handler
+	s.mu.Unlock()
+	if ev.Fatal {
+		s.broken.Store(true)
+	}
+	if h != nil {
+		h.ServerData(s, data, ev)
+		return
+	}
+	// Idle in the pool: only asynchronous messages are expected.
+	if ev.Fatal || ev.Other {
+		if ce := s.log.Check(zap.DebugLevel, "idle server sent a message"); ce != nil {
+			ce.Write(zap.Bool("fatal", ev.Fatal), zap.Uint8("type", data[0]))
+		}
+		s.broken.Store(true)
+		s.pool.removeIdle(s)
+	}
+}
+
+func (s *Server) setParam(body []byte) {
+	i := bytes.IndexByte(body, 0)
+	if i < 0 {
+		return
+	}
+	name := string(body[:i])
+	rest := body[i+1:]
+	if j := bytes.IndexByte(rest, 0); j >= 0 {
+		rest = rest[:j]
+	}
+	val := string(rest)
+	s.mu.Lock()
+	if s.params[name] != val {
+		s.params[name] = val
+	}
+	s.mu.Unlock()
+}
+
+func (s *Server) fail(err error) {
+	s.broken.Store(true)
+	_ = s.conn.Close()
+	s.mu.Lock()
+	h := s.handler
+	s.mu.Unlock()
+	if h != nil {
+		h.ServerData(s, nil, &Events{Closed: err})
+	} else {
+		s.pool.removeIdle(s)
+	}
+}
+
+// Result is what an internal query returned.
+type Result struct {
+	Rows   [][]string // text values of every DataRow (NULL as "")
+	Tags   []string   // CommandComplete tags
+	Err    *wire.Error
+	Status byte // transaction status after the query
+}
+
+// execSink collects the reply to an internal query.
+type execSink struct {
+	buf      []byte
+	res      Result
+	done     chan struct{}
+	finished bool // only touched by the read goroutine
+	err      error
+}
+
+func (e *execSink) ServerData(s *Server, data []byte, ev *Events) {
+	if e.finished {
+		return
+	}
+	if ev.Closed != nil {
+		e.err = ev.Closed
+		e.finished = true
+		close(e.done)
+		return
+	}
+	e.buf = append(e.buf, data...)
+	for len(e.buf) >= wire.HeaderLen {
+		typ, l := wire.Header(e.buf)
+		if len(e.buf) < 1+l {
+			return
+		}
+		body := e.buf[wire.HeaderLen : 1+l]
+		switch typ {
+		case 'D':
+			e.res.Rows = append(e.res.Rows, decodeDataRow(body))
+		case 'C':
+			e.res.Tags = append(e.res.Tags, string(bytes.TrimRight(body, "\x00")))
+		case 'E':
+			if e.res.Err == nil {
+				e.res.Err = decodeError(body)
+			}
+		case 'Z':
+			if len(body) > 0 {
+				e.res.Status = body[0]
+			}
+			e.buf = e.buf[1+l:]
+			e.finished = true
+			close(e.done)
+			return
+		}
+		e.buf = e.buf[1+l:]
+	}
+}
+
+func decodeDataRow(body []byte) []string {
+	if len(body) < 2 {
+		return nil
+	}
+	n := int(body[0])<<8 | int(body[1])
+	body = body[2:]
+	row := make([]string, 0, n)
+	for i := 0; i < n && len(body) >= 4; i++ {
+		l := int(int32(uint32(body[0])<<24 | uint32(body[1])<<16 | uint32(body[2])<<8 | uint32(body[3])))
+		body = body[4:]
+		if l < 0 || l > len(body) {
+			row = append(row, "")
+			continue
+		}
+		row = append(row, string(body[:l]))
+		body = body[l:]
+	}
+	return row
+}
+
+// ErrExecTimeout is returned when an internal query does not finish in time;
+// the server is closed.
+var ErrExecTimeout = errors.New("internal query timed out")
+
+// Exec runs sql (simple protocol) on a server the caller holds and returns
+// its result. The server's replies go to the query, not to any client; the
+// handler is nil afterwards. On a timeout or connection error the server is
+// marked broken.
+func (s *Server) Exec(ctx context.Context, sql string) (*Result, error) {
+	if s.broken.Load() {
+		return nil, errors.New("server connection is broken")
+	}
+	sink := &execSink{done: make(chan struct{})}
+	s.SetHandler(sink)
+	defer s.SetHandler(nil)
+	if err := s.Write(wire.AppendQuery(nil, sql)); err != nil {
+		return nil, err
+	}
+	select {
+	case <-sink.done:
+	case <-ctx.Done():
+		s.close()
+		<-s.done
+		return nil, ErrExecTimeout
+	}
+	if sink.err != nil {
+		return nil, sink.err
+	}
+	return &sink.res, nil
+}

@@ -1,0 +1,71 @@
+package proxy
+
+import (
+	"crypto/subtle"
+	"encoding/binary"
+	"io"
+	"net"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/muxpg/mux/internal/wire"
+)
+
+// cancelTimeout bounds the connection mux makes to Postgres to forward a
+// cancel request, and so how long the cancelled server is held back from
+// the pool.
+const cancelTimeout = 5 * time.Second
+
+// cancel forwards a client's CancelRequest to the server that client is
+// using now, and drops it if it is using none. The server stays out of the
+// pool until Postgres has handled the request, so a late cancel can never
+// reach the server's next client.
+func (p *Proxy) cancel(k cancelKey) {
+	c := p.lookupKey(k)
+	if c == nil {
+		p.log.Debug("cancel request for unknown key dropped")
+		return
+	}
+	c.mu.Lock()
+	s := c.server
+	if s != nil {
+		s.BeginCancel()
+	}
+	c.mu.Unlock()
+	if s == nil {
+		if ce := c.log.Check(zap.DebugLevel, "cancel request dropped: client holds no server"); ce != nil {
+			ce.Write()
+		}
+		return
+	}
+	defer s.EndCancel()
+	network, addr := s.Addr()
+	conn, err := net.DialTimeout(network, addr, cancelTimeout)
+	if err != nil {
+		c.log.Warn("forwarding cancel request failed", zap.Error(err))
+		return
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(cancelTimeout))
+	msg := make([]byte, 12, 12+len(s.KeySecret))
+	binary.BigEndian.PutUint32(msg[4:8], wire.CancelRequestCode)
+	binary.BigEndian.PutUint32(msg[8:12], s.KeyPID)
+	msg = append(msg, s.KeySecret...)
+	binary.BigEndian.PutUint32(msg[0:4], uint32(len(msg)))
+	if _, err := conn.Write(msg); err != nil {
+		c.log.Warn("forwarding cancel request failed", zap.Error(err))
+		return
+	}
+	// Postgres closes the connection once it has signalled the backend.
+	_, _ = io.Copy(io.Discard, conn)
+	c.log.Info("cancel request forwarded", zap.Uint64("server_id", s.ID))
+}
+
+// keyMatches compares cancel secrets in constant time.
+func keyMatches(a, b uint32) bool {
+	var x, y [4]byte
+	binary.BigEndian.PutUint32(x[:], a)
+	binary.BigEndian.PutUint32(y[:], b)
+	return subtle.ConstantTimeCompare(x[:], y[:]) == 1
+}

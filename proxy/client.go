@@ -1,0 +1,538 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/muxpg/mux/config"
+	"github.com/muxpg/mux/internal/wire"
+	"github.com/muxpg/mux/pool"
+	"github.com/muxpg/mux/sqllex"
+)
+
+// resetTimeout bounds the internal queries mux runs on a server it holds
+// for a leaving client (ROLLBACK, server_reset_query).
+const resetTimeout = 5 * time.Second
+
+// clientConn is one client session (client <-> proxy). Its goroutine reads
+// the client and writes to the server; the server's read goroutine writes
+// the replies to the client (ServerData).
+type clientConn struct {
+	p    *Proxy
+	conn net.Conn // client <-> proxy
+	log  *zap.Logger
+	id   uint64
+
+	// Set during login, read-only afterwards.
+	user, database string
+	key            cancelKey
+	mode           string // config.PoolMode*
+	pool           *pool.Pool
+	maxMsg         int
+	extra          []setting // non-reported settings from startup, sorted
+
+	// Read state, owned by the client goroutine.
+	raw    syscall.RawConn
+	readFn func(fd uintptr) bool // c.rawRead, bound once
+	bp     *[]byte               // input buffer; nil while idle
+	r, w   int                   // unprocessed input is (*bp)[r:w]
+	stream int                   // bytes of a passed-through message still to come
+	nread  int
+	rerr   error
+
+	mu       sync.Mutex // guards the fields below
+	server   *pool.Server
+	pending  int  // Sync/Query/FunctionCall forwarded, not yet answered by ReadyForQuery
+	dirty    bool // extended-protocol messages forwarded since the last Sync
+	txStatus byte
+	want     map[string]string // tracked reported parameters this client sees
+	gone     bool              // the client connection is closed or closing
+
+	wmu sync.Mutex // serialises writes to conn
+}
+
+// errTerminate ends a session on the client's Terminate.
+var errTerminate = errors.New("client terminated")
+
+// relay runs the session after login until the client leaves or fails.
+func (c *clientConn) relay() error {
+	c.raw = rawConn(c.conn)
+	if c.raw != nil {
+		c.readFn = c.rawRead
+	}
+	c.txStatus = 'I'
+	c.armIdleTimeout()
+	for {
+		if err := c.fill(); err != nil {
+			return err
+		}
+		if err := c.process(); err != nil {
+			return err
+		}
+	}
+}
+
+// rawRead is called by RawConn.Read: it takes a buffer only once data is
+// there, so an idle client holds none.
+func (c *clientConn) rawRead(fd uintptr) bool {
+	if c.bp == nil {
+		c.bp = wire.GetBuf(wire.SmallBufSize)
+	}
+	for {
+		n, err := syscall.Read(int(fd), (*c.bp)[c.w:])
+		if err == syscall.EINTR {
+			continue
+		}
+		if err == syscall.EAGAIN {
+			if c.w == 0 {
+				wire.PutBuf(c.bp)
+				c.bp = nil
+			}
+			return false
+		}
+		c.nread, c.rerr = n, err
+		if n == 0 && err == nil {
+			c.rerr = io.EOF
+		}
+		return true
+	}
+}
+
+// fill reads more client bytes into the input buffer.
+func (c *clientConn) fill() error {
+	if c.bp != nil {
+		buf := *c.bp
+		if c.r == c.w {
+			c.r, c.w = 0, 0
+		} else if c.w == len(buf) && c.r > 0 {
+			c.w = copy(buf, buf[c.r:c.w])
+			c.r = 0
+		}
+	}
+	if c.raw != nil {
+		c.nread, c.rerr = 0, nil
+		if err := c.raw.Read(c.readFn); err != nil {
+			return err
+		}
+		if c.nread > 0 {
+			c.w += c.nread
+			return nil
+		}
+		return c.rerr
+	}
+	if c.bp == nil {
+		c.bp = wire.GetBuf(wire.SmallBufSize)
+	}
+	n, err := c.conn.Read((*c.bp)[c.w:])
+	c.w += n
+	if n > 0 {
+		return nil
+	}
+	if err == nil {
+		err = io.EOF
+	}
+	return err
+}
+
+// batch accumulates what a run of forwarded client messages does to the
+// session's release state.
+type batch struct {
+	syncs int  // messages that will each be answered by ReadyForQuery
+	state int8 // 0: unchanged, 1: ends dirty, -1: ends clean (Sync/Query last)
+}
+
+// process frames the buffered input, forwards whole runs of messages to
+// the server, and handles those mux must act on.
+func (c *clientConn) process() error {
+	buf := *c.bp
+	pos := c.r
+	var b batch
+	if c.stream > 0 {
+		adv := min(c.stream, c.w-pos)
+		pos += adv
+		c.stream -= adv
+	}
+	for c.stream == 0 && c.w-pos >= wire.HeaderLen {
+		typ, l := wire.Header(buf[pos:])
+		if l < 4 || l > c.maxMsg {
+			if err := c.forward(buf[c.r:pos], b); err != nil {
+				return err
+			}
+			return wire.Fatal(wire.CodeProtocolViolation, "invalid message length %d for message type %q (max_message_size is %d bytes)", l, typ, c.maxMsg)
+		}
+		total := 1 + l
+		whole := c.w-pos >= total
+		switch typ {
+		case 'Q', 'P':
+			if c.mode == config.PoolModeSession {
+				break
+			}
+			if !whole {
+				c.growFor(total, &pos)
+				buf = *c.bp
+				goto partial
+			}
+			if repl := refuseListen(buf[pos:pos+total], c.lexOptions()); repl != nil {
+				if err := c.forward(buf[c.r:pos], b); err != nil {
+					return err
+				}
+				b = batch{}
+				pos += total
+				c.r = pos
+				if typ == 'Q' {
+					b.syncs++
+					b.state = -1
+				} else {
+					b.state = 1
+				}
+				if err := c.forward(repl, b); err != nil {
+					return err
+				}
+				b = batch{}
+				continue
+			}
+		case 'X':
+			if err := c.forward(buf[c.r:pos], b); err != nil {
+				return err
+			}
+			c.r = c.w
+			return errTerminate
+		}
+		switch typ {
+		case 'Q', 'S', 'F':
+			b.syncs++
+			b.state = -1
+		case 'P', 'B', 'E', 'D', 'C':
+			b.state = 1
+		case 'H', 'd', 'c', 'f':
+		default:
+			if err := c.forward(buf[c.r:pos], b); err != nil {
+				return err
+			}
+			return wire.Fatal(wire.CodeProtocolViolation, "invalid frontend message type %d", typ)
+		}
+		if !whole {
+			c.stream = total - (c.w - pos)
+			pos = c.w
+			break
+		}
+		pos += total
+	}
+partial:
+	err := c.forward((*c.bp)[c.r:pos], b)
+	c.r = pos
+	if c.r == c.w {
+		c.r, c.w = 0, 0
+		wire.PutBuf(c.bp)
+		c.bp = nil
+	}
+	return err
+}
+
+// lexOptions describes the client's query text for the SQL lexer.
+func (c *clientConn) lexOptions() sqllex.Options {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return sqllex.Options{
+		StandardConformingStrings: c.want["standard_conforming_strings"] != "off",
+		Encoding:                  sqllex.EncodingByName(c.want["client_encoding"]),
+	}
+}
+
+// growFor makes room for a message of total bytes that must be read whole,
+// keeping the unprocessed input.
+func (c *clientConn) growFor(total int, pos *int) {
+	buf := *c.bp
+	if total <= len(buf)-c.r {
+		return
+	}
+	nb := wire.GetBuf(total + (*pos - c.r))
+	n := copy(*nb, buf[c.r:c.w])
+	*pos -= c.r
+	c.r, c.w = 0, n
+	wire.PutBuf(c.bp)
+	c.bp = nb
+}
+
+// forward writes a run of client messages to the session's server,
+// acquiring one first if the client holds none.
+func (c *clientConn) forward(data []byte, b batch) error {
+	if len(data) == 0 {
+		return nil
+	}
+	c.mu.Lock()
+	s := c.server
+	c.mu.Unlock()
+	if s == nil {
+		var err error
+		if s, err = c.attach(); err != nil {
+			return err
+		}
+	}
+	c.mu.Lock()
+	c.pending += b.syncs
+	switch b.state {
+	case 1:
+		c.dirty = true
+	case -1:
+		c.dirty = false
+	}
+	c.mu.Unlock()
+	if err := s.Write(data); err != nil {
+		return wire.Fatal(wire.CodeConnectionFailure, "server connection lost: %v", err)
+	}
+	return nil
+}
+
+// attach takes a server from the pool for this client and brings its
+// settings in line with the client's.
+func (c *clientConn) attach() (*pool.Server, error) {
+	_ = c.conn.SetReadDeadline(time.Time{})
+	ctx, cancel := c.waitContext()
+	defer cancel()
+	s, err := c.pool.Acquire(ctx)
+	if err != nil {
+		c.log.Info("no server for client", zap.Error(err))
+		return nil, c.poolError(err)
+	}
+	c.mu.Lock()
+	want := c.want
+	c.mu.Unlock()
+	if q := syncSQL(s, want, c.extra); q != "" {
+		res, err := s.Exec(ctx, q)
+		if err != nil || res.Err != nil || res.Status != 'I' {
+			if err != nil || res.Status != 'I' {
+				s.MarkBroken()
+			}
+			c.pool.Release(s)
+			if err != nil {
+				return nil, wire.Fatal(wire.CodeConnectionFailure, "server connection lost while applying settings: %v", err)
+			}
+			e := *res.Err
+			e.Severity = "FATAL"
+			return nil, &e
+		}
+		s.Applied = make(map[string]string, len(c.extra))
+		for _, e := range c.extra {
+			s.Applied[e.name] = e.value
+		}
+		c.mu.Lock()
+		// Keep the server's spelling (e.g. "ISO, MDY" for "iso") so the
+		// next comparison matches.
+		for n := range c.want {
+			if v, ok := s.Param(n); ok {
+				c.want[n] = v
+			}
+		}
+		c.mu.Unlock()
+	}
+	c.mu.Lock()
+	c.server, c.pending, c.dirty, c.txStatus = s, 0, false, 'I'
+	c.mu.Unlock()
+	s.SetHandler(c)
+	return s, nil
+}
+
+// ServerData relays what the session's server sent to the client, and
+// releases the server at a clean boundary. It runs on the server's read
+// goroutine.
+func (c *clientConn) ServerData(s *pool.Server, data []byte, ev *pool.Events) {
+	if ev.Closed != nil {
+		c.mu.Lock()
+		mine := c.server == s
+		if mine {
+			c.server = nil
+		}
+		c.mu.Unlock()
+		if mine {
+			c.log.Info("server connection lost", zap.Uint64("server_id", s.ID), zap.Error(ev.Closed))
+			c.sendError(wire.Fatal(wire.CodeConnectionFailure, "server connection closed unexpectedly"))
+			c.terminate()
+			c.pool.Release(s)
+		}
+		return
+	}
+	var werr error
+	if len(data) > 0 {
+		werr = c.write(data)
+	}
+	if !ev.Params && ev.Ready == 0 && !ev.Fatal && werr == nil {
+		return
+	}
+	c.mu.Lock()
+	if c.server != s {
+		c.mu.Unlock()
+		return
+	}
+	if ev.Params {
+		for n := range c.want {
+			if v, ok := s.Param(n); ok {
+				c.want[n] = v
+			}
+		}
+	}
+	c.pending = max(c.pending-ev.Ready, 0)
+	if ev.Ready > 0 {
+		c.txStatus = ev.Status
+	}
+	clean := c.pending == 0 && !c.dirty
+	var release, abort, fatal bool
+	switch {
+	case ev.Fatal:
+		fatal = true
+	case werr != nil:
+		// The client is gone: keep the server only if it is between
+		// transactions.
+		release = clean && c.txStatus == 'I'
+		if !release {
+			s.MarkBroken()
+		}
+	case !clean || c.mode == config.PoolModeSession:
+	case c.txStatus == 'I':
+		release = true
+	case c.mode == config.PoolModeStatement:
+		abort = true
+	}
+	if fatal || release || abort || werr != nil {
+		c.server = nil
+	}
+	idleInTx := c.server != nil && c.pending == 0
+	c.mu.Unlock()
+
+	switch {
+	case fatal:
+		c.terminate()
+		c.pool.Release(s)
+	case werr != nil:
+		c.terminate()
+		c.pool.Release(s)
+	case release:
+		c.pool.Release(s)
+		c.armIdleTimeout()
+	case abort:
+		c.sendError(wire.Fatal(wire.CodeFeatureNotSupported, "transaction blocks are not allowed in statement pooling mode"))
+		c.terminate()
+		go c.rollbackAndRelease(s)
+	case idleInTx:
+		c.armIdleTimeout()
+	}
+}
+
+// armIdleTimeout sets the client read deadline for its state: between
+// transactions client_idle_timeout, inside one idle_transaction_timeout.
+// SetReadDeadline may be called from any goroutine.
+func (c *clientConn) armIdleTimeout() {
+	cfg := c.p.cfg
+	c.mu.Lock()
+	attached := c.server != nil
+	inTx := attached && (c.txStatus != 'I' || c.dirty)
+	busy := attached && c.pending > 0
+	c.mu.Unlock()
+	var d time.Duration
+	switch {
+	case busy:
+	case inTx:
+		d = cfg.IdleTransactionTimeout.D()
+	case !attached:
+		d = cfg.ClientIdleTimeout.D()
+	}
+	if d > 0 {
+		_ = c.conn.SetReadDeadline(time.Now().Add(d))
+	} else if cfg.IdleTransactionTimeout > 0 || cfg.ClientIdleTimeout > 0 {
+		_ = c.conn.SetReadDeadline(time.Time{})
+	}
+}
+
+// rollbackAndRelease ends an open transaction on a server the client left
+// and returns it to the pool, or closes it if that fails.
+func (c *clientConn) rollbackAndRelease(s *pool.Server) {
+	ctx, cancel := context.WithTimeout(context.Background(), resetTimeout)
+	defer cancel()
+	res, err := s.Exec(ctx, "ROLLBACK")
+	if err != nil || res.Err != nil || res.Status != 'I' {
+		s.MarkBroken()
+	}
+	c.pool.Release(s)
+}
+
+// terminate closes the client connection; its goroutine then finishes.
+func (c *clientConn) terminate() {
+	c.mu.Lock()
+	c.gone = true
+	c.mu.Unlock()
+	_ = c.conn.Close()
+}
+
+// finish ends a session: reports err to the client if it is one mux can
+// phrase, and returns or closes the server the client held.
+func (c *clientConn) finish(err error) {
+	if c.bp != nil {
+		wire.PutBuf(c.bp)
+		c.bp = nil
+	}
+	var we *wire.Error
+	switch {
+	case err == nil, errors.Is(err, errTerminate), errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+	case errors.As(err, &we):
+		c.sendError(we)
+		c.log.Info("closing client", zap.String("sqlstate", we.Code), zap.String("reason", we.Message))
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		c.mu.Lock()
+		inTx := c.server != nil
+		c.mu.Unlock()
+		if inTx {
+			c.sendError(wire.Fatal(wire.CodeIdleInTransactionTimeout, "terminating connection due to idle-in-transaction timeout (idle_transaction_timeout)"))
+		} else {
+			c.sendError(wire.Fatal(wire.CodeIdleSessionTimeout, "terminating connection due to idle-session timeout (client_idle_timeout)"))
+		}
+		c.log.Info("closing idle client")
+	default:
+		if ce := c.log.Check(zap.DebugLevel, "client connection ended"); ce != nil {
+			ce.Write(zap.Error(err))
+		}
+	}
+	c.mu.Lock()
+	s := c.server
+	c.server = nil
+	c.gone = true
+	clean := c.pending == 0 && !c.dirty
+	status := c.txStatus
+	c.mu.Unlock()
+	if s == nil {
+		return
+	}
+	s.SetHandler(nil)
+	if !clean {
+		// Mid-query or mid-pipeline: the server's state is unknown.
+		s.MarkBroken()
+		c.pool.Release(s)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), resetTimeout)
+	defer cancel()
+	var q string
+	switch {
+	case status != 'I':
+		q = "ROLLBACK"
+	case c.mode == config.PoolModeSession:
+		q = c.p.cfg.ServerResetQuery
+	}
+	if q != "" {
+		res, err := s.Exec(ctx, q)
+		if err != nil || res.Err != nil || res.Status != 'I' {
+			s.MarkBroken()
+		} else if c.mode == config.PoolModeSession {
+			// DISCARD ALL / RESET ALL put every setting back to its default.
+			s.Applied = map[string]string{}
+		}
+	}
+	c.pool.Release(s)
+}

@@ -1,0 +1,167 @@
+package proxy
+
+import (
+	"sort"
+	"strings"
+
+	"github.com/muxpg/mux/internal/wire"
+	"github.com/muxpg/mux/pool"
+)
+
+// trackedParams are the parameters Postgres reports with ParameterStatus
+// that a client may change and that mux keeps in line per client: each
+// client sees its own value whichever server it is given.
+var trackedParams = []string{
+	"application_name",
+	"client_encoding",
+	"DateStyle",
+	"IntervalStyle",
+	"standard_conforming_strings",
+	"TimeZone",
+}
+
+// canonicalTracked maps a lower-cased name to its reported spelling.
+var canonicalTracked = func() map[string]string {
+	m := make(map[string]string, len(trackedParams))
+	for _, n := range trackedParams {
+		m[strings.ToLower(n)] = n
+	}
+	return m
+}()
+
+// fixedAtStart are pg_settings contexts whose values cannot be changed by SET
+// on a running backend.
+var fixedAtStart = map[string]bool{
+	"internal":          true,
+	"postmaster":        true,
+	"sighup":            true,
+	"backend":           true,
+	"superuser-backend": true,
+}
+
+// clientParams splits a client's startup settings into tracked (reported)
+// parameters and other settings, refusing those a pooled server cannot take.
+func clientParams(st *startup, tmpl *pool.Template, ignored func(string) bool) (want map[string]string, extra []setting, err error) {
+	want = make(map[string]string, len(trackedParams))
+	for _, n := range trackedParams {
+		if v, ok := tmpl.Params[n]; ok {
+			want[n] = v
+		}
+	}
+	contexts := make(map[string]string, len(tmpl.Contexts))
+	for k, v := range tmpl.Contexts {
+		contexts[strings.ToLower(k)] = v
+	}
+	byName := map[string]string{}
+	for _, s := range st.settings {
+		if ignored(s.name) {
+			continue
+		}
+		if canon, ok := canonicalTracked[s.name]; ok {
+			want[canon] = s.value
+			continue
+		}
+		ctx, known := contexts[s.name]
+		switch {
+		case !known && !strings.Contains(s.name, "."):
+			return nil, nil, wire.Fatal(wire.CodeUndefinedObject, "unrecognized configuration parameter %s", quote(s.name))
+		case fixedAtStart[ctx]:
+			return nil, nil, &wire.Error{Severity: "FATAL", Code: wire.CodeCantChangeRuntimeParam,
+				Message: "parameter " + quote(s.name) + " can only be set when a server process starts, so mux cannot apply it to a pooled connection",
+				Hint:    "set it in postgresql.conf or with ALTER ROLE/DATABASE, or list it in ignore_startup_parameters"}
+		}
+		byName[s.name] = s.value
+	}
+	for n, v := range byName {
+		extra = append(extra, setting{name: n, value: v})
+	}
+	sort.Slice(extra, func(i, j int) bool { return extra[i].name < extra[j].name })
+	return want, extra, nil
+}
+
+// appendLiteral appends s as an escape-string literal, safe whatever the
+// server's standard_conforming_strings.
+func appendLiteral(b []byte, s string) []byte {
+	b = append(b, 'E', '\'')
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '\'':
+			b = append(b, '\'', '\'')
+		case '\\':
+			b = append(b, '\\', '\\')
+		default:
+			b = append(b, s[i])
+		}
+	}
+	return append(b, '\'')
+}
+
+func appendIdent(b []byte, s string) []byte {
+	b = append(b, '"')
+	for i := 0; i < len(s); i++ {
+		if s[i] == '"' {
+			b = append(b, '"')
+		}
+		b = append(b, s[i])
+	}
+	return append(b, '"')
+}
+
+// syncSQL returns the statements that bring server s in line with a client
+// wanting want (reported parameters) and extra (other settings), or "" if
+// they already agree. set_config is used rather than SET because it takes a
+// value as the configuration file would: a list such as search_path given
+// as "a, b" stays a list.
+func syncSQL(s *pool.Server, want map[string]string, extra []setting) string {
+	var b []byte
+	add := func(name, value string) {
+		if b == nil {
+			b = append(b, "SELECT "...)
+		} else {
+			b = append(b, ", "...)
+		}
+		b = append(b, "pg_catalog.set_config("...)
+		b = appendLiteral(b, name)
+		b = append(b, ", "...)
+		b = appendLiteral(b, value)
+		b = append(b, ", false)"...)
+	}
+	for _, n := range trackedParams {
+		v, ok := want[n]
+		if !ok {
+			continue
+		}
+		if cur, _ := s.Param(n); cur != v {
+			add(n, v)
+		}
+	}
+	for _, e := range extra {
+		if cur, ok := s.Applied[e.name]; !ok || cur != e.value {
+			add(e.name, e.value)
+		}
+	}
+	var resets []string
+	for n := range s.Applied {
+		if !hasSetting(extra, n) {
+			resets = append(resets, n)
+		}
+	}
+	sort.Strings(resets)
+	for _, n := range resets {
+		if b != nil {
+			b = append(b, "; "...)
+		}
+		b = append(b, "RESET "...)
+		b = appendIdent(b, n)
+	}
+	return string(b)
+}
+
+func hasSetting(list []setting, name string) bool {
+	for _, s := range list {
+		if s.name == name {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,304 @@
+// Package proxy accepts client connections and relays them to pooled
+// PostgreSQL servers: startup, authentication, the relay itself, pool-mode
+// rules, parameter sync and cancel routing.
+package proxy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/muxpg/mux/config"
+	"github.com/muxpg/mux/pool"
+)
+
+// Proxy is the multiplexer: listeners, client sessions and pools. Create it
+// with New, feed it listeners with Serve, and stop it with Shutdown.
+type Proxy struct {
+	cfg *config.Config
+	log *zap.Logger
+	// users is read-only after New.
+	users map[string]*userEntry
+
+	nclients atomic.Int64 // client connections being served (incl. login)
+	nextID   atomic.Uint64
+
+	poolMu sync.Mutex
+	pools  map[poolKey]*pool.Pool
+
+	keysMu sync.Mutex // guards keys and conns
+	keys   map[uint32]*clientConn // by mux-issued BackendKeyData process ID
+	conns  map[net.Conn]struct{}  // every accepted connection, for shutdown
+
+	lnMu      sync.Mutex
+	listeners []net.Listener
+	closing   atomic.Bool
+	wg        sync.WaitGroup // connection goroutines
+}
+
+type poolKey struct {
+	database string // the name the client asked for
+	user     string
+}
+
+// New builds a proxy from a validated config.
+func New(cfg *config.Config, log *zap.Logger) (*Proxy, error) {
+	p := &Proxy{
+		cfg:   cfg,
+		log:   log.Named("proxy"),
+		users: make(map[string]*userEntry, len(cfg.Users)),
+		pools: map[poolKey]*pool.Pool{},
+		keys:  map[uint32]*clientConn{},
+		conns: map[net.Conn]struct{}{},
+	}
+	for name, u := range cfg.Users {
+		e, err := newUserEntry(name, u)
+		if err != nil {
+			return nil, err
+		}
+		p.users[name] = e
+	}
+	return p, nil
+}
+
+// Listen opens every listener the config names: TCP addresses and the
+// Unix socket.
+func (p *Proxy) Listen() ([]net.Listener, error) {
+	lc := net.ListenConfig{KeepAliveConfig: p.keepAlive().Config()}
+	var lns []net.Listener
+	fail := func(err error) ([]net.Listener, error) {
+		for _, l := range lns {
+			l.Close()
+		}
+		return nil, err
+	}
+	for _, addr := range p.cfg.Listen {
+		ln, err := lc.Listen(context.Background(), "tcp", addr)
+		if err != nil {
+			return fail(fmt.Errorf("listen: %w", err))
+		}
+		lns = append(lns, ln)
+	}
+	if path := p.cfg.UnixSocketPath(); path != "" {
+		if err := removeStaleSocket(path); err != nil {
+			return fail(err)
+		}
+		ln, err := net.Listen("unix", path)
+		if err != nil {
+			return fail(fmt.Errorf("listen: %w", err))
+		}
+		if err := os.Chmod(path, p.cfg.UnixSocketFileMode()); err != nil {
+			ln.Close()
+			return fail(fmt.Errorf("unix_socket_mode: %w", err))
+		}
+		lns = append(lns, ln)
+	}
+	return lns, nil
+}
+
+// removeStaleSocket deletes a socket file left behind by a previous run;
+// one that still answers belongs to a live process and is an error.
+func removeStaleSocket(path string) error {
+	if _, err := os.Stat(path); err != nil {
+		return nil
+	}
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return fmt.Errorf("unix socket %s is in use by another process", path)
+	}
+	if err := os.Remove(path); err != nil {
+		return fmt.Errorf("removing stale unix socket: %w", err)
+	}
+	_ = os.MkdirAll(filepath.Dir(path), 0o755)
+	return nil
+}
+
+func (p *Proxy) keepAlive() pool.KeepAlive {
+	return pool.KeepAlive{
+		Enable:   p.cfg.TCPKeepalive,
+		Idle:     p.cfg.TCPKeepIdle.D(),
+		Interval: p.cfg.TCPKeepIntvl.D(),
+		Count:    p.cfg.TCPKeepCnt,
+	}
+}
+
+// Serve accepts connections on ln until it is closed.
+func (p *Proxy) Serve(ln net.Listener) error {
+	p.lnMu.Lock()
+	if p.closing.Load() {
+		p.lnMu.Unlock()
+		ln.Close()
+		return net.ErrClosed
+	}
+	p.listeners = append(p.listeners, ln)
+	p.lnMu.Unlock()
+	log := p.log.With(zap.Stringer("listen", ln.Addr()))
+	log.Info("listening")
+	backoff := 5 * time.Millisecond
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			// Out of file descriptors and the like: wait and carry on
+			// rather than spin or give up.
+			log.Warn("accept failed", zap.Error(err))
+			time.Sleep(backoff)
+			backoff = min(2*backoff, time.Second)
+			continue
+		}
+		backoff = 5 * time.Millisecond
+		p.keysMu.Lock()
+		p.conns[conn] = struct{}{}
+		p.keysMu.Unlock()
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			p.serveConn(conn)
+			p.keysMu.Lock()
+			delete(p.conns, conn)
+			p.keysMu.Unlock()
+		}()
+	}
+}
+
+// Shutdown stops accepting connections, lets clients leave on their own
+// until ctx ends, then closes the rest, and closes every pool.
+func (p *Proxy) Shutdown(ctx context.Context) error {
+	p.closing.Store(true)
+	p.lnMu.Lock()
+	for _, ln := range p.listeners {
+		ln.Close()
+	}
+	p.listeners = nil
+	p.lnMu.Unlock()
+
+	done := make(chan struct{})
+	go func() { p.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		p.keysMu.Lock()
+		for _, c := range p.keys {
+			c.terminate()
+		}
+		for conn := range p.conns {
+			conn.Close()
+		}
+		p.keysMu.Unlock()
+		<-done
+	}
+	p.poolMu.Lock()
+	pools := p.pools
+	p.pools = map[poolKey]*pool.Pool{}
+	p.poolMu.Unlock()
+	for _, pl := range pools {
+		pl.Close()
+	}
+	wctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, pl := range pools {
+		_ = pl.Wait(wctx)
+	}
+	return ctx.Err()
+}
+
+// poolFor returns the pool for (database, user), creating it.
+func (p *Proxy) poolFor(dbName string, db config.Database, user string, u *userEntry) *pool.Pool {
+	key := poolKey{dbName, user}
+	p.poolMu.Lock()
+	defer p.poolMu.Unlock()
+	if pl := p.pools[key]; pl != nil {
+		return pl
+	}
+	t := pool.Target{
+		Host:      db.Host,
+		Port:      db.Port,
+		Database:  db.DBName,
+		User:      user,
+		KeepAlive: p.keepAlive(),
+	}
+	switch {
+	case db.User != "":
+		t.User, t.Password = db.User, db.Password
+	case db.Password != "":
+		t.Password = db.Password
+	case u != nil:
+		t.Password = u.password
+	}
+	size := db.PoolSize
+	pl := pool.New(pool.Config{
+		Target:         t,
+		MaxSize:        size,
+		MinSize:        min(db.MinPoolSize, size),
+		Lifetime:       p.cfg.ServerLifetime.D(),
+		IdleTimeout:    p.cfg.ServerIdleTimeout.D(),
+		CheckDelay:     p.cfg.ServerCheckDelay.D(),
+		CheckQuery:     p.cfg.ServerCheckQuery,
+		ConnectTimeout: p.cfg.ServerConnectTimeout.D(),
+		LoginRetry:     p.cfg.ServerLoginRetry.D(),
+	}, p.log.Named("pool").With(zap.String("database", dbName), zap.String("user", user)))
+	p.pools[key] = pl
+	return pl
+}
+
+// register issues a random BackendKeyData for c.
+func (p *Proxy) register(c *clientConn) {
+	var b [8]byte
+	p.keysMu.Lock()
+	defer p.keysMu.Unlock()
+	for {
+		_, _ = rand.Read(b[:])
+		pid := binary.BigEndian.Uint32(b[:4]) & 0x7fffffff // positive, as a real PID
+		if pid == 0 || p.keys[pid] != nil {
+			continue
+		}
+		c.key = cancelKey{pid: pid, secret: binary.BigEndian.Uint32(b[4:])}
+		p.keys[pid] = c
+		return
+	}
+}
+
+func (p *Proxy) unregister(c *clientConn) {
+	if c.key.pid == 0 {
+		return
+	}
+	p.keysMu.Lock()
+	if p.keys[c.key.pid] == c {
+		delete(p.keys, c.key.pid)
+	}
+	p.keysMu.Unlock()
+}
+
+func (p *Proxy) lookupKey(k cancelKey) *clientConn {
+	p.keysMu.Lock()
+	defer p.keysMu.Unlock()
+	c := p.keys[k.pid]
+	if c == nil || !keyMatches(c.key.secret, k.secret) {
+		return nil
+	}
+	return c
+}
+
+// NumClients returns the number of client connections being served.
+func (p *Proxy) NumClients() int { return int(p.nclients.Load()) }
+
+func lowerSet(list []string) map[string]bool {
+	m := make(map[string]bool, len(list))
+	for _, s := range list {
+		m[strings.ToLower(s)] = true
+	}
+	return m
+}

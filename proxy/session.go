@@ -1,0 +1,244 @@
+package proxy
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+	"go.uber.org/zap"
+
+	"github.com/muxpg/mux/config"
+	"github.com/muxpg/mux/internal/wire"
+	"github.com/muxpg/mux/pool"
+)
+
+// serveConn runs one accepted connection from its first byte to its close.
+func (p *Proxy) serveConn(conn net.Conn) {
+	p.nclients.Add(1)
+	defer p.nclients.Add(-1)
+	c := &clientConn{
+		p:    p,
+		conn: conn,
+		id:   p.nextID.Add(1),
+	}
+	c.log = p.log.With(zap.Uint64("client_id", c.id), zap.Stringer("remote", conn.RemoteAddr()))
+	defer conn.Close()
+
+	if d := p.cfg.ClientLoginTimeout.D(); d > 0 {
+		_ = conn.SetDeadline(time.Now().Add(d))
+	}
+	st, err := c.readStartup()
+	if err != nil {
+		c.loginFailed(err)
+		return
+	}
+	if st == nil {
+		return // a cancel request, handled
+	}
+	c.user, c.database = st.user, st.database
+	c.log = c.log.With(zap.String("user", st.user), zap.String("database", st.database))
+	if err := c.login(st); err != nil {
+		c.loginFailed(err)
+		return
+	}
+	_ = conn.SetDeadline(time.Time{})
+	defer p.unregister(c)
+	if ce := c.log.Check(zap.DebugLevel, "client logged in"); ce != nil {
+		ce.Write(zap.String("pool_mode", c.mode))
+	}
+	err = c.relay()
+	c.finish(err)
+}
+
+// loginFailed reports a failed login to the client (if it is a protocol
+// error mux can phrase) and logs it.
+func (c *clientConn) loginFailed(err error) {
+	var we *wire.Error
+	if errors.As(err, &we) {
+		c.sendError(we)
+		c.log.Info("login failed", zap.String("sqlstate", we.Code), zap.String("reason", we.Message))
+		return
+	}
+	var le *pool.LoginError
+	if errors.As(err, &le) {
+		c.sendError(le.Err)
+		c.log.Info("login failed: server refused", zap.String("sqlstate", le.Err.Code), zap.String("reason", le.Err.Message))
+		return
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		c.sendError(wire.Fatal(wire.CodeProtocolViolation, "client_login_timeout: login not completed in time"))
+		c.log.Info("login timed out")
+		return
+	}
+	c.log.Info("login failed", zap.Error(err))
+}
+
+// readStartup runs the pre-authentication state machine: GSSENCRequest and
+// SSLRequest are answered 'N', a CancelRequest is routed (nil, nil is
+// returned), and the StartupMessage is parsed.
+func (c *clientConn) readStartup() (*startup, error) {
+	buf := make([]byte, wire.MaxStartupPacketLen)
+	sawSSL, sawGSS := false, false
+	for {
+		body, err := readPacket(c.conn, buf)
+		if err != nil {
+			return nil, err
+		}
+		code := binary.BigEndian.Uint32(body[:4])
+		switch code {
+		case wire.SSLRequestCode, wire.GSSENCRequestCode:
+			if len(body) != 4 || (code == wire.SSLRequestCode && sawSSL) || (code == wire.GSSENCRequestCode && sawGSS) {
+				return nil, wire.Fatal(wire.CodeProtocolViolation, "unsupported frontend protocol request")
+			}
+			sawSSL = sawSSL || code == wire.SSLRequestCode
+			sawGSS = sawGSS || code == wire.GSSENCRequestCode
+			if hasPendingInput(c.conn) {
+				return nil, wire.Fatal(wire.CodeProtocolViolation, "received unencrypted data after SSL request")
+			}
+			if _, err := c.conn.Write([]byte{'N'}); err != nil {
+				return nil, err
+			}
+		case wire.CancelRequestCode:
+			if len(body) != 12 {
+				return nil, wire.Fatal(wire.CodeProtocolViolation, "invalid length of cancel request")
+			}
+			c.p.cancel(cancelKey{pid: binary.BigEndian.Uint32(body[4:8]), secret: binary.BigEndian.Uint32(body[8:12])})
+			return nil, nil
+		default:
+			major, minor := code>>16, code&0xffff
+			if major != 3 {
+				return nil, wire.Fatal(wire.CodeFeatureNotSupported,
+					"unsupported frontend protocol %d.%d: server supports 3.0 to 3.0", major, minor)
+			}
+			return parseStartup(minor, body[4:])
+		}
+	}
+}
+
+// login authenticates the client, finds its pool and sends the welcome:
+// AuthenticationOk, ParameterStatus, BackendKeyData, ReadyForQuery.
+func (c *clientConn) login(st *startup) error {
+	p := c.p
+	cfg := p.cfg
+	if cfg.MaxClientConn > 0 && p.nclients.Load() > int64(cfg.MaxClientConn) {
+		return wire.Fatal(wire.CodeTooManyConnections, "sorry, too many clients already (max_client_conn = %d)", cfg.MaxClientConn)
+	}
+	if st.minor > 0 || len(st.unknownPQ) > 0 {
+		nv := pgproto3.NegotiateProtocolVersion{NewestMinorProtocol: 0, UnrecognizedOptions: st.unknownPQ}
+		if err := c.writeMsg(&nv); err != nil {
+			return err
+		}
+	}
+	db, ok := cfg.LookupDatabase(st.database)
+	u := p.users[st.user]
+	// Authenticate before saying whether the database exists, as Postgres.
+	if err := c.authenticate(cfg.AuthType, st.user, u); err != nil {
+		return err
+	}
+	if !ok {
+		return wire.Fatal(wire.CodeInvalidCatalogName, "database %s does not exist", quote(st.database))
+	}
+	c.mode = cfg.PoolModeFor(db, st.user)
+	c.maxMsg = int(cfg.MaxMessageSize)
+	c.pool = p.poolFor(st.database, db, st.user, u)
+
+	ctx, cancel := c.waitContext()
+	defer cancel()
+	tmpl, err := c.pool.Template(ctx)
+	if err != nil {
+		return c.poolError(err)
+	}
+	ignored := lowerSet(cfg.IgnoreStartupParameters)
+	want, extra, err := clientParams(st, tmpl, func(n string) bool { return ignored[n] })
+	if err != nil {
+		return err
+	}
+	c.want, c.extra = want, extra
+	p.register(c)
+
+	out := wire.AppendMessage(nil, &pgproto3.AuthenticationOk{})
+	for name, v := range tmpl.Params {
+		if w, ok := want[name]; ok {
+			v = w
+		}
+		out = wire.AppendMessage(out, &pgproto3.ParameterStatus{Name: name, Value: v})
+	}
+	var secret [4]byte
+	binary.BigEndian.PutUint32(secret[:], c.key.secret)
+	out = wire.AppendMessage(out, &pgproto3.BackendKeyData{ProcessID: c.key.pid, SecretKey: secret[:]})
+	out = wire.AppendReadyForQuery(out, 'I')
+	return c.write(out)
+}
+
+// waitContext bounds a wait for a server by query_wait_timeout.
+func (c *clientConn) waitContext() (context.Context, context.CancelFunc) {
+	if d := c.p.cfg.QueryWaitTimeout.D(); d > 0 {
+		return context.WithTimeout(context.Background(), d)
+	}
+	return context.WithCancel(context.Background())
+}
+
+// poolError turns a failure to get a server into what the client is told.
+func (c *clientConn) poolError(err error) error {
+	var le *pool.LoginError
+	switch {
+	case errors.As(err, &le):
+		e := *le.Err
+		e.Severity = "FATAL"
+		return &e
+	case errors.Is(err, pool.ErrWaitTimeout):
+		return &wire.Error{Severity: "FATAL", Code: wire.CodeTooManyConnections,
+			Message: "query_wait_timeout: no server connection became free in time",
+			Hint:    "raise pool_size or query_wait_timeout, or find what holds the servers"}
+	case errors.Is(err, pool.ErrClosed):
+		return wire.Fatal(wire.CodeAdminShutdown, "terminating connection due to administrator command")
+	}
+	return &wire.Error{Severity: "FATAL", Code: wire.CodeConnectionFailure,
+		Message: "could not connect to the database server: " + err.Error()}
+}
+
+// writeMsg sends one pgproto3 message to the client.
+func (c *clientConn) writeMsg(m interface{ Encode([]byte) ([]byte, error) }) error {
+	return c.write(wire.AppendMessage(nil, m))
+}
+
+// write sends bytes to the client; writes from the client's goroutine and
+// from its server's read goroutine are serialised.
+func (c *clientConn) write(b []byte) error {
+	c.wmu.Lock()
+	_, err := c.conn.Write(b)
+	c.wmu.Unlock()
+	return err
+}
+
+// sendError sends e, bounded in time so a client that does not read cannot
+// hold us.
+func (c *clientConn) sendError(e *wire.Error) {
+	_ = c.conn.SetWriteDeadline(time.Now().Add(time.Second))
+	_ = c.write(wire.AppendError(nil, e))
+}
+
+// rawConn returns the client's raw connection if reads can wait for data
+// without a buffer (plain TCP and Unix sockets).
+func rawConn(conn net.Conn) syscall.RawConn {
+	sc, ok := conn.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return raw
+}
+
+var _ = config.AuthTrust
