@@ -68,20 +68,10 @@ func malformed(detail string) error {
 // the results agree there; they can differ for a valid non-ASCII password
 // that PostgreSQL's SASLprep would change, e.g. one with a non-ASCII space,
 // a soft hyphen or a character NFKC rewrites.
+//
+// Both cases therefore come down to using the password unchanged.
 func saslPrep(password string) string {
-	if isPrintableASCII(password) {
-		return password
-	}
-	return password // limitation documented above
-}
-
-func isPrintableASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x20 || s[i] > 0x7e {
-			return false
-		}
-	}
-	return true
+	return password
 }
 
 // saltedPassword is RFC 5802's Hi(password, salt, i) for SHA-256.

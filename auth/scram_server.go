@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"fmt"
@@ -44,7 +45,8 @@ const (
 	serverFailed
 )
 
-// NewSCRAMServer returns a server that checks clients against secret.
+// NewSCRAMServer returns a server that checks clients against secret,
+// which must not be nil. The secret is copied.
 func NewSCRAMServer(secret *SCRAMSecret) *SCRAMServer {
 	s := &SCRAMServer{secret: *secret}
 	s.secret.Salt = append([]byte(nil), secret.Salt...)
@@ -68,7 +70,9 @@ func NewMockSCRAMServer(username string) *SCRAMServer {
 }
 
 var mockKey = sync.OnceValue(func() []byte {
-	return []byte(makeNonce() + makeNonce())
+	key := make([]byte, 32)
+	rand.Read(key)
+	return key
 })
 
 // HandleClientFirst takes the client-first-message (the data of

@@ -215,6 +215,10 @@ func Load(path string) (*Config, error) {
 	}
 	c, err := Parse(data)
 	if err != nil {
+		if strings.Contains(err.Error(), "\n") {
+			// Several problems: keep one per line.
+			return nil, fmt.Errorf("config %s:\n%w", path, err)
+		}
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
 	return c, nil

@@ -360,6 +360,11 @@ func (c *clientConn) ServerData(s *pool.Server, data []byte, ev *pool.Events) {
 		}
 		return
 	}
+	if c.mode == config.PoolModeStatement && ev.Ready > 0 && ev.Status != 'I' && endsWithReady(data) {
+		// A transaction block began: the client is refused before it
+		// sees ReadyForQuery 'T', so it cannot send more into it.
+		data = data[:len(data)-6]
+	}
 	var werr error
 	if len(data) > 0 {
 		werr = c.write(data)
@@ -424,6 +429,12 @@ func (c *clientConn) ServerData(s *pool.Server, data []byte, ev *pool.Events) {
 	case idleInTx:
 		c.armIdleTimeout()
 	}
+}
+
+// endsWithReady reports whether data ends with a ReadyForQuery message.
+func endsWithReady(data []byte) bool {
+	n := len(data)
+	return n >= 6 && data[n-6] == 'Z' && data[n-5] == 0 && data[n-4] == 0 && data[n-3] == 0 && data[n-2] == 5
 }
 
 // armIdleTimeout sets the client read deadline for its state: between

@@ -78,7 +78,6 @@ type testMux struct {
 func muxConfig(top string) string {
 	return fmt.Sprintf(`
 listen = ["127.0.0.1:0"]
-auth_type = "scram-sha-256"
 %s
 
 [databases.muxtest]
@@ -153,7 +152,7 @@ func startMux(t testing.TB, top string) *testMux {
 func (m *testMux) dsn(user, password, db string, extra ...string) string {
 	// Named prepared statements in transaction mode are a later feature:
 	// until then tests use pgx's unnamed-statement mode.
-	s := fmt.Sprintf("host=%s port=%d user=%s password=%s dbname=%s sslmode=disable default_query_exec_mode=exec",
+	s := fmt.Sprintf("host=%s port=%d user='%s' password='%s' dbname='%s' sslmode=disable default_query_exec_mode=exec",
 		m.host, m.port, user, password, db)
 	if len(extra) > 0 {
 		s += " " + strings.Join(extra, " ")

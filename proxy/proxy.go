@@ -37,7 +37,7 @@ type Proxy struct {
 	poolMu sync.Mutex
 	pools  map[poolKey]*pool.Pool
 
-	keysMu sync.Mutex // guards keys and conns
+	keysMu sync.Mutex             // guards keys and conns
 	keys   map[uint32]*clientConn // by mux-issued BackendKeyData process ID
 	conns  map[net.Conn]struct{}  // every accepted connection, for shutdown
 

@@ -43,10 +43,15 @@ var byteClass = func() (t [256]uint8) {
 	return t
 }()
 
-// identCont reports whether c may continue an identifier.
-func identCont(c byte) bool {
-	return byteClass[c] == clsIdent || byteClass[c] == clsDigit || c == '$'
-}
+// identContTab[c] reports whether c may continue an identifier.
+var identContTab = func() (t [256]bool) {
+	for c := range t {
+		t[c] = byteClass[c] == clsIdent || byteClass[c] == clsDigit || c == '$'
+	}
+	return t
+}()
+
+func identCont(c byte) bool { return identContTab[c] }
 
 // lexer is a PostgreSQL token scanner following the rules of the server's
 // scan.l, reduced to what is needed to find token boundaries.

@@ -100,6 +100,10 @@ func Scan(sql []byte, opt Options, fn func(Statement) bool) {
 		}
 
 		var kw Keyword
+		if nwords == 3 && (lead[0] != KwCreate || lead[1] != KwOr) {
+			// Only CREATE OR REPLACE needs a fourth word.
+			nwords = -1
+		}
 		if nwords >= 0 && nwords < len(lead) {
 			kw = LookupKeyword(sql[start:l.pos])
 			if nwords < len(st.Keywords) {
