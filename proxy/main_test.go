@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -76,8 +77,12 @@ type testMux struct {
 // muxConfig returns the TOML for a mux in front of the test cluster. top is
 // inserted among the top-level keys.
 func muxConfig(top string) string {
+	listen := `listen = ["127.0.0.1:0"]`
+	if strings.Contains(top, "listen =") {
+		listen = ""
+	}
 	return fmt.Sprintf(`
-listen = ["127.0.0.1:0"]
+%s
 %s
 
 [databases.muxtest]
@@ -108,7 +113,7 @@ password = "pwpass"
 
 [users.trustuser]
 password = "trustpass"
-`, top, cluster.Host, cluster.Port, cluster.Host, cluster.Port, cluster.Host, cluster.Port)
+`, listen, top, cluster.Host, cluster.Port, cluster.Host, cluster.Port, cluster.Host, cluster.Port)
 }
 
 // startMux starts mux with muxConfig(top) and stops it (checking for leaked
@@ -132,11 +137,22 @@ func startMux(t testing.TB, top string) *testMux {
 		t.Fatal(err)
 	}
 	m := &testMux{t: t, p: p, cfg: cfg, done: make(chan struct{})}
-	addr := lns[0].Addr().(*net.TCPAddr)
-	m.host, m.port = addr.IP.String(), addr.Port
+	for _, ln := range lns {
+		if addr, ok := ln.Addr().(*net.TCPAddr); ok && m.host == "" {
+			m.host, m.port = addr.IP.String(), addr.Port
+		}
+	}
+	var wg sync.WaitGroup
+	for _, ln := range lns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = p.Serve(ln)
+		}()
+	}
 	go func() {
-		defer close(m.done)
-		_ = p.Serve(lns[0])
+		wg.Wait()
+		close(m.done)
 	}()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
