@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/muxpg/mux/auth"
 )
 
 const minimalDB = "[databases.app]\n"
@@ -164,6 +166,8 @@ func containsLine(s, line string) bool {
 
 func TestInvalidValues(t *testing.T) {
 	const scram = "SCRAM-SHA-256$4096:c2FsdA==$"
+	key := strings.Repeat("A", 43) + "=" // 32 zero bytes
+	scram0 := "SCRAM-SHA-256$0:c2FsdA==$" + key + ":" + key
 	tests := []struct {
 		name, global, tables, want string
 	}{
@@ -201,7 +205,8 @@ func TestInvalidValues(t *testing.T) {
 		{"db name nul", "", "[databases.\"a\\u0000b\"]", "database name must not contain NUL bytes"},
 		{"db dbname long", "", "[databases.app]\ndbname = \"" + strings.Repeat("x", 64) + "\"", "databases.app.dbname: database name is 64 bytes long"},
 		{"db user nul", "", "[databases.app]\nuser = \"a\\u0000\"", "databases.app.user: user name must not contain NUL bytes"},
-		{"db password", "", "[databases.app]\npassword = \"md5" + strings.Repeat("z", 32) + "\"", "databases.app.password: malformed md5 secret"},
+		{"db password", "", "[databases.app]\npassword = \"" + scram0 + "\"", "databases.app.password: malformed SCRAM-SHA-256 secret: bad iteration count"},
+		{"db password nul", "", "[databases.app]\npassword = \"a\\u0000b\"", "databases.app.password: password must not contain NUL bytes"},
 		{"db pool_mode", "", "[databases.app]\npool_mode = \"sess\"", `databases.app.pool_mode: "sess" is not one of session, transaction, statement`},
 		{"db pool_size", "", "[databases.app]\npool_size = -1", "databases.app.pool_size: -1 is less than 0"},
 		{"db min_pool_size", "", "[databases.app]\nmin_pool_size = -2", "databases.app.min_pool_size: -2 is less than -1"},
@@ -210,9 +215,9 @@ func TestInvalidValues(t *testing.T) {
 		{"db inherited min", "min_pool_size = 5", "[databases.\"*\"]\npool_size = 2", `databases."*".pool_size: 2 is less than the global min_pool_size 5; lower it or set databases."*".min_pool_size`},
 		{"user name long", "", minimalDB + "[users." + strings.Repeat("u", 64) + "]\npassword = \"x\"", "users." + strings.Repeat("u", 64) + ": user name is 64 bytes long"},
 		{"user no password", "", minimalDB + "[users.bob]", "users.bob.password: must not be empty unless auth_type is trust"},
-		{"user md5 short", `auth_type = "md5"`, minimalDB + "[users.bob]\npassword = \"md5" + strings.Repeat("A", 32) + "\"", "users.bob.password: malformed md5 secret"},
+		{"user scram with md5", `auth_type = "md5"`, minimalDB + "[users.bob]\npassword = \"" + scram + "AAAA\"", "users.bob.password: malformed SCRAM-SHA-256 secret"},
 		{"user md5 with scram", "", minimalDB + "[users.bob]\npassword = \"md5" + strings.Repeat("a", 32) + "\"", "users.bob.password: an md5 secret cannot be used with auth_type scram-sha-256"},
-		{"user scram", "", minimalDB + "[users.bob]\npassword = \"" + scram + "AAAA:AAAA\"", "users.bob.password: malformed scram secret: StoredKey is 3 bytes, want 32"},
+		{"user scram", "", minimalDB + "[users.bob]\npassword = \"" + scram + "AAAA:AAAA\"", "users.bob.password: malformed SCRAM-SHA-256 secret: bad StoredKey"},
 		{"user pool_mode", "", minimalDB + "[users.bob]\npassword = \"x\"\npool_mode = \"x\"", `users.bob.pool_mode: "x" is not one of session, transaction, statement`},
 	}
 	for _, tt := range tests {
@@ -377,11 +382,14 @@ func TestExampleFile(t *testing.T) {
 	}
 	// The example's SCRAM secret must really be that of the password "alice".
 	alice := c.Users["alice"].Password
-	sec, err := ParseSCRAMSecret(alice)
+	sec, err := auth.ParseSecret(alice)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := scramSecret(t, "alice", sec.Salt, sec.Iterations); got != alice {
+	if sec.Kind != auth.SecretSCRAM {
+		t.Fatalf("alice's password is a %v secret, want scram-sha-256", sec.Kind)
+	}
+	if got := scramSecret(t, "alice", sec.SCRAM.Salt, sec.SCRAM.Iterations); got != alice {
 		t.Errorf("alice's secret does not match the password \"alice\":\n got %s\nwant %s", alice, got)
 	}
 	// Every key of the schema is documented (and set) in the example.

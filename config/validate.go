@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/muxpg/mux/auth"
 )
 
 var (
@@ -178,7 +180,7 @@ func (c *Config) problems() []error {
 			}
 		} else {
 			ck.secret(pw, u.Password)
-			if c.AuthType == AuthSCRAM && ClassifySecret(u.Password) == SecretMD5 {
+			if sec, err := auth.ParseSecret(u.Password); err == nil && c.AuthType == AuthSCRAM && sec.Kind == auth.SecretMD5 {
 				ck.add(pw, "an md5 secret cannot be used with auth_type scram-sha-256; store the plain password or a SCRAM secret")
 			}
 		}

@@ -285,6 +285,12 @@ func (p *Pool) Release(s *Server) {
 		return
 	}
 	p.mu.Lock()
+	if _, ok := p.inflight[s]; !ok {
+		// Released twice: a bug, but never let one server reach two clients.
+		p.mu.Unlock()
+		p.log.DPanic("server released twice", zap.Uint64("server_id", s.ID))
+		return
+	}
 	delete(p.inflight, s)
 	if s.Broken() || p.closed || p.expired(s) {
 		p.total--

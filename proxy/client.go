@@ -268,24 +268,30 @@ func (c *clientConn) forward(data []byte, b batch) error {
 	if len(data) == 0 {
 		return nil
 	}
-	c.mu.Lock()
-	s := c.server
-	c.mu.Unlock()
-	if s == nil {
-		var err error
-		if s, err = c.attach(); err != nil {
+	// Checking for a server and counting what this run adds must be one
+	// step: the server's read goroutine may release the server between
+	// them, and the bytes would then reach a server the client no longer
+	// holds.
+	var s *pool.Server
+	for {
+		c.mu.Lock()
+		s = c.server
+		if s != nil {
+			c.pending += b.syncs
+			switch b.state {
+			case 1:
+				c.dirty = true
+			case -1:
+				c.dirty = false
+			}
+			c.mu.Unlock()
+			break
+		}
+		c.mu.Unlock()
+		if _, err := c.attach(); err != nil {
 			return err
 		}
 	}
-	c.mu.Lock()
-	c.pending += b.syncs
-	switch b.state {
-	case 1:
-		c.dirty = true
-	case -1:
-		c.dirty = false
-	}
-	c.mu.Unlock()
 	if err := s.Write(data); err != nil {
 		return wire.Fatal(wire.CodeConnectionFailure, "server connection lost: %v", err)
 	}
@@ -393,6 +399,8 @@ func (c *clientConn) ServerData(s *pool.Server, data []byte, ev *pool.Events) {
 	switch {
 	case ev.Fatal:
 		fatal = true
+	case ev.Ready == 0 && werr == nil:
+		// Only asynchronous messages: no boundary was reached.
 	case werr != nil:
 		// The client is gone: keep the server only if it is between
 		// transactions.

@@ -1,0 +1,16 @@
+# Build a static mux binary, then ship it alone on a distroless base as a
+# non-root user.
+FROM golang:1.26-bookworm AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+ARG VERSION=dev
+RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o /out/mux ./cmd/mux
+
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /out/mux /usr/local/bin/mux
+USER nonroot:nonroot
+EXPOSE 6432
+ENTRYPOINT ["/usr/local/bin/mux"]
+CMD ["-config", "/etc/mux/mux.toml"]

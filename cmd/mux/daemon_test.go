@@ -1,0 +1,114 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/muxpg/mux/internal/pgtest"
+)
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// The built binary serves a real Postgres, and SIGTERM drains: it waits
+// for the connected client to leave, then exits 0.
+func TestDaemonServesAndDrainsOnSIGTERM(t *testing.T) {
+	cluster, err := pgtest.Start(pgtest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Stop()
+
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "mux")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	port := freePort(t)
+	cfg := filepath.Join(dir, "mux.toml")
+	toml := fmt.Sprintf(`listen = ["127.0.0.1:%d"]
+log_format = "json"
+[databases.postgres]
+host = %q
+port = %d
+[users.postgres]
+password = "secret"
+`, port, cluster.Host, cluster.Port)
+	if err := os.WriteFile(cfg, []byte(toml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-config", cfg)
+	var logs bytes.Buffer
+	cmd.Stderr = &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer cmd.Process.Kill()
+
+	dsn := fmt.Sprintf("host=127.0.0.1 port=%d user=postgres password=secret dbname=postgres sslmode=disable", port)
+	var conn *pgx.Conn
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		conn, err = pgx.Connect(ctx, dsn)
+		cancel()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("mux did not come up: %v\n%s", err, logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	ctx := context.Background()
+	var one int
+	if err := conn.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil || one != 1 {
+		t.Fatalf("query through the daemon: %v", err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	// Draining: the connected client keeps working, new ones are refused.
+	time.Sleep(200 * time.Millisecond)
+	if err := conn.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil {
+		t.Fatalf("connected client failed during the drain: %v", err)
+	}
+	select {
+	case err := <-exited:
+		t.Fatalf("mux exited (%v) while a client was still connected", err)
+	default:
+	}
+	conn.Close(ctx)
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("mux exited with %v\n%s", err, logs.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("mux did not exit after the last client left\n%s", logs.String())
+	}
+	if !strings.Contains(logs.String(), `"msg":"mux stopped"`) {
+		t.Fatalf("JSON logs lack the stop line:\n%s", logs.String())
+	}
+}
