@@ -355,3 +355,8 @@ func (r *rawClient) expect(t *testing.T, names ...string) {
 		}
 	}
 }
+
+func asErrorResponse(msg pgproto3.BackendMessage) (*pgproto3.ErrorResponse, bool) {
+	er, ok := msg.(*pgproto3.ErrorResponse)
+	return er, ok
+}

@@ -1,0 +1,164 @@
+package proxy
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// serverCount returns how many backends user has open, as Postgres sees
+// them.
+func serverCount(t *testing.T, user string) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, cluster.SuperConnString("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var n int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE usename = $1", user).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func terminate(t *testing.T, pid string) {
+	t.Helper()
+	if err := cluster.Exec(context.Background(), "SELECT pg_terminate_backend("+pid+")"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// An idle server that Postgres terminates (FATAL 57P01) is noticed and
+// closed while idle; the client's next query runs on a fresh server.
+func TestIdleServerTerminatedIsReplaced(t *testing.T) {
+	m := startMux(t, "default_pool_size = 1")
+	conn := m.connectAs(t, "md5user", "md5pass", "muxtest")
+	pid := queryString(t, conn, "SELECT pg_backend_pid()::text")
+	terminate(t, pid)
+	waitFor(t, "the terminated server to leave the pool", 5*time.Second, func() bool {
+		m.p.poolMu.Lock()
+		pl := m.p.pools[poolKey{"muxtest", "md5user"}]
+		m.p.poolMu.Unlock()
+		return pl.Stats().Total == 0
+	})
+	if got := queryString(t, conn, "SELECT pg_backend_pid()::text"); got == pid {
+		t.Fatal("the terminated server was reused")
+	}
+}
+
+// A server terminated mid-transaction fails only its own client, with a
+// connection error; the others carry on.
+func TestServerTerminatedMidTransaction(t *testing.T) {
+	m := startMux(t, "default_pool_size = 2")
+	victim := m.connect(t)
+	stop := background(t, m)
+	defer stop()
+	ctx := context.Background()
+	tx, err := victim.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pid string
+	if err := tx.QueryRow(ctx, "SELECT pg_backend_pid()::text").Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	terminate(t, pid)
+	_, err = tx.Exec(ctx, "SELECT 1")
+	if err == nil {
+		t.Fatal("query on a terminated server succeeded")
+	}
+	if code := sqlstate(err); code != "" && code != "57P01" && code != "08006" {
+		t.Fatalf("victim got %v (SQLSTATE %q), want 57P01 or 08006", err, code)
+	}
+}
+
+func TestMinPoolSizeAndIdleTimeout(t *testing.T) {
+	m := startMux(t, `min_pool_size = 2
+server_idle_timeout = "1s"
+default_pool_size = 5`)
+	// The pool exists once a client has logged in; it then fills to 2.
+	conn := m.connectAs(t, "pwuser", "pwpass", "muxtest")
+	waitFor(t, "min_pool_size servers", 10*time.Second, func() bool { return serverCount(t, "pwuser") == 2 })
+	// Use 4 servers at once, then let them idle: extra ones are closed
+	// after server_idle_timeout, min_pool_size stay.
+	ctx := context.Background()
+	done := make(chan error, 4)
+	for i := 0; i < 4; i++ {
+		c := m.connectAs(t, "pwuser", "pwpass", "muxtest")
+		go func() {
+			_, err := c.Exec(ctx, "SELECT pg_sleep(0.3)")
+			done <- err
+		}()
+	}
+	for i := 0; i < 4; i++ {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := serverCount(t, "pwuser"); n < 4 {
+		t.Fatalf("%d servers after 4 concurrent queries", n)
+	}
+	waitFor(t, "idle servers to close down to min_pool_size", 10*time.Second, func() bool { return serverCount(t, "pwuser") == 2 })
+	_ = conn
+}
+
+func TestOversizedAndUnknownMessages(t *testing.T) {
+	m := startMux(t, `max_message_size = "1MB"`)
+	stop := background(t, m)
+	defer stop()
+	for name, msg := range map[string][]byte{
+		"oversized query":      {'Q', 0x40, 0, 0, 0},
+		"length below 4":       {'Q', 0, 0, 0, 3},
+		"unknown message type": {'y', 0, 0, 0, 4},
+	} {
+		t.Run(name, func(t *testing.T) {
+			raw := dialRaw(t, m, "muxuser", "muxpass", "muxtest")
+			if _, err := raw.conn.Write(msg); err != nil {
+				t.Fatal(err)
+			}
+			raw.expectError(t, "08P01")
+		})
+	}
+}
+
+// expectError reads until an ErrorResponse and checks its SQLSTATE, then
+// that mux closed the connection.
+func (r *rawClient) expectError(t *testing.T, code string) {
+	t.Helper()
+	_ = r.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		msg, err := r.fe.Receive()
+		if err != nil {
+			t.Fatalf("no ErrorResponse: %v", err)
+		}
+		if er, ok := asErrorResponse(msg); ok {
+			if er.Code != code {
+				t.Fatalf("SQLSTATE %q (%s), want %q", er.Code, er.Message, code)
+			}
+			break
+		}
+	}
+	var b [1]byte
+	if _, err := r.conn.Read(b[:]); err == nil {
+		t.Fatal("mux kept the connection open")
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatal("mux kept the connection open")
+	}
+}
