@@ -56,12 +56,8 @@ func readPacket(r io.Reader, buf []byte) ([]byte, error) {
 // read: after an SSLRequest or GSSENCRequest that is a protocol violation
 // (and with TLS, the buffer-stuffing attack of CVE-2021-23214).
 func hasPendingInput(conn net.Conn) bool {
-	sc, ok := conn.(syscall.Conn)
-	if !ok {
-		return false
-	}
-	raw, err := sc.SyscallConn()
-	if err != nil {
+	raw := rawConn(conn)
+	if raw == nil {
 		return false
 	}
 	var one [1]byte

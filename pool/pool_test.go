@@ -1,0 +1,213 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zaptest"
+
+	"github.com/muxpg/mux/internal/leakcheck"
+	"github.com/muxpg/mux/internal/pgtest"
+	"github.com/muxpg/mux/internal/wire"
+)
+
+var cluster *pgtest.Cluster
+
+func TestMain(m *testing.M) {
+	cluster = pgtest.MustStart(pgtest.Options{
+		HBA: []string{"host all md5role 127.0.0.1/32 md5"},
+	})
+	code := func() int {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := cluster.Exec(ctx, `CREATE ROLE scramrole LOGIN PASSWORD 'scrampw';
+SET password_encryption = 'md5';
+CREATE ROLE md5role LOGIN PASSWORD 'md5pw';`); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		return m.Run()
+	}()
+	_ = cluster.Stop()
+	os.Exit(code)
+}
+
+func newPool(t *testing.T, size int, target Target) *Pool {
+	t.Helper()
+	p := New(Config{
+		Target:         target,
+		MaxSize:        size,
+		ConnectTimeout: 5 * time.Second,
+		LoginRetry:     200 * time.Millisecond,
+		CheckQuery:     "select 1",
+		CheckDelay:     time.Hour,
+	}, zaptest.NewLogger(t))
+	t.Cleanup(func() {
+		p.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := p.Wait(ctx); err != nil {
+			t.Errorf("pool did not close its servers: %v", err)
+		}
+		leakcheck.Check(t, 5*time.Second)
+	})
+	return p
+}
+
+func target(user, password string) Target {
+	return Target{Host: cluster.Host, Port: cluster.Port, Database: "postgres", User: user, Password: password}
+}
+
+func TestLoginMethodsAndExec(t *testing.T) {
+	for _, tc := range []struct{ user, password string }{
+		{"scramrole", "scrampw"},
+		{"md5role", "md5pw"},
+		{"md5role", "md5" + md5hex("md5pw"+"md5role")}, // an md5 secret answers md5
+		{"postgres", ""},                                // trust
+	} {
+		t.Run(tc.user, func(t *testing.T) {
+			p := newPool(t, 1, target(tc.user, tc.password))
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			s, err := p.Acquire(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := s.Exec(ctx, "SELECT current_user, 'a''b'")
+			if err != nil || res.Err != nil {
+				t.Fatalf("exec: %v %v", err, res.Err)
+			}
+			if len(res.Rows) != 1 || res.Rows[0][0] != tc.user || res.Rows[0][1] != "a'b" || res.Status != 'I' {
+				t.Fatalf("result %+v", res)
+			}
+			if v, _ := s.Param("server_version"); v == "" {
+				t.Fatal("no server_version parameter")
+			}
+			p.Release(s)
+		})
+	}
+}
+
+func TestWrongPasswordIsNotRetried(t *testing.T) {
+	p := newPool(t, 1, target("scramrole", "wrong"))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err := p.Acquire(ctx)
+	var le *LoginError
+	if !errors.As(err, &le) || le.Err.Code != wire.CodeInvalidPassword {
+		t.Fatalf("got %v, want a 28P01 login error", err)
+	}
+	if time.Since(start) > 2*time.Second {
+		t.Fatalf("a wrong password was retried for %v", time.Since(start))
+	}
+}
+
+func TestUnreachableServerRetriesUntilDeadline(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	tg := target("scramrole", "scrampw")
+	tg.Port = port
+	p := newPool(t, 2, tg)
+	ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
+	defer cancel()
+	_, err = p.Acquire(ctx)
+	if err == nil {
+		t.Fatal("acquire from a closed port succeeded")
+	}
+	var ne *net.OpError
+	if !errors.As(err, &ne) {
+		t.Fatalf("want the connection error, got %v", err)
+	}
+	if st := p.Stats(); st.Total != 0 {
+		t.Fatalf("failed attempts left %d servers counted", st.Total)
+	}
+}
+
+func TestWaitersAreServedFIFOAndTimeOut(t *testing.T) {
+	p := newPool(t, 1, target("scramrole", "scrampw"))
+	ctx := context.Background()
+	first, err := p.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A waiter with a short deadline times out.
+	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	if _, err := p.Acquire(short); !errors.Is(err, ErrWaitTimeout) {
+		t.Fatalf("got %v, want ErrWaitTimeout", err)
+	}
+	// Three waiters get the server in the order they asked.
+	order := make(chan int, 3)
+	for i := 0; i < 3; i++ {
+		go func() {
+			s, err := p.Acquire(ctx)
+			if err != nil {
+				t.Error(err)
+				order <- -1
+				return
+			}
+			order <- i
+			time.Sleep(10 * time.Millisecond)
+			p.Release(s)
+		}()
+		waitWaiting(t, p, i+1)
+	}
+	p.Release(first)
+	for want := 0; want < 3; want++ {
+		if got := <-order; got != want {
+			t.Fatalf("waiter %d served in place %d", got, want)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for st := p.Stats(); st.Total != 1 || st.Idle != 1; st = p.Stats() {
+		if time.Now().After(deadline) {
+			t.Fatalf("stats %+v, want one idle server", st)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func waitWaiting(t *testing.T, p *Pool, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for p.Stats().Waiting < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("never saw %d waiters", n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestBrokenServerIsClosedNotReused(t *testing.T) {
+	p := newPool(t, 1, target("scramrole", "scrampw"))
+	ctx := context.Background()
+	s, err := p.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.MarkBroken()
+	p.Release(s)
+	s2, err := p.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s2 == s {
+		t.Fatal("a broken server was lent again")
+	}
+	// Releasing twice is refused rather than lending one server twice.
+	p.Release(s2)
+	p.Release(s2)
+	if st := p.Stats(); st.Idle != 1 {
+		t.Fatalf("double release: stats %+v", st)
+	}
+}
