@@ -68,7 +68,7 @@ func TestLoginMethodsAndExec(t *testing.T) {
 		{"scramrole", "scrampw"},
 		{"md5role", "md5pw"},
 		{"md5role", "md5" + md5hex("md5pw"+"md5role")}, // an md5 secret answers md5
-		{"postgres", ""},                                // trust
+		{"postgres", ""},                               // trust
 	} {
 		t.Run(tc.user, func(t *testing.T) {
 			p := newPool(t, 1, target(tc.user, tc.password))

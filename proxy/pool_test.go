@@ -162,3 +162,20 @@ func (r *rawClient) expectError(t *testing.T, code string) {
 		t.Fatal("mux kept the connection open")
 	}
 }
+
+// Shutdown with no time left ends connected clients with FATAL 57P01.
+func TestShutdownEndsClientsWith57P01(t *testing.T) {
+	m := startMux(t, "")
+	conn := m.connect(t)
+	if got := queryString(t, conn, "SELECT 'up'::text"); got != "up" {
+		t.Fatal(got)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_ = m.p.Shutdown(ctx)
+	var s string
+	err := conn.QueryRow(context.Background(), "SELECT 'after'::text").Scan(&s)
+	if got := sqlstate(err); got != "57P01" {
+		t.Fatalf("after shutdown: %v (SQLSTATE %q), want 57P01", err, got)
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/muxpg/mux/config"
+	"github.com/muxpg/mux/internal/wire"
 	"github.com/muxpg/mux/pool"
 )
 
@@ -191,9 +192,16 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	case <-done:
 	case <-ctx.Done():
 		p.keysMu.Lock()
+		clients := make([]*clientConn, 0, len(p.keys))
 		for _, c := range p.keys {
+			clients = append(clients, c)
+		}
+		p.keysMu.Unlock()
+		for _, c := range clients {
+			c.sendError(wire.Fatal(wire.CodeAdminShutdown, "terminating connection due to administrator command"))
 			c.terminate()
 		}
+		p.keysMu.Lock()
 		for conn := range p.conns {
 			conn.Close()
 		}
