@@ -121,6 +121,11 @@ type Config struct {
 	// MaxMessageSize refuses longer client messages. Default 256MB; allowed
 	// 1kB..1GB.
 	MaxMessageSize ByteSize `toml:"max_message_size"`
+	// MaxPreparedStatements bounds the protocol-level prepared statements mux
+	// keeps on each server connection in transaction and statement mode
+	// (least recently used ones are closed). 0 turns prepared statement
+	// tracking off. Default 200.
+	MaxPreparedStatements int `toml:"max_prepared_statements"`
 	// LogFormat is text or json. Default text.
 	LogFormat string `toml:"log_format"`
 	// LogLevel is debug, info, warn or error. Default info.
@@ -200,6 +205,7 @@ func Default() *Config {
 		TCPKeepalive:            true,
 		IgnoreStartupParameters: []string{},
 		MaxMessageSize:          256 * MiB,
+		MaxPreparedStatements:   200,
 		LogFormat:               "text",
 		LogLevel:                "info",
 		Databases:               map[string]Database{},

@@ -159,6 +159,7 @@ func (c *Config) problems() []error {
 	if m := c.MaxMessageSize; m < KiB || m > GiB {
 		ck.add(k("max_message_size"), "%s is out of range 1kB..1GB", m)
 	}
+	ck.atLeast(k("max_prepared_statements"), c.MaxPreparedStatements, 0)
 	ck.oneOf(k("log_format"), c.LogFormat, logFormats)
 	ck.oneOf(k("log_level"), c.LogLevel, logLevels)
 

@@ -56,6 +56,8 @@ type Target struct {
 	// secret can answer md5 authentication only.
 	Password  string
 	KeepAlive KeepAlive
+	// MaxPrepared bounds each server's prepared statement cache.
+	MaxPrepared int
 }
 
 // NetAddr returns the network and address to dial for t.
@@ -108,6 +110,7 @@ func dial(ctx context.Context, t Target, log *zap.Logger) (*Server, error) {
 		address: address,
 		Startup: map[string]string{},
 		Applied: map[string]string{},
+		Stmts:   NewStmtCache(t.MaxPrepared),
 		params:  map[string]string{},
 		done:    make(chan struct{}),
 	}

@@ -67,6 +67,12 @@ type Server struct {
 	// this server which Postgres does not report (search_path, …).
 	Applied map[string]string
 
+	// Stmts and UnnamedKey are owned by whoever holds the server: the
+	// prepared statements mux created on it, and which client Parse last
+	// filled its unnamed statement (0: none, or unknown).
+	Stmts      *StmtCache
+	UnnamedKey uint64
+
 	done   chan struct{} // closed when the read goroutine exits
 	broken atomic.Bool
 
@@ -415,6 +421,8 @@ func (s *Server) Exec(ctx context.Context, sql string) (*Result, error) {
 	if s.broken.Load() {
 		return nil, errors.New("server connection is broken")
 	}
+	// A simple query replaces the unnamed statement.
+	s.UnnamedKey = 0
 	sink := &execSink{done: make(chan struct{})}
 	s.SetHandler(sink)
 	defer s.SetHandler(nil)

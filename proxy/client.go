@@ -36,6 +36,7 @@ type clientConn struct {
 	key            cancelKey
 	mode           string // config.PoolMode*
 	pool           *pool.Pool
+	reg            *stmtRegistry // the pool's prepared statements
 	maxMsg         int
 	extra          []setting // non-reported settings from startup, sorted
 
@@ -56,6 +57,18 @@ type clientConn struct {
 	want     map[string]string // tracked reported parameters this client sees
 	gone     bool              // the client connection is closed or closing
 
+	// Prepared statement tracking (transaction and statement mode; see
+	// prepared.go), also guarded by mu.
+	track        bool
+	stmts        map[string]*preparedStmt // the client's statement names
+	portals      map[string]*preparedStmt // statement behind each portal
+	unnamedParse []byte                   // the client's last Parse(""), resent when its server changes
+	unnamedKey   uint64
+	queue        []expectation // replies owed to the client, in order; from qhead
+	qhead        int
+	sskip        int      // server bytes of a passed-through message still to come
+	evicted      []string // scratch for StmtCache.Add
+
 	wmu sync.Mutex // serialises writes to conn
 }
 
@@ -74,7 +87,11 @@ func (c *clientConn) relay() error {
 		if err := c.fill(); err != nil {
 			return err
 		}
-		if err := c.process(); err != nil {
+		process := c.process
+		if c.track {
+			process = c.processTracked
+		}
+		if err := process(); err != nil {
 			return err
 		}
 	}
@@ -241,6 +258,10 @@ partial:
 func (c *clientConn) lexOptions() sqllex.Options {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.lexOptionsLocked()
+}
+
+func (c *clientConn) lexOptionsLocked() sqllex.Options {
 	return sqllex.Options{
 		StandardConformingStrings: c.want["standard_conforming_strings"] != "off",
 		Encoding:                  sqllex.EncodingByName(c.want["client_encoding"]),
@@ -272,30 +293,42 @@ func (c *clientConn) forward(data []byte, b batch) error {
 	// step: the server's read goroutine may release the server between
 	// them, and the bytes would then reach a server the client no longer
 	// holds.
-	var s *pool.Server
-	for {
-		c.mu.Lock()
-		s = c.server
-		if s != nil {
-			c.pending += b.syncs
-			switch b.state {
-			case 1:
-				c.dirty = true
-			case -1:
-				c.dirty = false
-			}
-			c.mu.Unlock()
-			break
-		}
-		c.mu.Unlock()
-		if _, err := c.attach(); err != nil {
-			return err
-		}
+	s, err := c.holdServer()
+	if err != nil {
+		return err
 	}
+	c.count(b)
+	c.mu.Unlock()
 	if err := s.Write(data); err != nil {
 		return wire.Fatal(wire.CodeConnectionFailure, "server connection lost: %v", err)
 	}
 	return nil
+}
+
+// holdServer returns the client's server, attaching one if it holds none,
+// with c.mu locked.
+func (c *clientConn) holdServer() (*pool.Server, error) {
+	for {
+		c.mu.Lock()
+		if s := c.server; s != nil {
+			return s, nil
+		}
+		c.mu.Unlock()
+		if _, err := c.attach(); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// count applies a run's effect on the release state. c.mu must be held.
+func (c *clientConn) count(b batch) {
+	c.pending += b.syncs
+	switch b.state {
+	case 1:
+		c.dirty = true
+	case -1:
+		c.dirty = false
+	}
 }
 
 // attach takes a server from the pool for this client and brings its
@@ -342,6 +375,7 @@ func (c *clientConn) attach() (*pool.Server, error) {
 	}
 	c.mu.Lock()
 	c.server, c.pending, c.dirty, c.txStatus = s, 0, false, 'I'
+	c.queue, c.qhead, c.sskip = c.queue[:0], 0, 0
 	c.mu.Unlock()
 	s.SetHandler(c)
 	return s, nil
@@ -366,22 +400,16 @@ func (c *clientConn) ServerData(s *pool.Server, data []byte, ev *pool.Events) {
 		}
 		return
 	}
-	if c.mode == config.PoolModeStatement && ev.Ready > 0 && ev.Status != 'I' && endsWithReady(data) {
-		// A transaction block began: the client is refused before it
-		// sees ReadyForQuery 'T', so it cannot send more into it.
-		data = data[:len(data)-6]
-	}
-	var werr error
-	if len(data) > 0 {
-		werr = c.write(data)
-	}
-	if !ev.Params && ev.Ready == 0 && !ev.Fatal && werr == nil {
-		return
-	}
 	c.mu.Lock()
 	if c.server != s {
+		// The client let go of this server (it is leaving): nothing more
+		// is for it.
 		c.mu.Unlock()
 		return
+	}
+	out, bp := data, (*[]byte)(nil)
+	if c.track {
+		out, bp = c.trackServerData(s, data)
 	}
 	if ev.Params {
 		for n := range c.want {
@@ -390,8 +418,8 @@ func (c *clientConn) ServerData(s *pool.Server, data []byte, ev *pool.Events) {
 			}
 		}
 	}
-	c.pending = max(c.pending-ev.Ready, 0)
 	if ev.Ready > 0 {
+		c.pending = max(c.pending-ev.Ready, 0)
 		c.txStatus = ev.Status
 	}
 	clean := c.pending == 0 && !c.dirty
@@ -399,41 +427,67 @@ func (c *clientConn) ServerData(s *pool.Server, data []byte, ev *pool.Events) {
 	switch {
 	case ev.Fatal:
 		fatal = true
-	case ev.Ready == 0 && werr == nil:
-		// Only asynchronous messages: no boundary was reached.
-	case werr != nil:
-		// The client is gone: keep the server only if it is between
-		// transactions.
-		release = clean && c.txStatus == 'I'
-		if !release {
-			s.MarkBroken()
-		}
+	case ev.Ready == 0:
+		// Only part of a reply, or asynchronous messages.
 	case !clean || c.mode == config.PoolModeSession:
 	case c.txStatus == 'I':
 		release = true
 	case c.mode == config.PoolModeStatement:
 		abort = true
+		// Refused before it sees ReadyForQuery 'T', the client cannot send
+		// anything into the transaction.
+		if endsWithReady(out) {
+			out = out[:len(out)-6]
+		}
 	}
-	if fatal || release || abort || werr != nil {
+	detach := fatal || release || abort
+	if detach {
 		c.server = nil
+		c.queue, c.qhead, c.sskip = c.queue[:0], 0, 0
 	}
-	idleInTx := c.server != nil && c.pending == 0
+	idleInTx := !detach && ev.Ready > 0 && c.pending == 0
+	// Take the write lock before letting go of mu: replies reach the
+	// client in the order mu saw them (see trackServerData).
+	c.wmu.Lock()
 	c.mu.Unlock()
+	var werr error
+	if len(out) > 0 {
+		_, werr = c.conn.Write(out)
+	}
+	c.wmu.Unlock()
+	if bp != nil {
+		wire.PutBuf(bp)
+	}
 
 	switch {
 	case fatal:
 		c.terminate()
 		c.pool.Release(s)
-	case werr != nil:
-		c.terminate()
-		c.pool.Release(s)
-	case release:
-		c.pool.Release(s)
-		c.armIdleTimeout()
 	case abort:
 		c.sendError(wire.Fatal(wire.CodeFeatureNotSupported, "transaction blocks are not allowed in statement pooling mode"))
 		c.terminate()
 		go c.rollbackAndRelease(s)
+	case release:
+		c.pool.Release(s)
+		if werr != nil {
+			c.terminate()
+		} else {
+			c.armIdleTimeout()
+		}
+	case werr != nil:
+		// The client is gone mid-transaction: the server's state is
+		// unknown to anyone who could finish it.
+		c.mu.Lock()
+		mine := c.server == s
+		if mine {
+			c.server = nil
+		}
+		c.mu.Unlock()
+		c.terminate()
+		if mine {
+			s.MarkBroken()
+			c.pool.Release(s)
+		}
 	case idleInTx:
 		c.armIdleTimeout()
 	}

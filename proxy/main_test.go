@@ -166,9 +166,7 @@ func startMux(t testing.TB, top string) *testMux {
 
 // dsn returns a libpq keyword DSN for a client of m.
 func (m *testMux) dsn(user, password, db string, extra ...string) string {
-	// Named prepared statements in transaction mode are a later feature:
-	// until then tests use pgx's unnamed-statement mode.
-	s := fmt.Sprintf("host=%s port=%d user='%s' password='%s' dbname='%s' sslmode=disable default_query_exec_mode=exec",
+	s := fmt.Sprintf("host=%s port=%d user='%s' password='%s' dbname='%s' sslmode=disable",
 		m.host, m.port, user, password, db)
 	if len(extra) > 0 {
 		s += " " + strings.Join(extra, " ")

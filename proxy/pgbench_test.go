@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -35,6 +36,7 @@ query_wait_timeout = "60s"`)
 		return stdout
 	}
 	run("init", 5*time.Minute, "-i", "-s", "10", "-q")
+	tps := map[string]float64{}
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -42,6 +44,12 @@ query_wait_timeout = "60s"`)
 		{"select-only 1000 clients", []string{"-S", "-c", "1000", "-j", "2", "-T", "20"}},
 		{"extended 200 clients", []string{"-M", "extended", "-c", "200", "-j", "2", "-T", "20"}},
 		{"tpcb 100 clients", []string{"-c", "100", "-j", "2", "-T", "20"}},
+		// Prepared statements in transaction mode (the protocol-level
+		// statements pgbench prepares once per connection must follow the
+		// client across servers).
+		{"extended select-only 200 clients", []string{"-M", "extended", "-S", "-c", "200", "-j", "2", "-T", "20"}},
+		{"prepared select-only 200 clients", []string{"-M", "prepared", "-S", "-c", "200", "-j", "2", "-T", "20"}},
+		{"prepared tpcb 50 clients", []string{"-M", "prepared", "-c", "50", "-j", "2", "-T", "20"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out := run(tc.name, 3*time.Minute, tc.args...)
@@ -55,9 +63,19 @@ query_wait_timeout = "60s"`)
 			if !strings.Contains(out, "number of transactions actually processed") {
 				t.Fatalf("unexpected pgbench output:\n%s", out)
 			}
+			if m := tpsLine.FindStringSubmatch(out); m != nil {
+				tps[tc.name], _ = strconv.ParseFloat(m[1], 64)
+			}
 		})
 	}
+	ext, prep := tps["extended select-only 200 clients"], tps["prepared select-only 200 clients"]
+	t.Logf("select-only tps: extended %.0f, prepared %.0f (ratio %.2f)", ext, prep, prep/ext)
+	if ext > 0 && prep < 0.9*ext {
+		t.Errorf("-M prepared -S reached %.0f tps, under 0.9x of -M extended -S (%.0f)", prep, ext)
+	}
 }
+
+var tpsLine = regexp.MustCompile(`tps = ([0-9.]+) \(without initial connection time\)`)
 
 func lastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")

@@ -327,7 +327,7 @@ func dialRaw(t *testing.T, m *testMux, user, password, db string) *rawClient {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	pc, err := pgconn.Connect(ctx, strings.Replace(m.dsn(user, password, db), "default_query_exec_mode=exec", "", 1))
+	pc, err := pgconn.Connect(ctx, m.dsn(user, password, db))
 	if err != nil {
 		t.Fatal(err)
 	}

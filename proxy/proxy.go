@@ -37,6 +37,9 @@ type Proxy struct {
 
 	poolMu sync.Mutex
 	pools  map[poolKey]*pool.Pool
+	// stmts holds, per pool, the prepared statements of transaction-mode
+	// clients.
+	stmts map[poolKey]*stmtRegistry
 
 	keysMu sync.Mutex             // guards keys and conns
 	keys   map[uint32]*clientConn // by mux-issued BackendKeyData process ID
@@ -60,6 +63,7 @@ func New(cfg *config.Config, log *zap.Logger) (*Proxy, error) {
 		log:   log.Named("proxy"),
 		users: make(map[string]*userEntry, len(cfg.Users)),
 		pools: map[poolKey]*pool.Pool{},
+		stmts: map[poolKey]*stmtRegistry{},
 		keys:  map[uint32]*clientConn{},
 		conns: map[net.Conn]struct{}{},
 	}
@@ -223,20 +227,22 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// poolFor returns the pool for (database, user), creating it.
-func (p *Proxy) poolFor(dbName string, db config.Database, user string, u *userEntry) *pool.Pool {
+// poolFor returns the pool for (database, user) and its prepared
+// statement registry, creating them.
+func (p *Proxy) poolFor(dbName string, db config.Database, user string, u *userEntry) (*pool.Pool, *stmtRegistry) {
 	key := poolKey{dbName, user}
 	p.poolMu.Lock()
 	defer p.poolMu.Unlock()
 	if pl := p.pools[key]; pl != nil {
-		return pl
+		return pl, p.stmts[key]
 	}
 	t := pool.Target{
-		Host:      db.Host,
-		Port:      db.Port,
-		Database:  db.DBName,
-		User:      user,
-		KeepAlive: p.keepAlive(),
+		Host:        db.Host,
+		Port:        db.Port,
+		Database:    db.DBName,
+		User:        user,
+		KeepAlive:   p.keepAlive(),
+		MaxPrepared: p.cfg.MaxPreparedStatements,
 	}
 	switch {
 	case db.User != "":
@@ -259,7 +265,9 @@ func (p *Proxy) poolFor(dbName string, db config.Database, user string, u *userE
 		LoginRetry:     p.cfg.ServerLoginRetry.D(),
 	}, p.log.Named("pool").With(zap.String("database", dbName), zap.String("user", user)))
 	p.pools[key] = pl
-	return pl
+	reg := newStmtRegistry()
+	p.stmts[key] = reg
+	return pl, reg
 }
 
 // register issues a random BackendKeyData for c.
@@ -298,6 +306,21 @@ func (p *Proxy) lookupKey(k cancelKey) *clientConn {
 		return nil
 	}
 	return c
+}
+
+// PreparedStats returns prepared statement counters summed over pools.
+func (p *Proxy) PreparedStats() PreparedStats {
+	p.poolMu.Lock()
+	defer p.poolMu.Unlock()
+	var sum PreparedStats
+	for _, r := range p.stmts {
+		st := r.Stats()
+		sum.ClientParses += st.ClientParses
+		sum.ServerParses += st.ServerParses
+		sum.Hits += st.Hits
+		sum.Evictions += st.Evictions
+	}
+	return sum
 }
 
 // NumClients returns the number of client connections being served.

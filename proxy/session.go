@@ -54,6 +54,9 @@ func (p *Proxy) serveConn(conn net.Conn) {
 	}
 	err = c.relay()
 	c.finish(err)
+	if c.track {
+		c.forgetStatements()
+	}
 }
 
 // loginFailed reports a failed login to the client (if it is a protocol
@@ -148,8 +151,12 @@ func (c *clientConn) login(st *startup) error {
 		return wire.Fatal(wire.CodeInvalidCatalogName, "database %s does not exist", quote(st.database))
 	}
 	c.mode = cfg.PoolModeFor(db, st.user)
+	if c.mode != config.PoolModeSession && cfg.MaxPreparedStatements > 0 {
+		c.track = true
+		c.stmts = map[string]*preparedStmt{}
+	}
 	c.maxMsg = int(cfg.MaxMessageSize)
-	c.pool = p.poolFor(st.database, db, st.user, u)
+	c.pool, c.reg = p.poolFor(st.database, db, st.user, u)
 
 	ctx, cancel := c.waitContext()
 	defer cancel()
@@ -240,5 +247,3 @@ func rawConn(conn net.Conn) syscall.RawConn {
 	}
 	return raw
 }
-
-var _ = config.AuthTrust
