@@ -404,6 +404,9 @@ func (c *clientConn) trackClientMessage(dst []byte, s *pool.Server, msg []byte) 
 	body := msg[wire.HeaderLen:]
 	switch typ {
 	case 'P':
+		if repl := refuseListen(msg, c.lexOptionsLocked()); repl != nil {
+			msg, body = repl, repl[wire.HeaderLen:]
+		}
 		name, rest, ok1 := cstring(body)
 		query, types, ok2 := cstring(rest)
 		if !ok1 || !ok2 {
