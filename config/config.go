@@ -126,6 +126,36 @@ type Config struct {
 	// (least recently used ones are closed). 0 turns prepared statement
 	// tracking off. Default 200.
 	MaxPreparedStatements int `toml:"max_prepared_statements"`
+	// QueryTimeout cancels a query running longer than this (a
+	// CancelRequest; the server is kept). 0 = off. Default 0.
+	QueryTimeout Duration `toml:"query_timeout"`
+	// ClientWriteTimeout closes a client (and its server) that has not read
+	// what mux must send it for this long. 0 = off. Default 60s.
+	ClientWriteTimeout Duration `toml:"client_write_timeout"`
+	// ShutdownTimeout bounds how long SIGTERM waits for clients to leave
+	// before ending them with 57P01. Default 30s; 0 = wait forever.
+	ShutdownTimeout Duration `toml:"shutdown_timeout"`
+
+	// AdminUsers may run every admin console command; StatsUsers only SHOW.
+	AdminUsers []string `toml:"admin_users"`
+	StatsUsers []string `toml:"stats_users"`
+	// HTTPListen is the address of the HTTP endpoint (/metrics, /healthz,
+	// /readyz). "" disables it. Default "127.0.0.1:9127".
+	HTTPListen string `toml:"http_listen"`
+
+	// Client-side TLS.
+	ClientTLSSSLMode    string `toml:"client_tls_sslmode"`     // disable | allow | prefer | require | verify-ca | verify-full; default disable
+	ClientTLSKeyFile    string `toml:"client_tls_key_file"`    // PEM private key
+	ClientTLSCertFile   string `toml:"client_tls_cert_file"`   // PEM certificate chain
+	ClientTLSCAFile     string `toml:"client_tls_ca_file"`     // CA for client certificates (verify-ca, verify-full)
+	ClientTLSMinVersion string `toml:"client_tls_min_version"` // tlsv1.2 | tlsv1.3; default tlsv1.2
+	// Server-side TLS.
+	ServerTLSSSLMode    string `toml:"server_tls_sslmode"`     // disable | prefer | require | verify-ca | verify-full; default disable
+	ServerTLSCAFile     string `toml:"server_tls_ca_file"`     // CA to verify Postgres's certificate
+	ServerTLSKeyFile    string `toml:"server_tls_key_file"`    // optional client key for Postgres
+	ServerTLSCertFile   string `toml:"server_tls_cert_file"`   // optional client certificate for Postgres
+	ServerTLSMinVersion string `toml:"server_tls_min_version"` // tlsv1.2 | tlsv1.3; default tlsv1.2
+
 	// LogFormat is text or json. Default text.
 	LogFormat string `toml:"log_format"`
 	// LogLevel is debug, info, warn or error. Default info.
@@ -206,6 +236,15 @@ func Default() *Config {
 		IgnoreStartupParameters: []string{},
 		MaxMessageSize:          256 * MiB,
 		MaxPreparedStatements:   200,
+		ClientWriteTimeout:      Duration(60 * time.Second),
+		ShutdownTimeout:         Duration(30 * time.Second),
+		AdminUsers:              []string{},
+		StatsUsers:              []string{},
+		HTTPListen:              "127.0.0.1:9127",
+		ClientTLSSSLMode:        "disable",
+		ClientTLSMinVersion:     "tlsv1.2",
+		ServerTLSSSLMode:        "disable",
+		ServerTLSMinVersion:     "tlsv1.2",
 		LogFormat:               "text",
 		LogLevel:                "info",
 		Databases:               map[string]Database{},

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"os"
 	"reflect"
 	"slices"
 	"strconv"
@@ -90,6 +91,19 @@ func (c *Config) problems() []error {
 	var ck checker
 	k := func(parts ...string) toml.Key { return toml.Key(parts) }
 
+	c.tlsProblems(&ck)
+	if c.HTTPListen != "" {
+		if err := checkListenAddr(c.HTTPListen); err != nil {
+			ck.add(k("http_listen"), "%q: %v", c.HTTPListen, err)
+		}
+	}
+	for i, u := range c.AdminUsers {
+		ck.name(k("admin_users"), fmt.Sprintf("entry %d", i+1), u)
+	}
+	for i, u := range c.StatsUsers {
+		ck.name(k("stats_users"), fmt.Sprintf("entry %d", i+1), u)
+	}
+
 	// Listeners.
 	if len(c.Listen) == 0 && c.UnixSocketDir == "" {
 		ck.add(k("listen"), "must not be empty unless unix_socket_dir is set")
@@ -137,6 +151,9 @@ func (c *Config) problems() []error {
 		{"client_idle_timeout", c.ClientIdleTimeout},
 		{"idle_transaction_timeout", c.IdleTransactionTimeout},
 		{"tcp_keepidle", c.TCPKeepIdle},
+		{"query_timeout", c.QueryTimeout},
+		{"client_write_timeout", c.ClientWriteTimeout},
+		{"shutdown_timeout", c.ShutdownTimeout},
 		{"tcp_keepintvl", c.TCPKeepIntvl},
 	}
 	for _, d := range durations {
@@ -355,4 +372,47 @@ func editDistance(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(b)]
+}
+
+var (
+	clientSSLModes = []string{"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}
+	serverSSLModes = []string{"disable", "prefer", "require", "verify-ca", "verify-full"}
+	tlsVersions    = []string{"tlsv1.2", "tlsv1.3"}
+)
+
+func (c *Config) tlsProblems(ck *checker) {
+	k := func(s string) toml.Key { return toml.Key{s} }
+	ck.oneOf(k("client_tls_sslmode"), c.ClientTLSSSLMode, clientSSLModes)
+	ck.oneOf(k("server_tls_sslmode"), c.ServerTLSSSLMode, serverSSLModes)
+	ck.oneOf(k("client_tls_min_version"), c.ClientTLSMinVersion, tlsVersions)
+	ck.oneOf(k("server_tls_min_version"), c.ServerTLSMinVersion, tlsVersions)
+	if c.ClientTLSSSLMode != "disable" {
+		if c.ClientTLSCertFile == "" {
+			ck.add(k("client_tls_cert_file"), "required when client_tls_sslmode is %q", c.ClientTLSSSLMode)
+		}
+		if c.ClientTLSKeyFile == "" {
+			ck.add(k("client_tls_key_file"), "required when client_tls_sslmode is %q", c.ClientTLSSSLMode)
+		}
+	}
+	if strings.HasPrefix(c.ClientTLSSSLMode, "verify-") && c.ClientTLSCAFile == "" {
+		ck.add(k("client_tls_ca_file"), "required when client_tls_sslmode is %q", c.ClientTLSSSLMode)
+	}
+	if strings.HasPrefix(c.ServerTLSSSLMode, "verify-") && c.ServerTLSCAFile == "" {
+		ck.add(k("server_tls_ca_file"), "required when server_tls_sslmode is %q", c.ServerTLSSSLMode)
+	}
+	if (c.ServerTLSCertFile == "") != (c.ServerTLSKeyFile == "") {
+		ck.add(k("server_tls_cert_file"), "server_tls_cert_file and server_tls_key_file must be set together")
+	}
+	for _, f := range []struct{ key, path string }{
+		{"client_tls_key_file", c.ClientTLSKeyFile}, {"client_tls_cert_file", c.ClientTLSCertFile},
+		{"client_tls_ca_file", c.ClientTLSCAFile}, {"server_tls_ca_file", c.ServerTLSCAFile},
+		{"server_tls_key_file", c.ServerTLSKeyFile}, {"server_tls_cert_file", c.ServerTLSCertFile},
+	} {
+		if f.path == "" {
+			continue
+		}
+		if _, err := os.Stat(f.path); err != nil {
+			ck.add(k(f.key), "%v", err)
+		}
+	}
 }

@@ -67,11 +67,14 @@ type Pool struct {
 	backoff  time.Duration
 	lastErr  error
 	inflight map[*Server]struct{} // servers lent out or being checked
+	// waitSince records when each waiter started waiting.
+	waitSince map[*list.Element]time.Time
 }
 
 // New creates a pool and starts its maintenance loop.
 func New(cfg Config, log *zap.Logger) *Pool {
-	p := &Pool{cfg: cfg, log: log, stop: make(chan struct{}), inflight: map[*Server]struct{}{}}
+	p := &Pool{cfg: cfg, log: log, stop: make(chan struct{}), inflight: map[*Server]struct{}{},
+		waitSince: map[*list.Element]time.Time{}}
 	go p.maintain()
 	return p
 }
@@ -189,6 +192,7 @@ func (p *Pool) acquireOnce(ctx context.Context) (*Server, error) {
 	}
 	ch := make(chan *Server, 1)
 	e := p.waiters.PushBack(ch)
+	p.waitSince[e] = time.Now()
 	p.mu.Unlock()
 	select {
 	case s := <-ch:
@@ -197,6 +201,7 @@ func (p *Pool) acquireOnce(ctx context.Context) (*Server, error) {
 		p.mu.Lock()
 		if e.Value != nil {
 			p.waiters.Remove(e)
+			delete(p.waitSince, e)
 			e.Value = nil
 			p.mu.Unlock()
 			return nil, p.waitErr()
@@ -268,6 +273,7 @@ func (p *Pool) wakeLocked() {
 	if e := p.waiters.Front(); e != nil {
 		ch := e.Value.(chan *Server)
 		p.waiters.Remove(e)
+		delete(p.waitSince, e)
 		e.Value = nil
 		ch <- nil
 	}
@@ -302,6 +308,7 @@ func (p *Pool) Release(s *Server) {
 	if e := p.waiters.Front(); e != nil {
 		ch := e.Value.(chan *Server)
 		p.waiters.Remove(e)
+		delete(p.waitSince, e)
 		e.Value = nil
 		p.inflight[s] = struct{}{}
 		p.mu.Unlock()
@@ -387,6 +394,7 @@ func (p *Pool) Close() {
 	for e := p.waiters.Front(); e != nil; e = p.waiters.Front() {
 		ch := e.Value.(chan *Server)
 		p.waiters.Remove(e)
+		delete(p.waitSince, e)
 		e.Value = nil
 		ch <- nil
 	}
@@ -482,4 +490,48 @@ func (p *Pool) fill() {
 		p.mu.Unlock()
 		p.Release(s)
 	}
+}
+
+// ServerInfo describes one server connection for SHOW SERVERS and metrics.
+type ServerInfo struct {
+	ID          uint64
+	State       string // "idle" (in the pool) or "active" (lent out)
+	BackendPID  uint32
+	ConnectTime time.Time
+	LastUsed    time.Time
+	Network     string
+	Address     string
+}
+
+// Servers lists the pool's open server connections.
+func (p *Pool) Servers() []ServerInfo {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]ServerInfo, 0, len(p.idle)+len(p.inflight))
+	add := func(s *Server, state string) {
+		s.mu.Lock()
+		last := s.lastUsed
+		s.mu.Unlock()
+		out = append(out, ServerInfo{ID: s.ID, State: state, BackendPID: s.KeyPID, ConnectTime: s.created,
+			LastUsed: last, Network: s.network, Address: s.address})
+	}
+	for _, s := range p.idle {
+		add(s, "idle")
+	}
+	for s := range p.inflight {
+		add(s, "active")
+	}
+	return out
+}
+
+// MaxWait returns how long the oldest waiter has waited (0 if none).
+func (p *Pool) MaxWait() time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if e := p.waiters.Front(); e != nil {
+		if w, ok := p.waitSince[e]; ok {
+			return time.Since(w)
+		}
+	}
+	return 0
 }

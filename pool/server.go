@@ -33,12 +33,14 @@ type Handler interface {
 
 // Events summarises one batch of server bytes handed to a Handler.
 type Events struct {
-	Ready  int   // ReadyForQuery messages in the batch
-	Status byte  // transaction status of the last ReadyForQuery
-	Params bool  // a ParameterStatus arrived
-	Fatal  bool  // a FATAL or PANIC ErrorResponse arrived: the server will close
-	Other  bool  // a message other than ParameterStatus, notice or notification
-	Closed error // the connection ended; data is empty
+	Ready  int  // ReadyForQuery messages in the batch
+	Status byte // transaction status of the last ReadyForQuery
+	Params bool // a ParameterStatus arrived
+	Fatal  bool // a FATAL or PANIC ErrorResponse arrived: the server will close
+	Other  bool // a message other than ParameterStatus, notice or notification
+	// ErrCode is the SQLSTATE of the last ErrorResponse in the batch.
+	ErrCode string
+	Closed  error // the connection ended; data is empty
 }
 
 // Server is one connection from mux to PostgreSQL.
@@ -258,10 +260,11 @@ func (s *Server) readLoop() {
 				s.setParam(body)
 				ev.Params = true
 			case 'E':
-				sev, _ := wire.ErrorSeverityAndCode(body)
+				sev, code := wire.ErrorSeverityAndCode(body)
 				if wire.IsFatalSeverity(sev) {
 					ev.Fatal = true
 				}
+				ev.ErrCode = string(code)
 			}
 			pos += total
 		}

@@ -37,6 +37,9 @@ type clientConn struct {
 	mode           string // config.PoolMode*
 	pool           *pool.Pool
 	reg            *stmtRegistry // the pool's prepared statements
+	stats          *poolStats    // the pool's totals
+	connected      time.Time
+	tls            bool // the client connection is TLS
 	maxMsg         int
 	extra          []setting // non-reported settings from startup, sorted
 
@@ -56,6 +59,12 @@ type clientConn struct {
 	txStatus byte
 	want     map[string]string // tracked reported parameters this client sees
 	gone     bool              // the client connection is closed or closing
+	waiting  bool              // waiting for a server from the pool
+
+	// Timing for stats, guarded by mu.
+	lastRequest time.Time // when the client last sent a run of messages
+	queryStart  time.Time // start of the query being answered
+	xactStart   time.Time // start of the current transaction
 
 	// Prepared statement tracking (transaction and statement mode; see
 	// prepared.go), also guarded by mu.
@@ -299,6 +308,7 @@ func (c *clientConn) forward(data []byte, b batch) error {
 	}
 	c.count(b)
 	c.mu.Unlock()
+	c.stats.bytesIn.Add(int64(len(data)))
 	if err := s.Write(data); err != nil {
 		return wire.Fatal(wire.CodeConnectionFailure, "server connection lost: %v", err)
 	}
@@ -322,6 +332,14 @@ func (c *clientConn) holdServer() (*pool.Server, error) {
 
 // count applies a run's effect on the release state. c.mu must be held.
 func (c *clientConn) count(b batch) {
+	now := time.Now()
+	c.lastRequest = now
+	if c.pending == 0 && !c.dirty {
+		c.queryStart = now
+		if c.txStatus == 'I' {
+			c.xactStart = now
+		}
+	}
 	c.pending += b.syncs
 	switch b.state {
 	case 1:
@@ -337,7 +355,18 @@ func (c *clientConn) attach() (*pool.Server, error) {
 	_ = c.conn.SetReadDeadline(time.Time{})
 	ctx, cancel := c.waitContext()
 	defer cancel()
+	c.mu.Lock()
+	c.waiting = true
+	c.mu.Unlock()
+	start := time.Now()
 	s, err := c.pool.Acquire(ctx)
+	waited := time.Since(start)
+	c.mu.Lock()
+	c.waiting = false
+	c.mu.Unlock()
+	c.stats.waits.Add(1)
+	c.stats.waitUs.Add(waited.Microseconds())
+	c.p.obs.PoolWait(c.database, c.user, waited)
 	if err != nil {
 		c.log.Info("no server for client", zap.Error(err))
 		return nil, c.poolError(err)
@@ -421,6 +450,11 @@ func (c *clientConn) ServerData(s *pool.Server, data []byte, ev *pool.Events) {
 	if ev.Ready > 0 {
 		c.pending = max(c.pending-ev.Ready, 0)
 		c.txStatus = ev.Status
+		c.finishedQueries(ev.Ready)
+	}
+	if ev.ErrCode != "" {
+		c.stats.errors.Add(1)
+		c.p.obs.ErrorSent(c.database, c.user, ev.ErrCode)
 	}
 	clean := c.pending == 0 && !c.dirty
 	var release, abort, fatal bool
@@ -453,6 +487,7 @@ func (c *clientConn) ServerData(s *pool.Server, data []byte, ev *pool.Events) {
 	var werr error
 	if len(out) > 0 {
 		_, werr = c.conn.Write(out)
+		c.stats.bytesOut.Add(int64(len(out)))
 	}
 	c.wmu.Unlock()
 	if bp != nil {
@@ -490,6 +525,23 @@ func (c *clientConn) ServerData(s *pool.Server, data []byte, ev *pool.Events) {
 		}
 	case idleInTx:
 		c.armIdleTimeout()
+	}
+}
+
+// finishedQueries accounts n answered queries, and the transaction if it
+// ended. c.mu must be held.
+func (c *clientConn) finishedQueries(n int) {
+	now := time.Now()
+	d := now.Sub(c.queryStart)
+	c.stats.queries.Add(int64(n))
+	c.stats.queryUs.Add(d.Microseconds())
+	c.p.obs.Query(c.database, c.user, d)
+	c.queryStart = now
+	if c.txStatus == 'I' && c.pending == 0 {
+		xd := now.Sub(c.xactStart)
+		c.stats.xacts.Add(1)
+		c.stats.xactUs.Add(xd.Microseconds())
+		c.p.obs.Transaction(c.database, c.user, xd)
 	}
 }
 

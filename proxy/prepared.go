@@ -744,6 +744,7 @@ func (c *clientConn) processTracked() error {
 		c.mu.Unlock()
 	}
 	if len(out) > 0 {
+		c.stats.bytesIn.Add(int64(len(out)))
 		if err := s.Write(out); err != nil && ferr == nil {
 			ferr = wire.Fatal(wire.CodeConnectionFailure, "server connection lost: %v", err)
 		}

@@ -40,6 +40,8 @@ type Proxy struct {
 	// stmts holds, per pool, the prepared statements of transaction-mode
 	// clients.
 	stmts map[poolKey]*stmtRegistry
+	stats map[poolKey]*poolStats
+	obs   Observer
 
 	keysMu sync.Mutex             // guards keys and conns
 	keys   map[uint32]*clientConn // by mux-issued BackendKeyData process ID
@@ -64,6 +66,8 @@ func New(cfg *config.Config, log *zap.Logger) (*Proxy, error) {
 		users: make(map[string]*userEntry, len(cfg.Users)),
 		pools: map[poolKey]*pool.Pool{},
 		stmts: map[poolKey]*stmtRegistry{},
+		stats: map[poolKey]*poolStats{},
+		obs:   nopObserver{},
 		keys:  map[uint32]*clientConn{},
 		conns: map[net.Conn]struct{}{},
 	}
@@ -229,12 +233,12 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 
 // poolFor returns the pool for (database, user) and its prepared
 // statement registry, creating them.
-func (p *Proxy) poolFor(dbName string, db config.Database, user string, u *userEntry) (*pool.Pool, *stmtRegistry) {
+func (p *Proxy) poolFor(dbName string, db config.Database, user string, u *userEntry) (*pool.Pool, *stmtRegistry, *poolStats) {
 	key := poolKey{dbName, user}
 	p.poolMu.Lock()
 	defer p.poolMu.Unlock()
 	if pl := p.pools[key]; pl != nil {
-		return pl, p.stmts[key]
+		return pl, p.stmts[key], p.stats[key]
 	}
 	t := pool.Target{
 		Host:        db.Host,
@@ -267,7 +271,9 @@ func (p *Proxy) poolFor(dbName string, db config.Database, user string, u *userE
 	p.pools[key] = pl
 	reg := newStmtRegistry()
 	p.stmts[key] = reg
-	return pl, reg
+	st := &poolStats{}
+	p.stats[key] = st
+	return pl, reg, st
 }
 
 // register issues a random BackendKeyData for c.

@@ -23,9 +23,10 @@ func (p *Proxy) serveConn(conn net.Conn) {
 	p.nclients.Add(1)
 	defer p.nclients.Add(-1)
 	c := &clientConn{
-		p:    p,
-		conn: conn,
-		id:   p.nextID.Add(1),
+		p:         p,
+		conn:      conn,
+		id:        p.nextID.Add(1),
+		connected: time.Now(),
 	}
 	c.log = p.log.With(zap.Uint64("client_id", c.id), zap.Stringer("remote", conn.RemoteAddr()))
 	defer conn.Close()
@@ -65,12 +66,14 @@ func (c *clientConn) loginFailed(err error) {
 	var we *wire.Error
 	if errors.As(err, &we) {
 		c.sendError(we)
+		c.p.obs.LoginFailed(we.Code)
 		c.log.Info("login failed", zap.String("sqlstate", we.Code), zap.String("reason", we.Message))
 		return
 	}
 	var le *pool.LoginError
 	if errors.As(err, &le) {
 		c.sendError(le.Err)
+		c.p.obs.LoginFailed(le.Err.Code)
 		c.log.Info("login failed: server refused", zap.String("sqlstate", le.Err.Code), zap.String("reason", le.Err.Message))
 		return
 	}
@@ -156,7 +159,7 @@ func (c *clientConn) login(st *startup) error {
 		c.stmts = map[string]*preparedStmt{}
 	}
 	c.maxMsg = int(cfg.MaxMessageSize)
-	c.pool, c.reg = p.poolFor(st.database, db, st.user, u)
+	c.pool, c.reg, c.stats = p.poolFor(st.database, db, st.user, u)
 
 	ctx, cancel := c.waitContext()
 	defer cancel()

@@ -1,0 +1,193 @@
+package proxy
+
+import (
+	"net"
+	"sort"
+	"sync/atomic"
+	"time"
+
+	"github.com/muxpg/mux/pool"
+)
+
+// Observer receives events for metrics. Its methods are called on hot
+// paths: they must be cheap and safe for concurrent use.
+type Observer interface {
+	// PoolWait is how long a client waited for a server.
+	PoolWait(database, user string, d time.Duration)
+	// Transaction and Query report finished transactions and queries.
+	Transaction(database, user string, d time.Duration)
+	Query(database, user string, d time.Duration)
+	// ErrorSent counts an ErrorResponse a client received, by SQLSTATE.
+	ErrorSent(database, user, sqlstate string)
+	// LoginFailed counts a failed client login, by SQLSTATE.
+	LoginFailed(sqlstate string)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) PoolWait(string, string, time.Duration)    {}
+func (nopObserver) Transaction(string, string, time.Duration) {}
+func (nopObserver) Query(string, string, time.Duration)       {}
+func (nopObserver) ErrorSent(string, string, string)          {}
+func (nopObserver) LoginFailed(string)                        {}
+
+// SetObserver installs o (before Serve).
+func (p *Proxy) SetObserver(o Observer) { p.obs = o }
+
+// poolStats are one pool's running totals, in PgBouncer's terms.
+type poolStats struct {
+	xacts, queries     atomic.Int64
+	bytesIn, bytesOut  atomic.Int64 // from clients, to clients
+	xactUs, queryUs    atomic.Int64 // time spent in transactions / queries
+	waitUs, waits      atomic.Int64 // time clients waited for a server, and how often
+	errors, loginFails atomic.Int64
+}
+
+// PoolStats is a snapshot of a pool's totals.
+type PoolStats struct {
+	Transactions, Queries int64
+	BytesReceived         int64 // from clients
+	BytesSent             int64 // to clients
+	TransactionTime       time.Duration
+	QueryTime             time.Duration
+	WaitTime              time.Duration
+	Waits                 int64
+	Errors                int64
+}
+
+func (s *poolStats) snapshot() PoolStats {
+	return PoolStats{
+		Transactions:    s.xacts.Load(),
+		Queries:         s.queries.Load(),
+		BytesReceived:   s.bytesIn.Load(),
+		BytesSent:       s.bytesOut.Load(),
+		TransactionTime: time.Duration(s.xactUs.Load()) * time.Microsecond,
+		QueryTime:       time.Duration(s.queryUs.Load()) * time.Microsecond,
+		WaitTime:        time.Duration(s.waitUs.Load()) * time.Microsecond,
+		Waits:           s.waits.Load(),
+		Errors:          s.errors.Load(),
+	}
+}
+
+// PoolInfo describes one pool for SHOW POOLS/STATS/DATABASES and metrics.
+type PoolInfo struct {
+	Database, User string // as clients ask for them
+	PoolMode       string
+	Target         pool.Target // where its servers go (Password not to be shown)
+	PoolSize       int
+	MinPoolSize    int
+	ClientsActive  int // clients holding a server
+	ClientsWaiting int // clients waiting for one
+	ClientsIdle    int // logged-in clients holding none
+	Servers        []pool.ServerInfo
+	MaxWait        time.Duration
+	Stats          PoolStats
+	Prepared       PreparedStats
+}
+
+// Pools returns a snapshot of every pool, sorted by database and user.
+func (p *Proxy) Pools() []PoolInfo {
+	clients := p.Clients()
+	p.poolMu.Lock()
+	out := make([]PoolInfo, 0, len(p.pools))
+	for key, pl := range p.pools {
+		cfg := pl.Config()
+		info := PoolInfo{
+			Database: key.database, User: key.user,
+			Target: cfg.Target, PoolSize: cfg.MaxSize, MinPoolSize: cfg.MinSize,
+			Servers: pl.Servers(), MaxWait: pl.MaxWait(),
+		}
+		if st := p.stats[key]; st != nil {
+			info.Stats = st.snapshot()
+		}
+		if r := p.stmts[key]; r != nil {
+			info.Prepared = r.Stats()
+		}
+		info.Target.Password = ""
+		out = append(out, info)
+	}
+	p.poolMu.Unlock()
+	idx := map[poolKey]int{}
+	for i := range out {
+		idx[poolKey{out[i].Database, out[i].User}] = i
+	}
+	for _, c := range clients {
+		i, ok := idx[poolKey{c.Database, c.User}]
+		if !ok {
+			continue
+		}
+		out[i].PoolMode = c.PoolMode
+		switch c.State {
+		case "active":
+			out[i].ClientsActive++
+		case "waiting":
+			out[i].ClientsWaiting++
+		default:
+			out[i].ClientsIdle++
+		}
+	}
+	for i := range out {
+		if out[i].PoolMode == "" {
+			db, _ := p.cfg.LookupDatabase(out[i].Database)
+			out[i].PoolMode = p.cfg.PoolModeFor(db, out[i].User)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Database != out[j].Database {
+			return out[i].Database < out[j].Database
+		}
+		return out[i].User < out[j].User
+	})
+	return out
+}
+
+// ClientInfo describes one logged-in client for SHOW CLIENTS.
+type ClientInfo struct {
+	ID              uint64
+	User, Database  string
+	PoolMode        string
+	State           string // "active" (holds a server), "waiting" (for one), "idle"
+	Remote, Local   net.Addr
+	ConnectTime     time.Time
+	RequestTime     time.Time // last message from the client
+	BackendKeyPID   uint32    // the BackendKeyData process ID mux issued
+	ServerID        uint64    // 0 when holding none
+	ServerPID       uint32
+	ApplicationName string
+	TLS             bool
+	PreparedCount   int
+}
+
+// Clients returns a snapshot of every logged-in client, by ID.
+func (p *Proxy) Clients() []ClientInfo {
+	p.keysMu.Lock()
+	list := make([]*clientConn, 0, len(p.keys))
+	for _, c := range p.keys {
+		list = append(list, c)
+	}
+	p.keysMu.Unlock()
+	out := make([]ClientInfo, 0, len(list))
+	for _, c := range list {
+		c.mu.Lock()
+		ci := ClientInfo{
+			ID: c.id, User: c.user, Database: c.database, PoolMode: c.mode,
+			Remote: c.conn.RemoteAddr(), Local: c.conn.LocalAddr(),
+			ConnectTime: c.connected, RequestTime: c.lastRequest,
+			BackendKeyPID: c.key.pid, ApplicationName: c.want["application_name"],
+			TLS: c.tls, PreparedCount: len(c.stmts),
+		}
+		switch {
+		case c.server != nil:
+			ci.State = "active"
+			ci.ServerID, ci.ServerPID = c.server.ID, c.server.KeyPID
+		case c.waiting:
+			ci.State = "waiting"
+		default:
+			ci.State = "idle"
+		}
+		c.mu.Unlock()
+		out = append(out, ci)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
