@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/muxpg/mux/config"
 	"github.com/muxpg/mux/internal/wire"
 	"github.com/muxpg/mux/pool"
 	"github.com/muxpg/mux/sqllex"
@@ -180,7 +181,11 @@ func (c *clientConn) undoParse(s *pool.Server, e *expectation) {
 	if e.msg != 'P' || e.stmt == nil {
 		return
 	}
-	s.Stmts.Remove(e.stmt.name)
+	if e.synth == nil {
+		// mux's Parse never ran: the server lacks the statement. (A made-up
+		// ParseComplete stands for a statement the server does have.)
+		s.Stmts.Remove(e.stmt.name)
+	}
 	if e.name != "" && c.stmts[e.name] == e.stmt {
 		delete(c.stmts, e.name)
 		c.reg.release(e.stmt)
@@ -419,6 +424,11 @@ func (c *clientConn) trackClientMessage(dst []byte, s *pool.Server, msg []byte) 
 			break
 		}
 		c.reg.clientParses.Add(1)
+		if c.txStatus == 'E' {
+			// An aborted transaction refuses the Parse (25P02); let the
+			// server say so, registering nothing.
+			return c.appendRaise(dst, s, 'P', "25P02", "current transaction is aborted, commands ignored until end of transaction block")
+		}
 		if _, dup := c.stmts[string(name)]; dup {
 			return c.appendRaise(dst, s, 'P', "42P05", "prepared statement \""+string(name)+"\" already exists")
 		}
@@ -426,7 +436,7 @@ func (c *clientConn) trackClientMessage(dst []byte, s *pool.Server, msg []byte) 
 		c.stmts[string(name)] = st
 		if s.Stmts.Has(st.name) {
 			c.reg.hits.Add(1)
-			c.push(expectation{msg: 'P', synth: parseComplete})
+			c.push(expectation{msg: 'P', synth: parseComplete, stmt: st, name: string(name)})
 			return dst
 		}
 		return c.prepareOn(dst, s, st, string(name), false)
@@ -576,7 +586,7 @@ func (c *clientConn) trackQuery(dst []byte, s *pool.Server, msg []byte) (out []b
 			return true
 		})
 	}
-	if n == 1 && dealloc != nil {
+	if n == 1 && dealloc != nil && c.txStatus != 'E' {
 		if name, ok := identName(dealloc); ok {
 			st := c.stmts[name]
 			if st == nil {
@@ -732,6 +742,13 @@ func (c *clientConn) processTracked() error {
 	if h := c.head(); h != nil && h.synth != nil {
 		synth = c.appendSynth(nil)
 	}
+	// mux answered everything itself (a DEALLOCATE, say): a server taken
+	// for this run and owed nothing goes straight back.
+	release := len(out) == 0 && c.pending == 0 && !c.dirty && c.txStatus == 'I' &&
+		c.head() == nil && c.mode != config.PoolModeSession
+	if release {
+		c.server = nil
+	}
 	if synth != nil {
 		c.wmu.Lock()
 		c.mu.Unlock()
@@ -751,6 +768,10 @@ func (c *clientConn) processTracked() error {
 	}
 	*outp = out
 	wire.PutBuf(outp)
+	if release {
+		c.pool.Release(s)
+		c.armIdleTimeout()
+	}
 	c.r = pos
 	if c.r == c.w {
 		c.r, c.w = 0, 0
