@@ -27,6 +27,12 @@ func (p *Proxy) cancel(k cancelKey) {
 		p.log.Debug("cancel request for unknown key dropped")
 		return
 	}
+	p.cancelClient(c)
+}
+
+// cancelClient cancels what client c is running now on its server, if
+// anything.
+func (p *Proxy) cancelClient(c *clientConn) {
 	c.mu.Lock()
 	s := c.server
 	if s != nil {

@@ -62,9 +62,10 @@ type clientConn struct {
 	waiting  bool              // waiting for a server from the pool
 
 	// Timing for stats, guarded by mu.
-	lastRequest time.Time // when the client last sent a run of messages
-	queryStart  time.Time // start of the query being answered
-	xactStart   time.Time // start of the current transaction
+	lastRequest time.Time   // when the client last sent a run of messages
+	queryStart  time.Time   // start of the query being answered
+	xactStart   time.Time   // start of the current transaction
+	qtimer      *time.Timer // query_timeout, armed while a query runs
 
 	// Prepared statement tracking (transaction and statement mode; see
 	// prepared.go), also guarded by mu.
@@ -339,6 +340,9 @@ func (c *clientConn) count(b batch) {
 		if c.txStatus == 'I' {
 			c.xactStart = now
 		}
+		if b.syncs > 0 {
+			c.armQueryTimeout()
+		}
 	}
 	c.pending += b.syncs
 	switch b.state {
@@ -486,6 +490,9 @@ func (c *clientConn) ServerData(s *pool.Server, data []byte, ev *pool.Events) {
 	c.mu.Unlock()
 	var werr error
 	if len(out) > 0 {
+		if d := c.p.cfg.ClientWriteTimeout.D(); d > 0 {
+			_ = c.conn.SetWriteDeadline(time.Now().Add(d))
+		}
 		_, werr = c.conn.Write(out)
 		c.stats.bytesOut.Add(int64(len(out)))
 	}
@@ -537,11 +544,43 @@ func (c *clientConn) finishedQueries(n int) {
 	c.stats.queryUs.Add(d.Microseconds())
 	c.p.obs.Query(c.database, c.user, d)
 	c.queryStart = now
+	if c.pending > 0 {
+		c.armQueryTimeout() // the next pipelined query starts now
+	} else if c.qtimer != nil {
+		c.qtimer.Stop()
+	}
 	if c.txStatus == 'I' && c.pending == 0 {
 		xd := now.Sub(c.xactStart)
 		c.stats.xacts.Add(1)
 		c.stats.xactUs.Add(xd.Microseconds())
 		c.p.obs.Transaction(c.database, c.user, xd)
+	}
+}
+
+// armQueryTimeout starts query_timeout for the query beginning now. c.mu
+// must be held.
+func (c *clientConn) armQueryTimeout() {
+	d := c.p.cfg.QueryTimeout.D()
+	if d <= 0 {
+		return
+	}
+	if c.qtimer == nil {
+		c.qtimer = time.AfterFunc(d, c.queryTimedOut)
+		return
+	}
+	c.qtimer.Reset(d)
+}
+
+// queryTimedOut cancels the running query (57014 for the client); the
+// server stays with the client, as after any cancel.
+func (c *clientConn) queryTimedOut() {
+	d := c.p.cfg.QueryTimeout.D()
+	c.mu.Lock()
+	overdue := c.server != nil && c.pending > 0 && time.Since(c.queryStart) >= d-time.Millisecond
+	c.mu.Unlock()
+	if overdue {
+		c.log.Info("query_timeout: cancelling query", zap.Duration("query_timeout", d))
+		c.p.cancelClient(c)
 	}
 }
 
@@ -599,6 +638,11 @@ func (c *clientConn) terminate() {
 // finish ends a session: reports err to the client if it is one mux can
 // phrase, and returns or closes the server the client held.
 func (c *clientConn) finish(err error) {
+	c.mu.Lock()
+	if c.qtimer != nil {
+		c.qtimer.Stop()
+	}
+	c.mu.Unlock()
 	if c.bp != nil {
 		wire.PutBuf(c.bp)
 		c.bp = nil

@@ -206,7 +206,7 @@ func (c *clientConn) poolError(err error) error {
 		e.Severity = "FATAL"
 		return &e
 	case errors.Is(err, pool.ErrWaitTimeout):
-		return &wire.Error{Severity: "FATAL", Code: wire.CodeTooManyConnections,
+		return &wire.Error{Severity: "FATAL", Code: wire.CodeProtocolViolation,
 			Message: "query_wait_timeout: no server connection became free in time",
 			Hint:    "raise pool_size or query_wait_timeout, or find what holds the servers"}
 	case errors.Is(err, pool.ErrClosed):
