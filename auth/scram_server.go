@@ -11,14 +11,17 @@ import (
 )
 
 // SCRAMServer runs the server side of one SCRAM-SHA-256 exchange, the
-// part mux plays towards its clients. Only the mechanism "SCRAM-SHA-256"
-// is offered, so a client asking for channel binding (gs2 flag "p=") is
-// refused; the flags "n" and "y" are accepted. Like PostgreSQL, it
-// ignores the user name in the client-first-message (the user comes from
-// the startup packet) and refuses an authorization identity ("a=").
+// part mux plays towards its clients. Without SetChannelBinding only the
+// mechanism "SCRAM-SHA-256" is offered, so a client asking for channel
+// binding (gs2 flag "p=") is refused and the flags "n" and "y" are
+// accepted; with it, SCRAM-SHA-256-PLUS (tls-server-end-point) is offered
+// too (see channelbinding.go). Like PostgreSQL, it ignores the user name in
+// the client-first-message (the user comes from the startup packet) and
+// refuses an authorization identity ("a=").
 //
-// Call HandleClientFirst, then HandleClientFinal, once each. A
-// SCRAMServer is not safe for concurrent use.
+// Call SetChannelBinding and SelectMechanism if needed, then
+// HandleClientFirst and HandleClientFinal, once each. A SCRAMServer is not
+// safe for concurrent use.
 type SCRAMServer struct {
 	secret SCRAMSecret
 	mock   bool
@@ -36,6 +39,11 @@ type SCRAMServer struct {
 	fullNonce       string
 
 	clientKey [32]byte
+
+	// cbData is the tls-server-end-point binding data offered with
+	// SCRAM-SHA-256-PLUS (nil: not offered); plus says the client chose it.
+	cbData []byte
+	plus   bool
 }
 
 const (
@@ -92,12 +100,8 @@ func (s *SCRAMServer) HandleClientFirst(msg []byte) ([]byte, error) {
 	if !ok {
 		return nil, malformed("missing gs2 header")
 	}
-	switch {
-	case flag == "n" || flag == "y":
-	case strings.HasPrefix(flag, "p="):
-		return nil, errChannelBinding
-	default:
-		return nil, malformed("bad gs2 channel binding flag")
+	if err := s.checkCBFlag(flag); err != nil {
+		return nil, err
 	}
 	authzid, bare, ok := strings.Cut(rest, ",")
 	if !ok {
@@ -198,7 +202,12 @@ func (s *SCRAMServer) HandleClientFinal(msg []byte) ([]byte, error) {
 		return nil, err
 	}
 
-	if cbind != b64.EncodeToString([]byte(s.gs2Header)) {
+	if s.plus {
+		// c= is the gs2 header followed by the binding data.
+		if cbind != b64.EncodeToString(append([]byte(s.gs2Header), s.cbData...)) {
+			return nil, errCBCheck
+		}
+	} else if cbind != b64.EncodeToString([]byte(s.gs2Header)) {
 		return nil, fmt.Errorf("%w: channel binding does not match gs2 header", ErrAuthFailed)
 	}
 	if nonce != s.fullNonce {

@@ -136,6 +136,11 @@ type Config struct {
 	// before ending them with 57P01. Default 30s; 0 = wait forever.
 	ShutdownTimeout Duration `toml:"shutdown_timeout"`
 
+	// HandoverSocket is the Unix socket path through which a newly started
+	// mux takes the listening sockets over from a running one (rolling
+	// restart). "" disables hand-over. Default "".
+	HandoverSocket string `toml:"handover_socket"`
+
 	// AdminUsers may run every admin console command; StatsUsers only SHOW.
 	AdminUsers []string `toml:"admin_users"`
 	StatsUsers []string `toml:"stats_users"`

@@ -92,6 +92,9 @@ func (c *Config) problems() []error {
 	k := func(parts ...string) toml.Key { return toml.Key(parts) }
 
 	c.tlsProblems(&ck)
+	if strings.IndexByte(c.HandoverSocket, 0) >= 0 || len(c.HandoverSocket) > 100 {
+		ck.add(k("handover_socket"), "must be a path of at most 100 bytes")
+	}
 	if c.HTTPListen != "" {
 		if err := checkListenAddr(c.HTTPListen); err != nil {
 			ck.add(k("http_listen"), "%q: %v", c.HTTPListen, err)

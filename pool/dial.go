@@ -58,6 +58,8 @@ type Target struct {
 	KeepAlive KeepAlive
 	// MaxPrepared bounds each server's prepared statement cache.
 	MaxPrepared int
+	// TLS encrypts connections to a TCP host (server_tls_*); nil: plain.
+	TLS *TLS
 }
 
 // NetAddr returns the network and address to dial for t.
@@ -102,6 +104,12 @@ func dial(ctx context.Context, t Target, log *zap.Logger) (*Server, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		_ = conn.SetDeadline(dl)
 	}
+	tc, err := t.TLS.StartTLS(conn, network, t.Host)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("connecting to %s: %w", address, err)
+	}
+	conn = tc
 	s := &Server{
 		ID:      serverIDs.Add(1),
 		conn:    conn,

@@ -63,6 +63,7 @@ type Pool struct {
 	waiters  list.List  // of chan *Server, FIFO
 	total    int        // servers open or being connected
 	closed   bool
+	gen      uint64    // servers of an older generation are closed when released
 	retryAt  time.Time // no new connection attempt before this
 	backoff  time.Duration
 	lastErr  error
@@ -80,7 +81,52 @@ func New(cfg Config, log *zap.Logger) *Pool {
 }
 
 // Config returns the pool's configuration.
-func (p *Pool) Config() Config { return p.cfg }
+func (p *Pool) Config() Config {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cfg
+}
+
+// SetConfig changes sizes, times and target on a live pool (reload). Servers
+// connected to a previous target are closed: idle ones now, lent ones when
+// they come back. A larger pool serves waiters at once; a smaller one
+// shrinks as servers are released.
+func (p *Pool) SetConfig(cfg Config) {
+	p.mu.Lock()
+	moved := cfg.Target.Host != p.cfg.Target.Host || cfg.Target.Port != p.cfg.Target.Port ||
+		cfg.Target.Database != p.cfg.Target.Database || cfg.Target.User != p.cfg.Target.User ||
+		cfg.Target.Password != p.cfg.Target.Password && cfg.Target.User != p.cfg.Target.User
+	grow := cfg.MaxSize - p.cfg.MaxSize
+	p.cfg = cfg
+	var drop []*Server
+	if moved {
+		p.gen++
+		drop = p.idle
+		p.idle = nil
+		p.total -= len(drop)
+	}
+	for ; grow > 0 && p.waiters.Len() > 0; grow-- {
+		p.wakeLocked()
+	}
+	p.mu.Unlock()
+	for _, s := range drop {
+		s.close()
+	}
+}
+
+// Reconnect closes every server once it is idle: idle ones now, lent ones
+// when released (RECONNECT in the admin console).
+func (p *Pool) Reconnect() {
+	p.mu.Lock()
+	p.gen++
+	drop := p.idle
+	p.idle = nil
+	p.total -= len(drop)
+	p.mu.Unlock()
+	for _, s := range drop {
+		s.close()
+	}
+}
 
 // Stats returns current counts.
 func (p *Pool) Stats() Stats {
@@ -103,7 +149,7 @@ func (p *Pool) Acquire(ctx context.Context) (*Server, error) {
 		if !p.needsCheck(s) {
 			return s, nil
 		}
-		res, err := s.Exec(ctx, p.cfg.CheckQuery)
+		res, err := s.Exec(ctx, p.Config().CheckQuery)
 		if err == nil && res.Err == nil && res.Status == 'I' {
 			return s, nil
 		}
@@ -127,14 +173,15 @@ func firstErr(err error, res *Result) error {
 }
 
 func (p *Pool) needsCheck(s *Server) bool {
-	if p.cfg.CheckQuery == "" {
+	cfg := p.Config()
+	if cfg.CheckQuery == "" {
 		return false
 	}
 	s.mu.Lock()
 	idleFor := time.Since(s.lastUsed)
 	fresh := s.lastUsed.IsZero()
 	s.mu.Unlock()
-	return !fresh && idleFor >= p.cfg.CheckDelay
+	return !fresh && idleFor >= cfg.CheckDelay
 }
 
 // acquireOnce returns a server, or nil to ask the caller to try again.
@@ -229,14 +276,18 @@ func (p *Pool) waitErr() error {
 }
 
 func (p *Pool) connect(ctx context.Context) (*Server, error) {
-	cctx, cancel := context.WithTimeout(ctx, p.cfg.ConnectTimeout)
+	cfg := p.Config()
+	cctx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
 	defer cancel()
-	s, err := dial(cctx, p.cfg.Target, p.log)
+	s, err := dial(cctx, cfg.Target, p.log)
 	if err != nil {
 		p.log.Warn("connecting to server failed", zap.Error(err))
 		return nil, err
 	}
 	s.pool = p
+	p.mu.Lock()
+	s.gen = p.gen
+	p.mu.Unlock()
 	if ce := p.log.Check(zap.DebugLevel, "server connected"); ce != nil {
 		ce.Write(zap.Uint64("server_id", s.ID), zap.Uint32("backend_pid", s.KeyPID))
 	}
@@ -279,8 +330,10 @@ func (p *Pool) wakeLocked() {
 	}
 }
 
+// expired reports whether s is past its lifetime or belongs to an older
+// generation. p.mu must be held.
 func (p *Pool) expired(s *Server) bool {
-	return p.cfg.Lifetime > 0 && time.Since(s.created) >= p.cfg.Lifetime
+	return s.gen != p.gen || p.cfg.Lifetime > 0 && time.Since(s.created) >= p.cfg.Lifetime
 }
 
 // Release takes a server back. A broken or expired server is closed; a
@@ -298,7 +351,7 @@ func (p *Pool) Release(s *Server) {
 		return
 	}
 	delete(p.inflight, s)
-	if s.Broken() || p.closed || p.expired(s) {
+	if s.Broken() || p.closed || p.expired(s) || p.total > p.cfg.MaxSize {
 		p.total--
 		p.wakeLocked()
 		p.mu.Unlock()
@@ -478,7 +531,7 @@ func (p *Pool) fill() {
 		}
 		p.total++
 		p.mu.Unlock()
-		ctx, cancel := context.WithTimeout(context.Background(), p.cfg.ConnectTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), p.Config().ConnectTimeout)
 		s, err := p.connect(ctx)
 		cancel()
 		if err != nil {

@@ -75,6 +75,7 @@ type Server struct {
 	Stmts      *StmtCache
 	UnnamedKey uint64
 
+	gen    uint64        // pool generation when connected (guarded by pool.mu)
 	done   chan struct{} // closed when the read goroutine exits
 	broken atomic.Bool
 

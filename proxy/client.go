@@ -490,7 +490,7 @@ func (c *clientConn) ServerData(s *pool.Server, data []byte, ev *pool.Events) {
 	c.mu.Unlock()
 	var werr error
 	if len(out) > 0 {
-		if d := c.p.cfg.ClientWriteTimeout.D(); d > 0 {
+		if d := c.p.config().ClientWriteTimeout.D(); d > 0 {
 			_ = c.conn.SetWriteDeadline(time.Now().Add(d))
 		}
 		_, werr = c.conn.Write(out)
@@ -560,7 +560,7 @@ func (c *clientConn) finishedQueries(n int) {
 // armQueryTimeout starts query_timeout for the query beginning now. c.mu
 // must be held.
 func (c *clientConn) armQueryTimeout() {
-	d := c.p.cfg.QueryTimeout.D()
+	d := c.p.config().QueryTimeout.D()
 	if d <= 0 {
 		return
 	}
@@ -574,7 +574,7 @@ func (c *clientConn) armQueryTimeout() {
 // queryTimedOut cancels the running query (57014 for the client); the
 // server stays with the client, as after any cancel.
 func (c *clientConn) queryTimedOut() {
-	d := c.p.cfg.QueryTimeout.D()
+	d := c.p.config().QueryTimeout.D()
 	c.mu.Lock()
 	overdue := c.server != nil && c.pending > 0 && time.Since(c.queryStart) >= d-time.Millisecond
 	c.mu.Unlock()
@@ -594,7 +594,7 @@ func endsWithReady(data []byte) bool {
 // transactions client_idle_timeout, inside one idle_transaction_timeout.
 // SetReadDeadline may be called from any goroutine.
 func (c *clientConn) armIdleTimeout() {
-	cfg := c.p.cfg
+	cfg := c.p.config()
 	c.mu.Lock()
 	attached := c.server != nil
 	inTx := attached && (c.txStatus != 'I' || c.dirty)
@@ -692,7 +692,7 @@ func (c *clientConn) finish(err error) {
 	case status != 'I':
 		q = "ROLLBACK"
 	case c.mode == config.PoolModeSession:
-		q = c.p.cfg.ServerResetQuery
+		q = c.p.config().ServerResetQuery
 	}
 	if q != "" {
 		res, err := s.Exec(ctx, q)

@@ -27,12 +27,13 @@ import (
 // Proxy is the multiplexer: listeners, client sessions and pools. Create it
 // with New, feed it listeners with Serve, and stop it with Shutdown.
 type Proxy struct {
-	cfg *config.Config
+	cfg atomic.Pointer[config.Config] // replaced whole on reload
 	log *zap.Logger
-	// users is read-only after New.
-	users map[string]*userEntry
+	// users is replaced whole on reload.
+	users atomic.Pointer[map[string]*userEntry]
 
 	nclients atomic.Int64 // client connections being served (incl. login)
+	served   atomic.Int64 // client logins so far
 	nextID   atomic.Uint64
 
 	poolMu sync.Mutex
@@ -49,7 +50,8 @@ type Proxy struct {
 
 	lnMu      sync.Mutex
 	listeners []net.Listener
-	closing   atomic.Bool
+	closing   atomic.Bool    // listeners closed
+	draining  atomic.Bool    // new connections are refused with 57P03
 	wg        sync.WaitGroup // connection goroutines
 }
 
@@ -61,9 +63,7 @@ type poolKey struct {
 // New builds a proxy from a validated config.
 func New(cfg *config.Config, log *zap.Logger) (*Proxy, error) {
 	p := &Proxy{
-		cfg:   cfg,
 		log:   log.Named("proxy"),
-		users: make(map[string]*userEntry, len(cfg.Users)),
 		pools: map[poolKey]*pool.Pool{},
 		stmts: map[poolKey]*stmtRegistry{},
 		stats: map[poolKey]*poolStats{},
@@ -71,20 +71,40 @@ func New(cfg *config.Config, log *zap.Logger) (*Proxy, error) {
 		keys:  map[uint32]*clientConn{},
 		conns: map[net.Conn]struct{}{},
 	}
+	users, err := buildUsers(cfg)
+	if err != nil {
+		return nil, err
+	}
+	p.cfg.Store(cfg)
+	p.users.Store(&users)
+	return p, nil
+}
+
+// Config returns the configuration in force.
+func (p *Proxy) Config() *config.Config { return p.config() }
+
+// config returns the configuration in force.
+func (p *Proxy) config() *config.Config { return p.cfg.Load() }
+
+// user returns the configured user name, or nil.
+func (p *Proxy) user(name string) *userEntry { return (*p.users.Load())[name] }
+
+func buildUsers(cfg *config.Config) (map[string]*userEntry, error) {
+	users := make(map[string]*userEntry, len(cfg.Users))
 	for name, u := range cfg.Users {
 		e, err := newUserEntry(name, u)
 		if err != nil {
 			return nil, err
 		}
-		p.users[name] = e
+		users[name] = e
 	}
-	return p, nil
+	return users, nil
 }
 
 // Listen opens every listener the config names: TCP addresses and the
 // Unix socket.
 func (p *Proxy) Listen() ([]net.Listener, error) {
-	lc := net.ListenConfig{KeepAliveConfig: p.keepAlive().Config()}
+	lc := net.ListenConfig{KeepAliveConfig: p.keepAlive(p.config()).Config()}
 	var lns []net.Listener
 	fail := func(err error) ([]net.Listener, error) {
 		for _, l := range lns {
@@ -92,14 +112,14 @@ func (p *Proxy) Listen() ([]net.Listener, error) {
 		}
 		return nil, err
 	}
-	for _, addr := range p.cfg.Listen {
+	for _, addr := range p.config().Listen {
 		ln, err := lc.Listen(context.Background(), "tcp", addr)
 		if err != nil {
 			return fail(fmt.Errorf("listen: %w", err))
 		}
 		lns = append(lns, ln)
 	}
-	if path := p.cfg.UnixSocketPath(); path != "" {
+	if path := p.config().UnixSocketPath(); path != "" {
 		if err := removeStaleSocket(path); err != nil {
 			return fail(err)
 		}
@@ -107,7 +127,7 @@ func (p *Proxy) Listen() ([]net.Listener, error) {
 		if err != nil {
 			return fail(fmt.Errorf("listen: %w", err))
 		}
-		if err := os.Chmod(path, p.cfg.UnixSocketFileMode()); err != nil {
+		if err := os.Chmod(path, p.config().UnixSocketFileMode()); err != nil {
 			ln.Close()
 			return fail(fmt.Errorf("unix_socket_mode: %w", err))
 		}
@@ -133,12 +153,12 @@ func removeStaleSocket(path string) error {
 	return nil
 }
 
-func (p *Proxy) keepAlive() pool.KeepAlive {
+func (p *Proxy) keepAlive(cfg *config.Config) pool.KeepAlive {
 	return pool.KeepAlive{
-		Enable:   p.cfg.TCPKeepalive,
-		Idle:     p.cfg.TCPKeepIdle.D(),
-		Interval: p.cfg.TCPKeepIntvl.D(),
-		Count:    p.cfg.TCPKeepCnt,
+		Enable:   cfg.TCPKeepalive,
+		Idle:     cfg.TCPKeepIdle.D(),
+		Interval: cfg.TCPKeepIntvl.D(),
+		Count:    cfg.TCPKeepCnt,
 	}
 }
 
@@ -183,16 +203,40 @@ func (p *Proxy) Serve(ln net.Listener) error {
 	}
 }
 
-// Shutdown stops accepting connections, lets clients leave on their own
-// until ctx ends, then closes the rest, and closes every pool.
-func (p *Proxy) Shutdown(ctx context.Context) error {
+// StopAccepting closes the listeners (a Unix socket file is left in place
+// for a successor that took the sockets over). Connections already accepted
+// carry on.
+func (p *Proxy) StopAccepting() {
 	p.closing.Store(true)
 	p.lnMu.Lock()
 	for _, ln := range p.listeners {
+		if ul, ok := ln.(*net.UnixListener); ok {
+			ul.SetUnlinkOnClose(false)
+		}
 		ln.Close()
 	}
 	p.listeners = nil
 	p.lnMu.Unlock()
+}
+
+// Draining reports whether Shutdown has begun.
+func (p *Proxy) Draining() bool { return p.draining.Load() }
+
+// Shutdown drains: new connections are answered FATAL 57P03 while the
+// logged-in clients finish and leave on their own, until ctx ends; then the
+// rest are ended with FATAL 57P01, the listeners closed and every pool
+// closed. It returns ctx.Err() if clients had to be ended.
+func (p *Proxy) Shutdown(ctx context.Context) error {
+	p.draining.Store(true)
+	t := time.NewTicker(20 * time.Millisecond)
+	for p.loggedIn() > 0 && ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+	}
+	t.Stop()
+	p.StopAccepting()
 
 	done := make(chan struct{})
 	go func() { p.wg.Wait(); close(done) }()
@@ -240,13 +284,25 @@ func (p *Proxy) poolFor(dbName string, db config.Database, user string, u *userE
 	if pl := p.pools[key]; pl != nil {
 		return pl, p.stmts[key], p.stats[key]
 	}
+	pl := pool.New(p.poolConfig(p.config(), db, user, u),
+		p.log.Named("pool").With(zap.String("database", dbName), zap.String("user", user)))
+	p.pools[key] = pl
+	reg := newStmtRegistry()
+	p.stmts[key] = reg
+	st := &poolStats{}
+	p.stats[key] = st
+	return pl, reg, st
+}
+
+// poolConfig is the pool configuration for user's connections to db.
+func (p *Proxy) poolConfig(cfg *config.Config, db config.Database, user string, u *userEntry) pool.Config {
 	t := pool.Target{
 		Host:        db.Host,
 		Port:        db.Port,
 		Database:    db.DBName,
 		User:        user,
-		KeepAlive:   p.keepAlive(),
-		MaxPrepared: p.cfg.MaxPreparedStatements,
+		KeepAlive:   p.keepAlive(cfg),
+		MaxPrepared: cfg.MaxPreparedStatements,
 	}
 	switch {
 	case db.User != "":
@@ -256,24 +312,17 @@ func (p *Proxy) poolFor(dbName string, db config.Database, user string, u *userE
 	case u != nil:
 		t.Password = u.password
 	}
-	size := db.PoolSize
-	pl := pool.New(pool.Config{
+	return pool.Config{
 		Target:         t,
-		MaxSize:        size,
-		MinSize:        min(db.MinPoolSize, size),
-		Lifetime:       p.cfg.ServerLifetime.D(),
-		IdleTimeout:    p.cfg.ServerIdleTimeout.D(),
-		CheckDelay:     p.cfg.ServerCheckDelay.D(),
-		CheckQuery:     p.cfg.ServerCheckQuery,
-		ConnectTimeout: p.cfg.ServerConnectTimeout.D(),
-		LoginRetry:     p.cfg.ServerLoginRetry.D(),
-	}, p.log.Named("pool").With(zap.String("database", dbName), zap.String("user", user)))
-	p.pools[key] = pl
-	reg := newStmtRegistry()
-	p.stmts[key] = reg
-	st := &poolStats{}
-	p.stats[key] = st
-	return pl, reg, st
+		MaxSize:        db.PoolSize,
+		MinSize:        min(db.MinPoolSize, db.PoolSize),
+		Lifetime:       cfg.ServerLifetime.D(),
+		IdleTimeout:    cfg.ServerIdleTimeout.D(),
+		CheckDelay:     cfg.ServerCheckDelay.D(),
+		CheckQuery:     cfg.ServerCheckQuery,
+		ConnectTimeout: cfg.ServerConnectTimeout.D(),
+		LoginRetry:     cfg.ServerLoginRetry.D(),
+	}
 }
 
 // register issues a random BackendKeyData for c.
@@ -289,6 +338,7 @@ func (p *Proxy) register(c *clientConn) {
 		}
 		c.key = cancelKey{pid: pid, secret: binary.BigEndian.Uint32(b[4:])}
 		p.keys[pid] = c
+		p.served.Add(1)
 		return
 	}
 }
@@ -327,6 +377,16 @@ func (p *Proxy) PreparedStats() PreparedStats {
 		sum.Evictions += st.Evictions
 	}
 	return sum
+}
+
+// Served returns how many clients have logged in so far.
+func (p *Proxy) Served() int64 { return p.served.Load() }
+
+// loggedIn counts clients past login.
+func (p *Proxy) loggedIn() int {
+	p.keysMu.Lock()
+	defer p.keysMu.Unlock()
+	return len(p.keys)
 }
 
 // NumClients returns the number of client connections being served.

@@ -31,7 +31,7 @@ func (p *Proxy) serveConn(conn net.Conn) {
 	c.log = p.log.With(zap.Uint64("client_id", c.id), zap.Stringer("remote", conn.RemoteAddr()))
 	defer conn.Close()
 
-	if d := p.cfg.ClientLoginTimeout.D(); d > 0 {
+	if d := p.config().ClientLoginTimeout.D(); d > 0 {
 		_ = conn.SetDeadline(time.Now().Add(d))
 	}
 	st, err := c.readStartup()
@@ -41,6 +41,10 @@ func (p *Proxy) serveConn(conn net.Conn) {
 	}
 	if st == nil {
 		return // a cancel request, handled
+	}
+	if p.draining.Load() {
+		c.loginFailed(wire.Fatal(wire.CodeCannotConnectNow, "the database system is shutting down"))
+		return
 	}
 	c.user, c.database = st.user, st.database
 	c.log = c.log.With(zap.String("user", st.user), zap.String("database", st.database))
@@ -134,7 +138,7 @@ func (c *clientConn) readStartup() (*startup, error) {
 // AuthenticationOk, ParameterStatus, BackendKeyData, ReadyForQuery.
 func (c *clientConn) login(st *startup) error {
 	p := c.p
-	cfg := p.cfg
+	cfg := p.config()
 	if cfg.MaxClientConn > 0 && p.nclients.Load() > int64(cfg.MaxClientConn) {
 		return wire.Fatal(wire.CodeTooManyConnections, "sorry, too many clients already (max_client_conn = %d)", cfg.MaxClientConn)
 	}
@@ -145,7 +149,7 @@ func (c *clientConn) login(st *startup) error {
 		}
 	}
 	db, ok := cfg.LookupDatabase(st.database)
-	u := p.users[st.user]
+	u := p.user(st.user)
 	// Authenticate before saying whether the database exists, as Postgres.
 	if err := c.authenticate(cfg.AuthType, st.user, u); err != nil {
 		return err
@@ -191,7 +195,7 @@ func (c *clientConn) login(st *startup) error {
 
 // waitContext bounds a wait for a server by query_wait_timeout.
 func (c *clientConn) waitContext() (context.Context, context.CancelFunc) {
-	if d := c.p.cfg.QueryWaitTimeout.D(); d > 0 {
+	if d := c.p.config().QueryWaitTimeout.D(); d > 0 {
 		return context.WithTimeout(context.Background(), d)
 	}
 	return context.WithCancel(context.Background())

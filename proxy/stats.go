@@ -128,8 +128,8 @@ func (p *Proxy) Pools() []PoolInfo {
 	}
 	for i := range out {
 		if out[i].PoolMode == "" {
-			db, _ := p.cfg.LookupDatabase(out[i].Database)
-			out[i].PoolMode = p.cfg.PoolModeFor(db, out[i].User)
+			db, _ := p.config().LookupDatabase(out[i].Database)
+			out[i].PoolMode = p.config().PoolModeFor(db, out[i].User)
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {

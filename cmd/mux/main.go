@@ -6,31 +6,26 @@
 //	mux -check-config FILE   validate FILE and exit
 //	mux -version             print the version and exit
 //
-// Signals: SIGTERM stops accepting connections and lets connected clients
-// finish (up to the drain limit), SIGINT stops at once, SIGHUP is logged
-// (reloading arrives with the admin console).
+// Signals: SIGTERM drains (new connections get 57P03, connected clients
+// finish, up to shutdown_timeout, then 57P01), SIGINT stops at once, SIGHUP
+// reloads the configuration file. With handover_socket set, a new mux
+// started on the same configuration takes the listening sockets over and
+// the old one drains and exits.
 //
 // Exit codes: 0 clean stop, 1 runtime failure (cannot listen, …), 2 bad
 // usage or invalid configuration.
 package main
 
 import (
-	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"sync"
-	"syscall"
-	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/muxpg/mux/config"
-	"github.com/muxpg/mux/proxy"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -42,9 +37,6 @@ const (
 	exitRuntime = 1
 	exitUsage   = 2
 )
-
-// drainTimeout bounds how long SIGTERM waits for clients to leave.
-const drainTimeout = 30 * time.Second
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -79,81 +71,24 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "mux: %v\n", err)
 		return exitUsage
 	}
-	log, err := newLogger(cfg, stderr)
+	log, level, err := newLogger(cfg, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "mux: %v\n", err)
 		return exitUsage
 	}
 	defer func() { _ = log.Sync() }()
-	return serve(cfg, log)
-}
-
-func serve(cfg *config.Config, log *zap.Logger) int {
-	p, err := proxy.New(cfg, log)
-	if err != nil {
-		log.Error("invalid configuration", zap.Error(err))
-		return exitUsage
-	}
-	lns, err := p.Listen()
-	if err != nil {
-		log.Error("cannot listen", zap.Error(err))
-		return exitRuntime
-	}
-	log.Info("mux started", zap.String("version", version), zap.String("pool_mode", cfg.PoolMode), zap.String("auth_type", cfg.AuthType))
-
-	var wg sync.WaitGroup
-	for _, ln := range lns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := p.Serve(ln); err != nil {
-				log.Error("serve failed", zap.Error(err))
-			}
-		}()
-	}
-
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	signal.Ignore(syscall.SIGPIPE)
-	for sig := range sigs {
-		switch sig {
-		case syscall.SIGHUP:
-			log.Warn("SIGHUP received: configuration reload is not supported yet; restart mux to apply changes")
-			continue
-		case syscall.SIGTERM:
-			log.Info("SIGTERM: draining", zap.Duration("timeout", drainTimeout))
-			ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
-			go func() {
-				// A second signal ends the drain.
-				<-sigs
-				cancel()
-			}()
-			err := p.Shutdown(ctx)
-			cancel()
-			wg.Wait()
-			if err != nil && !errors.Is(err, context.Canceled) {
-				log.Info("drain timed out: remaining clients disconnected")
-			}
-		case syscall.SIGINT:
-			log.Info("SIGINT: stopping now")
-			ctx, cancel := context.WithCancel(context.Background())
-			cancel()
-			_ = p.Shutdown(ctx)
-			wg.Wait()
-		}
-		log.Info("mux stopped")
-		return exitOK
-	}
-	return exitOK
+	d := &daemon{path: *cfgPath, log: log, level: level}
+	return d.run(cfg)
 }
 
 // newLogger builds the root logger: console text or JSON, at the configured
 // level. Components take named children of it.
-func newLogger(cfg *config.Config, w io.Writer) (*zap.Logger, error) {
-	level, err := zapcore.ParseLevel(cfg.LogLevel)
+func newLogger(cfg *config.Config, w io.Writer) (*zap.Logger, zap.AtomicLevel, error) {
+	lvl, err := zapcore.ParseLevel(cfg.LogLevel)
 	if err != nil {
-		return nil, fmt.Errorf("log_level: %w", err)
+		return nil, zap.AtomicLevel{}, fmt.Errorf("log_level: %w", err)
 	}
+	level := zap.NewAtomicLevelAt(lvl)
 	encCfg := zap.NewProductionEncoderConfig()
 	encCfg.TimeKey = "ts"
 	encCfg.EncodeTime = zapcore.ISO8601TimeEncoder
@@ -165,5 +100,5 @@ func newLogger(cfg *config.Config, w io.Writer) (*zap.Logger, error) {
 		enc = zapcore.NewConsoleEncoder(encCfg)
 	}
 	core := zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(w)), level)
-	return zap.New(core).Named("mux"), nil
+	return zap.New(core).Named("mux"), level, nil
 }

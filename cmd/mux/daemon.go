@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/muxpg/mux/config"
+	"github.com/muxpg/mux/internal/handover"
+	"github.com/muxpg/mux/proxy"
+)
+
+// daemon is one mux process: its proxy, listeners and signal handling.
+type daemon struct {
+	path  string // configuration file, re-read on SIGHUP
+	log   *zap.Logger
+	level zap.AtomicLevel
+
+	p  *proxy.Proxy
+	wg sync.WaitGroup // Serve goroutines
+
+	handedOver chan struct{} // closed when a successor took the listeners
+	stop       chan string   // a request to drain and exit (admin SHUTDOWN)
+}
+
+func (d *daemon) run(cfg *config.Config) int {
+	p, err := proxy.New(cfg, d.log)
+	if err != nil {
+		d.log.Error("invalid configuration", zap.Error(err))
+		return exitUsage
+	}
+	d.p = p
+	d.handedOver = make(chan struct{})
+	d.stop = make(chan string, 1)
+
+	lns, confirm, err := d.listeners(cfg)
+	if err != nil {
+		d.log.Error("cannot listen", zap.Error(err))
+		return exitRuntime
+	}
+	for _, ln := range lns {
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			if err := p.Serve(ln); err != nil {
+				d.log.Error("serve failed", zap.Error(err))
+			}
+		}()
+	}
+	if confirm != nil {
+		if err := confirm(); err != nil {
+			d.log.Warn("confirming the hand-over failed", zap.Error(err))
+		}
+	}
+	if path := cfg.HandoverSocket; path != "" {
+		var once sync.Once
+		stopOffer, err := handover.Offer(path, lns, func() { once.Do(func() { close(d.handedOver) }) })
+		if err != nil {
+			d.log.Warn("rolling restart unavailable", zap.Error(err))
+		} else {
+			defer stopOffer()
+		}
+	}
+	d.log.Info("mux started", zap.String("version", version), zap.String("pool_mode", cfg.PoolMode), zap.String("auth_type", cfg.AuthType))
+	return d.loop()
+}
+
+// listeners takes the listening sockets over from a running mux if one
+// offers them, else opens them. confirm, when not nil, tells the
+// predecessor that the sockets are being served.
+func (d *daemon) listeners(cfg *config.Config) (lns []net.Listener, confirm func() error, err error) {
+	if path := cfg.HandoverSocket; path != "" {
+		lns, confirm, err := handover.Take(path)
+		if err == nil {
+			d.log.Info("took the listening sockets over from the running mux", zap.String("handover_socket", path))
+			return lns, confirm, nil
+		}
+		if !errors.Is(err, handover.ErrNoPredecessor) {
+			return nil, nil, err
+		}
+	}
+	lns, err = d.p.Listen()
+	return lns, nil, err
+}
+
+func (d *daemon) loop() int {
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	signal.Ignore(syscall.SIGPIPE)
+	defer signal.Stop(sigs)
+	for {
+		select {
+		case sig := <-sigs:
+			switch sig {
+			case syscall.SIGHUP:
+				d.reload()
+				continue
+			case syscall.SIGINT:
+				d.log.Info("SIGINT: stopping now")
+				ctx, cancel := context.WithCancel(context.Background())
+				cancel()
+				_ = d.p.Shutdown(ctx)
+			case syscall.SIGTERM:
+				d.drain("SIGTERM", sigs)
+			}
+		case reason := <-d.stop:
+			d.drain(reason, sigs)
+		case <-d.handedOver:
+			d.log.Info("listeners handed over to a new mux: draining")
+			d.p.StopAccepting()
+			d.drain("hand-over", sigs)
+		}
+		d.wg.Wait()
+		d.log.Info("mux stopped", zap.Int64("clients_served", d.p.Served()))
+		return exitOK
+	}
+}
+
+// drain lets connected clients finish, up to shutdown_timeout (a second
+// signal cuts it short), then ends the rest.
+func (d *daemon) drain(reason string, sigs <-chan os.Signal) {
+	timeout := d.p.Config().ShutdownTimeout.D()
+	d.log.Info("draining", zap.String("reason", reason), zap.Duration("shutdown_timeout", timeout))
+	ctx, cancel := context.WithCancel(context.Background())
+	if timeout > 0 {
+		ctx, cancel = context.WithTimeout(context.Background(), timeout)
+	}
+	defer cancel()
+	go func() {
+		select {
+		case <-sigs:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	if err := d.p.Shutdown(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		d.log.Info("shutdown_timeout passed: remaining clients disconnected")
+	}
+}
+
+// reload re-reads the configuration file; an invalid one is refused and
+// the running configuration kept.
+func (d *daemon) reload() error {
+	cfg, err := config.Load(d.path)
+	if err != nil {
+		d.log.Error("reload refused: configuration is invalid; keeping the running one", zap.Error(err))
+		return err
+	}
+	if err := d.p.Reload(cfg); err != nil {
+		d.log.Error("reload refused; keeping the running configuration", zap.Error(err))
+		return err
+	}
+	if lvl, err := zapcore.ParseLevel(cfg.LogLevel); err == nil {
+		d.level.SetLevel(lvl)
+	}
+	return nil
+}

@@ -1,0 +1,118 @@
+// Package metrics serves mux's HTTP endpoint: Prometheus metrics, liveness
+// and readiness.
+package metrics
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/muxpg/mux/proxy"
+)
+
+// Histogram buckets, in seconds.
+var (
+	// waitBuckets reach past the default query_wait_timeout (2m): a
+	// healthy pool hands out servers in microseconds, a saturated one makes
+	// clients wait up to the timeout.
+	waitBuckets = []float64{.0001, .0005, .001, .005, .01, .05, .1, .5, 1, 5, 10, 30, 60, 120}
+	// durationBuckets cover OLTP statements (sub-millisecond) to reports.
+	durationBuckets = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}
+)
+
+// Observer records the events the proxy reports (proxy.Observer) in
+// Prometheus histograms and counters. It is safe for concurrent use.
+//
+// Label cardinality is bounded by the pools: database and user are those of
+// a pool, i.e. an entry of the configuration (or a name the "*" entry
+// matched for an authenticated user); SQLSTATEs are checked to be five
+// characters of [0-9A-Z] and anything else is reported as "other".
+type Observer struct {
+	poolWait      *prometheus.HistogramVec
+	transaction   *prometheus.HistogramVec
+	query         *prometheus.HistogramVec
+	errors        *prometheus.CounterVec
+	loginFailures *prometheus.CounterVec
+}
+
+var _ proxy.Observer = (*Observer)(nil)
+
+// NewObserver creates an Observer and registers its metrics with reg.
+func NewObserver(reg prometheus.Registerer) *Observer {
+	pl := []string{"database", "user"}
+	o := &Observer{
+		poolWait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "mux_pool_wait_seconds",
+			Help:    "Time clients waited for a server connection from the pool.",
+			Buckets: waitBuckets,
+		}, pl),
+		transaction: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "mux_transaction_duration_seconds",
+			Help:    "Duration of finished transactions (BEGIN to COMMIT/ROLLBACK, or one autocommit statement).",
+			Buckets: durationBuckets,
+		}, pl),
+		query: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "mux_query_duration_seconds",
+			Help:    "Duration of finished queries, from the client's request to the server's ReadyForQuery.",
+			Buckets: durationBuckets,
+		}, pl),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mux_errors_total",
+			Help: "ErrorResponses sent to clients, by SQLSTATE class (its first two characters).",
+		}, []string{"database", "user", "class"}),
+		loginFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mux_login_failures_total",
+			Help: "Failed client logins, by SQLSTATE.",
+		}, []string{"sqlstate"}),
+	}
+	reg.MustRegister(o.poolWait, o.transaction, o.query, o.errors, o.loginFailures)
+	return o
+}
+
+// PoolWait implements proxy.Observer.
+func (o *Observer) PoolWait(database, user string, d time.Duration) {
+	o.poolWait.WithLabelValues(database, user).Observe(d.Seconds())
+}
+
+// Transaction implements proxy.Observer.
+func (o *Observer) Transaction(database, user string, d time.Duration) {
+	o.transaction.WithLabelValues(database, user).Observe(d.Seconds())
+}
+
+// Query implements proxy.Observer.
+func (o *Observer) Query(database, user string, d time.Duration) {
+	o.query.WithLabelValues(database, user).Observe(d.Seconds())
+}
+
+// ErrorSent implements proxy.Observer.
+func (o *Observer) ErrorSent(database, user, sqlstate string) {
+	class := "other"
+	if validSQLState(sqlstate) {
+		class = sqlstate[:2]
+	}
+	o.errors.WithLabelValues(database, user, class).Inc()
+}
+
+// LoginFailed implements proxy.Observer.
+func (o *Observer) LoginFailed(sqlstate string) {
+	if !validSQLState(sqlstate) {
+		sqlstate = "other"
+	}
+	o.loginFailures.WithLabelValues(sqlstate).Inc()
+}
+
+// validSQLState reports whether s looks like a SQLSTATE: five digits or
+// upper-case letters. Codes come from Postgres too, so they are checked
+// before they become label values.
+func validSQLState(s string) bool {
+	if len(s) != 5 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if (c < '0' || c > '9') && (c < 'A' || c > 'Z') {
+			return false
+		}
+	}
+	return true
+}

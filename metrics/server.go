@@ -1,0 +1,202 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+
+	"github.com/muxpg/mux/config"
+)
+
+// Server is the HTTP endpoint at http_listen:
+//
+//   - /metrics: Prometheus metrics (Observer, Collector, the Go runtime and
+//     the process) from a registry of its own.
+//   - /healthz: 200 "ok" while the process runs.
+//   - /readyz: 200 "ready" when mux is listening (SetListening), not
+//     draining (SetDraining) and every configured database other than "*"
+//     is reachable (see probe); 503 with the reasons otherwise.
+//
+// Create it with NewServer, install Observer on the proxy, Start it and
+// Shutdown it. Its setters are safe for concurrent use.
+type Server struct {
+	log     *zap.Logger
+	addr    string
+	reg     *prometheus.Registry
+	obs     *Observer
+	targets []*target
+
+	// Probe settings; tests shorten them.
+	interval, timeout time.Duration
+	failures          int
+
+	listening, draining atomic.Bool
+
+	srv  *http.Server
+	ln   net.Listener
+	stop chan struct{} // closed by Shutdown: ends the probes
+	wg   sync.WaitGroup
+}
+
+// NewServer builds the endpoint for cfg.HTTPListen, reporting the pools of
+// src (the proxy).
+func NewServer(cfg *config.Config, src PoolSource, log *zap.Logger) *Server {
+	s := &Server{
+		log:      log.Named("http"),
+		addr:     cfg.HTTPListen,
+		reg:      prometheus.NewRegistry(),
+		targets:  targets(cfg),
+		interval: probeInterval,
+		timeout:  probeTimeout,
+		failures: probeFailures,
+		stop:     make(chan struct{}),
+	}
+	s.reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		NewCollector(src),
+	)
+	s.obs = NewObserver(s.reg)
+
+	errLog, _ := zap.NewStdLogAt(s.log, zap.WarnLevel)
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{
+		ErrorLog:      errLog,
+		ErrorHandling: promhttp.ContinueOnError,
+		// Bounds concurrent scrapes; each one walks every pool.
+		MaxRequestsInFlight: 4,
+	}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeText(w, http.StatusOK, "ok")
+	})
+	mux.HandleFunc("GET /readyz", s.serveReady)
+	s.srv = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          errLog,
+	}
+	return s
+}
+
+// Observer returns the proxy.Observer whose metrics s serves.
+func (s *Server) Observer() *Observer { return s.obs }
+
+// Start listens on the configured address, then serves and probes in the
+// background until Shutdown.
+func (s *Server) Start() error {
+	ln, err := net.Listen("tcp", s.addr)
+	if err != nil {
+		return fmt.Errorf("http_listen: %w", err)
+	}
+	s.ln = ln
+	s.log.Info("listening", zap.Stringer("listen", ln.Addr()))
+	for _, t := range s.targets {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.probeLoop(t)
+		}()
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("serve failed", zap.Error(err))
+		}
+	}()
+	return nil
+}
+
+// Addr returns the address s listens on (after Start).
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// SetListening records whether mux accepts client connections.
+func (s *Server) SetListening(v bool) { s.listening.Store(v) }
+
+// SetDraining records whether mux is shutting down: /readyz then fails so
+// that load balancers stop sending new clients.
+func (s *Server) SetDraining(v bool) { s.draining.Store(v) }
+
+// Shutdown stops the probes and the HTTP server, letting requests in
+// flight finish until ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error {
+	close(s.stop)
+	err := s.srv.Shutdown(ctx)
+	if err != nil {
+		_ = s.srv.Close()
+	}
+	s.wg.Wait()
+	return err
+}
+
+// probeLoop probes t every interval until Shutdown, the first time at once.
+func (s *Server) probeLoop(t *target) {
+	log := s.log.With(zap.Strings("databases", t.databases), zap.String("address", t.address))
+	tick := time.NewTicker(s.interval)
+	defer tick.Stop()
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+		now := time.Now()
+		err := probe(ctx, t.network, t.address)
+		cancel()
+		switch from, to := t.record(err, s.failures, now); {
+		case to == stateDown && from != stateDown:
+			log.Warn("database unreachable: not ready", zap.Int("failed_probes", s.failures), zap.Error(err))
+		case to == stateUp && from == stateDown:
+			log.Info("database reachable again")
+		case to == stateUp && from == stateUnknown:
+			log.Debug("database reachable")
+		}
+		select {
+		case <-s.stop:
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// ready reports whether mux is ready for new clients, and if not why.
+func (s *Server) ready() (bool, []string) {
+	var problems []string
+	if !s.listening.Load() {
+		problems = append(problems, "not listening")
+	}
+	if s.draining.Load() {
+		problems = append(problems, "draining")
+	}
+	for _, t := range s.targets {
+		if p := t.problem(); p != "" {
+			problems = append(problems, p)
+		}
+	}
+	return len(problems) == 0, problems
+}
+
+func (s *Server) serveReady(w http.ResponseWriter, _ *http.Request) {
+	if ok, problems := s.ready(); !ok {
+		writeText(w, http.StatusServiceUnavailable, "not ready: "+strings.Join(problems, "\nnot ready: "))
+		return
+	}
+	writeText(w, http.StatusOK, "ready")
+}
+
+func writeText(w http.ResponseWriter, code int, body string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_, _ = w.Write([]byte(body + "\n"))
+}
