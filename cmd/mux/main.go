@@ -20,7 +20,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -48,10 +50,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cfgPath := fs.String("config", "", "run with this TOML configuration `file`")
 	checkPath := fs.String("check-config", "", "validate this configuration `file` and exit")
 	showVersion := fs.Bool("version", false, "print the version and exit")
+	probeURL := fs.String("probe", "", "GET this `url` (e.g. http://127.0.0.1:9127/readyz) and exit 0 if it answers 200: a health check for images without curl")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
 	switch {
+	case *probeURL != "":
+		return probe(*probeURL, stderr)
 	case *showVersion:
 		fmt.Fprintf(stdout, "mux %s\n", version)
 		return exitOK
@@ -101,4 +106,20 @@ func newLogger(cfg *config.Config, w io.Writer) (*zap.Logger, zap.AtomicLevel, e
 	}
 	core := zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(w)), level)
 	return zap.New(core).Named("mux"), level, nil
+}
+
+// probe GETs url and reports whether it answered 200.
+func probe(url string, stderr io.Writer) int {
+	client := http.Client{Timeout: 3 * time.Second}
+	resp, err := client.Get(url)
+	if err != nil {
+		fmt.Fprintf(stderr, "mux: probe: %v\n", err)
+		return exitRuntime
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintf(stderr, "mux: probe: %s answered %s\n", url, resp.Status)
+		return exitRuntime
+	}
+	return exitOK
 }
