@@ -179,3 +179,35 @@ func TestShutdownEndsClientsWith57P01(t *testing.T) {
 		t.Fatalf("after shutdown: %v (SQLSTATE %q), want 57P01", err, got)
 	}
 }
+
+// While draining, connected clients keep working and new ones get 57P03;
+// Shutdown returns once the last client has left.
+func TestDrainRefusesNewClientsWith57P03(t *testing.T) {
+	m := startMux(t, "")
+	conn := m.connect(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- m.p.Shutdown(ctx) }()
+	waitFor(t, "draining", 5*time.Second, m.p.Draining)
+	if got := connectErr(t, m.dsn("muxuser", "muxpass", "muxtest")); got != "57P03" {
+		t.Fatalf("new client while draining: SQLSTATE %q, want 57P03", got)
+	}
+	if got := queryString(t, conn, "SELECT 'still here'::text"); got != "still here" {
+		t.Fatal(got)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("Shutdown returned (%v) while a client was connected", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	conn.Close(context.Background())
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Shutdown: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Shutdown did not return after the last client left")
+	}
+}
