@@ -173,7 +173,13 @@ func firstErr(err error, res *Result) error {
 }
 
 func (p *Pool) needsCheck(s *Server) bool {
-	cfg := p.Config()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.needsCheckLocked(s)
+}
+
+func (p *Pool) needsCheckLocked(s *Server) bool {
+	cfg := &p.cfg
 	if cfg.CheckQuery == "" {
 		return false
 	}
@@ -182,6 +188,29 @@ func (p *Pool) needsCheck(s *Server) bool {
 	fresh := s.lastUsed.IsZero()
 	s.mu.Unlock()
 	return !fresh && idleFor >= cfg.CheckDelay
+}
+
+// TryAcquire lends an idle server if one is ready now, without waiting or
+// connecting; nil otherwise. A server idle past CheckDelay is not taken
+// here (it needs its check query): Acquire does that.
+func (p *Pool) TryAcquire() *Server {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed || p.waiters.Len() > 0 {
+		return nil
+	}
+	n := len(p.idle)
+	if n == 0 {
+		return nil
+	}
+	s := p.idle[n-1]
+	if s.Broken() || p.expired(s) || p.needsCheckLocked(s) {
+		return nil
+	}
+	p.idle[n-1] = nil
+	p.idle = p.idle[:n-1]
+	p.inflight[s] = struct{}{}
+	return s
 }
 
 // acquireOnce returns a server, or nil to ask the caller to try again.

@@ -77,6 +77,7 @@ type Server struct {
 
 	gen    uint64        // pool generation when connected (guarded by pool.mu)
 	done   chan struct{} // closed when the read goroutine exits
+	ev     Events        // reused for every batch by the read goroutine
 	broken atomic.Bool
 
 	mu       sync.Mutex // guards the fields below
@@ -209,7 +210,8 @@ func (s *Server) readLoop() {
 			return
 		}
 		w += n
-		var ev Events
+		s.ev = Events{}
+		ev := &s.ev
 		pos := r
 		if stream > 0 {
 			adv := min(stream, w-pos)
@@ -270,7 +272,7 @@ func (s *Server) readLoop() {
 			pos += total
 		}
 		if pos > r {
-			s.dispatch(buf[r:pos], &ev)
+			s.dispatch(buf[r:pos], ev)
 			r = pos
 		}
 		if s.broken.Load() && s.handlerIsNil() {

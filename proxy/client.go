@@ -357,29 +357,36 @@ func (c *clientConn) count(b batch) {
 // settings in line with the client's.
 func (c *clientConn) attach() (*pool.Server, error) {
 	_ = c.conn.SetReadDeadline(time.Time{})
-	ctx, cancel := c.waitContext()
-	defer cancel()
-	c.mu.Lock()
-	c.waiting = true
-	c.mu.Unlock()
 	start := time.Now()
-	s, err := c.pool.Acquire(ctx)
+	s := c.pool.TryAcquire()
+	if s == nil {
+		// No idle server at hand: wait (bounded by query_wait_timeout).
+		ctx, cancel := c.waitContext()
+		defer cancel()
+		c.mu.Lock()
+		c.waiting = true
+		c.mu.Unlock()
+		var err error
+		s, err = c.pool.Acquire(ctx)
+		c.mu.Lock()
+		c.waiting = false
+		c.mu.Unlock()
+		if err != nil {
+			c.log.Info("no server for client", zap.Error(err))
+			return nil, c.poolError(err)
+		}
+	}
 	waited := time.Since(start)
-	c.mu.Lock()
-	c.waiting = false
-	c.mu.Unlock()
 	c.stats.waits.Add(1)
 	c.stats.waitUs.Add(waited.Microseconds())
 	c.p.obs.PoolWait(c.database, c.user, waited)
-	if err != nil {
-		c.log.Info("no server for client", zap.Error(err))
-		return nil, c.poolError(err)
-	}
 	c.mu.Lock()
 	want := c.want
 	c.mu.Unlock()
 	if q := syncSQL(s, want, c.extra); q != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), resetTimeout)
 		res, err := s.Exec(ctx, q)
+		cancel()
 		if err != nil || res.Err != nil || res.Status != 'I' {
 			if err != nil || res.Status != 'I' {
 				s.MarkBroken()
