@@ -121,6 +121,13 @@ type Config struct {
 	// MaxMessageSize refuses longer client messages. Default 256MB; allowed
 	// 1kB..1GB.
 	MaxMessageSize ByteSize `toml:"max_message_size"`
+	// PinPolicy says what happens in transaction and statement mode when a
+	// client creates session state mux cannot carry to another server
+	// (session advisory locks, temporary tables, WITH HOLD cursors, SQL
+	// PREPARE, LOAD): "pin" keeps the client on its server until the state
+	// is gone, "error" refuses the statement, "allow" ignores it (the
+	// PgBouncer behaviour). Default pin.
+	PinPolicy string `toml:"pin_policy"`
 	// MaxPreparedStatements bounds the protocol-level prepared statements mux
 	// keeps on each server connection in transaction and statement mode
 	// (least recently used ones are closed). 0 turns prepared statement
@@ -200,6 +207,8 @@ type Database struct {
 	PoolMode string `toml:"pool_mode"`
 	// PoolSize is the server connections per pool; 0 = default_pool_size.
 	PoolSize int `toml:"pool_size"`
+	// PinPolicy overrides the global pin_policy; "" means the global one.
+	PinPolicy string `toml:"pin_policy"`
 	// MinPoolSize is the server connections kept open per pool;
 	// InheritMinPoolSize (-1, the value when the key is absent) = global
 	// min_pool_size.
@@ -241,6 +250,7 @@ func Default() *Config {
 		IgnoreStartupParameters: []string{},
 		MaxMessageSize:          256 * MiB,
 		MaxPreparedStatements:   200,
+		PinPolicy:               "pin",
 		ClientWriteTimeout:      Duration(60 * time.Second),
 		ShutdownTimeout:         Duration(30 * time.Second),
 		AdminUsers:              []string{},
@@ -359,6 +369,9 @@ func (c *Config) LookupDatabase(name string) (Database, bool) {
 	}
 	if db.PoolMode == "" {
 		db.PoolMode = c.PoolMode
+	}
+	if db.PinPolicy == "" {
+		db.PinPolicy = c.PinPolicy
 	}
 	if db.PoolSize <= 0 {
 		db.PoolSize = c.DefaultPoolSize

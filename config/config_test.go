@@ -315,9 +315,9 @@ port = 5433
 		ok   bool
 		want Database
 	}{
-		{"app", true, Database{Host: "127.0.0.1", Port: 5432, DBName: "appdb", PoolMode: "statement", PoolSize: 3, MinPoolSize: 1}},
-		{"plain", true, Database{Host: "127.0.0.1", Port: 5432, DBName: "plain", PoolMode: "session", PoolSize: 7, MinPoolSize: 2}},
-		{"sales", true, Database{Host: "/tmp", Port: 5433, DBName: "sales", PoolMode: "session", PoolSize: 7, MinPoolSize: 2}},
+		{"app", true, Database{Host: "127.0.0.1", Port: 5432, DBName: "appdb", PoolMode: "statement", PoolSize: 3, PinPolicy: "pin", MinPoolSize: 1}},
+		{"plain", true, Database{Host: "127.0.0.1", Port: 5432, DBName: "plain", PoolMode: "session", PoolSize: 7, PinPolicy: "pin", MinPoolSize: 2}},
+		{"sales", true, Database{Host: "/tmp", Port: 5433, DBName: "sales", PoolMode: "session", PoolSize: 7, PinPolicy: "pin", MinPoolSize: 2}},
 		{"", false, Database{}},
 	}
 	for _, tt := range tests {

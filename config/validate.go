@@ -22,6 +22,8 @@ var (
 	poolModes  = []string{PoolModeSession, PoolModeTransaction, PoolModeStatement}
 	logFormats = []string{"text", "json"}
 	logLevels  = []string{"debug", "info", "warn", "error"}
+	// PinPolicies are the values of pin_policy.
+	pinPolicies = []string{"pin", "error", "allow"}
 )
 
 // Validate checks c as Parse does after applying defaults, returning every
@@ -180,6 +182,7 @@ func (c *Config) problems() []error {
 		ck.add(k("max_message_size"), "%s is out of range 1kB..1GB", m)
 	}
 	ck.atLeast(k("max_prepared_statements"), c.MaxPreparedStatements, 0)
+	ck.oneOf(k("pin_policy"), c.PinPolicy, pinPolicies)
 	ck.oneOf(k("log_format"), c.LogFormat, logFormats)
 	ck.oneOf(k("log_level"), c.LogLevel, logLevels)
 
@@ -231,6 +234,9 @@ func (c *Config) checkDatabase(ck *checker, name string, db Database) {
 	ck.secret(k("password"), db.Password)
 	if db.PoolMode != "" {
 		ck.oneOf(k("pool_mode"), db.PoolMode, poolModes)
+	}
+	if db.PinPolicy != "" {
+		ck.oneOf(k("pin_policy"), db.PinPolicy, pinPolicies)
 	}
 	ck.atLeast(k("pool_size"), db.PoolSize, 0)
 	ck.atLeast(k("min_pool_size"), db.MinPoolSize, InheritMinPoolSize)

@@ -21,10 +21,11 @@ import (
 // connect to it (TCP, or its Unix socket) and it answers an SSLRequest
 // with 'S' or 'N' — what a postmaster does before any authentication, so
 // the probe needs no credentials and Postgres logs nothing for it (but
-// "connection received" with log_connections). Each
-// server is probed every probeInterval; it becomes unreachable only after
-// probeFailures probes in a row failed (4 to 6 s with the defaults), so a
-// blip does not flip readiness, and reachable again after one success.
+// "connection received" with log_connections). Each server is probed
+// every probeInterval; it becomes unreachable only after probeFailures
+// probes in a row failed (4 to 6 s with the defaults), so a blip does not
+// flip readiness, and reachable again after one success. Until its first
+// answer a server is not reachable.
 const (
 	probeInterval = 2 * time.Second
 	probeTimeout  = 2 * time.Second // to connect and read the answer

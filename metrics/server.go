@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,8 +29,8 @@ import (
 //     draining (SetDraining) and every configured database other than "*"
 //     is reachable (see probe); 503 with the reasons otherwise.
 //
-// Create it with NewServer, install Observer on the proxy, Start it and
-// Shutdown it. Its setters are safe for concurrent use.
+// Create it with NewServer, install Observer on the proxy, Start it (or
+// StartWhenFree) and Shutdown it. Its methods are safe for concurrent use.
 type Server struct {
 	log     *zap.Logger
 	addr    string
@@ -43,10 +44,13 @@ type Server struct {
 
 	listening, draining atomic.Bool
 
-	srv  *http.Server
-	ln   net.Listener
-	stop chan struct{} // closed by Shutdown: ends the probes
-	wg   sync.WaitGroup
+	srv      *http.Server
+	ln       atomic.Pointer[net.Listener] // set once listening
+	ctx      context.Context              // canceled by Shutdown: ends the probes and retries
+	cancel   context.CancelFunc
+	stopOnce sync.Once
+	stopErr  error
+	wg       sync.WaitGroup
 }
 
 // NewServer builds the endpoint for cfg.HTTPListen, reporting the pools of
@@ -60,8 +64,8 @@ func NewServer(cfg *config.Config, src PoolSource, log *zap.Logger) *Server {
 		interval: probeInterval,
 		timeout:  probeTimeout,
 		failures: probeFailures,
-		stop:     make(chan struct{}),
 	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -102,8 +106,54 @@ func (s *Server) Start() error {
 	if err != nil {
 		return fmt.Errorf("http_listen: %w", err)
 	}
-	s.ln = ln
-	s.log.Info("listening", zap.Stringer("listen", ln.Addr()))
+	s.bound(ln)
+	s.startProbes()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.serve(ln)
+	}()
+	return nil
+}
+
+// StartWhenFree is Start for a mux that took its listening sockets over
+// from a running one: that one holds the address until it has handed
+// over, so while the address is in use StartWhenFree keeps trying, in the
+// background, every retryInterval.
+func (s *Server) StartWhenFree() {
+	s.startProbes()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		logged := false
+		for {
+			ln, err := net.Listen("tcp", s.addr)
+			if err == nil {
+				s.bound(ln)
+				s.serve(ln)
+				return
+			}
+			if !errors.Is(err, syscall.EADDRINUSE) {
+				s.log.Error("cannot listen: no HTTP endpoint", zap.Error(err))
+				return
+			}
+			if !logged {
+				s.log.Info("http_listen in use, by the mux handing over: retrying", zap.String("listen", s.addr))
+				logged = true
+			}
+			select {
+			case <-s.ctx.Done():
+				return
+			case <-time.After(retryInterval):
+			}
+		}
+	}()
+}
+
+// retryInterval is StartWhenFree's pause between attempts to listen.
+const retryInterval = 100 * time.Millisecond
+
+func (s *Server) startProbes() {
 	for _, t := range s.targets {
 		s.wg.Add(1)
 		go func() {
@@ -111,18 +161,28 @@ func (s *Server) Start() error {
 			s.probeLoop(t)
 		}()
 	}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.log.Error("serve failed", zap.Error(err))
-		}
-	}()
-	return nil
 }
 
-// Addr returns the address s listens on (after Start).
-func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+func (s *Server) bound(ln net.Listener) {
+	s.ln.Store(&ln)
+	s.log.Info("listening", zap.Stringer("listen", ln.Addr()))
+}
+
+// serve serves HTTP on ln until Shutdown.
+func (s *Server) serve(ln net.Listener) {
+	// After Shutdown, Serve closes ln and returns at once.
+	if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		s.log.Error("serve failed", zap.Error(err))
+	}
+}
+
+// Addr returns the address s listens on, or nil before it does.
+func (s *Server) Addr() net.Addr {
+	if ln := s.ln.Load(); ln != nil {
+		return (*ln).Addr()
+	}
+	return nil
+}
 
 // SetListening records whether mux accepts client connections.
 func (s *Server) SetListening(v bool) { s.listening.Store(v) }
@@ -132,15 +192,16 @@ func (s *Server) SetListening(v bool) { s.listening.Store(v) }
 func (s *Server) SetDraining(v bool) { s.draining.Store(v) }
 
 // Shutdown stops the probes and the HTTP server, letting requests in
-// flight finish until ctx ends.
+// flight finish until ctx ends. Calls after the first return its result.
 func (s *Server) Shutdown(ctx context.Context) error {
-	close(s.stop)
-	err := s.srv.Shutdown(ctx)
-	if err != nil {
-		_ = s.srv.Close()
-	}
-	s.wg.Wait()
-	return err
+	s.stopOnce.Do(func() {
+		s.cancel()
+		if s.stopErr = s.srv.Shutdown(ctx); s.stopErr != nil {
+			_ = s.srv.Close()
+		}
+		s.wg.Wait()
+	})
+	return s.stopErr
 }
 
 // probeLoop probes t every interval until Shutdown, the first time at once.
@@ -149,10 +210,13 @@ func (s *Server) probeLoop(t *target) {
 	tick := time.NewTicker(s.interval)
 	defer tick.Stop()
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+		ctx, cancel := context.WithTimeout(s.ctx, s.timeout)
 		now := time.Now()
 		err := probe(ctx, t.network, t.address)
 		cancel()
+		if s.ctx.Err() != nil {
+			return
+		}
 		switch from, to := t.record(err, s.failures, now); {
 		case to == stateDown && from != stateDown:
 			log.Warn("database unreachable: not ready", zap.Int("failed_probes", s.failures), zap.Error(err))
@@ -162,7 +226,7 @@ func (s *Server) probeLoop(t *target) {
 			log.Debug("database reachable")
 		}
 		select {
-		case <-s.stop:
+		case <-s.ctx.Done():
 			return
 		case <-tick.C:
 		}

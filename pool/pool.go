@@ -583,6 +583,9 @@ type ServerInfo struct {
 	LastUsed    time.Time
 	Network     string
 	Address     string
+
+	LocalAddress string // mux's end of the connection
+	CloseNeeded  bool   // closed when released (RECONNECT, a moved target, lifetime)
 }
 
 // Servers lists the pool's open server connections.
@@ -595,7 +598,8 @@ func (p *Pool) Servers() []ServerInfo {
 		last := s.lastUsed
 		s.mu.Unlock()
 		out = append(out, ServerInfo{ID: s.ID, State: state, BackendPID: s.KeyPID, ConnectTime: s.created,
-			LastUsed: last, Network: s.network, Address: s.address})
+			LastUsed: last, Network: s.network, Address: s.address,
+			LocalAddress: s.conn.LocalAddr().String(), CloseNeeded: p.expired(s)})
 	}
 	for _, s := range p.idle {
 		add(s, "idle")

@@ -127,7 +127,10 @@ func (c *clientConn) authSCRAM(user string, sec *auth.SCRAMSecret) error {
 	} else {
 		srv = auth.NewMockSCRAMServer(user)
 	}
-	if err := c.writeMsg(&pgproto3.AuthenticationSASL{AuthMechanisms: []string{"SCRAM-SHA-256"}}); err != nil {
+	if cb := c.channelBinding(); cb != nil {
+		srv.SetChannelBinding(cb) // offers SCRAM-SHA-256-PLUS first
+	}
+	if err := c.writeMsg(&pgproto3.AuthenticationSASL{AuthMechanisms: srv.Mechanisms()}); err != nil {
 		return err
 	}
 	body, err := c.readAuthMessage()
@@ -138,10 +141,13 @@ func (c *clientConn) authSCRAM(user string, sec *auth.SCRAMSecret) error {
 	if err := init.Decode(body); err != nil {
 		return wire.Fatal(wire.CodeProtocolViolation, "malformed SASL initial response")
 	}
-	if init.AuthMechanism != "SCRAM-SHA-256" {
+	if srv.SelectMechanism(init.AuthMechanism) != nil {
 		return wire.Fatal(wire.CodeProtocolViolation, "client selected an invalid SASL authentication mechanism")
 	}
 	first, err := srv.HandleClientFirst(init.Data)
+	if errors.Is(err, auth.ErrChannelBinding) {
+		return wire.Fatal(wire.CodeInvalidAuthorization, "%v", err)
+	}
 	if err != nil {
 		return wire.Fatal(wire.CodeProtocolViolation, "malformed SCRAM message: %v", err)
 	}
@@ -153,6 +159,9 @@ func (c *clientConn) authSCRAM(user string, sec *auth.SCRAMSecret) error {
 		return err
 	}
 	final, err := srv.HandleClientFinal(body)
+	if errors.Is(err, auth.ErrChannelBinding) {
+		return wire.Fatal(wire.CodeInvalidAuthorization, "%v", err)
+	}
 	if errors.Is(err, auth.ErrAuthFailed) {
 		return authFailed(user)
 	}

@@ -54,6 +54,12 @@ func (p *Proxy) cancelClient(c *clientConn) {
 	}
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(cancelTimeout))
+	// Over TLS like the server's own connection (server_tls_sslmode).
+	host, _, _ := net.SplitHostPort(addr)
+	if conn, err = p.serverTLS.StartTLS(conn, network, host); err != nil {
+		c.log.Warn("forwarding cancel request failed", zap.Error(err))
+		return
+	}
 	msg := make([]byte, 12, 12+len(s.KeySecret))
 	binary.BigEndian.PutUint32(msg[4:8], wire.CancelRequestCode)
 	binary.BigEndian.PutUint32(msg[8:12], s.KeyPID)

@@ -78,6 +78,18 @@ type clientConn struct {
 	qhead        int
 	sskip        int      // server bytes of a passed-through message still to come
 	evicted      []string // scratch for StmtCache.Add
+	unnamedHit   stateHit // what the lexer saw in the client's unnamed statement
+
+	// Session state (sessionstate.go), also guarded by mu.
+	pinPolicy  string        // pin, error or allow
+	stateDirty bool          // this transaction may have changed session state
+	loaded     bool          // the client ran LOAD: its server can never be reused
+	pinReason  string        // why the client keeps its server ("" if it does not)
+	checking   bool          // a state check holds the server
+	checkDone  chan struct{} // closed when the check ends
+	// customNames are custom settings ("app.x") the client may have set:
+	// pg_settings does not list them, so the state check reads them by name.
+	customNames map[string]struct{}
 
 	wmu sync.Mutex // serialises writes to conn
 }
@@ -321,6 +333,7 @@ func (c *clientConn) forward(data []byte, b batch) error {
 func (c *clientConn) holdServer() (*pool.Server, error) {
 	for {
 		c.mu.Lock()
+		c.waitCheck()
 		if s := c.server; s != nil {
 			return s, nil
 		}
@@ -358,6 +371,11 @@ func (c *clientConn) count(b batch) {
 func (c *clientConn) attach() (*pool.Server, error) {
 	_ = c.conn.SetReadDeadline(time.Time{})
 	start := time.Now()
+	ticket, err := c.admit() // waits while the database is PAUSEd (admin.go)
+	if err != nil {
+		return nil, err
+	}
+	defer c.p.admin.done(ticket)
 	s := c.pool.TryAcquire()
 	if s == nil {
 		// No idle server at hand: wait (bounded by query_wait_timeout).
@@ -381,8 +399,13 @@ func (c *clientConn) attach() (*pool.Server, error) {
 	c.stats.waitUs.Add(waited.Microseconds())
 	c.p.obs.PoolWait(c.database, c.user, waited)
 	c.mu.Lock()
-	want := c.want
+	want, gone := c.want, c.gone
 	c.mu.Unlock()
+	if gone {
+		// Terminated while waiting (KILL, shutdown): what it sent must not run.
+		c.pool.Release(s)
+		return nil, wire.Fatal(wire.CodeAdminShutdown, "terminating connection due to administrator command")
+	}
 	if q := syncSQL(s, want, c.extra); q != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), resetTimeout)
 		res, err := s.Exec(ctx, q)
@@ -452,6 +475,7 @@ func (c *clientConn) ServerData(s *pool.Server, data []byte, ev *pool.Events) {
 		out, bp = c.trackServerData(s, data)
 	}
 	if ev.Params {
+		c.stateDirty = c.stateDirty || c.track
 		for n := range c.want {
 			if v, ok := s.Param(n); ok {
 				c.want[n] = v
@@ -485,12 +509,18 @@ func (c *clientConn) ServerData(s *pool.Server, data []byte, ev *pool.Events) {
 			out = out[:len(out)-6]
 		}
 	}
+	check := release && c.needsStateCheck()
+	if check {
+		release = false
+		c.checking = true
+		c.checkDone = make(chan struct{})
+	}
 	detach := fatal || release || abort
 	if detach {
 		c.server = nil
 		c.queue, c.qhead, c.sskip = c.queue[:0], 0, 0
 	}
-	idleInTx := !detach && ev.Ready > 0 && c.pending == 0
+	idleInTx := !detach && !check && ev.Ready > 0 && c.pending == 0
 	// Take the write lock before letting go of mu: replies reach the
 	// client in the order mu saw them (see trackServerData).
 	c.wmu.Lock()
@@ -509,6 +539,11 @@ func (c *clientConn) ServerData(s *pool.Server, data []byte, ev *pool.Events) {
 	}
 
 	switch {
+	case check:
+		if werr != nil {
+			c.terminate()
+		}
+		go c.checkState(s)
 	case fatal:
 		c.terminate()
 		c.pool.Release(s)
@@ -676,18 +711,21 @@ func (c *clientConn) finish(err error) {
 		}
 	}
 	c.mu.Lock()
+	c.waitCheck()
 	s := c.server
 	c.server = nil
 	c.gone = true
 	clean := c.pending == 0 && !c.dirty
 	status := c.txStatus
+	pinned, loaded := c.pinReason != "", c.loaded
 	c.mu.Unlock()
 	if s == nil {
 		return
 	}
 	s.SetHandler(nil)
-	if !clean {
-		// Mid-query or mid-pipeline: the server's state is unknown.
+	if !clean || loaded {
+		// Mid-query or mid-pipeline the server's state is unknown; after
+		// LOAD it can never be reset.
 		s.MarkBroken()
 		c.pool.Release(s)
 		return
@@ -709,6 +747,11 @@ func (c *clientConn) finish(err error) {
 			// DISCARD ALL / RESET ALL put every setting back to its default.
 			s.Applied = map[string]string{}
 		}
+	}
+	if pinned && !s.Broken() {
+		// A pinned client's state (locks, temporary tables, …) must not
+		// reach the next client.
+		c.resetServer(s)
 	}
 	c.pool.Release(s)
 }

@@ -34,6 +34,7 @@ type preparedStmt struct {
 	parse    []byte      // a Parse message for name
 	refs     int         // client names registered to it; guarded by stmtRegistry.mu
 	verified atomic.Bool // a server of the pool has parsed it successfully
+	hit      stateHit    // what the lexer sees in its text
 }
 
 // PreparedStats counts prepared statement work, for SHOW and metrics.
@@ -68,7 +69,8 @@ func (r *stmtRegistry) acquire(query, types []byte) *preparedStmt {
 	st := r.byKey[key]
 	if st == nil {
 		r.seq++
-		st = &preparedStmt{name: "_mux_" + strconv.FormatUint(r.seq, 10), key: key}
+		st = &preparedStmt{name: "_mux_" + strconv.FormatUint(r.seq, 10), key: key,
+			hit: scanState(query, sqllex.Options{StandardConformingStrings: true})}
 		st.parse = appendParse(nil, st.name, query, types)
 		r.byKey[key] = st
 	}
@@ -417,6 +419,11 @@ func (c *clientConn) trackClientMessage(dst []byte, s *pool.Server, msg []byte) 
 		if !ok1 || !ok2 {
 			break // malformed: let Postgres say so
 		}
+		if h := scanState(query, c.lexOptionsLocked()); h.pin != "" && c.pinPolicy == "error" {
+			return c.appendRaise(dst, s, 'P', "0A000", pinRefusal(h.pin))
+		} else if len(name) == 0 {
+			c.unnamedHit = h
+		}
 		if len(name) == 0 {
 			c.unnamedKey = unnamedKeys.Add(1)
 			c.unnamedParse = append(c.unnamedParse[:0], msg...)
@@ -452,11 +459,19 @@ func (c *clientConn) trackClientMessage(dst []byte, s *pool.Server, msg []byte) 
 				return dst
 			}
 			c.setPortal(portal, nil)
+			c.noteState(c.unnamedHit)
+			if c.unnamedHit.setConfig {
+				c.watchBindParams(tail)
+			}
 			break
 		}
 		st := c.stmts[string(name)]
 		if st == nil {
 			return c.appendRaise(dst, s, 'B', "26000", "prepared statement \""+string(name)+"\" does not exist")
+		}
+		c.noteState(st.hit)
+		if st.hit.setConfig {
+			c.watchBindParams(tail)
 		}
 		dst = c.ensurePrepared(dst, s, st)
 		dst = appendHeader(dst, 'B', len(portal)+1+len(st.name)+1+len(tail))
@@ -520,6 +535,9 @@ func (c *clientConn) trackClientMessage(dst []byte, s *pool.Server, msg []byte) 
 		c.push(expectation{msg: 'E', stmt: c.portals[string(portal)]})
 		return dst
 	case 'S', 'F':
+		if typ == 'F' {
+			c.stateDirty = true // a function may change anything
+		}
 		dst = append(dst, msg...)
 		c.push(expectation{msg: typ})
 		return dst
@@ -564,6 +582,12 @@ func (c *clientConn) trackQuery(dst []byte, s *pool.Server, msg []byte) (out []b
 		msg = repl
 	}
 	sql := bytes.TrimSuffix(msg[wire.HeaderLen:], []byte{0})
+	if refuse := c.noteState(scanState(sql, opt)); refuse != "" {
+		s.UnnamedKey = 0
+		dst = wire.AppendQuery(dst, raiseSQL("0A000", pinRefusal(refuse)))
+		c.push(expectation{msg: 'Q'})
+		return dst, true
+	}
 	var clearKind byte
 	n := 0
 	var dealloc []byte // the name in a lone "DEALLOCATE [PREPARE] name"
@@ -590,9 +614,11 @@ func (c *clientConn) trackQuery(dst []byte, s *pool.Server, msg []byte) (out []b
 		if name, ok := identName(dealloc); ok {
 			st := c.stmts[name]
 			if st == nil {
-				q := raiseSQL("26000", "prepared statement \""+name+"\" does not exist")
-				dst = wire.AppendQuery(dst, q)
+				// Not one of the client's protocol-level statements: an
+				// SQL-level PREPARE on this server, or nothing (then
+				// Postgres answers 26000 itself).
 				s.UnnamedKey = 0
+				dst = append(dst, msg...)
 				c.push(expectation{msg: 'Q'})
 				return dst, true
 			}
@@ -745,7 +771,7 @@ func (c *clientConn) processTracked() error {
 	// mux answered everything itself (a DEALLOCATE, say): a server taken
 	// for this run and owed nothing goes straight back.
 	release := len(out) == 0 && c.pending == 0 && !c.dirty && c.txStatus == 'I' &&
-		c.head() == nil && c.mode != config.PoolModeSession
+		c.head() == nil && c.mode != config.PoolModeSession && !c.needsStateCheck()
 	if release {
 		c.server = nil
 	}

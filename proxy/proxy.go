@@ -31,6 +31,10 @@ type Proxy struct {
 	log *zap.Logger
 	// users is replaced whole on reload.
 	users atomic.Pointer[map[string]*userEntry]
+	// clientTLS and serverTLS are loaded by New and read-only afterwards
+	// (serverTLS nil: plain connections to Postgres).
+	clientTLS *clientTLS
+	serverTLS *pool.TLS
 
 	nclients atomic.Int64 // client connections being served (incl. login)
 	served   atomic.Int64 // client logins so far
@@ -53,6 +57,16 @@ type Proxy struct {
 	closing   atomic.Bool    // listeners closed
 	draining  atomic.Bool    // new connections are refused with 57P03
 	wg        sync.WaitGroup // connection goroutines
+
+	// admin is the console's state: paused and disabled databases, its
+	// sessions (admin.go).
+	admin adminState
+	// OnReload and OnShutdown run the console's RELOAD and SHUTDOWN; set by
+	// cmd/mux before Serve (nil: the command is refused). Version is shown
+	// by SHOW VERSION.
+	OnReload   func() error
+	OnShutdown func()
+	Version    string
 }
 
 type poolKey struct {
@@ -73,6 +87,13 @@ func New(cfg *config.Config, log *zap.Logger) (*Proxy, error) {
 	}
 	users, err := buildUsers(cfg)
 	if err != nil {
+		return nil, err
+	}
+	if p.clientTLS, err = loadClientTLS(cfg); err != nil {
+		return nil, err
+	}
+	if p.serverTLS, err = pool.LoadTLS(cfg.ServerTLSSSLMode, cfg.ServerTLSCAFile,
+		cfg.ServerTLSCertFile, cfg.ServerTLSKeyFile, cfg.ServerTLSMinVersion); err != nil {
 		return nil, err
 	}
 	p.cfg.Store(cfg)
@@ -303,6 +324,7 @@ func (p *Proxy) poolConfig(cfg *config.Config, db config.Database, user string, 
 		User:        user,
 		KeepAlive:   p.keepAlive(cfg),
 		MaxPrepared: cfg.MaxPreparedStatements,
+		TLS:         p.serverTLS,
 	}
 	switch {
 	case db.User != "":

@@ -29,7 +29,7 @@ func (p *Proxy) serveConn(conn net.Conn) {
 		connected: time.Now(),
 	}
 	c.log = p.log.With(zap.Uint64("client_id", c.id), zap.Stringer("remote", conn.RemoteAddr()))
-	defer conn.Close()
+	defer func() { c.conn.Close() }() // c.conn: TLS may have replaced conn
 
 	if d := p.config().ClientLoginTimeout.D(); d > 0 {
 		_ = conn.SetDeadline(time.Now().Add(d))
@@ -53,6 +53,10 @@ func (p *Proxy) serveConn(conn net.Conn) {
 		return
 	}
 	_ = conn.SetDeadline(time.Time{})
+	if isAdminDatabase(c.database) {
+		c.serveAdmin()
+		return
+	}
 	defer p.unregister(c)
 	if ce := c.log.Check(zap.DebugLevel, "client logged in"); ce != nil {
 		ce.Write(zap.String("pool_mode", c.mode))
@@ -92,9 +96,10 @@ func (c *clientConn) loginFailed(err error) {
 	c.log.Info("login failed", zap.Error(err))
 }
 
-// readStartup runs the pre-authentication state machine: GSSENCRequest and
-// SSLRequest are answered 'N', a CancelRequest is routed (nil, nil is
-// returned), and the StartupMessage is parsed.
+// readStartup runs the pre-authentication state machine: GSSENCRequest is
+// answered 'N'; SSLRequest 'S' if client TLS is on (the handshake follows
+// and the loop goes on inside TLS), else 'N'; a CancelRequest is routed
+// (nil, nil is returned), and the StartupMessage is parsed.
 func (c *clientConn) readStartup() (*startup, error) {
 	buf := make([]byte, wire.MaxStartupPacketLen)
 	sawSSL, sawGSS := false, false
@@ -113,6 +118,13 @@ func (c *clientConn) readStartup() (*startup, error) {
 			sawGSS = sawGSS || code == wire.GSSENCRequestCode
 			if hasPendingInput(c.conn) {
 				return nil, wire.Fatal(wire.CodeProtocolViolation, "received unencrypted data after SSL request")
+			}
+			if code == wire.SSLRequestCode && c.acceptsTLS() {
+				if err := c.startTLS(); err != nil {
+					return nil, err
+				}
+				sawGSS = true // no GSSENCRequest inside TLS, as in PostgreSQL
+				continue
 			}
 			if _, err := c.conn.Write([]byte{'N'}); err != nil {
 				return nil, err
@@ -139,6 +151,9 @@ func (c *clientConn) readStartup() (*startup, error) {
 func (c *clientConn) login(st *startup) error {
 	p := c.p
 	cfg := p.config()
+	if err := c.checkTLS(st.user); err != nil {
+		return err
+	}
 	if cfg.MaxClientConn > 0 && p.nclients.Load() > int64(cfg.MaxClientConn) {
 		return wire.Fatal(wire.CodeTooManyConnections, "sorry, too many clients already (max_client_conn = %d)", cfg.MaxClientConn)
 	}
@@ -154,10 +169,17 @@ func (c *clientConn) login(st *startup) error {
 	if err := c.authenticate(cfg.AuthType, st.user, u); err != nil {
 		return err
 	}
+	if isAdminDatabase(st.database) {
+		return c.adminWelcome(st)
+	}
 	if !ok {
 		return wire.Fatal(wire.CodeInvalidCatalogName, "database %s does not exist", quote(st.database))
 	}
+	if err := p.admin.loginAllowed(st.database); err != nil {
+		return err
+	}
 	c.mode = cfg.PoolModeFor(db, st.user)
+	c.pinPolicy = db.PinPolicy
 	if c.mode != config.PoolModeSession && cfg.MaxPreparedStatements > 0 {
 		c.track = true
 		c.stmts = map[string]*preparedStmt{}
@@ -167,7 +189,7 @@ func (c *clientConn) login(st *startup) error {
 
 	ctx, cancel := c.waitContext()
 	defer cancel()
-	tmpl, err := c.pool.Template(ctx)
+	tmpl, err := c.template(ctx)
 	if err != nil {
 		return c.poolError(err)
 	}
@@ -204,11 +226,14 @@ func (c *clientConn) waitContext() (context.Context, context.CancelFunc) {
 // poolError turns a failure to get a server into what the client is told.
 func (c *clientConn) poolError(err error) error {
 	var le *pool.LoginError
+	var we *wire.Error
 	switch {
 	case errors.As(err, &le):
 		e := *le.Err
 		e.Severity = "FATAL"
 		return &e
+	case errors.As(err, &we):
+		return we // from the admin console's gate
 	case errors.Is(err, pool.ErrWaitTimeout):
 		return &wire.Error{Severity: "FATAL", Code: wire.CodeProtocolViolation,
 			Message: "query_wait_timeout: no server connection became free in time",

@@ -54,7 +54,9 @@ func readPacket(r io.Reader, buf []byte) ([]byte, error) {
 
 // hasPendingInput reports whether the client already sent bytes we have not
 // read: after an SSLRequest or GSSENCRequest that is a protocol violation
-// (and with TLS, the buffer-stuffing attack of CVE-2021-23214).
+// (and with TLS, the buffer-stuffing attack of CVE-2021-23214). A *tls.Conn
+// has no raw socket to peek at and reports false; it is never asked, since a
+// second SSLRequest or a GSSENCRequest inside TLS is refused before.
 func hasPendingInput(conn net.Conn) bool {
 	raw := rawConn(conn)
 	if raw == nil {

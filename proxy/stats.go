@@ -156,6 +156,7 @@ type ClientInfo struct {
 	ApplicationName string
 	TLS             bool
 	PreparedCount   int
+	PinReason       string // why the client keeps its server between transactions ("" if it does not)
 }
 
 // Clients returns a snapshot of every logged-in client, by ID.
@@ -174,7 +175,7 @@ func (p *Proxy) Clients() []ClientInfo {
 			Remote: c.conn.RemoteAddr(), Local: c.conn.LocalAddr(),
 			ConnectTime: c.connected, RequestTime: c.lastRequest,
 			BackendKeyPID: c.key.pid, ApplicationName: c.want["application_name"],
-			TLS: c.tls, PreparedCount: len(c.stmts),
+			TLS: c.tls, PreparedCount: len(c.stmts), PinReason: c.pinReason,
 		}
 		switch {
 		case c.server != nil:

@@ -14,6 +14,7 @@ import (
 
 	"github.com/muxpg/mux/config"
 	"github.com/muxpg/mux/internal/handover"
+	"github.com/muxpg/mux/metrics"
 	"github.com/muxpg/mux/proxy"
 )
 
@@ -25,6 +26,8 @@ type daemon struct {
 
 	p  *proxy.Proxy
 	wg sync.WaitGroup // Serve goroutines
+
+	http *metrics.Server // nil when http_listen is ""
 
 	handedOver chan struct{} // closed when a successor took the listeners
 	stop       chan string   // a request to drain and exit (admin SHUTDOWN)
@@ -39,12 +42,29 @@ func (d *daemon) run(cfg *config.Config) int {
 	d.p = p
 	d.handedOver = make(chan struct{})
 	d.stop = make(chan string, 1)
+	// The admin console's RELOAD and SHUTDOWN.
+	p.OnReload = d.reload
+	p.OnShutdown = func() {
+		select {
+		case d.stop <- "admin console SHUTDOWN":
+		default: // already stopping
+		}
+	}
+	p.Version = version
 
 	lns, confirm, err := d.listeners(cfg)
 	if err != nil {
 		d.log.Error("cannot listen", zap.Error(err))
 		return exitRuntime
 	}
+	if err := d.startHTTP(cfg, confirm != nil); err != nil {
+		d.log.Error("cannot listen", zap.Error(err))
+		for _, ln := range lns {
+			ln.Close()
+		}
+		return exitRuntime
+	}
+	defer d.stopHTTP()
 	for _, ln := range lns {
 		d.wg.Add(1)
 		go func() {
@@ -54,6 +74,7 @@ func (d *daemon) run(cfg *config.Config) int {
 			}
 		}()
 	}
+	d.setListening(true)
 	if confirm != nil {
 		if err := confirm(); err != nil {
 			d.log.Warn("confirming the hand-over failed", zap.Error(err))
@@ -114,6 +135,7 @@ func (d *daemon) loop() int {
 			d.drain(reason, sigs)
 		case <-d.handedOver:
 			d.log.Info("listeners handed over to a new mux: draining")
+			d.stopHTTP() // the new mux listens on http_listen once it is free
 			d.p.StopAccepting()
 			d.drain("hand-over", sigs)
 		}
@@ -126,6 +148,7 @@ func (d *daemon) loop() int {
 // drain lets connected clients finish, up to shutdown_timeout (a second
 // signal cuts it short), then ends the rest.
 func (d *daemon) drain(reason string, sigs <-chan os.Signal) {
+	d.setDraining()
 	timeout := d.p.Config().ShutdownTimeout.D()
 	d.log.Info("draining", zap.String("reason", reason), zap.Duration("shutdown_timeout", timeout))
 	ctx, cancel := context.WithCancel(context.Background())

@@ -47,6 +47,7 @@ func TestDaemonServesAndDrainsOnSIGTERM(t *testing.T) {
 	cfg := filepath.Join(dir, "mux.toml")
 	toml := fmt.Sprintf(`listen = ["127.0.0.1:%d"]
 log_format = "json"
+http_listen = ""
 [databases.postgres]
 host = %q
 port = %d

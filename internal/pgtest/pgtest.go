@@ -311,6 +311,45 @@ func (c *Cluster) Restart(mode string) error {
 	return nil
 }
 
+// StopServer stops the server (pg_ctl stop -m fast) but keeps the cluster,
+// so that StartServer can start it again: for tests of a Postgres that
+// goes away and comes back.
+func (c *Cluster) StopServer() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopped {
+		return errors.New("pgtest: cluster is stopped")
+	}
+	out, err := c.run(c.Bin("pg_ctl"), "-D", c.DataDir, "-m", "fast", "-w", "-t", "60", "stop")
+	if err != nil {
+		return fmt.Errorf("pgtest: pg_ctl stop: %v\n%s", err, tail(out, 1000))
+	}
+	return nil
+}
+
+// StartServer starts a server stopped by StopServer again, on the same
+// port, and waits until it accepts connections.
+func (c *Cluster) StartServer() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopped {
+		return errors.New("pgtest: cluster is stopped")
+	}
+	logOff := fileSize(c.logFile)
+	out, err := c.run(c.Bin("pg_ctl"),
+		"-D", c.DataDir, "-w", "-t", "60", "-l", c.logFile,
+		"-o", fmt.Sprintf("-p %d -k '%s'", c.Port, c.SocketDir),
+		"start")
+	if err != nil {
+		return fmt.Errorf("pgtest: pg_ctl start: %v\n%s\nlog:\n%s", err, tail(out, 1000), c.logTail(logOff))
+	}
+	if err := c.waitReady(30 * time.Second); err != nil {
+		return fmt.Errorf("pgtest: server does not accept connections after start: %v\nlog:\n%s",
+			err, c.logTail(logOff))
+	}
+	return nil
+}
+
 // Bin returns the full path of a PostgreSQL program such as "pgbench" or
 // "psql": the one in BinDir if present, else the one found in PATH. If
 // neither exists it returns the path in BinDir.
@@ -425,6 +464,14 @@ func (c *Cluster) writeFile(path string, data []byte) error {
 		return fmt.Errorf("pgtest: %w", err)
 	}
 	return c.chown(path)
+}
+
+// WriteDataFile writes a file into the data directory, mode 0600 and owned
+// by the server's OS user, as PostgreSQL wants of an ssl_key_file. It
+// returns the file's path.
+func (c *Cluster) WriteDataFile(name string, data []byte) (string, error) {
+	path := filepath.Join(c.DataDir, filepath.Base(name))
+	return path, c.writeFile(path, data)
 }
 
 // logTail returns the end of the server log written after offset off.

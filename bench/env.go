@@ -1,0 +1,411 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/muxpg/mux/internal/pgtest"
+)
+
+// The role and database the benchmark uses. Both proxies authenticate
+// clients with SCRAM-SHA-256 against the role's stored secret and log in to
+// Postgres as this role with its password.
+const (
+	benchUser     = "bench"
+	benchPassword = "bench"
+	benchDB       = "bench"
+)
+
+// env is the running Postgres plus what is needed to start the proxies.
+type env struct {
+	o            options
+	tmp          string
+	cluster      *pgtest.Cluster
+	pgbench      string
+	pgbouncerBin string
+	muxBin       string
+	idleBin      string
+	scramSecret  string // rolpassword of benchUser
+	owner        *syscall.Credential
+	pgbouncerVer string
+	// maxPrepared is whether PgBouncer knows max_prepared_statements
+	// (1.21 and later).
+	maxPrepared bool
+}
+
+func newEnv(ctx context.Context, o options, tmp, pgbouncerBin, muxBin, idleBin string) (*env, error) {
+	e := &env{o: o, tmp: tmp, pgbouncerBin: pgbouncerBin, muxBin: muxBin, idleBin: idleBin}
+	owner, err := proxyOwner()
+	if err != nil {
+		return nil, err
+	}
+	e.owner = owner
+	e.pgbouncerVer, e.maxPrepared, err = pgbouncerVersion(ctx, pgbouncerBin)
+	if err != nil {
+		return nil, err
+	}
+
+	c, err := pgtest.Start(pgtest.Options{MaxConnections: o.maxConns})
+	if err != nil {
+		return nil, err
+	}
+	e.cluster = c
+	e.pgbench = c.Bin("pgbench")
+	if err := e.setupDB(ctx); err != nil {
+		e.close()
+		return nil, err
+	}
+	return e, nil
+}
+
+func (e *env) close() {
+	if e.cluster != nil {
+		if err := e.cluster.Stop(); err != nil {
+			logf("stopping Postgres: %v", err)
+		}
+	}
+}
+
+// setupDB creates the role and database and fills them with pgbench -i.
+func (e *env) setupDB(ctx context.Context) error {
+	for _, sql := range []string{
+		fmt.Sprintf("SET password_encryption = 'scram-sha-256'; CREATE ROLE %s LOGIN PASSWORD '%s'", benchUser, benchPassword),
+		fmt.Sprintf("CREATE DATABASE %s OWNER %s", benchDB, benchUser),
+	} {
+		if err := e.cluster.Exec(ctx, sql); err != nil {
+			return err
+		}
+	}
+	conn, err := pgconn.Connect(ctx, e.cluster.SuperConnString("postgres"))
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	rs, err := conn.Exec(ctx, "SELECT rolpassword FROM pg_authid WHERE rolname = '"+benchUser+"'").ReadAll()
+	if err != nil {
+		return err
+	}
+	if len(rs) != 1 || len(rs[0].Rows) != 1 || !strings.HasPrefix(string(rs[0].Rows[0][0]), "SCRAM-SHA-256$") {
+		return errors.New("could not read the SCRAM secret of the bench role")
+	}
+	e.scramSecret = string(rs[0].Rows[0][0])
+
+	logf("pgbench -i -s %d", e.o.scale)
+	cmd := exec.CommandContext(ctx, e.pgbench, "-i", "-q", "-s", strconv.Itoa(e.o.scale),
+		"-h", e.cluster.Host, "-p", strconv.Itoa(e.cluster.Port), "-U", benchUser, benchDB)
+	cmd.Env = clientEnv()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("pgbench -i: %v\n%s", err, out)
+	}
+	return nil
+}
+
+// clientEnv is the environment of pgbench: ours without PG* variables,
+// plus the password.
+func clientEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "PG") {
+			env = append(env, kv)
+		}
+	}
+	return append(env, "PGPASSWORD="+benchPassword, "PGSSLMODE=disable")
+}
+
+// proxyOwner is the credential to run PgBouncer with: nil when we are not
+// root, else the postgres OS user (PgBouncer refuses to run as root).
+func proxyOwner() (*syscall.Credential, error) {
+	if os.Geteuid() != 0 {
+		return nil, nil
+	}
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		return nil, fmt.Errorf("running as root, but the OS user postgres to run PgBouncer as was not found: %v", err)
+	}
+	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
+	gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
+	if err1 != nil || err2 != nil {
+		return nil, fmt.Errorf("bad uid/gid for user postgres")
+	}
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}, nil
+}
+
+// ensurePgBouncer returns the PgBouncer binary, installing Debian's package
+// if there is none.
+func ensurePgBouncer(ctx context.Context, flagPath string) (string, error) {
+	if flagPath != "" {
+		return flagPath, nil
+	}
+	find := func() string {
+		if p, err := exec.LookPath("pgbouncer"); err == nil {
+			return p
+		}
+		if fi, err := os.Stat("/usr/sbin/pgbouncer"); err == nil && !fi.IsDir() {
+			return "/usr/sbin/pgbouncer"
+		}
+		return ""
+	}
+	if p := find(); p != "" {
+		return p, nil
+	}
+	if os.Geteuid() != 0 {
+		return "", errors.New("PgBouncer is not installed; install it (e.g. sudo apt-get install -y pgbouncer) or pass -pgbouncer")
+	}
+	logf("PgBouncer not found: apt-get install -y pgbouncer")
+	install := func() error {
+		cmd := exec.CommandContext(ctx, "apt-get", "install", "-y", "--no-install-recommends", "pgbouncer")
+		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("apt-get install pgbouncer: %v\n%s", err, tailString(string(out), 2000))
+		}
+		return nil
+	}
+	if err := install(); err != nil {
+		logf("%v; running apt-get update and trying again", err)
+		upd := exec.CommandContext(ctx, "apt-get", "update")
+		if out, err := upd.CombinedOutput(); err != nil {
+			return "", fmt.Errorf("apt-get update: %v\n%s", err, tailString(string(out), 2000))
+		}
+		if err := install(); err != nil {
+			return "", err
+		}
+	}
+	// The package may start a PgBouncer service on 6432; it does not
+	// matter, the benchmark uses its own ports and processes.
+	if p := find(); p != "" {
+		return p, nil
+	}
+	return "", errors.New("pgbouncer still not found after apt-get install")
+}
+
+// pgbouncerVersion returns PgBouncer's version line and whether it knows
+// max_prepared_statements (added in 1.21).
+func pgbouncerVersion(ctx context.Context, bin string) (string, bool, error) {
+	out, err := exec.CommandContext(ctx, bin, "--version").Output()
+	if err != nil {
+		return "", false, fmt.Errorf("%s --version: %v", bin, err)
+	}
+	line := strings.TrimSpace(strings.SplitN(string(out), "\n", 2)[0])
+	var major, minor int
+	if _, err := fmt.Sscanf(line, "PgBouncer %d.%d", &major, &minor); err != nil {
+		return line, false, nil
+	}
+	return line, major > 1 || (major == 1 && minor >= 21), nil
+}
+
+func goBuild(ctx context.Context, root, out, pkg string) error {
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
+	cmd.Dir = root
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
+	}
+	return nil
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// proxy is a running PgBouncer or mux.
+type proxy struct {
+	name    string
+	port    int
+	cmd     *exec.Cmd
+	logPath string
+	done    chan error
+}
+
+func (p *proxy) pid() int { return p.cmd.Process.Pid }
+
+// startProxy starts a fresh PgBouncer or mux in its own directory and waits
+// until it accepts a logged-in client.
+func (e *env) startProxy(ctx context.Context, sys string, n int) (*proxy, error) {
+	dir := filepath.Join(e.tmp, fmt.Sprintf("%s-%d", sys, n))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return nil, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	p := &proxy{name: sys, port: port, logPath: filepath.Join(dir, sys+".log"), done: make(chan error, 1)}
+	var cmd *exec.Cmd
+	switch sys {
+	case sysPgBouncer:
+		ini := filepath.Join(dir, "pgbouncer.ini")
+		users := filepath.Join(dir, "userlist.txt")
+		if err := e.writeOwned(ini, []byte(e.pgbouncerIni(port, users))); err != nil {
+			return nil, err
+		}
+		if err := e.writeOwned(users, []byte(fmt.Sprintf("%q %q\n", benchUser, e.scramSecret))); err != nil {
+			return nil, err
+		}
+		if err := e.chown(dir); err != nil {
+			return nil, err
+		}
+		cmd = exec.Command(e.pgbouncerBin, ini)
+		if e.owner != nil {
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: e.owner}
+		}
+	case sysMux:
+		conf := filepath.Join(dir, "mux.toml")
+		if err := os.WriteFile(conf, []byte(e.muxConfig(port)), 0o600); err != nil {
+			return nil, err
+		}
+		cmd = exec.Command(e.muxBin, "-config", conf)
+	default:
+		return nil, fmt.Errorf("unknown proxy %q", sys)
+	}
+	cmd.Dir = dir
+	logFile, err := os.Create(p.logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout = logFile
+	cmd.Stderr = logFile
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return nil, fmt.Errorf("start %s: %v", sys, err)
+	}
+	logFile.Close()
+	p.cmd = cmd
+	go func() { p.done <- cmd.Wait() }()
+
+	if err := p.waitReady(ctx, 15*time.Second); err != nil {
+		p.stop()
+		return nil, fmt.Errorf("%s does not accept clients: %v\n%s", sys, err, tailFile(p.logPath, 2000))
+	}
+	return p, nil
+}
+
+// dsn is a connection string for a client of the benchmark.
+func dsn(port int) string {
+	return fmt.Sprintf("host=127.0.0.1 port=%d user=%s password=%s dbname=%s sslmode=disable",
+		port, benchUser, benchPassword, benchDB)
+}
+
+// waitReady logs in as a client and runs SELECT 1 until that works.
+func (p *proxy) waitReady(ctx context.Context, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		select {
+		case err := <-p.done:
+			p.done <- err
+			return fmt.Errorf("exited: %v", err)
+		default:
+		}
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		conn, err := pgconn.Connect(cctx, dsn(p.port))
+		if err == nil {
+			_, err = conn.Exec(cctx, "SELECT 1").ReadAll()
+			conn.Close(cctx)
+		}
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// stop ends the proxy at once (PgBouncer: SIGTERM, immediate shutdown;
+// mux: SIGINT, stop without waiting for clients) and kills it if it has
+// not exited after 10 seconds.
+func (p *proxy) stop() {
+	sig := os.Interrupt
+	if p.name == sysPgBouncer {
+		sig = syscall.SIGTERM
+	}
+	_ = p.cmd.Process.Signal(sig)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+func (e *env) pgbouncerIni(port int, userlist string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "; written by bench\n[databases]\n")
+	fmt.Fprintf(&b, "%s = host=127.0.0.1 port=%d dbname=%s user=%s password=%s\n",
+		benchDB, e.cluster.Port, benchDB, benchUser, benchPassword)
+	fmt.Fprintf(&b, "\n[pgbouncer]\n")
+	fmt.Fprintf(&b, "listen_addr = 127.0.0.1\nlisten_port = %d\n", port)
+	fmt.Fprintf(&b, "unix_socket_dir =\n")
+	fmt.Fprintf(&b, "auth_type = scram-sha-256\nauth_file = %s\n", userlist)
+	fmt.Fprintf(&b, "pool_mode = transaction\ndefault_pool_size = 20\nmax_client_conn = 11000\n")
+	if e.maxPrepared {
+		fmt.Fprintf(&b, "max_prepared_statements = 200\n")
+	} else {
+		fmt.Fprintf(&b, "; max_prepared_statements = 200 omitted: %s does not know it (added in 1.21)\n", e.pgbouncerVer)
+	}
+	return b.String()
+}
+
+func (e *env) muxConfig(port int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# written by bench: shipped defaults plus what equivalence with PgBouncer needs\n")
+	fmt.Fprintf(&b, "listen = [\"127.0.0.1:%d\"]\n", port)
+	fmt.Fprintf(&b, "max_client_conn = 11000\n")
+	fmt.Fprintf(&b, "auth_type = \"scram-sha-256\"\n")
+	fmt.Fprintf(&b, "pool_mode = \"transaction\"\n")
+	fmt.Fprintf(&b, "default_pool_size = 20\n")
+	fmt.Fprintf(&b, "http_listen = \"\"\n\n")
+	fmt.Fprintf(&b, "[databases.%s]\nhost = \"127.0.0.1\"\nport = %d\ndbname = %q\nuser = %q\npassword = %q\n\n",
+		benchDB, e.cluster.Port, benchDB, benchUser, benchPassword)
+	fmt.Fprintf(&b, "[users.%s]\npassword = %q\n", benchUser, e.scramSecret)
+	return b.String()
+}
+
+// writeOwned writes a file readable only by the user the proxy runs as.
+func (e *env) writeOwned(path string, data []byte) error {
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		return err
+	}
+	return e.chown(path)
+}
+
+func (e *env) chown(path string) error {
+	if e.owner == nil {
+		return nil
+	}
+	return os.Chown(path, int(e.owner.Uid), int(e.owner.Gid))
+}
+
+func tailString(s string, n int) string {
+	if len(s) > n {
+		s = s[len(s)-n:]
+	}
+	return strings.TrimRight(s, "\n")
+}
+
+func tailFile(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	return tailString(string(bytes.TrimSpace(b)), n)
+}

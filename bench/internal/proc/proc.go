@@ -1,0 +1,99 @@
+// Package proc reads a process's memory and CPU usage from Linux's /proc.
+package proc
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// clockTick is the unit of utime and stime in /proc/<pid>/stat (USER_HZ).
+// Linux reports these in 1/100 s on every architecture it supports.
+const clockTick = 10 * time.Millisecond
+
+// Mem is a process's resident set size now and at its peak, in bytes.
+type Mem struct {
+	RSS  int64 // VmRSS
+	Peak int64 // VmHWM
+}
+
+// ReadMem reads VmRSS and VmHWM from /proc/<pid>/status.
+func ReadMem(pid int) (Mem, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return Mem{}, err
+	}
+	defer f.Close()
+	var m Mem
+	found := 0
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		var dst *int64
+		switch {
+		case strings.HasPrefix(line, "VmRSS:"):
+			dst = &m.RSS
+		case strings.HasPrefix(line, "VmHWM:"):
+			dst = &m.Peak
+		default:
+			continue
+		}
+		v, err := parseKB(line)
+		if err != nil {
+			return Mem{}, fmt.Errorf("/proc/%d/status: %w", pid, err)
+		}
+		*dst = v
+		found++
+	}
+	if err := sc.Err(); err != nil {
+		return Mem{}, err
+	}
+	if found != 2 {
+		return Mem{}, fmt.Errorf("/proc/%d/status: VmRSS or VmHWM missing", pid)
+	}
+	return m, nil
+}
+
+// parseKB parses a "Name:   1234 kB" line into bytes.
+func parseKB(line string) (int64, error) {
+	fields := strings.Fields(line)
+	if len(fields) != 3 || fields[2] != "kB" {
+		return 0, fmt.Errorf("unexpected line %q", line)
+	}
+	v, err := strconv.ParseInt(fields[1], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("unexpected line %q", line)
+	}
+	return v * 1024, nil
+}
+
+// ReadCPU returns the user plus system CPU time the process has used so
+// far, all its threads together (utime + stime in /proc/<pid>/stat). The
+// resolution is one clock tick, 10 ms.
+func ReadCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) is in parentheses and may hold spaces;
+	// the fields after the last ')' start with field 3 (state).
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	fields := strings.Fields(string(b[i+1:]))
+	// utime and stime are fields 14 and 15, i.e. 11 and 12 after field 3.
+	if len(fields) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: too few fields", pid)
+	}
+	utime, err1 := strconv.ParseInt(fields[11], 10, 64)
+	stime, err2 := strconv.ParseInt(fields[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: bad utime/stime", pid)
+	}
+	return time.Duration(utime+stime) * clockTick, nil
+}

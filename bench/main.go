@@ -1,0 +1,216 @@
+// Command bench compares mux with PgBouncer and with direct connections to
+// Postgres, side by side on one machine, and writes the results to
+// BENCHMARKS.md at the root of the repository.
+//
+// Usage, from anywhere in the repository:
+//
+//	go run ./bench                # the full run, under 10 minutes on 2 cores
+//	go run ./bench -T 3 -rounds 1 # a quick smoke run
+//
+// It starts a throwaway Postgres (internal/pgtest), installs PgBouncer with
+// apt-get if it is missing, builds mux from this checkout, and runs every
+// scenario against each system in interleaved rounds: a fresh proxy process
+// for every run, so that each run's CPU and memory are its own. See
+// README.md ("Benchmarks") for what is measured and how.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// options are the command-line settings.
+type options struct {
+	duration     int    // pgbench -T, seconds
+	rounds       int    // interleaved rounds
+	scale        int    // pgbench -i -s
+	idleClients  int    // clients of the idle scenario
+	maxConns     int    // Postgres max_connections
+	out          string // report path
+	only         string // comma-separated scenario keys, "" for all
+	keep         bool   // keep the temporary directory
+	pgbouncerBin string
+}
+
+func main() {
+	var o options
+	flag.IntVar(&o.duration, "T", 8, "duration of each pgbench run, in `seconds`")
+	flag.IntVar(&o.rounds, "rounds", 3, "interleaved rounds of every scenario")
+	flag.IntVar(&o.scale, "scale", 10, "pgbench scale factor (pgbench -i -s)")
+	flag.IntVar(&o.idleClients, "idle-clients", 10000, "client connections of the idle-clients scenario")
+	flag.IntVar(&o.maxConns, "max-connections", 200, "Postgres max_connections")
+	flag.StringVar(&o.out, "out", "", "write the report to this `file` (default BENCHMARKS.md at the repository root)")
+	flag.StringVar(&o.only, "only", "", "run only these comma-separated scenario `keys` ("+scenarioKeys()+")")
+	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configurations, logs)")
+	flag.StringVar(&o.pgbouncerBin, "pgbouncer", "", "PgBouncer `binary` (default: found in PATH or /usr/sbin, installed with apt-get if missing)")
+	flag.Parse()
+	if o.duration < 1 || o.rounds < 1 || o.scale < 1 || o.idleClients < 1 || flag.NArg() > 0 {
+		flag.Usage()
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, o); err != nil {
+		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, o options) error {
+	began := time.Now()
+	load := loadAvg()
+	root, err := repoRoot()
+	if err != nil {
+		return err
+	}
+	if o.out == "" {
+		o.out = filepath.Join(root, "BENCHMARKS.md")
+	}
+	scens, err := selectScenarios(o.only)
+	if err != nil {
+		return err
+	}
+	fdLimit := raiseFDLimit(65536)
+	logf("open-files limit for this process and its children: %d", fdLimit)
+	if fdLimit < uint64(o.idleClients)+1000 {
+		return fmt.Errorf("the open-files limit %d is too low for %d idle clients; raise it (ulimit -n) or lower -idle-clients", fdLimit, o.idleClients)
+	}
+	logf("load average: %s (other work on this machine skews the results)", load)
+
+	pgbouncerBin, err := ensurePgBouncer(ctx, o.pgbouncerBin)
+	if err != nil {
+		return err
+	}
+
+	tmp, err := os.MkdirTemp("/tmp", "muxbench")
+	if err != nil {
+		return err
+	}
+	if o.keep {
+		logf("temporary directory (kept): %s", tmp)
+	} else {
+		defer os.RemoveAll(tmp)
+	}
+	// PgBouncer runs as the postgres OS user when we are root and must be
+	// able to reach its directory.
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return err
+	}
+
+	logf("building mux and bench/idleclients")
+	muxBin := filepath.Join(tmp, "mux")
+	idleBin := filepath.Join(tmp, "idleclients")
+	if err := goBuild(ctx, root, muxBin, "./cmd/mux"); err != nil {
+		return err
+	}
+	if err := goBuild(ctx, root, idleBin, "./bench/idleclients"); err != nil {
+		return err
+	}
+
+	logf("starting Postgres (max_connections %d)", o.maxConns)
+	env, err := newEnv(ctx, o, tmp, pgbouncerBin, muxBin, idleBin)
+	if err != nil {
+		return err
+	}
+	defer env.close()
+	setupDone := time.Now()
+
+	results := newResults()
+	for r := 1; r <= o.rounds; r++ {
+		for _, sc := range scens {
+			for _, sys := range systemOrder(r) {
+				if err := ctx.Err(); err != nil {
+					return errors.New("interrupted")
+				}
+				res := env.runOne(ctx, sc, sys, r)
+				results.add(sc.key, sys, res)
+				logf("round %d  %-12s %-10s %s", r, sc.key, sys, res.summary())
+			}
+		}
+	}
+	benchTime := time.Since(setupDone)
+
+	info, err := env.describe(ctx, root, fdLimit)
+	if err != nil {
+		return err
+	}
+	info.LoadStart = load
+	info.SetupTime = setupDone.Sub(began)
+	info.BenchTime = benchTime
+	info.TotalTime = time.Since(began)
+	report := renderReport(info, o, scens, results)
+	if err := os.WriteFile(o.out, []byte(report), 0o644); err != nil {
+		return err
+	}
+	logf("wrote %s (total %s)", o.out, info.TotalTime.Round(time.Second))
+	fmt.Print(summaryText(scens, results))
+	return nil
+}
+
+// systemOrder is the order in which the systems run in round r: direct
+// first, then PgBouncer and mux, swapping the two proxies every round so
+// that neither always runs right after the other.
+func systemOrder(r int) []string {
+	if r%2 == 1 {
+		return []string{sysDirect, sysPgBouncer, sysMux}
+	}
+	return []string{sysDirect, sysMux, sysPgBouncer}
+}
+
+// repoRoot finds the directory of the go.mod of module github.com/muxpg/mux,
+// starting from the working directory.
+func repoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		b, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+		if err == nil && strings.Contains(string(b), "module github.com/muxpg/mux\n") {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("run this inside the mux repository (go.mod of github.com/muxpg/mux not found)")
+		}
+		dir = parent
+	}
+}
+
+// raiseFDLimit raises this process's open-files limit (soft, and hard when
+// allowed) to want and returns the soft limit in force. Children inherit
+// it: Go restores the original limit in children only when the program
+// did not call Setrlimit itself.
+func raiseFDLimit(want uint64) uint64 {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return 0
+	}
+	nl := lim
+	if nl.Max < want {
+		nl.Max = want
+	}
+	if nl.Cur < want {
+		nl.Cur = want
+	}
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &nl); err != nil {
+		// Not root: go as far as the hard limit.
+		nl = lim
+		nl.Cur = lim.Max
+		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &nl)
+	}
+	_ = syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
+	return lim.Cur
+}
+
+func logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "%s  %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}

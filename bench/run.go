@@ -1,0 +1,256 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/muxpg/mux/bench/internal/proc"
+	"github.com/muxpg/mux/bench/internal/stats"
+)
+
+// runOne runs scenario sc against system sys once.
+func (e *env) runOne(ctx context.Context, sc scenario, sys string, round int) *runResult {
+	res := newRunResult()
+	clients := sc.clients
+	if sc.kind == kindIdle {
+		clients = e.o.idleClients
+	}
+	if sys == sysDirect && clients+5 > e.o.maxConns {
+		res.skipped = fmt.Sprintf("%d clients exceed max_connections (%d)", clients, e.o.maxConns)
+		return res
+	}
+	port := e.cluster.Port
+	var p *proxy
+	if sys != sysDirect {
+		var err error
+		p, err = e.startProxy(ctx, sys, runSeq.next())
+		if err != nil {
+			res.err = err.Error()
+			return res
+		}
+		defer p.stop()
+		port = p.port
+	}
+	var err error
+	switch sc.kind {
+	case kindPgbench:
+		err = e.runPgbench(ctx, sc, port, p, res)
+	case kindIdle:
+		err = e.runIdle(ctx, port, p, res)
+	}
+	if err != nil && res.err == "" {
+		res.err = err.Error()
+	}
+	if p != nil && res.err != "" {
+		if t := tailFile(p.logPath, 600); t != "" {
+			logf("%s log (end):\n%s", sys, t)
+		}
+	}
+	return res
+}
+
+// runSeq numbers proxy directories.
+var runSeq counter
+
+type counter struct{ n int }
+
+func (c *counter) next() int { c.n++; return c.n }
+
+var (
+	reTx      = regexp.MustCompile(`(?m)^number of transactions actually processed: (\d+)`)
+	reFailed  = regexp.MustCompile(`(?m)^number of failed transactions: (\d+)`)
+	reTPS     = regexp.MustCompile(`(?m)^tps = ([0-9.]+) \(without initial connection time\)`)
+	reAborted = regexp.MustCompile(`client \d+ (?:script \d+ )?aborted`)
+	reError   = regexp.MustCompile(`(?m)^pgbench: error: (.*)$`)
+)
+
+// runPgbench runs pgbench -S and fills in res. Latency comes from pgbench's
+// per-transaction log (-l): every successful transaction's time, from which
+// the exact mean and 99th percentile are computed.
+func (e *env) runPgbench(ctx context.Context, sc scenario, port int, p *proxy, res *runResult) error {
+	logDir, err := os.MkdirTemp(e.tmp, "pgbench-log")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(logDir)
+	jobs := 2
+	if sc.clients < 2 {
+		jobs = 1
+	}
+	args := []string{
+		"-h", "127.0.0.1", "-p", strconv.Itoa(port), "-U", benchUser,
+		"-n", "-S", "-M", sc.mode,
+		"-c", strconv.Itoa(sc.clients), "-j", strconv.Itoa(jobs),
+		"-T", strconv.Itoa(e.runSeconds(sc)),
+		"-l", "--log-prefix", filepath.Join(logDir, "tx"),
+		benchDB,
+	}
+	cctx, cancel := context.WithTimeout(ctx, time.Duration(e.runSeconds(sc))*time.Second+2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(cctx, e.pgbench, args...)
+	cmd.Env = clientEnv()
+	cmd.Dir = logDir
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout = &stdout
+	cmd.Stderr = &stderr
+
+	var cpu0 time.Duration
+	if p != nil {
+		if cpu0, err = proc.ReadCPU(p.pid()); err != nil {
+			return err
+		}
+	}
+	runErr := cmd.Run()
+	if p != nil {
+		cpu1, err := proc.ReadCPU(p.pid())
+		if err != nil {
+			return fmt.Errorf("%s is gone after pgbench: %v", p.name, err)
+		}
+		mem, err := proc.ReadMem(p.pid())
+		if err != nil {
+			return err
+		}
+		res.rssPeak = float64(mem.Peak)
+		defer func() {
+			if res.tx > 0 {
+				res.cpuPer1k = float64(cpu1-cpu0) / float64(time.Millisecond) * 1000 / res.tx
+			}
+		}()
+	}
+	if runErr != nil {
+		var ee *exec.ExitError
+		if errors.As(runErr, &ee) {
+			res.exitStatus = ee.ExitCode()
+		} else {
+			return fmt.Errorf("pgbench: %v", runErr)
+		}
+	}
+
+	out := stdout.String()
+	errOut := stderr.String()
+	if m := reTPS.FindStringSubmatch(out); m != nil {
+		res.tps, _ = strconv.ParseFloat(m[1], 64)
+	}
+	if m := reFailed.FindStringSubmatch(out); m != nil {
+		res.failedTx, _ = strconv.ParseFloat(m[1], 64)
+	} else {
+		res.failedTx = 0
+	}
+	res.aborted = float64(len(reAborted.FindAllString(errOut, -1)))
+	res.failures = res.failedTx + res.aborted
+
+	lat, err := readTxLog(logDir)
+	if err != nil {
+		return err
+	}
+	sort.Float64s(lat)
+	if len(lat) > 0 {
+		res.latAvgMs = stats.Mean(lat)
+		res.latP99Ms = stats.Percentile(lat, 99)
+	}
+	res.tx = float64(len(lat))
+	if m := reTx.FindStringSubmatch(out); m != nil {
+		res.tx, _ = strconv.ParseFloat(m[1], 64)
+	}
+	if res.exitStatus != 0 {
+		msg := fmt.Sprintf("pgbench exit status %d", res.exitStatus)
+		if m := reError.FindStringSubmatch(errOut); m != nil {
+			msg += ": " + m[1]
+		}
+		res.err = msg
+	}
+	if math.IsNaN(res.tps) && res.err == "" {
+		res.err = "no tps in pgbench's output: " + tailString(out+errOut, 300)
+	}
+	return nil
+}
+
+// runSeconds is pgbench's -T for sc: -T plus one second per 200 clients,
+// because pgbench's clock starts before its clients have logged in (1,000
+// SCRAM log-ins take pgbench a few seconds here).
+func (e *env) runSeconds(sc scenario) int {
+	return e.o.duration + sc.clients/200
+}
+
+// readTxLog reads pgbench's per-transaction log files in dir and returns
+// the latencies of the successful transactions, in milliseconds. A line is
+// "client_id transaction_no time script_no time_epoch time_us [...]" with
+// time in microseconds, or a word such as "failed" for failed ones.
+func readTxLog(dir string) ([]float64, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "tx.*"))
+	if err != nil {
+		return nil, err
+	}
+	var lat []float64
+	for _, f := range files {
+		fh, err := os.Open(f)
+		if err != nil {
+			return nil, err
+		}
+		sc := bufio.NewScanner(fh)
+		for sc.Scan() {
+			fields := strings.Fields(sc.Text())
+			if len(fields) < 3 {
+				continue
+			}
+			us, err := strconv.ParseInt(fields[2], 10, 64)
+			if err != nil {
+				continue
+			}
+			lat = append(lat, float64(us)/1000)
+		}
+		err = sc.Err()
+		fh.Close()
+		if err != nil {
+			return nil, err
+		}
+	}
+	return lat, nil
+}
+
+// runIdle runs bench/idleclients against the proxy.
+func (e *env) runIdle(ctx context.Context, port int, p *proxy, res *runResult) error {
+	if p == nil {
+		return errors.New("the idle scenario needs a proxy")
+	}
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(cctx, e.idleBin,
+		"-dsn", dsn(port), "-pid", strconv.Itoa(p.pid()),
+		"-n", strconv.Itoa(e.o.idleClients), "-rounds", "3", "-json")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout = &stdout
+	cmd.Stderr = &stderr
+	runErr := cmd.Run()
+	var ir idleResult
+	if err := json.Unmarshal(stdout.Bytes(), &ir); err != nil {
+		return fmt.Errorf("idleclients: %v %s", runErr, tailString(stderr.String(), 500))
+	}
+	if mem, err := proc.ReadMem(p.pid()); err == nil {
+		res.rssPeak = float64(mem.Peak)
+	}
+	res.idle = &ir
+	res.failures = float64(ir.ConnectFailures + ir.QueryFailures)
+	if ir.QueryOK > 0 {
+		res.cpuPer1k = ir.ProxyCPUSeconds * 1e6 / float64(ir.QueryOK)
+		res.latAvgMs = ir.LatencyAvgMs
+		res.latP99Ms = ir.LatencyP99Ms
+	}
+	if len(ir.Errors) > 0 {
+		res.err = strings.Join(ir.Errors, "; ")
+	}
+	return nil
+}

@@ -1,0 +1,1170 @@
+package pgbouncerconf
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/muxpg/mux/auth"
+	"github.com/muxpg/mux/config"
+)
+
+// Result is a converted configuration.
+type Result struct {
+	// TOML is a complete mux configuration file.
+	TOML []byte
+	// Notes has one entry per PgBouncer setting (or part of one) that could
+	// not be carried over, with the reason. Each also appears in TOML as a
+	// "# NOT CARRIED OVER: " comment near the top.
+	Notes []string
+}
+
+// now is replaced in tests.
+var now = time.Now
+
+// Convert maps PgBouncer settings to a mux configuration. auth holds the
+// entries of the auth_file and may be nil.
+//
+// Every mux setting with a PgBouncer counterpart is written out with
+// PgBouncer's effective value, its default where the ini file does not set
+// it, because several defaults differ (pool_mode, max_client_conn,
+// auth_type, listen address). PgBouncer defaults are those of version 1.24
+// and later. Settings that cannot be carried over are reported in Notes.
+// Convert fails if the ini file is invalid for PgBouncer itself or asks for
+// something mux cannot do safely (auth_type cert, hba, pam or ldap).
+func Convert(ini *INI, auth []AuthEntry) (*Result, error) {
+	if ini == nil {
+		return nil, errors.New("pgbouncerconf: Convert needs an INI")
+	}
+	c := &converter{
+		ini:      ini,
+		auth:     auth,
+		settings: map[string]KV{},
+		used:     map[string]bool{},
+	}
+	for _, kv := range ini.Sections["pgbouncer"] {
+		if _, seen := c.settings[kv.Key]; !seen {
+			c.order = append(c.order, kv.Key)
+		}
+		c.settings[kv.Key] = kv
+	}
+	c.convert()
+	if len(c.errs) > 0 {
+		return nil, errors.Join(c.errs...)
+	}
+	return &Result{TOML: c.render(), Notes: c.notes}, nil
+}
+
+type converter struct {
+	ini      *INI
+	auth     []AuthEntry
+	settings map[string]KV   // [pgbouncer], the last entry for each name
+	order    []string        // setting names in file order
+	used     map[string]bool // settings already handled
+	notes    []string
+	errs     []error
+	d        doc
+	cur      *group
+
+	// Values needed by more than one part of the conversion.
+	authType        string // mux auth_type
+	pgAuthType      string // PgBouncer auth_type, lower-cased
+	socketDir       string // PgBouncer's unix_socket_dir
+	defaultPoolSize int64
+	minPoolSize     int64
+	secrets         map[string]string // auth_file user -> secret (last wins)
+}
+
+func (c *converter) convert() {
+	c.secrets = map[string]string{}
+	for _, e := range c.auth {
+		c.secrets[e.User] = e.Secret
+	}
+	c.listening()
+	c.authentication()
+	c.pooling()
+	c.serverConnections()
+	c.clientTimeouts()
+	c.administration()
+	c.tlsSettings()
+	c.keepalive()
+	c.protocol()
+	c.logging()
+	c.leftovers()
+	c.databases()
+	c.users()
+}
+
+// ---------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------
+
+// value returns a [pgbouncer] setting's raw value, or def, and the entry it
+// came from (a synthetic one holding def if the file does not set it).
+func (c *converter) value(key, def string) (string, KV, bool) {
+	c.used[key] = true
+	if kv, ok := c.settings[key]; ok {
+		return kv.Value, kv, true
+	}
+	return def, KV{Key: key, Value: def}, false
+}
+
+func (c *converter) where(kv KV) string {
+	return fmt.Sprintf("%s:%d", filepath.Base(displayName(kv.File)), kv.Line)
+}
+
+// origin is the trailing comment of a setting carried over unchanged.
+func (c *converter) origin(kv KV, ok bool) string {
+	if ok {
+		return c.where(kv)
+	}
+	return "PgBouncer default"
+}
+
+// from is the trailing comment of a setting derived from another one.
+func (c *converter) from(kv KV, ok bool) string {
+	switch {
+	case ok:
+		return fmt.Sprintf("from %s = %s (%s)", kv.Key, kv.Value, c.where(kv))
+	case kv.Value == "":
+		return fmt.Sprintf("from %s (PgBouncer default: not set)", kv.Key)
+	default:
+		return fmt.Sprintf("from %s (PgBouncer default %s)", kv.Key, kv.Value)
+	}
+}
+
+func (c *converter) fail(kv KV, format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	if kv.Line > 0 {
+		c.errs = append(c.errs, fmt.Errorf("%s: %s: %s", c.where(kv), kv.Key, msg))
+	} else {
+		c.errs = append(c.errs, fmt.Errorf("%s: %s", kv.Key, msg))
+	}
+}
+
+func (c *converter) note(format string, args ...any) {
+	c.notes = append(c.notes, fmt.Sprintf(format, args...))
+}
+
+// noteSetting records that a [pgbouncer] setting was not carried over.
+func (c *converter) noteSetting(kv KV, ok bool, reason string) {
+	if ok {
+		c.note("%s = %q (%s): %s", kv.Key, kv.Value, c.where(kv), reason)
+	} else {
+		c.note("%s (PgBouncer default %q): %s", kv.Key, kv.Value, reason)
+	}
+}
+
+func (c *converter) section(title string) {
+	c.cur = &group{title: title}
+	c.d.groups = append(c.d.groups, c.cur)
+}
+
+func (c *converter) add(key, value, comment string) {
+	c.cur.lines = append(c.cur.lines, setting{key: key, value: value, comment: comment})
+}
+
+// addString adds a string setting; a value that is not valid UTF-8 (which
+// TOML cannot hold) is an error.
+func (c *converter) addString(key, value, comment string, kv KV) {
+	if !utf8.ValidString(value) {
+		c.fail(kv, "value is not valid UTF-8")
+		return
+	}
+	c.add(key, tomlString(value), comment)
+}
+
+func parseInt(s string) (int64, error) {
+	n, err := strconv.ParseInt(strings.TrimSpace(s), 0, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%q is not an integer", s)
+	}
+	return n, nil
+}
+
+// intSetting reads an integer setting that must lie in lo..hi.
+func (c *converter) intSetting(key string, def, lo, hi int64) (int64, KV, bool) {
+	raw, kv, ok := c.value(key, strconv.FormatInt(def, 10))
+	n, err := parseInt(raw)
+	if err == nil && (n < lo || n > hi) {
+		err = fmt.Errorf("%d is out of range %d..%d", n, lo, hi)
+	}
+	if err != nil {
+		c.fail(kv, "%v", err)
+		return def, kv, ok
+	}
+	return n, kv, ok
+}
+
+// maxSeconds keeps converted durations far from time.Duration's limit.
+const maxSeconds = 100 * 365 * 24 * 3600
+
+// parseSeconds reads a PgBouncer time value: a non-negative number of
+// seconds, possibly fractional, kept to microseconds as PgBouncer does.
+func parseSeconds(s string) (time.Duration, error) {
+	v, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+	if err != nil || math.IsNaN(v) || v < 0 {
+		return 0, fmt.Errorf("%q is not a non-negative number of seconds", s)
+	}
+	if v > maxSeconds {
+		return 0, fmt.Errorf("%q seconds is more than 100 years", s)
+	}
+	return time.Duration(math.Round(v*1e6)) * time.Microsecond, nil
+}
+
+// formatDuration renders d for mux: "30s", "500ms", "1500us".
+func formatDuration(d time.Duration) string {
+	switch {
+	case d%time.Second == 0:
+		return strconv.FormatInt(int64(d/time.Second), 10) + "s"
+	case d%time.Millisecond == 0:
+		return strconv.FormatInt(int64(d/time.Millisecond), 10) + "ms"
+	default:
+		return strconv.FormatInt(int64(d/time.Microsecond), 10) + "us"
+	}
+}
+
+func (c *converter) secondsSetting(key string, def float64) (time.Duration, KV, bool) {
+	raw, kv, ok := c.value(key, strconv.FormatFloat(def, 'f', -1, 64))
+	d, err := parseSeconds(raw)
+	if err != nil {
+		c.fail(kv, "%v", err)
+		d, _ = parseSeconds(strconv.FormatFloat(def, 'f', -1, 64))
+	}
+	return d, kv, ok
+}
+
+// durationSetting carries a time setting over under the same name.
+func (c *converter) durationSetting(key string, def float64) {
+	d, kv, ok := c.secondsSetting(key, def)
+	c.add(key, tomlString(formatDuration(d)), c.origin(kv, ok))
+}
+
+func parseBool(s string) (bool, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "true", "on", "yes":
+		return true, nil
+	case "false", "off", "no":
+		return false, nil
+	}
+	n, err := parseInt(s)
+	if err != nil {
+		return false, fmt.Errorf("%q is not a boolean (0 or 1)", s)
+	}
+	return n != 0, nil
+}
+
+// splitList splits a comma-separated list, dropping blanks and empty items.
+func splitList(s string) []string {
+	var out []string
+	for item := range strings.SplitSeq(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}
+
+// nameProblem says why name cannot be a mux database or user name, or "".
+func nameProblem(name string) string {
+	switch {
+	case name == "":
+		return "the name is empty"
+	case len(name) > config.MaxNameLen:
+		return fmt.Sprintf("the name is %d bytes long; mux allows at most %d", len(name), config.MaxNameLen)
+	case strings.IndexByte(name, 0) >= 0:
+		return "the name contains a NUL byte"
+	case !utf8.ValidString(name):
+		return "the name is not valid UTF-8"
+	}
+	return ""
+}
+
+// secretProblem says why secret cannot be a mux password, or "".
+func secretProblem(secret string) string {
+	if !utf8.ValidString(secret) {
+		return "the password is not valid UTF-8"
+	}
+	if err := config.ValidateSecret(secret); err != nil {
+		return err.Error()
+	}
+	return ""
+}
+
+// ---------------------------------------------------------------------------
+// [pgbouncer] settings
+// ---------------------------------------------------------------------------
+
+func (c *converter) listening() {
+	c.section("Listening for clients")
+	addrs, addrKV, addrOK := c.value("listen_addr", "")
+	port, portKV, portOK := c.intSetting("listen_port", config.DefaultListenPort, 1, 65535)
+	listen := []string{}
+	for _, a := range splitList(addrs) {
+		if a == "*" {
+			a = "0.0.0.0" // Go listens on IPv4 and IPv6 for the wildcard address
+		}
+		a = strings.TrimSuffix(strings.TrimPrefix(a, "["), "]")
+		addr := net.JoinHostPort(a, strconv.FormatInt(port, 10))
+		if h, _, err := net.SplitHostPort(addr); err != nil || h != a || strings.ContainsAny(a, "[]\x00") {
+			c.fail(addrKV, "%q is not a host name or IP address", a)
+			continue
+		}
+		if !slices.Contains(listen, addr) {
+			listen = append(listen, addr)
+		}
+	}
+	comment := c.from(addrKV, addrOK) + "; " + c.from(portKV, portOK)
+	if len(listen) == 0 {
+		comment = "listen_addr not set: PgBouncer accepts only Unix socket connections"
+	}
+	if !utf8.ValidString(addrs) {
+		c.fail(addrKV, "value is not valid UTF-8")
+	}
+	c.add("listen", tomlStrings(listen), comment)
+
+	dir, dirKV, dirOK := c.value("unix_socket_dir", "/tmp")
+	c.socketDir = dir
+	if strings.IndexByte(dir, 0) >= 0 {
+		c.fail(dirKV, "value contains a NUL byte")
+	}
+	comment = c.origin(dirKV, dirOK)
+	if strings.HasPrefix(dir, "@") {
+		c.noteSetting(dirKV, dirOK, "mux cannot listen on abstract-namespace Unix sockets; the Unix socket is disabled")
+		dir, comment = "", "abstract-namespace socket "+dirKV.Value+" is not supported"
+	}
+	c.addString("unix_socket_dir", dir, comment, dirKV)
+	switch {
+	case len(listen) == 0 && dir == "":
+		c.fail(dirKV, "neither listen_addr nor a usable unix_socket_dir is set, so there is nowhere to accept clients")
+	case len(listen) == 0 && port != config.DefaultListenPort:
+		c.note("listen_port = %d (%s): with no TCP listen address mux names its Unix socket .s.PGSQL.%d, not .s.PGSQL.%d; add a listen address with port %d to keep the name",
+			port, c.where(portKV), config.DefaultListenPort, port, port)
+	}
+
+	mode, modeKV, modeOK := c.intSetting("unix_socket_mode", 0o777, 0, 0o7777)
+	if mode > 0o777 {
+		c.noteSetting(modeKV, modeOK, fmt.Sprintf("mux cannot set the setuid, setgid or sticky bit on its socket; using %04o", mode&0o777))
+	}
+	c.add("unix_socket_mode", tomlString(fmt.Sprintf("%04o", mode&0o777)), c.origin(modeKV, modeOK))
+
+	n, kv, ok := c.intSetting("max_client_conn", 100, 1, math.MaxInt32)
+	c.add("max_client_conn", tomlInt(n), c.origin(kv, ok))
+}
+
+func (c *converter) authentication() {
+	c.section("Client authentication")
+	raw, kv, ok := c.value("auth_type", "md5")
+	c.pgAuthType = strings.ToLower(strings.TrimSpace(raw))
+	comment := c.origin(kv, ok)
+	switch c.pgAuthType {
+	case config.AuthTrust, config.AuthMD5, config.AuthSCRAM:
+		c.authType = c.pgAuthType
+	case "plain":
+		// mux never asks for a clear-text password. md5 accepts the same
+		// plain and md5 secrets (and SCRAM secrets, with SCRAM); without md5
+		// secrets, SCRAM is the safer choice.
+		c.authType = config.AuthSCRAM
+		for _, e := range c.auth {
+			if s, err := auth.ParseSecret(e.Secret); err == nil && s.Kind == auth.SecretMD5 {
+				c.authType = config.AuthMD5
+				break
+			}
+		}
+		c.noteSetting(kv, ok, fmt.Sprintf("mux does not accept clear-text passwords; clients must use %s instead (libpq and all common drivers do)", c.authType))
+		comment = c.from(kv, ok)
+	case "any":
+		c.authType = config.AuthTrust
+		c.noteSetting(kv, ok, "mux has no \"any\"; using trust, which also skips passwords but only admits users listed in [users], and admin_users are not opened up to everyone")
+		comment = c.from(kv, ok)
+	case "cert":
+		c.fail(kv, "mux does not support client certificate authentication yet; import a copy of the file with auth_type = scram-sha-256 (or md5) and give the users passwords")
+	case "hba":
+		c.fail(kv, "mux does not support auth_hba_file rules yet; import a copy of the file with the single auth_type your hba rules mostly use (scram-sha-256, md5 or trust), and restrict access with a firewall meanwhile")
+	case "pam", "ldap":
+		c.fail(kv, "mux cannot check passwords with %s; import a copy of the file with auth_type = scram-sha-256 (or md5) and list the users' passwords or secrets in the auth_file", c.pgAuthType)
+	default:
+		c.fail(kv, "unknown auth_type %q", raw)
+	}
+	if c.authType != "" {
+		c.add("auth_type", tomlString(c.authType), comment)
+	}
+	c.used["auth_file"] = true // read by Import; its users end up in [users]
+}
+
+func (c *converter) pooling() {
+	c.section("Pooling")
+	raw, kv, ok := c.value("pool_mode", config.PoolModeSession)
+	mode, valid := poolMode(raw)
+	if !valid {
+		c.fail(kv, "unknown pool_mode %q", raw)
+	}
+	c.add("pool_mode", tomlString(mode), c.origin(kv, ok))
+
+	var n int64
+	n, kv, ok = c.intSetting("default_pool_size", 20, 1, math.MaxInt32)
+	c.defaultPoolSize = n
+	c.add("default_pool_size", tomlInt(n), c.origin(kv, ok))
+
+	n, kv, ok = c.intSetting("min_pool_size", 0, 0, math.MaxInt32)
+	comment := c.origin(kv, ok)
+	if n > c.defaultPoolSize {
+		comment += fmt.Sprintf("; capped at default_pool_size as PgBouncer does (was %d)", n)
+		n = c.defaultPoolSize
+	}
+	c.minPoolSize = n
+	c.add("min_pool_size", tomlInt(n), comment)
+
+	raw, kv, ok = c.value("server_reset_query", "DISCARD ALL")
+	c.addString("server_reset_query", raw, c.origin(kv, ok), kv)
+
+	n, kv, ok = c.intSetting("max_prepared_statements", 200, 0, math.MaxInt32)
+	c.add("max_prepared_statements", tomlInt(n), c.origin(kv, ok))
+}
+
+func poolMode(s string) (string, bool) {
+	m := strings.ToLower(strings.TrimSpace(s))
+	switch m {
+	case config.PoolModeSession, config.PoolModeTransaction, config.PoolModeStatement:
+		return m, true
+	}
+	return config.PoolModeSession, false
+}
+
+func (c *converter) serverConnections() {
+	c.section("Server connections")
+	c.durationSetting("server_check_delay", 30)
+
+	raw, kv, ok := c.value("server_check_query", "select 1")
+	comment := c.origin(kv, ok)
+	if raw == "<empty>" {
+		raw, comment = "select 1", c.from(kv, ok)+": PgBouncer sends an empty query, mux a trivial one"
+	}
+	c.addString("server_check_query", raw, comment, kv)
+
+	d, kv, ok := c.secondsSetting("server_lifetime", 3600)
+	comment = c.origin(kv, ok)
+	if d == 0 {
+		// PgBouncer's 0 means "use each server connection once"; mux's 0
+		// means "no limit". A tiny lifetime closes it as soon as it is idle.
+		d, comment = time.Millisecond, c.from(kv, ok)+": 0 uses each server connection once"
+	}
+	c.add("server_lifetime", tomlString(formatDuration(d)), comment)
+
+	c.durationSetting("server_idle_timeout", 600)
+
+	d, kv, ok = c.secondsSetting("server_connect_timeout", 15)
+	comment = c.origin(kv, ok)
+	if d == 0 {
+		d = time.Hour
+		c.noteSetting(kv, ok, "mux needs a limit on connecting to Postgres; using 1h")
+		comment = c.from(kv, ok)
+	}
+	c.add("server_connect_timeout", tomlString(formatDuration(d)), comment)
+
+	d, kv, ok = c.secondsSetting("server_login_retry", 15)
+	comment = c.origin(kv, ok) + "; mux backs off from 50ms up to this"
+	switch {
+	case d == 0:
+		d = time.Millisecond
+		comment = c.from(kv, ok) + ": retry at once"
+	case d > time.Minute:
+		c.noteSetting(kv, ok, "mux waits at most 1m between attempts to connect to Postgres; using 1m")
+		d, comment = time.Minute, c.from(kv, ok)
+	}
+	c.add("server_login_retry", tomlString(formatDuration(d)), comment)
+}
+
+func (c *converter) clientTimeouts() {
+	c.section("Client timeouts")
+	c.durationSetting("query_wait_timeout", 120)
+	c.durationSetting("query_timeout", 0)
+	c.durationSetting("client_login_timeout", 60)
+	c.durationSetting("client_idle_timeout", 0)
+	c.durationSetting("idle_transaction_timeout", 0)
+	c.add("client_write_timeout", tomlString("1m"), "mux only (PgBouncer has no such limit); mux default")
+	c.add("shutdown_timeout", tomlString("30s"),
+		"mux only: PgBouncer's shutdown waits for clients without a time limit; mux default")
+	c.add("handover_socket", tomlString(""), "mux only (rolling restarts; replaces PgBouncer's online restart with -R); mux default")
+}
+
+func (c *converter) administration() {
+	c.section("Administration")
+	for _, key := range []string{"admin_users", "stats_users"} {
+		raw, kv, ok := c.value(key, "")
+		users := []string{}
+		for _, u := range splitList(raw) {
+			if p := nameProblem(u); p != "" {
+				c.note("%s (%s): user %q left out: %s", key, c.where(kv), u, p)
+				continue
+			}
+			if !slices.Contains(users, u) {
+				users = append(users, u)
+			}
+		}
+		c.add(key, tomlStrings(users), c.origin(kv, ok))
+		if key == "admin_users" && c.pgAuthType == "any" {
+			c.note("admin_users: with auth_type = any PgBouncer let every user into the admin console; mux admits only admin_users")
+		}
+	}
+	c.add("http_listen", tomlString("127.0.0.1:9127"), "mux only (/metrics, /healthz, /readyz); mux default")
+}
+
+func (c *converter) tlsSettings() {
+	c.section("TLS")
+	raw, kv, ok := c.value("client_tls_sslmode", "disable")
+	mode := strings.ToLower(strings.TrimSpace(raw))
+	if !slices.Contains([]string{"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}, mode) {
+		c.fail(kv, "unknown client_tls_sslmode %q", raw)
+		mode = "disable"
+	}
+	c.add("client_tls_sslmode", tomlString(mode), c.origin(kv, ok))
+	key, keyKV, keyOK := c.value("client_tls_key_file", "")
+	cert, certKV, certOK := c.value("client_tls_cert_file", "")
+	ca, caKV, caOK := c.value("client_tls_ca_file", "")
+	if mode != "disable" && (key == "" || cert == "") {
+		c.fail(kv, "client_tls_sslmode = %s needs client_tls_key_file and client_tls_cert_file", mode)
+	}
+	c.addString("client_tls_key_file", key, c.origin(keyKV, keyOK), keyKV)
+	c.addString("client_tls_cert_file", cert, c.origin(certKV, certOK), certKV)
+	c.addCAFile("client_tls_ca_file", mode, ca, caKV, caOK)
+	c.tlsVersion("client_tls_protocols", "client_tls_min_version")
+
+	raw, kv, ok = c.value("server_tls_sslmode", "prefer")
+	mode = strings.ToLower(strings.TrimSpace(raw))
+	comment := c.origin(kv, ok)
+	if !ok {
+		comment += " since 1.21 (before: disable)"
+	}
+	switch mode {
+	case "disable", "prefer", "require", "verify-ca", "verify-full":
+	case "allow":
+		c.noteSetting(kv, ok, "mux has no \"allow\" for servers; using prefer, which tries TLS first and falls back to plain TCP")
+		mode, comment = "prefer", c.from(kv, ok)
+	default:
+		c.fail(kv, "unknown server_tls_sslmode %q", raw)
+		mode = "disable"
+	}
+	c.add("server_tls_sslmode", tomlString(mode), comment)
+	ca, caKV, caOK = c.value("server_tls_ca_file", "")
+	c.addCAFile("server_tls_ca_file", mode, ca, caKV, caOK)
+	key, keyKV, keyOK = c.value("server_tls_key_file", "")
+	cert, certKV, certOK = c.value("server_tls_cert_file", "")
+	if (key == "") != (cert == "") {
+		c.fail(certKV, "server_tls_key_file and server_tls_cert_file must be set together")
+	}
+	c.addString("server_tls_key_file", key, c.origin(keyKV, keyOK), keyKV)
+	c.addString("server_tls_cert_file", cert, c.origin(certKV, certOK), certKV)
+	c.tlsVersion("server_tls_protocols", "server_tls_min_version")
+}
+
+// systemCABundles are the usual locations of the system's CA certificates,
+// which PgBouncer (through OpenSSL) uses when no CA file is configured.
+var systemCABundles = []string{
+	"/etc/ssl/certs/ca-certificates.crt", // Debian, Ubuntu, Alpine, Arch
+	"/etc/pki/tls/certs/ca-bundle.crt",   // Fedora, RHEL
+	"/etc/ssl/ca-bundle.pem",             // openSUSE
+	"/etc/ssl/cert.pem",                  // macOS, BSDs
+}
+
+func systemCABundle() string {
+	for _, p := range systemCABundles {
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
+			return p
+		}
+	}
+	return systemCABundles[0]
+}
+
+func (c *converter) addCAFile(key, mode, ca string, kv KV, ok bool) {
+	comment := c.origin(kv, ok)
+	if ca == "" && strings.HasPrefix(mode, "verify-") {
+		ca = systemCABundle()
+		c.note("%s: not set, so PgBouncer verified certificates against the system's CA store; mux needs a file and uses %s, check that it is the right one", key, ca)
+		comment = "system CA store (not set in PgBouncer)"
+	}
+	c.addString(key, ca, comment, kv)
+}
+
+// tlsVersion maps a PgBouncer protocol list ("secure", "tlsv1.2,tlsv1.3",
+// "all", ...) to the oldest TLS version mux accepts.
+func (c *converter) tlsVersion(pgKey, muxKey string) {
+	raw, kv, ok := c.value(pgKey, "secure")
+	versions := map[string]bool{}
+	all := []string{"tlsv1.0", "tlsv1.1", "tlsv1.2", "tlsv1.3"}
+	for _, tok := range strings.FieldsFunc(strings.ToLower(raw), func(r rune) bool {
+		return r == ',' || r == ':' || r == ' ' || r == '\t'
+	}) {
+		on := true
+		if strings.HasPrefix(tok, "!") {
+			on, tok = false, tok[1:]
+		}
+		var set []string
+		switch tok {
+		case "all", "legacy":
+			set = all
+		case "secure", "default":
+			set = all[2:]
+		case "tlsv1.0", "tlsv1", "tlsv1.1", "tlsv1.2", "tlsv1.3":
+			if tok == "tlsv1" {
+				tok = "tlsv1.0"
+			}
+			set = []string{tok}
+		default:
+			c.fail(kv, "unknown TLS protocol %q", tok)
+			return
+		}
+		for _, v := range set {
+			versions[v] = on
+		}
+	}
+	min := ""
+	for _, v := range all {
+		if versions[v] {
+			min = v
+			break
+		}
+	}
+	comment := c.from(kv, ok)
+	switch min {
+	case "":
+		c.fail(kv, "no TLS protocol version is enabled")
+		return
+	case "tlsv1.0", "tlsv1.1":
+		c.noteSetting(kv, ok, "mux does not speak TLS older than 1.2; using tlsv1.2 as the oldest version")
+		min = "tlsv1.2"
+	}
+	if !versions["tlsv1.3"] {
+		c.noteSetting(kv, ok, "mux cannot turn TLS 1.3 off; it is allowed too")
+	}
+	c.add(muxKey, tomlString(min), comment)
+}
+
+func (c *converter) keepalive() {
+	c.section("TCP keepalive")
+	raw, kv, ok := c.value("tcp_keepalive", "1")
+	on, err := parseBool(raw)
+	if err != nil {
+		c.fail(kv, "%v", err)
+	}
+	c.add("tcp_keepalive", tomlBool(on), c.origin(kv, ok))
+	for _, key := range []string{"tcp_keepidle", "tcp_keepintvl"} {
+		n, kv, ok := c.intSetting(key, 0, 0, maxSeconds)
+		c.add(key, tomlString(formatDuration(time.Duration(n)*time.Second)), c.origin(kv, ok))
+	}
+	n, kv, ok := c.intSetting("tcp_keepcnt", 0, 0, math.MaxInt32)
+	c.add("tcp_keepcnt", tomlInt(n), c.origin(kv, ok))
+}
+
+func (c *converter) protocol() {
+	c.section("Protocol")
+	raw, kv, ok := c.value("ignore_startup_parameters", "")
+	params := []string{}
+	for _, p := range splitList(raw) {
+		if strings.IndexByte(p, 0) < 0 && utf8.ValidString(p) && !slices.Contains(params, p) {
+			params = append(params, p)
+		}
+	}
+	c.add("ignore_startup_parameters", tomlStrings(params), c.origin(kv, ok))
+
+	n, kv, ok := c.intSetting("max_packet_size", math.MaxInt32, 0, math.MaxInt64)
+	size := config.ByteSize(n)
+	comment := c.from(kv, ok)
+	switch {
+	case size > config.GiB:
+		size = config.GiB
+		if ok {
+			c.noteSetting(kv, ok, "mux's largest max_message_size is 1GB (Postgres's own limit); using 1GB")
+		} else {
+			comment += "; mux's maximum, which is also Postgres's own limit"
+		}
+	case size < config.KiB:
+		size = config.KiB
+		c.noteSetting(kv, ok, "mux's smallest max_message_size is 1kB; using 1kB")
+	}
+	value := tomlInt(int64(size))
+	if size%config.KiB == 0 {
+		value = tomlString(size.String())
+	}
+	c.add("max_message_size", value, comment)
+}
+
+func (c *converter) logging() {
+	c.section("Logging")
+	c.add("log_format", tomlString("text"), "mux only; mux default")
+	n, kv, ok := c.intSetting("verbose", 0, 0, math.MaxInt32)
+	level := "info"
+	if n > 0 {
+		level = "debug"
+	}
+	c.add("log_level", tomlString(level), c.from(kv, ok))
+}
+
+// unsupportedSettings lists the [pgbouncer] settings mux has no equivalent
+// for, with the reason given in the note and the values that lose nothing
+// (so no note is needed). Matching is case-insensitive; numbers compare
+// numerically.
+var unsupportedSettings = map[string]struct {
+	harmless []string
+	reason   string
+	secret   bool // do not repeat the value in the note
+}{
+	"logfile":                     {[]string{""}, "mux logs to stderr; redirect it or let your service manager (systemd, Docker) collect it", false},
+	"pidfile":                     {[]string{""}, "mux writes no PID file; let your service manager track the process", false},
+	"user":                        {[]string{""}, "mux does not switch users; start it as the right user (e.g. User= in the systemd unit)", false},
+	"unix_socket_group":           {[]string{""}, "mux does not change the socket's group; start mux with that group, or use unix_socket_mode", false},
+	"syslog":                      {[]string{"0"}, "mux logs to stderr; forward it to syslog with your service manager (e.g. journald)", false},
+	"syslog_ident":                {[]string{"pgbouncer"}, "mux logs to stderr; forward it to syslog with your service manager", false},
+	"syslog_facility":             {[]string{"daemon"}, "mux logs to stderr; forward it to syslog with your service manager", false},
+	"log_connections":             {[]string{"1"}, "mux has no switch for this; what is logged follows log_level", false},
+	"log_disconnections":          {[]string{"1"}, "mux has no switch for this; what is logged follows log_level", false},
+	"log_pooler_errors":           {[]string{"1"}, "mux has no switch for this; what is logged follows log_level", false},
+	"log_stats":                   {[]string{"0", "1"}, "mux writes no periodic statistics to its log; scrape /metrics (http_listen) instead", false},
+	"stats_period":                {[]string{"60"}, "mux serves live counters at /metrics (http_listen) instead of periodic averages", false},
+	"auth_user":                   {[]string{""}, "auth_query is not supported yet; users missing from the auth_file cannot log in", false},
+	"auth_query":                  {nil, "auth_query is not supported yet; users missing from the auth_file cannot log in", false},
+	"auth_dbname":                 {[]string{""}, "auth_query is not supported yet", false},
+	"auth_hba_file":               {[]string{""}, "hba files are not supported yet", false},
+	"auth_ident_file":             {[]string{""}, "hba files and ident maps are not supported yet", false},
+	"auth_ldap_options":           {[]string{""}, "LDAP authentication is not supported", true},
+	"scram_iterations":            {[]string{"4096"}, "not configurable in mux; SCRAM secrets mux derives use 4096 iterations", false},
+	"reserve_pool_size":           {[]string{"0"}, "mux has no reserve pool; raise default_pool_size or the database's pool_size instead", false},
+	"reserve_pool_timeout":        {[]string{"5"}, "mux has no reserve pool", false},
+	"max_db_connections":          {[]string{"0"}, "mux has no per-database limit on server connections", false},
+	"max_db_client_connections":   {[]string{"0"}, "mux has no per-database limit on client connections; max_client_conn is the only one", false},
+	"max_user_connections":        {[]string{"0"}, "mux has no per-user limit on server connections", false},
+	"max_user_client_connections": {[]string{"0"}, "mux has no per-user limit on client connections; max_client_conn is the only one", false},
+	"server_round_robin":          {[]string{"0"}, "mux picks idle server connections in its own order; not configurable", false},
+	"server_reset_query_always":   {[]string{"0"}, "mux runs server_reset_query only in session mode", false},
+	"server_fast_close":           {[]string{"0"}, "not supported; after a reload session-mode servers close when their client leaves", false},
+	"track_extra_parameters":      {[]string{"", "intervalstyle"}, "mux has no list of extra tracked parameters", false},
+	"peer_id":                     {[]string{"0"}, "mux has no peering; a cancel request must reach the mux instance that holds the connection", false},
+	"disable_pqexec":              {[]string{"0"}, "mux cannot refuse the simple query protocol", false},
+	"application_name_add_host":   {[]string{"0"}, "mux passes application_name through unchanged", false},
+	"conffile":                    {nil, "mux reloads the file it was started with", false},
+	"service_name":                {[]string{"pgbouncer"}, "Windows service name; not used by mux", false},
+	"job_name":                    {[]string{"pgbouncer"}, "Windows service name; not used by mux", false},
+	"autodb_idle_timeout":         {[]string{"3600"}, "mux has no equivalent; idle server connections of every database close after server_idle_timeout", false},
+	"pool_idle_timeout":           {[]string{"0"}, "mux has no equivalent", false},
+	"dns_max_ttl":                 {[]string{"15"}, "mux does not cache DNS answers; host names are resolved for each new server connection", false},
+	"dns_nxdomain_ttl":            {[]string{"15"}, "mux does not cache DNS answers", false},
+	"dns_zone_check_period":       {[]string{"0"}, "mux does not cache DNS answers, so there is nothing to recheck", false},
+	"resolv_conf":                 {[]string{""}, "mux uses the system's resolver configuration", false},
+	"query_wait_notify":           {[]string{"0", "5"}, "mux sends no notice to waiting clients", false},
+	"login_notify_message":        {[]string{""}, "mux sends no message at login", false},
+	"cancel_wait_timeout":         {[]string{"10"}, "not configurable in mux", false},
+	"transaction_timeout":         {[]string{"0"}, "not supported; use idle_transaction_timeout, or transaction_timeout in Postgres 17+", false},
+	"suspend_timeout":             {[]string{"10"}, "mux has no SUSPEND or online restart with -R; rolling restarts use handover_socket, and shutdown_timeout bounds the wait", false},
+	"client_tls_ciphers":          {[]string{"default", "secure", "fast", "normal"}, "mux uses Go's TLS cipher suite choice, which is not configurable", false},
+	"server_tls_ciphers":          {[]string{"default", "secure", "fast", "normal"}, "mux uses Go's TLS cipher suite choice, which is not configurable", false},
+	"client_tls13_ciphers":        {[]string{""}, "Go's TLS 1.3 cipher suites are not configurable", false},
+	"server_tls13_ciphers":        {[]string{""}, "Go's TLS 1.3 cipher suites are not configurable", false},
+	"client_tls_ecdhcurve":        {[]string{"auto"}, "Go chooses the key exchange curves itself", false},
+	"client_tls_dheparams":        {[]string{"auto", "none"}, "Go's TLS does not use finite-field DHE", false},
+	"pkt_buf":                     {[]string{"4096"}, "mux sizes its buffers itself", false},
+	"sbuf_loopcnt":                {[]string{"5"}, "mux serves each connection on its own goroutine, so a busy one cannot stall the others", false},
+	"listen_backlog":              {[]string{"128"}, "mux uses the operating system's default backlog (net.core.somaxconn on Linux)", false},
+	"so_reuseport":                {[]string{"0"}, "mux uses every CPU core in one process; run one mux instead of several", false},
+	"tcp_defer_accept":            {[]string{"0", "1", "45"}, "mux does not set TCP_DEFER_ACCEPT", false},
+	"tcp_socket_buffer":           {[]string{"", "0"}, "mux uses the operating system's socket buffer sizes", false},
+	"tcp_user_timeout":            {[]string{"0"}, "mux does not set TCP_USER_TIMEOUT", false},
+}
+
+func harmless(value string, list []string) bool {
+	v := strings.ToLower(strings.TrimSpace(value))
+	for _, h := range list {
+		if v == h {
+			return true
+		}
+		a, err1 := strconv.ParseFloat(v, 64)
+		b, err2 := strconv.ParseFloat(h, 64)
+		if err1 == nil && err2 == nil && a == b {
+			return true
+		}
+	}
+	return false
+}
+
+// leftovers notes every setting and section that was not carried over.
+func (c *converter) leftovers() {
+	for _, key := range c.order {
+		if c.used[key] {
+			continue
+		}
+		kv := c.settings[key]
+		u, known := unsupportedSettings[key]
+		switch {
+		case !known:
+			c.noteSetting(kv, true, "unknown PgBouncer setting; ignored")
+		case harmless(kv.Value, u.harmless):
+		case u.secret:
+			c.note("%s (%s): %s", key, c.where(kv), u.reason)
+		default:
+			c.noteSetting(kv, true, u.reason)
+		}
+	}
+	names := make([]string, 0, len(c.ini.Sections))
+	for name := range c.ini.Sections {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		entries := c.ini.Sections[name]
+		switch name {
+		case "pgbouncer", "databases", "users":
+		case "peers":
+			if len(entries) > 0 {
+				c.note("[peers] (%d entries): mux has no peering; a cancel request must reach the mux instance that holds the connection", len(entries))
+			}
+		default:
+			c.note("[%s] (%d entries): unknown section; ignored", name, len(entries))
+		}
+	}
+}
+
+// ---------------------------------------------------------------------------
+// [databases]
+// ---------------------------------------------------------------------------
+
+// dbParamReasons explains the [databases] connection parameters mux has no
+// equivalent for.
+var dbParamReasons = map[string]string{
+	"auth_user":                 "auth_query is not supported yet",
+	"auth_query":                "auth_query is not supported yet",
+	"auth_dbname":               "auth_query is not supported yet",
+	"reserve_pool":              "mux has no reserve pool",
+	"reserve_pool_size":         "mux has no reserve pool",
+	"max_db_connections":        "mux has no per-database limit on server connections",
+	"max_db_client_connections": "mux has no per-database limit on client connections",
+	"connect_query":             "mux runs no query on new server connections; set the parameter on the role or database in Postgres (ALTER ROLE/DATABASE ... SET) instead",
+	"application_name":          "mux sends no startup parameters of its own; set it with ALTER ROLE/DATABASE ... SET in Postgres",
+	"client_encoding":           "mux sends no startup parameters of its own; set it with ALTER ROLE/DATABASE ... SET in Postgres",
+	"datestyle":                 "mux sends no startup parameters of its own; set it with ALTER ROLE/DATABASE ... SET in Postgres",
+	"timezone":                  "mux sends no startup parameters of its own; set it with ALTER ROLE/DATABASE ... SET in Postgres",
+	"load_balance_hosts":        "mux connects to a single host per database",
+	"server_lifetime":           "mux has only the global server_lifetime",
+	"query_wait_timeout":        "mux has only the global query_wait_timeout",
+	"target_session_attrs":      "mux does not check whether a server is a primary or a standby",
+}
+
+func (c *converter) databases() {
+	// Later definitions replace earlier ones, as in PgBouncer; the first
+	// keeps its position.
+	var names []string
+	defs := map[string]KV{}
+	for _, kv := range c.ini.Sections["databases"] {
+		if _, seen := defs[kv.Key]; !seen {
+			names = append(names, kv.Key)
+		}
+		defs[kv.Key] = kv
+	}
+	c.section("Databases")
+	count := 0
+	for _, name := range names {
+		if c.database(name, defs[name]) {
+			count++
+		}
+	}
+	if count == 0 {
+		c.note("[databases]: no database was carried over, and mux needs at least one; added a wildcard entry for 127.0.0.1:5432, so check it")
+		c.d.groups = append(c.d.groups, &group{
+			table:   []string{"databases", config.WildcardDatabase},
+			comment: []string{"Added by the import: PgBouncer defined no usable database. Check host and port."},
+			lines: []setting{
+				{key: "host", value: tomlString(config.DefaultHost)},
+				{key: "port", value: tomlInt(config.DefaultPort)},
+			},
+		})
+	}
+}
+
+// database converts one [databases] entry and reports whether it was kept.
+func (c *converter) database(name string, kv KV) bool {
+	label := fmt.Sprintf("databases.%s (%s)", tomlKey(name), c.where(kv))
+	if p := nameProblem(name); p != "" {
+		c.note("%s: left out: %s", label, p)
+		return false
+	}
+	if name == "pgbouncer" || name == "mux" {
+		c.note("%s: left out: the name is mux's admin console", label)
+		return false
+	}
+	params, err := parseConnString(kv.Value)
+	if err != nil {
+		c.fail(kv, "connection string: %v", err)
+		return false
+	}
+	p := map[string]string{}
+	for _, cp := range params {
+		p[cp.key] = cp.value
+	}
+	for _, cp := range params {
+		if !utf8.ValidString(cp.value) {
+			c.fail(kv, "%s: value is not valid UTF-8", cp.key)
+			return false
+		}
+	}
+	g := &group{table: []string{"databases", name}}
+	g.comment = []string{fmt.Sprintf("from [databases] %s", c.where(kv))}
+	add := func(key, value, comment string) {
+		g.lines = append(g.lines, setting{key: key, value: value, comment: comment})
+	}
+
+	host, hasHost := p["host"]
+	if strings.IndexByte(host, 0) >= 0 {
+		c.fail(kv, "host: value contains a NUL byte")
+		return false
+	}
+	switch {
+	case !hasHost && (c.socketDir == "" || strings.HasPrefix(c.socketDir, "@")):
+		c.note("%s: left out: it has no host, so PgBouncer connects through the Unix socket in unix_socket_dir, and %q cannot be used by mux", label, c.socketDir)
+		return false
+	case !hasHost:
+		add("host", tomlString(c.socketDir), "no host: the Unix socket in unix_socket_dir")
+	case strings.HasPrefix(host, "@"):
+		c.note("%s: left out: mux cannot connect to the abstract-namespace socket %q", label, host)
+		return false
+	case strings.Contains(host, ","):
+		hosts := splitList(host)
+		if len(hosts) == 0 {
+			c.fail(kv, "host: no host in %q", host)
+			return false
+		}
+		c.note("%s: host=%q: mux connects to one host per database; using %s only", label, host, hosts[0])
+		add("host", tomlString(hosts[0]), "first of "+host)
+	default:
+		add("host", tomlString(host), "")
+	}
+
+	port := int64(config.DefaultPort)
+	if s, ok := p["port"]; ok {
+		n, err := parseInt(s)
+		if err != nil || n < 1 || n > 65535 {
+			c.fail(kv, "port: %q is not a port number", s)
+			return false
+		}
+		port = n
+	}
+	add("port", tomlInt(port), "")
+
+	if s, ok := p["dbname"]; ok {
+		if prob := nameProblem(s); prob != "" {
+			c.fail(kv, "dbname: %s", prob)
+			return false
+		}
+		add("dbname", tomlString(s), "")
+	}
+	user, forced := p["user"]
+	if forced {
+		if prob := nameProblem(user); prob != "" {
+			c.fail(kv, "user: %s", prob)
+			return false
+		}
+		add("user", tomlString(user), "")
+	}
+	password, hasPassword := p["password"]
+	comment := ""
+	if !hasPassword && forced {
+		// PgBouncer takes the forced user's password from the auth_file.
+		password, hasPassword = c.secrets[user]
+		comment = user + "'s password from the auth_file"
+	}
+	if hasPassword {
+		if prob := secretProblem(password); prob != "" {
+			c.note("%s: password not carried over: %s", label, prob)
+		} else {
+			add("password", tomlString(password), comment)
+		}
+	}
+	if s, ok := p["pool_mode"]; ok {
+		mode, valid := poolMode(s)
+		if !valid {
+			c.fail(kv, "pool_mode: unknown pool mode %q", s)
+			return false
+		}
+		add("pool_mode", tomlString(mode), "")
+	}
+	size := c.defaultPoolSize
+	if s, ok := p["pool_size"]; ok {
+		n, err := parseInt(s)
+		if err != nil || n > math.MaxInt32 {
+			c.fail(kv, "pool_size: %q is not a pool size", s)
+			return false
+		}
+		switch {
+		case n == 0:
+			c.note("%s: pool_size=0: PgBouncer opens no server connection for it; mux cannot express that and uses default_pool_size", label)
+		case n > 0:
+			size = n
+			add("pool_size", tomlInt(n), "")
+		}
+	}
+	if s, ok := p["min_pool_size"]; ok {
+		n, err := parseInt(s)
+		if err != nil || n > math.MaxInt32 {
+			c.fail(kv, "min_pool_size: %q is not a pool size", s)
+			return false
+		}
+		if n > size {
+			add("min_pool_size", tomlInt(size), fmt.Sprintf("capped at the pool size as PgBouncer does (was %d)", n))
+		} else if n >= 0 {
+			add("min_pool_size", tomlInt(n), "")
+		}
+	} else if c.minPoolSize > size {
+		add("min_pool_size", tomlInt(size), "the global min_pool_size, capped at the pool size as PgBouncer does")
+	}
+	for _, cp := range params {
+		switch cp.key {
+		case "host", "port", "dbname", "user", "password", "pool_mode", "pool_size", "min_pool_size":
+			continue
+		}
+		reason, ok := dbParamReasons[cp.key]
+		if !ok {
+			reason = "unknown connection parameter; ignored"
+		}
+		c.note("%s: %s=%q: %s", label, cp.key, cp.value, reason)
+	}
+	c.d.groups = append(c.d.groups, g)
+	return true
+}
+
+// ---------------------------------------------------------------------------
+// Users: the auth_file and [users]
+// ---------------------------------------------------------------------------
+
+// userParamReasons explains the [users] parameters mux has no equivalent for.
+var userParamReasons = map[string]string{
+	"max_user_connections":        "mux has no per-user limit on server connections",
+	"max_user_client_connections": "mux has no per-user limit on client connections",
+	"pool_size":                   "mux has no per-user pool size",
+	"reserve_pool_size":           "mux has no reserve pool",
+	"query_timeout":               "mux has only the global query_timeout",
+	"query_wait_timeout":          "mux has only the global query_wait_timeout",
+	"idle_transaction_timeout":    "mux has only the global idle_transaction_timeout",
+	"transaction_timeout":         "mux has no transaction_timeout",
+	"client_idle_timeout":         "mux has only the global client_idle_timeout",
+}
+
+func (c *converter) users() {
+	var names []string
+	seen := map[string]bool{}
+	for _, e := range c.auth {
+		if !seen[e.User] {
+			seen[e.User] = true
+			names = append(names, e.User)
+		}
+	}
+	modes := map[string]string{}
+	where := map[string]KV{}
+	for _, kv := range c.ini.Sections["users"] {
+		label := fmt.Sprintf("users.%s (%s)", tomlKey(kv.Key), c.where(kv))
+		params, err := parseConnString(kv.Value)
+		if err != nil {
+			c.fail(kv, "user settings: %v", err)
+			continue
+		}
+		delete(modes, kv.Key)
+		for _, cp := range params {
+			if cp.key == "pool_mode" {
+				mode, valid := poolMode(cp.value)
+				if !valid {
+					c.fail(kv, "pool_mode: unknown pool mode %q", cp.value)
+				}
+				modes[kv.Key] = mode
+				continue
+			}
+			reason, ok := userParamReasons[cp.key]
+			if !ok {
+				reason = "unknown user parameter; ignored"
+			}
+			c.note("%s: %s=%q: %s", label, cp.key, cp.value, reason)
+		}
+		where[kv.Key] = kv
+		if !seen[kv.Key] {
+			seen[kv.Key] = true
+			names = append(names, kv.Key)
+		}
+	}
+
+	c.section("Users")
+	kept := 0
+	for _, name := range names {
+		secret, inAuth := c.secrets[name]
+		label := fmt.Sprintf("user %q", name)
+		if kv, ok := where[name]; ok && !inAuth {
+			label = fmt.Sprintf("users.%s (%s)", tomlKey(name), c.where(kv))
+		}
+		if p := nameProblem(name); p != "" {
+			c.note("%s: left out: %s", label, p)
+			continue
+		}
+		switch {
+		case !inAuth && c.authType != config.AuthTrust:
+			c.note("%s: left out: not in the auth_file, so it has no password (PgBouncer would try auth_query, which mux does not support yet)", label)
+			continue
+		case secret == "" && c.authType != config.AuthTrust:
+			c.note("%s: left out: empty password in the auth_file, which mux accepts only with auth_type = trust", label)
+			continue
+		case secret != "":
+			if p := secretProblem(secret); p != "" {
+				c.note("%s: left out: %s", label, p)
+				continue
+			}
+			if s, _ := auth.ParseSecret(secret); s.Kind == auth.SecretMD5 && c.authType == config.AuthSCRAM {
+				c.note("%s: left out: its md5 secret cannot be used with auth_type = scram-sha-256 (PgBouncer could not log it in either); store its plain password or SCRAM secret", label)
+				continue
+			}
+		}
+		g := &group{table: []string{"users", name}}
+		src := "from the auth_file"
+		if !inAuth {
+			src = "from [users] " + c.where(where[name])
+		}
+		g.comment = []string{src}
+		g.lines = append(g.lines, setting{key: "password", value: tomlString(secret)})
+		if mode, ok := modes[name]; ok {
+			g.lines = append(g.lines, setting{key: "pool_mode", value: tomlString(mode), comment: "from [users] " + c.where(where[name])})
+		}
+		c.d.groups = append(c.d.groups, g)
+		kept++
+	}
+	if kept == 0 {
+		c.cur.comment = []string{"(none)"}
+		if c.auth == nil {
+			c.note("auth_file: no auth_file was read, so [users] is empty and no client can log in until users are added")
+		} else {
+			c.note("auth_file: no user was carried over, so no client can log in until users are added")
+		}
+	}
+}
+
+// ---------------------------------------------------------------------------
+// Rendering
+// ---------------------------------------------------------------------------
+
+func (c *converter) render() []byte {
+	c.d.header = []string{
+		fmt.Sprintf("generated by mux import-pgbouncer from %s on %s", displayName(c.ini.Name), now().UTC().Format("2006-01-02")),
+		"",
+		"Every setting holds PgBouncer's effective value: the one in the ini file, or",
+		"PgBouncer's default (as of PgBouncer 1.24) where the file has none. mux's own",
+		"defaults differ in places. Settings only mux has keep mux's defaults.",
+		"config.example.toml in the mux sources documents every setting.",
+		"Check the result with: mux -check-config FILE",
+	}
+	if len(c.notes) > 0 {
+		c.d.header = append(c.d.header, "")
+		for _, n := range c.notes {
+			c.d.header = append(c.d.header, "NOT CARRIED OVER: "+n)
+		}
+	}
+	return c.d.render()
+}

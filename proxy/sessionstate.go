@@ -1,0 +1,413 @@
+package proxy
+
+import (
+	"context"
+	"sort"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/muxpg/mux/pool"
+	"github.com/muxpg/mux/sqllex"
+)
+
+// Session state in transaction and statement mode.
+//
+// SQL text cannot show every change to a session (set_config inside a
+// function, a value passed as a Bind parameter, a temporary table created
+// in plpgsql), so mux asks the server. A cheap lexer filter marks a
+// transaction that may have changed state (SET, RESET, DISCARD, DO, CREATE,
+// DECLARE, LISTEN, LOAD, PREPARE, CALL, set_config, advisory lock
+// functions, or a ParameterStatus from the server); when such a transaction
+// ends, before the server goes back to the pool, mux reads the session's
+// authoritative state in one query: settings whose source is "session"
+// (carried to the client's next server), and session advisory locks,
+// temporary relations, WITH HOLD cursors, SQL prepared statements and
+// LISTEN channels (which cannot be carried: the client is pinned to its
+// server while any exist, per pin_policy). Ordinary transactions never pay
+// for the query.
+
+// stateQuery reads what mux carries or pins for. One row per session
+// setting ("s", name, value) and one count row per kind of pinned state.
+const stateQuery = `SELECT 's', name, setting FROM pg_catalog.pg_settings WHERE source = 'session'
+UNION ALL SELECT 'advisory lock', count(*)::text, '' FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND pid = pg_catalog.pg_backend_pid()
+UNION ALL SELECT 'temporary table', count(*)::text, '' FROM pg_catalog.pg_class WHERE relnamespace = pg_catalog.pg_my_temp_schema()
+UNION ALL SELECT 'WITH HOLD cursor', count(*)::text, '' FROM pg_catalog.pg_cursors WHERE is_holdable
+UNION ALL SELECT 'SQL PREPARE', count(*)::text, '' FROM pg_catalog.pg_prepared_statements WHERE from_sql
+UNION ALL SELECT 'LISTEN', count(*)::text, '' FROM pg_catalog.pg_listening_channels()`
+
+// stateHit is what the lexer filter saw in some SQL text.
+type stateHit struct {
+	may       bool     // session state may have changed: ask the server
+	load      bool     // LOAD: the server can never be reset
+	pin       string   // a statement that creates state mux cannot carry ("" if none)
+	setConfig bool     // calls set_config: its Bind parameters may name settings
+	custom    []string // custom ("x.y") setting names the text mentions
+}
+
+// maxCustomNames bounds the custom setting names mux watches per client.
+const maxCustomNames = 64
+
+// scanState is the cheap first filter over query text.
+func scanState(sql []byte, opt sqllex.Options) stateHit {
+	var h stateHit
+	sqllex.Scan(sql, opt, func(st sqllex.Statement) bool {
+		kw := st.Keywords
+		switch kw[0] {
+		case sqllex.KwSet, sqllex.KwReset, sqllex.KwDiscard, sqllex.KwDo, sqllex.KwCall, sqllex.KwUnlisten:
+			h.may = true
+		case sqllex.KwCreate:
+			h.may = true
+			switch {
+			case kw[1] == sqllex.KwTemp || kw[1] == sqllex.KwTemporary,
+				(kw[1] == sqllex.KwLocal || kw[1] == sqllex.KwGlobal) && (kw[2] == sqllex.KwTemp || kw[2] == sqllex.KwTemporary):
+				h.pin = "CREATE TEMPORARY"
+			}
+		case sqllex.KwDeclare:
+			h.may = true
+			if sqllex.ContainsWord(sql[st.Start:st.End], opt, sqllex.KwHold) {
+				h.pin = "DECLARE ... WITH HOLD"
+			}
+		case sqllex.KwPrepare:
+			h.may = true
+			h.pin = "PREPARE"
+		case sqllex.KwListen:
+			h.may = true
+			h.pin = "LISTEN"
+		case sqllex.KwLoad:
+			h.may, h.load = true, true
+			h.pin = "LOAD"
+		}
+		return true
+	})
+	if sqllex.ContainsIdentPrefix(sql, opt, "set_config") {
+		h.may, h.setConfig = true, true
+	}
+	if !h.may && hasAdvisory(sql, opt) {
+		h.may = true
+	}
+	if h.may {
+		h.custom = customSettingNames(sql)
+	}
+	if h.pin == "" && sessionAdvisory(sql, opt) {
+		h.pin = "pg_advisory_lock"
+	}
+	return h
+}
+
+func hasAdvisory(sql []byte, opt sqllex.Options) bool {
+	return sqllex.ContainsIdentPrefix(sql, opt, "pg_advisory") || sqllex.ContainsIdentPrefix(sql, opt, "pg_try_advisory")
+}
+
+// sessionAdvisory reports a call of a session-level advisory lock function
+// (the _xact_ ones end with their transaction and need nothing).
+func sessionAdvisory(sql []byte, opt sqllex.Options) bool {
+	if !hasAdvisory(sql, opt) {
+		return false
+	}
+	low := strings.ToLower(string(sql))
+	for _, f := range []string{"pg_advisory_lock", "pg_try_advisory_lock"} {
+		for i := strings.Index(low, f); i >= 0; {
+			rest := low[i+len(f):]
+			if !strings.HasPrefix(rest, "_xact") {
+				return true
+			}
+			j := strings.Index(rest, f)
+			if j < 0 {
+				break
+			}
+			i += len(f) + j
+		}
+	}
+	return false
+}
+
+// Custom settings ("app.tenant") are placeholders that pg_settings does not
+// list, so mux reads them by name: the names come from the text (SET x.y,
+// RESET x.y, set_config('x.y', …) — also inside DO bodies) and from the
+// parameters bound to statements that call set_config.
+
+// customSettingNames finds custom setting names mentioned in sql.
+func customSettingNames(sql []byte) []string {
+	low := strings.ToLower(string(sql))
+	var out []string
+	add := func(name string) {
+		if isCustomName(name) && len(out) < maxCustomNames {
+			out = append(out, name)
+		}
+	}
+	for i := 0; i < len(low); {
+		j := strings.Index(low[i:], "set_config")
+		k := -1
+		for _, kw := range []string{"set ", "reset ", "set\t", "set\n"} {
+			if x := strings.Index(low[i:], kw); x >= 0 && (k < 0 || x < k) {
+				k = x
+			}
+		}
+		switch {
+		case j >= 0 && (k < 0 || j <= k):
+			p := i + j + len("set_config")
+			rest := strings.TrimLeft(low[p:], " \t\r\n")
+			if strings.HasPrefix(rest, "(") {
+				rest = strings.TrimLeft(rest[1:], " \t\r\n")
+				rest = strings.TrimPrefix(rest, "e")
+				if strings.HasPrefix(rest, "'") {
+					if end := strings.IndexByte(rest[1:], '\''); end > 0 {
+						add(rest[1 : 1+end])
+					}
+				}
+			}
+			i = p
+		case k >= 0:
+			p := i + k
+			if p > 0 && isIdentByte(low[p-1]) {
+				i = p + 3
+				continue
+			}
+			rest := strings.TrimLeft(low[p+strings.IndexAny(low[p:], " \t\n"):], " \t\r\n")
+			for _, w := range []string{"session ", "local "} {
+				rest = strings.TrimPrefix(rest, w)
+			}
+			n := 0
+			for n < len(rest) && (isIdentByte(rest[n]) || rest[n] == '.') {
+				n++
+			}
+			add(rest[:n])
+			i = p + 3
+		default:
+			return out
+		}
+	}
+	return out
+}
+
+func isIdentByte(b byte) bool {
+	return b == '_' || b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b >= 0x80
+}
+
+// isCustomName reports whether s looks like a custom setting name (a.b).
+func isCustomName(s string) bool {
+	dot := strings.IndexByte(s, '.')
+	if dot <= 0 || dot == len(s)-1 || len(s) > 63 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] != '.' && !isIdentByte(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// watchCustom adds custom setting names to those read at the next state
+// check. c.mu held.
+func (c *clientConn) watchCustom(names []string) {
+	for _, n := range names {
+		if len(c.customNames) >= maxCustomNames {
+			return
+		}
+		if c.customNames == nil {
+			c.customNames = map[string]struct{}{}
+		}
+		c.customNames[strings.ToLower(n)] = struct{}{}
+	}
+}
+
+// watchBindParams takes custom setting names from the text parameters of a
+// Bind to a statement that calls set_config. c.mu held.
+func (c *clientConn) watchBindParams(tail []byte) {
+	// tail: int16 nformats, formats, int16 nparams, (int32 len, bytes)...
+	if len(tail) < 2 {
+		return
+	}
+	nf := int(tail[0])<<8 | int(tail[1])
+	p := 2 + 2*nf
+	if len(tail) < p+2 || nf > 1 && nf < 0 {
+		return
+	}
+	allText := nf == 0 || (nf == 1 && tail[2] == 0 && tail[3] == 0)
+	np := int(tail[p])<<8 | int(tail[p+1])
+	p += 2
+	for i := 0; i < np && p+4 <= len(tail); i++ {
+		l := int(int32(uint32(tail[p])<<24 | uint32(tail[p+1])<<16 | uint32(tail[p+2])<<8 | uint32(tail[p+3])))
+		p += 4
+		if l < 0 {
+			continue
+		}
+		if p+l > len(tail) {
+			return
+		}
+		text := allText || (nf > 1 && i < nf && tail[2+2*i] == 0 && tail[3+2*i] == 0)
+		if v := string(tail[p : p+l]); text && isCustomName(v) {
+			c.watchCustom([]string{v})
+		}
+		p += l
+	}
+}
+
+// noteState records a filter hit for the current transaction. It returns
+// the statement to refuse under pin_policy = error, or "". c.mu held.
+func (c *clientConn) noteState(h stateHit) string {
+	if !h.may {
+		return ""
+	}
+	c.stateDirty = true
+	c.watchCustom(h.custom)
+	if h.load {
+		c.loaded = true
+	}
+	if h.pin != "" && c.pinPolicy == "error" {
+		return h.pin
+	}
+	return ""
+}
+
+// pinRefusal is the error for a statement refused under pin_policy = error.
+func pinRefusal(stmt string) string {
+	return stmt + " creates session state that cannot follow the client to another server; it is refused in transaction pooling mode (pin_policy = error)"
+}
+
+// needsStateCheck reports whether the transaction that just ended must be
+// looked at before its server is released. c.mu held.
+func (c *clientConn) needsStateCheck() bool {
+	return c.track && c.pinPolicy != "allow" && (c.stateDirty || c.pinReason != "")
+}
+
+// checkState reads the session state of server s after a transaction that
+// may have changed it, carries the settings, and either releases the
+// server or keeps the client pinned to it. It runs on its own goroutine;
+// the client waits on checkDone before using its server again.
+func (c *clientConn) checkState(s *pool.Server) {
+	c.mu.Lock()
+	q := c.stateQueryLocked()
+	c.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), resetTimeout)
+	res, err := s.Exec(ctx, q)
+	cancel()
+	c.mu.Lock()
+	if err != nil || res.Err != nil || res.Status != 'I' {
+		// The server's state is unknown: close it; the client's settings
+		// stay as last known.
+		s.MarkBroken()
+		c.server = nil
+		c.endCheck()
+		c.mu.Unlock()
+		c.log.Warn("reading session state failed; closing that server", zap.Error(firstError(err, res)))
+		c.pool.Release(s)
+		return
+	}
+	var reason string
+	extra := make([]setting, 0, len(c.extra))
+	for _, row := range res.Rows {
+		if len(row) < 2 {
+			continue
+		}
+		if row[0] == "s" {
+			name := strings.ToLower(row[1])
+			if _, tracked := canonicalTracked[name]; !tracked && len(row) > 2 {
+				extra = append(extra, setting{name: name, value: row[2]})
+			}
+			continue
+		}
+		if row[1] != "0" && reason == "" {
+			reason = row[0]
+		}
+	}
+	if c.loaded {
+		reason = "LOAD"
+	}
+	sort.Slice(extra, func(i, j int) bool { return extra[i].name < extra[j].name })
+	c.extra = extra
+	s.Applied = make(map[string]string, len(extra))
+	for _, e := range extra {
+		s.Applied[e.name] = e.value
+	}
+	c.stateDirty = false
+	wasPinned := c.pinReason != ""
+	if reason != "" {
+		if !wasPinned {
+			c.log.Info("client pinned to its server", zap.String("reason", reason), zap.Uint64("server_id", s.ID))
+		}
+		c.pinReason = reason
+		c.endCheck()
+		c.mu.Unlock()
+		s.SetHandler(c)
+		return
+	}
+	c.pinReason = ""
+	c.server = nil
+	c.endCheck()
+	c.mu.Unlock()
+	if wasPinned {
+		// The pinned state is gone; what else the session did must not
+		// reach the next client.
+		c.resetServer(s)
+	}
+	c.pool.Release(s)
+	c.armIdleTimeout()
+}
+
+// stateQueryLocked is stateQuery plus the custom settings the client may
+// have set. c.mu held.
+func (c *clientConn) stateQueryLocked() string {
+	if len(c.customNames) == 0 {
+		return stateQuery
+	}
+	b := []byte(stateQuery)
+	b = append(b, "\nUNION ALL SELECT 's', n, current_setting(n, true) FROM unnest(ARRAY["...)
+	first := true
+	for n := range c.customNames {
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = appendLiteral(b, n)
+	}
+	b = append(b, "]::text[]) AS n WHERE coalesce(current_setting(n, true), '') <> ''"...)
+	return string(b)
+}
+
+// endCheck marks the state check finished. c.mu held.
+func (c *clientConn) endCheck() {
+	c.checking = false
+	if c.checkDone != nil {
+		close(c.checkDone)
+		c.checkDone = nil
+	}
+}
+
+// waitCheck waits for a running state check. c.mu held; it may be
+// released and retaken.
+func (c *clientConn) waitCheck() {
+	for c.checking {
+		ch := c.checkDone
+		c.mu.Unlock()
+		<-ch
+		c.mu.Lock()
+	}
+}
+
+// resetServer runs DISCARD ALL on a server the client no longer holds, and
+// forgets what mux knew was on it; a failure closes the server.
+func (c *clientConn) resetServer(s *pool.Server) {
+	ctx, cancel := context.WithTimeout(context.Background(), resetTimeout)
+	defer cancel()
+	res, err := s.Exec(ctx, "DISCARD ALL")
+	if err != nil || res.Err != nil || res.Status != 'I' {
+		s.MarkBroken()
+		return
+	}
+	s.Applied = map[string]string{}
+	s.Stmts.Clear()
+	s.UnnamedKey = 0
+}
+
+func firstError(err error, res *pool.Result) error {
+	if err != nil {
+		return err
+	}
+	if res != nil && res.Err != nil {
+		return res.Err
+	}
+	return nil
+}
