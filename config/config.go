@@ -128,6 +128,10 @@ type Config struct {
 	// is gone, "error" refuses the statement, "allow" ignores it (the
 	// PgBouncer behaviour). Default pin.
 	PinPolicy string `toml:"pin_policy"`
+	// ListenFanout intercepts LISTEN/UNLISTEN in transaction and statement
+	// mode and delivers notifications through one listening connection per
+	// pool. Off: LISTEN is refused there. Default true.
+	ListenFanout bool `toml:"listen_fanout"`
 	// MaxPreparedStatements bounds the protocol-level prepared statements mux
 	// keeps on each server connection in transaction and statement mode
 	// (least recently used ones are closed). 0 turns prepared statement
@@ -251,6 +255,7 @@ func Default() *Config {
 		MaxMessageSize:          256 * MiB,
 		MaxPreparedStatements:   200,
 		PinPolicy:               "pin",
+		ListenFanout:            true,
 		ClientWriteTimeout:      Duration(60 * time.Second),
 		ShutdownTimeout:         Duration(30 * time.Second),
 		AdminUsers:              []string{},

@@ -1,17 +1,21 @@
 package pgbouncerconf
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/BurntSushi/toml"
 
 	"github.com/muxpg/mux/auth"
 	"github.com/muxpg/mux/config"
@@ -98,6 +102,7 @@ func (c *converter) convert() {
 	c.keepalive()
 	c.protocol()
 	c.logging()
+	c.muxOnly()
 	c.leftovers()
 	c.databases()
 	c.users()
@@ -706,6 +711,57 @@ func (c *converter) logging() {
 		level = "debug"
 	}
 	c.add("log_level", tomlString(level), c.from(kv, ok))
+}
+
+// muxOnlyComments explains mux settings that PgBouncer has no counterpart
+// for; others get a generic comment.
+var muxOnlyComments = map[string]string{
+	"pin_policy":    "mux only; PgBouncer behaves like \"allow\": session state stays on the server for the next client; mux default",
+	"listen_fanout": "mux only; PgBouncer passes LISTEN to whichever server the client holds at the time; mux default",
+}
+
+// muxOnly writes every other top-level mux setting with mux's default, so
+// that the file lists the complete configuration.
+func (c *converter) muxOnly() {
+	written := map[string]bool{}
+	for _, g := range c.d.groups {
+		for _, s := range g.lines {
+			written[s.key] = true
+		}
+	}
+	defaults := reflect.ValueOf(config.Default()).Elem()
+	for i := range defaults.NumField() {
+		key, _, _ := strings.Cut(defaults.Type().Field(i).Tag.Get("toml"), ",")
+		if key == "" || key == "-" || key == "databases" || key == "users" || written[key] {
+			continue
+		}
+		value, ok := encodeValue(defaults.Field(i).Interface())
+		if !ok {
+			continue
+		}
+		if c.cur.title != "Only in mux" {
+			c.section("Only in mux")
+		}
+		comment, ok := muxOnlyComments[key]
+		if !ok {
+			comment = "mux only; mux default"
+		}
+		c.add(key, value, comment)
+	}
+}
+
+// encodeValue renders a single TOML value with the toml encoder, or reports
+// false if it is not a simple value.
+func encodeValue(v any) (string, bool) {
+	var b bytes.Buffer
+	if err := toml.NewEncoder(&b).Encode(map[string]any{"v": v}); err != nil {
+		return "", false
+	}
+	value, ok := strings.CutPrefix(strings.TrimSuffix(b.String(), "\n"), "v = ")
+	if !ok || strings.Contains(value, "\n") {
+		return "", false
+	}
+	return value, true
 }
 
 // unsupportedSettings lists the [pgbouncer] settings mux has no equivalent

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -90,6 +91,14 @@ type clientConn struct {
 	// customNames are custom settings ("app.x") the client may have set:
 	// pg_settings does not list them, so the state check reads them by name.
 	customNames map[string]struct{}
+
+	// LISTEN fan-out (notify.go), also guarded by mu.
+	listens       map[string]struct{} // channels the client listens on
+	pendingListen []listenOp          // LISTEN/UNLISTEN waiting for COMMIT
+	notes         [][]byte            // notifications waiting for the transaction to end
+	sawCommit     bool                // the last CommandComplete was COMMIT
+	lastBackend   atomic.Uint32       // backend PID of the last server used
+	attachSeq     atomic.Uint64       // when that server was attached
 
 	wmu sync.Mutex // serialises writes to conn
 }
@@ -440,6 +449,8 @@ func (c *clientConn) attach() (*pool.Server, error) {
 	c.server, c.pending, c.dirty, c.txStatus = s, 0, false, 'I'
 	c.queue, c.qhead, c.sskip = c.queue[:0], 0, 0
 	c.mu.Unlock()
+	c.lastBackend.Store(s.KeyPID)
+	c.attachSeq.Store(c.p.attachSeq.Add(1))
 	s.SetHandler(c)
 	return s, nil
 }
@@ -514,6 +525,15 @@ func (c *clientConn) ServerData(s *pool.Server, data []byte, ev *pool.Events) {
 		release = false
 		c.checking = true
 		c.checkDone = make(chan struct{})
+	}
+	if len(c.notes) > 0 && ev.Ready > 0 && c.txStatus == 'I' && c.pending == 0 && !fatal {
+		// Notifications held during the transaction go out after it.
+		if bp == nil {
+			bp = wire.GetBuf(len(out) + 1024)
+			out = append((*bp)[:0], out...)
+		}
+		out = c.takeNotes(out)
+		*bp = out
 	}
 	detach := fatal || release || abort
 	if detach {
@@ -684,7 +704,11 @@ func (c *clientConn) finish(err error) {
 	if c.qtimer != nil {
 		c.qtimer.Stop()
 	}
+	listening := len(c.listens) > 0
 	c.mu.Unlock()
+	if listening {
+		c.p.notifierFor(poolKey{c.database, c.user}, c.pool.Config()).forget(c)
+	}
 	if c.bp != nil {
 		wire.PutBuf(c.bp)
 		c.bp = nil

@@ -236,10 +236,16 @@ func (c *clientConn) trackServerMessage(s *pool.Server, typ byte, body []byte, w
 			c.pop()
 		}
 	case 'C', 'I', 's':
+		if typ == 'C' && whole {
+			c.sawCommit = bytes.HasPrefix(body, []byte("COMMIT"))
+		}
 		if e.msg == 'E' {
 			c.pop()
 		}
 	case 'Z':
+		if whole && len(body) > 0 && body[0] == 'I' && len(c.pendingListen) > 0 {
+			c.endTransaction(c.sawCommit)
+		}
 		switch e.msg {
 		case 'S', 'F':
 			c.pop()
@@ -578,6 +584,11 @@ func (c *clientConn) setPortal(portal []byte, st *preparedStmt) {
 // when mux answered the Query itself.
 func (c *clientConn) trackQuery(dst []byte, s *pool.Server, msg []byte) (out []byte, counted bool) {
 	opt := c.lexOptionsLocked()
+	if c.p.config().ListenFanout && containsFold(msg, "listen") {
+		if d, ok := c.listenQuery(dst, bytes.TrimSuffix(msg[wire.HeaderLen:], []byte{0}), opt); ok {
+			return d, false
+		}
+	}
 	if repl := refuseListen(msg, opt); repl != nil {
 		msg = repl
 	}
@@ -767,6 +778,9 @@ func (c *clientConn) processTracked() error {
 	var synth []byte
 	if h := c.head(); h != nil && h.synth != nil {
 		synth = c.appendSynth(nil)
+		if c.pending == 0 && c.txStatus == 'I' && len(c.notes) > 0 {
+			synth = c.takeNotes(synth)
+		}
 	}
 	// mux answered everything itself (a DEALLOCATE, say): a server taken
 	// for this run and owed nothing goes straight back.

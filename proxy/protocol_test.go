@@ -166,7 +166,7 @@ func TestClientVanishesMidTransaction(t *testing.T) {
 }
 
 func TestListenRefusedInTransactionMode(t *testing.T) {
-	m := startMux(t, "")
+	m := startMux(t, "listen_fanout = false")
 	conn := m.connect(t)
 	ctx := context.Background()
 	_, err := conn.Exec(ctx, "LISTEN chan")

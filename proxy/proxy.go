@@ -46,7 +46,10 @@ type Proxy struct {
 	// clients.
 	stmts map[poolKey]*stmtRegistry
 	stats map[poolKey]*poolStats
-	obs   Observer
+	// notifiers are the LISTEN fan-out connections, per pool.
+	notifiers map[poolKey]*notifier
+	attachSeq atomic.Uint64
+	obs       Observer
 
 	keysMu sync.Mutex             // guards keys and conns
 	keys   map[uint32]*clientConn // by mux-issued BackendKeyData process ID
@@ -77,13 +80,14 @@ type poolKey struct {
 // New builds a proxy from a validated config.
 func New(cfg *config.Config, log *zap.Logger) (*Proxy, error) {
 	p := &Proxy{
-		log:   log.Named("proxy"),
-		pools: map[poolKey]*pool.Pool{},
-		stmts: map[poolKey]*stmtRegistry{},
-		stats: map[poolKey]*poolStats{},
-		obs:   nopObserver{},
-		keys:  map[uint32]*clientConn{},
-		conns: map[net.Conn]struct{}{},
+		log:       log.Named("proxy"),
+		pools:     map[poolKey]*pool.Pool{},
+		stmts:     map[poolKey]*stmtRegistry{},
+		stats:     map[poolKey]*poolStats{},
+		notifiers: map[poolKey]*notifier{},
+		obs:       nopObserver{},
+		keys:      map[uint32]*clientConn{},
+		conns:     map[net.Conn]struct{}{},
 	}
 	users, err := buildUsers(cfg)
 	if err != nil {
@@ -284,7 +288,12 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	p.poolMu.Lock()
 	pools := p.pools
 	p.pools = map[poolKey]*pool.Pool{}
+	notifiers := p.notifiers
+	p.notifiers = map[poolKey]*notifier{}
 	p.poolMu.Unlock()
+	for _, n := range notifiers {
+		n.close()
+	}
 	for _, pl := range pools {
 		pl.Close()
 	}

@@ -183,6 +183,7 @@ func (c *clientConn) login(st *startup) error {
 	if c.mode != config.PoolModeSession && cfg.MaxPreparedStatements > 0 {
 		c.track = true
 		c.stmts = map[string]*preparedStmt{}
+		c.listens = map[string]struct{}{}
 	}
 	c.maxMsg = int(cfg.MaxMessageSize)
 	c.pool, c.reg, c.stats = p.poolFor(st.database, db, st.user, u)

@@ -337,7 +337,15 @@ func (c *clientConn) checkState(s *pool.Server) {
 	c.pinReason = ""
 	c.server = nil
 	c.endCheck()
+	notes := c.takeNotes(nil)
+	if notes != nil {
+		c.wmu.Lock()
+	}
 	c.mu.Unlock()
+	if notes != nil {
+		_, _ = c.conn.Write(notes)
+		c.wmu.Unlock()
+	}
 	if wasPinned {
 		// The pinned state is gone; what else the session did must not
 		// reach the next client.
