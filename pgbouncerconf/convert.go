@@ -710,6 +710,9 @@ func (c *converter) logging() {
 	if n > 0 {
 		level = "debug"
 	}
+	if n > 1 {
+		c.noteSetting(kv, ok, "debug is mux's most verbose log level; PgBouncer's levels above 1 log more")
+	}
 	c.add("log_level", tomlString(level), c.from(kv, ok))
 }
 

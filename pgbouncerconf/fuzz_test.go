@@ -118,4 +118,3 @@ func FuzzParseAuthFile(f *testing.F) {
 		}
 	})
 }
-

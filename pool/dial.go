@@ -2,6 +2,7 @@ package pool
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -82,6 +83,14 @@ func (e *LoginError) Unwrap() error { return e.Err }
 // tried again: network errors and a server that is starting or stopping do;
 // authentication failures, a missing database and similar do not.
 func Retryable(err error) bool {
+	var (
+		unknownCA x509.UnknownAuthorityError
+		badName   x509.HostnameError
+		badCert   x509.CertificateInvalidError
+	)
+	if errors.As(err, &unknownCA) || errors.As(err, &badName) || errors.As(err, &badCert) {
+		return false // a certificate does not fix itself
+	}
 	var le *LoginError
 	if errors.As(err, &le) {
 		switch le.Err.Code {

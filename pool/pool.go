@@ -7,6 +7,7 @@ import (
 	"container/list"
 	"context"
 	"errors"
+	"net"
 	"sync"
 	"time"
 
@@ -330,7 +331,11 @@ func (p *Pool) connectFailed(err error) {
 	p.mu.Lock()
 	p.total--
 	if err != nil {
-		p.lastErr = err
+		// A last attempt cut short by the caller's deadline must not hide
+		// the reason the earlier ones failed.
+		if p.lastErr == nil || !isDeadline(err) {
+			p.lastErr = err
+		}
 		if p.backoff == 0 {
 			p.backoff = firstBackoff
 		} else {
@@ -620,4 +625,10 @@ func (p *Pool) MaxWait() time.Duration {
 		}
 	}
 	return 0
+}
+
+func isDeadline(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) ||
+		errors.As(err, &ne) && ne.Timeout()
 }

@@ -398,7 +398,6 @@ type clientRow struct {
 	user, database, state    string
 	remote, local            net.Addr
 	connected, lastRequest   time.Time
-	wait                     time.Duration
 	link, appName, tlsStatus string
 }
 
@@ -409,8 +408,7 @@ func (p *Proxy) showClients() []byte {
 			remote: ci.Remote, local: ci.Local, connected: ci.ConnectTime, lastRequest: ci.RequestTime,
 			appName: ci.ApplicationName}
 		if ci.State == "waiting" {
-			cr.state = "waiting"
-			cr.wait = time.Since(ci.RequestTime)
+			cr.state = "waiting" // since when is not recorded: wait stays 0
 		}
 		if ci.ServerID != 0 {
 			cr.link = ptr(ci.ServerID)
@@ -440,9 +438,8 @@ func (p *Proxy) showClients() []byte {
 		if req.IsZero() {
 			req = cr.connected
 		}
-		sec, us := splitWait(cr.wait)
 		r.row("C", cr.user, cr.database, cr.state, addr, port, laddr, lport, sqlTime(cr.connected), sqlTime(req),
-			sec, us, 0, ptr(cr.id), cr.link, 0, cr.tlsStatus, cr.appName)
+			0, 0, 0, ptr(cr.id), cr.link, 0, cr.tlsStatus, cr.appName)
 	}
 	return r.finish()
 }

@@ -149,7 +149,7 @@ func (c *clientConn) authSCRAM(user string, sec *auth.SCRAMSecret) error {
 		return wire.Fatal(wire.CodeInvalidAuthorization, "%v", err)
 	}
 	if err != nil {
-		return wire.Fatal(wire.CodeProtocolViolation, "malformed SCRAM message: %v", err)
+		return wire.Fatal(wire.CodeProtocolViolation, "%v", err)
 	}
 	if err := c.writeMsg(&pgproto3.AuthenticationSASLContinue{Data: first}); err != nil {
 		return err
@@ -166,7 +166,7 @@ func (c *clientConn) authSCRAM(user string, sec *auth.SCRAMSecret) error {
 		return authFailed(user)
 	}
 	if err != nil {
-		return wire.Fatal(wire.CodeProtocolViolation, "malformed SCRAM message: %v", err)
+		return wire.Fatal(wire.CodeProtocolViolation, "%v", err)
 	}
 	return c.writeMsg(&pgproto3.AuthenticationSASLFinal{Data: final})
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/muxpg/mux/config"
 	"github.com/muxpg/mux/internal/fakepg"
+	"github.com/muxpg/mux/sqllex"
 )
 
 // The relay benchmarks run real sockets: a client on loopback, mux, and a
@@ -237,4 +238,25 @@ func expiredContext() context.Context {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	return ctx
+}
+
+// BenchmarkStateFilter is what session-state tracking adds to an ordinary
+// pgbench -S query: the lexer filter over its text (no query to the server,
+// since nothing in it can change session state).
+func BenchmarkStateFilter(b *testing.B) {
+	opt := sqllex.Options{StandardConformingStrings: true}
+	for _, q := range []string{
+		"SELECT abalance FROM pgbench_accounts WHERE aid = 48213;",
+		"UPDATE pgbench_accounts SET abalance = abalance + -2934 WHERE aid = 48213;",
+	} {
+		b.Run(strings.Fields(q)[0], func(b *testing.B) {
+			sql := []byte(q)
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				if h := scanState(sql, opt); h.may {
+					b.Fatalf("%q flagged", q)
+				}
+			}
+		})
+	}
 }

@@ -80,7 +80,8 @@ func scanState(sql []byte, opt sqllex.Options) stateHit {
 		}
 		return true
 	})
-	if sqllex.ContainsIdentPrefix(sql, opt, "set_config") {
+	// Byte searches first: the lexer passes only run when the word is there.
+	if containsFold(sql, "set_config") && sqllex.ContainsIdentPrefix(sql, opt, "set_config") {
 		h.may, h.setConfig = true, true
 	}
 	if !h.may && hasAdvisory(sql, opt) {
@@ -96,7 +97,8 @@ func scanState(sql []byte, opt sqllex.Options) stateHit {
 }
 
 func hasAdvisory(sql []byte, opt sqllex.Options) bool {
-	return sqllex.ContainsIdentPrefix(sql, opt, "pg_advisory") || sqllex.ContainsIdentPrefix(sql, opt, "pg_try_advisory")
+	return containsFold(sql, "advisory") &&
+		(sqllex.ContainsIdentPrefix(sql, opt, "pg_advisory") || sqllex.ContainsIdentPrefix(sql, opt, "pg_try_advisory"))
 }
 
 // sessionAdvisory reports a call of a session-level advisory lock function

@@ -127,11 +127,10 @@ func (c *clientConn) checkTLS(user string) error {
 	if t.mode != "verify-full" {
 		return nil
 	}
-	tc, ok := c.conn.(*tls.Conn)
-	if !ok {
-		return nil
+	var certs []*x509.Certificate
+	if tc, ok := c.conn.(*tls.Conn); ok {
+		certs = tc.ConnectionState().PeerCertificates
 	}
-	certs := tc.ConnectionState().PeerCertificates
 	if len(certs) == 0 || certs[0].Subject.CommonName != user {
 		cn := ""
 		if len(certs) > 0 {
