@@ -388,7 +388,7 @@ func (c *converter) authentication() {
 		comment = c.from(kv, ok)
 	case "any":
 		c.authType = config.AuthTrust
-		c.noteSetting(kv, ok, "mux has no \"any\"; using trust, which also skips passwords but only admits users listed in [users], and admin_users are not opened up to everyone")
+		c.noteSetting(kv, ok, "mux has no \"any\"; using trust, which also skips passwords but admits only the users listed in [users]")
 		comment = c.from(kv, ok)
 	case "cert":
 		c.fail(kv, "mux does not support client certificate authentication yet; import a copy of the file with auth_type = scram-sha-256 (or md5) and give the users passwords")
