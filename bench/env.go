@@ -39,6 +39,7 @@ type env struct {
 	muxBin       string
 	idleBin      string
 	scramSecret  string // rolpassword of benchUser
+	postmaster   int    // pid
 	owner        *syscall.Credential
 	pgbouncerVer string
 	// maxPrepared is whether PgBouncer knows max_prepared_statements
@@ -64,6 +65,10 @@ func newEnv(ctx context.Context, o options, tmp, pgbouncerBin, muxBin, idleBin s
 	}
 	e.cluster = c
 	e.pgbench = c.Bin("pgbench")
+	if e.postmaster, err = postmasterPID(c.DataDir); err != nil {
+		e.close()
+		return nil, err
+	}
 	if err := e.setupDB(ctx); err != nil {
 		e.close()
 		return nil, err
@@ -111,6 +116,19 @@ func (e *env) setupDB(ctx context.Context) error {
 		return fmt.Errorf("pgbench -i: %v\n%s", err, out)
 	}
 	return nil
+}
+
+// postmasterPID reads the postmaster's process id from postmaster.pid.
+func postmasterPID(dataDir string) (int, error) {
+	b, err := os.ReadFile(filepath.Join(dataDir, "postmaster.pid"))
+	if err != nil {
+		return 0, err
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0]))
+	if err != nil {
+		return 0, fmt.Errorf("postmaster.pid: %v", err)
+	}
+	return pid, nil
 }
 
 // clientEnv is the environment of pgbench: ours without PG* variables,

@@ -42,7 +42,7 @@ type options struct {
 
 func main() {
 	var o options
-	flag.IntVar(&o.duration, "T", 8, "duration of each pgbench run, in `seconds`")
+	flag.IntVar(&o.duration, "T", 6, "duration of each pgbench run, in `seconds`")
 	flag.IntVar(&o.rounds, "rounds", 3, "interleaved rounds of every scenario")
 	flag.IntVar(&o.scale, "scale", 10, "pgbench scale factor (pgbench -i -s)")
 	flag.IntVar(&o.idleClients, "idle-clients", 10000, "client connections of the idle-clients scenario")

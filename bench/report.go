@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -123,6 +124,7 @@ func pgbenchMetrics() []metric {
 		{"proxy CPU per 1,000 tx, ms", func(r *runResult) float64 { return r.cpuPer1k }, fmtFixed(1)},
 		{"proxy peak RSS, MiB", func(r *runResult) float64 { return r.rssPeak / mib }, fmtFixed(1)},
 		{"failures", func(r *runResult) float64 { return r.failures }, fmtInt},
+		otherMetric,
 	}
 }
 
@@ -146,8 +148,14 @@ func idleMetrics(n int) []metric {
 		{"avg latency, ms", get(func(i *idleResult) float64 { return nanIfZero(i.LatencyAvgMs, i.QueryOK) }), fmtFixed(1)},
 		{"proxy CPU per 1,000 queries, ms", func(r *runResult) float64 { return r.cpuPer1k }, fmtFixed(1)},
 		{"proxy peak RSS, MiB", func(r *runResult) float64 { return r.rssPeak / mib }, fmtFixed(1)},
+		otherMetric,
 	}
 }
+
+// otherMetric is the CPU that processes outside the benchmark took during
+// a run: a measure of how much other work on the machine skewed it.
+var otherMetric = metric{"_other processes' CPU, % of the machine_",
+	func(r *runResult) float64 { return r.otherPct }, fmtFixed(0)}
 
 func nanIfZero(v float64, n int) float64 {
 	if n == 0 {
@@ -259,6 +267,7 @@ func renderReport(in *info, o options, scens []scenario, rs *results) string {
 	w("## Summary: mux / PgBouncer (medians)\n\n")
 	w("Below 1.00× is better for mux except for tps. For the idle-clients scenario\n")
 	w("\"CPU\" is per query and \"RSS\" is RSS per idle client.\n\n")
+	writeLoadNote(&b, scens, rs)
 	w("| scenario | tps | avg latency | p99 latency | proxy CPU per tx | proxy RSS | failures PgBouncer / mux |\n")
 	w("|---|---|---|---|---|---|---|\n")
 	for _, sc := range scens {
@@ -295,7 +304,11 @@ func renderReport(in *info, o options, scens []scenario, rs *results) string {
 			for _, sys := range systems {
 				w("| %s ", cell(values(rs.get(sc.key, sys), m), m.fmt))
 			}
-			w("| %s |\n", fmtRatio(median(rs, sc.key, sysMux, m), median(rs, sc.key, sysPgBouncer, m)))
+			ratio := fmtRatio(median(rs, sc.key, sysMux, m), median(rs, sc.key, sysPgBouncer, m))
+			if m.name == otherMetric.name {
+				ratio = "—"
+			}
+			w("| %s |\n", ratio)
 		}
 		if sc.key == "S-1" {
 			w("| **added avg latency over direct, µs** | — ")
@@ -314,6 +327,31 @@ func renderReport(in *info, o options, scens []scenario, rs *results) string {
 	w("## Method\n\n")
 	writeMethod(&b, in, o)
 	return b.String()
+}
+
+// writeLoadNote says how much CPU other processes took during the runs.
+func writeLoadNote(b *strings.Builder, scens []scenario, rs *results) {
+	var all []float64
+	for _, sc := range scens {
+		for _, sys := range systems {
+			for _, r := range rs.get(sc.key, sys) {
+				if r.skipped == "" && !math.IsNaN(r.otherPct) {
+					all = append(all, r.otherPct)
+				}
+			}
+		}
+	}
+	if len(all) == 0 {
+		return
+	}
+	sort.Float64s(all)
+	fmt.Fprintf(b, "During the runs, processes outside the benchmark used %.0f%% of the machine's\n", stats.Median(all))
+	fmt.Fprintf(b, "CPU (median over runs; from %.0f%% to %.0f%%; per run in the tables below).\n", all[0], all[len(all)-1])
+	if stats.Median(all) > 5 {
+		b.WriteString("**The machine was not idle: these numbers are skewed by other work and vary\n")
+		b.WriteString("more from round to round than they would on a quiet machine.**\n")
+	}
+	b.WriteString("\n")
 }
 
 func scenarioTitle(sc scenario, o options) string {
@@ -472,6 +510,12 @@ func writeMethod(b *strings.Builder, in *info, o options) {
 	w("  (so it includes the clients' log-ins and log-outs), times 1,000 / successful transactions;")
 	w("  the same number is µs per transaction. **proxy peak RSS** is VmHWM from /proc/<pid>/status at")
 	w("  the end of the run.")
+	w("- **other processes' CPU**: the machine's busy CPU time (/proc/stat) during the run minus that")
+	w("  of Postgres (the postmaster and its children), the proxy, pgbench or the load tool and the")
+	w("  benchmark itself, as a share of all CPUs' time. Near 0 on a quiet machine; when it is not,")
+	w("  other work competed with the run.")
+	w("- A run in which pgbench aborted clients shows only its failures: what the remaining clients")
+	w("  measured does not describe the scenario.")
 	w(fmt.Sprintf("- Idle clients: `bench/idleclients` (Go, pgx's pgconn) opens %s connections through the",
 		fmtInt(float64(o.idleClients))))
 	w("  proxy, 50 log-ins at a time, and keeps them logged in and idle. **RSS per idle client** =")

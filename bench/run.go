@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/muxpg/mux/bench/internal/proc"
@@ -44,6 +45,7 @@ func (e *env) runOne(ctx context.Context, sc scenario, sys string, round int) *r
 		defer p.stop()
 		port = p.port
 	}
+	before := e.snapshot(p)
 	var err error
 	switch sc.kind {
 	case kindPgbench:
@@ -54,12 +56,63 @@ func (e *env) runOne(ctx context.Context, sc scenario, sys string, round int) *r
 	if err != nil && res.err == "" {
 		res.err = err.Error()
 	}
+	res.otherPct = e.snapshot(p).otherLoad(before, res.clientCPU)
 	if p != nil && res.err != "" {
 		if t := tailFile(p.logPath, 600); t != "" {
 			logf("%s log (end):\n%s", sys, t)
 		}
 	}
 	return res
+}
+
+// snapshot is the CPU time used so far by the machine and by each part of
+// the benchmark.
+type snapshot struct {
+	ok       bool
+	machine  proc.Machine
+	postgres time.Duration // the postmaster and its children
+	proxy    time.Duration
+	self     time.Duration // this process
+}
+
+func (e *env) snapshot(p *proxy) snapshot {
+	var s snapshot
+	var err error
+	if s.machine, err = proc.ReadMachine(); err != nil {
+		return s
+	}
+	if s.postgres, err = proc.ReadTreeCPU(e.postmaster); err != nil {
+		return s
+	}
+	if p != nil {
+		if s.proxy, err = proc.ReadCPU(p.pid()); err != nil {
+			return s
+		}
+	}
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return s
+	}
+	s.self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	s.ok = true
+	return s
+}
+
+// otherLoad is the share of the machine's CPU capacity, in percent, that
+// processes outside the benchmark used between before and s: all busy CPU
+// time minus that of Postgres, the proxy, the client program (client) and
+// this process. It is NaN if a snapshot failed.
+func (s snapshot) otherLoad(before snapshot, client time.Duration) float64 {
+	total := s.machine.Total - before.machine.Total
+	if !s.ok || !before.ok || total <= 0 {
+		return math.NaN()
+	}
+	other := (s.machine.Busy - before.machine.Busy) - (s.postgres - before.postgres) -
+		(s.proxy - before.proxy) - (s.self - before.self) - client
+	if other < 0 {
+		other = 0
+	}
+	return 100 * float64(other) / float64(total)
 }
 
 // runSeq numbers proxy directories.
@@ -114,6 +167,9 @@ func (e *env) runPgbench(ctx context.Context, sc scenario, port int, p *proxy, r
 		}
 	}
 	runErr := cmd.Run()
+	if cmd.ProcessState != nil {
+		res.clientCPU = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	}
 	if p != nil {
 		cpu1, err := proc.ReadCPU(p.pid())
 		if err != nil {
@@ -125,7 +181,7 @@ func (e *env) runPgbench(ctx context.Context, sc scenario, port int, p *proxy, r
 		}
 		res.rssPeak = float64(mem.Peak)
 		defer func() {
-			if res.tx > 0 {
+			if res.tx > 0 && !res.invalid {
 				res.cpuPer1k = float64(cpu1-cpu0) / float64(time.Millisecond) * 1000 / res.tx
 			}
 		}()
@@ -165,12 +221,16 @@ func (e *env) runPgbench(ctx context.Context, sc scenario, port int, p *proxy, r
 	if m := reTx.FindStringSubmatch(out); m != nil {
 		res.tx, _ = strconv.ParseFloat(m[1], 64)
 	}
-	if res.exitStatus != 0 {
-		msg := fmt.Sprintf("pgbench exit status %d", res.exitStatus)
+	if res.exitStatus != 0 || res.aborted > 0 {
+		msg := fmt.Sprintf("pgbench exit status %d, %.0f of %d clients aborted", res.exitStatus, res.aborted, sc.clients)
 		if m := reError.FindStringSubmatch(errOut); m != nil {
-			msg += ": " + m[1]
+			msg += "; first error: " + m[1]
 		}
 		res.err = msg
+		// What the clients that were left measured says nothing about
+		// the scenario: show only the failures.
+		res.invalid = true
+		res.tps, res.latAvgMs, res.latP99Ms = math.NaN(), math.NaN(), math.NaN()
 	}
 	if math.IsNaN(res.tps) && res.err == "" {
 		res.err = "no tps in pgbench's output: " + tailString(out+errOut, 300)
@@ -235,6 +295,9 @@ func (e *env) runIdle(ctx context.Context, port int, p *proxy, res *runResult) e
 	cmd.Stdout = &stdout
 	cmd.Stderr = &stderr
 	runErr := cmd.Run()
+	if cmd.ProcessState != nil {
+		res.clientCPU = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	}
 	var ir idleResult
 	if err := json.Unmarshal(stdout.Bytes(), &ir); err != nil {
 		return fmt.Errorf("idleclients: %v %s", runErr, tailString(stderr.String(), 500))

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"time"
 )
 
 // The systems compared.
@@ -99,11 +100,15 @@ type runResult struct {
 	failedTx   float64 // pgbench's "number of failed transactions"
 	aborted    float64 // clients pgbench reported as aborted
 	exitStatus int
+	invalid    bool // clients aborted: tps, latency and CPU are not shown
 
 	// both kinds
 	cpuPer1k float64 // proxy CPU, ms per 1,000 transactions or queries
 	rssPeak  float64 // proxy VmHWM, bytes
 	failures float64 // pgbench: failed transactions + aborted clients; idle: failed connections + failed queries
+
+	clientCPU time.Duration // CPU time of pgbench or the load tool
+	otherPct  float64       // CPU used by other processes, % of the machine
 
 	// idle scenario
 	idle *idleResult
@@ -112,7 +117,7 @@ type runResult struct {
 func newRunResult() *runResult {
 	n := math.NaN()
 	return &runResult{tps: n, latAvgMs: n, latP99Ms: n, tx: n, failedTx: n, aborted: n,
-		cpuPer1k: n, rssPeak: n, failures: n}
+		cpuPer1k: n, rssPeak: n, failures: n, otherPct: n}
 }
 
 func (r *runResult) summary() string {
@@ -130,6 +135,7 @@ func (r *runResult) summary() string {
 			s += fmt.Sprintf(", %.1f ms CPU/1k tx, peak RSS %.1f MiB", r.cpuPer1k, r.rssPeak/(1<<20))
 		}
 	}
+	s += fmt.Sprintf(", other load %.0f%%", r.otherPct)
 	if r.err != "" {
 		s += " — error: " + r.err
 	}

@@ -66,6 +66,19 @@ type Config struct {
 	// AuthType is how clients authenticate: trust, md5 or scram-sha-256.
 	// Default scram-sha-256.
 	AuthType string `toml:"auth_type"`
+	// AuthUser, if set, looks up users missing from [users] in Postgres with
+	// AuthQuery, connecting as this user (which must be in [users]).
+	AuthUser string `toml:"auth_user"`
+	// AuthQuery returns (user name, secret) for $1. Default: a
+	// schema-qualified lookup in pg_authid that ignores roles past
+	// rolvaliduntil or without rolcanlogin.
+	AuthQuery string `toml:"auth_query"`
+	// AuthDBName is the database AuthQuery runs in; "" = the client's
+	// target database.
+	AuthDBName string `toml:"auth_dbname"`
+	// AuthHBAFile, if set, is a pg_hba.conf-format file deciding per
+	// connection how (and whether) a client authenticates.
+	AuthHBAFile string `toml:"auth_hba_file"`
 	// PoolMode is the global pool mode: session, transaction or statement.
 	// Default transaction.
 	PoolMode string `toml:"pool_mode"`
@@ -184,6 +197,10 @@ type Config struct {
 	Users map[string]User `toml:"users"`
 }
 
+// DefaultAuthQuery is auth_query's default: schema-qualified, so no
+// search_path can redirect it, and refusing expired and NOLOGIN roles.
+const DefaultAuthQuery = "SELECT rolname::text, CASE WHEN rolvaliduntil IS NULL OR rolvaliduntil > pg_catalog.now() THEN rolpassword END FROM pg_catalog.pg_authid WHERE rolname = $1 AND rolcanlogin"
+
 // Database is one [databases.NAME] entry: where to connect for a client that
 // asks for database NAME.
 //
@@ -213,6 +230,8 @@ type Database struct {
 	PoolSize int `toml:"pool_size"`
 	// PinPolicy overrides the global pin_policy; "" means the global one.
 	PinPolicy string `toml:"pin_policy"`
+	// AuthUser overrides the global auth_user for this database.
+	AuthUser string `toml:"auth_user"`
 	// MinPoolSize is the server connections kept open per pool;
 	// InheritMinPoolSize (-1, the value when the key is absent) = global
 	// min_pool_size.
@@ -255,6 +274,7 @@ func Default() *Config {
 		MaxMessageSize:          256 * MiB,
 		MaxPreparedStatements:   200,
 		PinPolicy:               "pin",
+		AuthQuery:               DefaultAuthQuery,
 		ListenFanout:            true,
 		ClientWriteTimeout:      Duration(60 * time.Second),
 		ShutdownTimeout:         Duration(30 * time.Second),

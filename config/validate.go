@@ -133,6 +133,19 @@ func (c *Config) problems() []error {
 
 	// Authentication and pooling.
 	ck.oneOf(k("auth_type"), c.AuthType, authTypes)
+	if c.AuthUser != "" {
+		if _, ok := c.Users[c.AuthUser]; !ok {
+			ck.add(k("auth_user"), "%q must be listed in [users] with its password", c.AuthUser)
+		}
+	}
+	if c.AuthUser != "" && !strings.Contains(c.AuthQuery, "$1") {
+		ck.add(k("auth_query"), "must contain $1 (the user name)")
+	}
+	if c.AuthHBAFile != "" {
+		if _, err := os.Stat(c.AuthHBAFile); err != nil {
+			ck.add(k("auth_hba_file"), "%v", err)
+		}
+	}
 	ck.oneOf(k("pool_mode"), c.PoolMode, poolModes)
 	ck.atLeast(k("default_pool_size"), c.DefaultPoolSize, 1)
 	if c.DefaultPoolSize >= 1 {
@@ -234,6 +247,11 @@ func (c *Config) checkDatabase(ck *checker, name string, db Database) {
 	ck.secret(k("password"), db.Password)
 	if db.PoolMode != "" {
 		ck.oneOf(k("pool_mode"), db.PoolMode, poolModes)
+	}
+	if db.AuthUser != "" {
+		if _, ok := c.Users[db.AuthUser]; !ok {
+			ck.add(k("auth_user"), "%q must be listed in [users] with its password", db.AuthUser)
+		}
 	}
 	if db.PinPolicy != "" {
 		ck.oneOf(k("pin_policy"), db.PinPolicy, pinPolicies)

@@ -61,6 +61,10 @@ type Target struct {
 	MaxPrepared int
 	// TLS encrypts connections to a TCP host (server_tls_*); nil: plain.
 	TLS *TLS
+	// ClientKey, with a SCRAM secret as Password, lets mux answer Postgres's
+	// SCRAM exchange without the password (SCRAM pass-through): it is the
+	// key a client proved when it logged in to mux with SCRAM.
+	ClientKey *[32]byte
 }
 
 // NetAddr returns the network and address to dial for t.
@@ -265,13 +269,22 @@ func answerAuth(t Target, code uint32, data []byte, scram **auth.SCRAMClient) ([
 		if !saslOffers(data, saslMechanismSC) {
 			return nil, errors.New("server offered no SASL mechanism mux supports (SCRAM-SHA-256)")
 		}
-		pw, err := plain("SCRAM-SHA-256")
-		if err != nil {
-			return nil, err
-		}
-		c, err := auth.NewSCRAMClient(pw)
-		if err != nil {
-			return nil, err
+		var c *auth.SCRAMClient
+		switch {
+		case secret.Kind == auth.SecretSCRAM && t.ClientKey != nil:
+			c = auth.NewSCRAMClientWithKeys(*t.ClientKey, secret.SCRAM.ServerKey)
+		case secret.Kind == auth.SecretSCRAM:
+			return nil, fmt.Errorf("server requested SCRAM-SHA-256 for user %q and mux holds only its SCRAM secret: "+
+				"pass-through needs a client of that user to log in to mux with SCRAM first "+
+				"(not possible for min_pool_size connections made before any client, with auth_type trust, or with a database user override)", t.User)
+		default:
+			pw, err := plain("SCRAM-SHA-256")
+			if err != nil {
+				return nil, err
+			}
+			if c, err = auth.NewSCRAMClient(pw); err != nil {
+				return nil, err
+			}
 		}
 		*scram = c
 		return wire.AppendMessage(nil, &pgproto3.SASLInitialResponse{AuthMechanism: saslMechanismSC, Data: c.ClientFirst()}), nil

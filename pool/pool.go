@@ -98,6 +98,9 @@ func (p *Pool) SetConfig(cfg Config) {
 		cfg.Target.Database != p.cfg.Target.Database || cfg.Target.User != p.cfg.Target.User ||
 		cfg.Target.Password != p.cfg.Target.Password && cfg.Target.User != p.cfg.Target.User
 	grow := cfg.MaxSize - p.cfg.MaxSize
+	if cfg.Target.ClientKey == nil && cfg.Target.User == p.cfg.Target.User && cfg.Target.Password == p.cfg.Target.Password {
+		cfg.Target.ClientKey = p.cfg.Target.ClientKey // pass-through keys survive a reload
+	}
 	p.cfg = cfg
 	var drop []*Server
 	if moved {
@@ -113,6 +116,19 @@ func (p *Pool) SetConfig(cfg Config) {
 	for _, s := range drop {
 		s.close()
 	}
+}
+
+// SetClientKey records the SCRAM ClientKey a client proved, for logging in
+// to Postgres by pass-through. A different key (the secret changed) closes
+// servers made with the old one as they come back.
+func (p *Pool) SetClientKey(key [32]byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if k := p.cfg.Target.ClientKey; k != nil && *k == key {
+		return
+	}
+	p.cfg.Target.ClientKey = &key
+	p.backoff, p.retryAt = 0, time.Time{}
 }
 
 // Reconnect closes every server once it is idle: idle ones now, lent ones

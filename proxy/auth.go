@@ -32,6 +32,7 @@ type userEntry struct {
 
 	scramOnce sync.Once
 	scram     *auth.SCRAMSecret // nil: cannot do SCRAM (md5 secret only)
+	fromQuery bool              // found by auth_query, not in [users]
 }
 
 func newUserEntry(name string, u config.User) (*userEntry, error) {
@@ -167,6 +168,9 @@ func (c *clientConn) authSCRAM(user string, sec *auth.SCRAMSecret) error {
 	}
 	if err != nil {
 		return wire.Fatal(wire.CodeProtocolViolation, "%v", err)
+	}
+	if key, ok := srv.ClientKey(); ok {
+		c.scramKey = &key // for SCRAM pass-through to Postgres
 	}
 	return c.writeMsg(&pgproto3.AuthenticationSASLFinal{Data: final})
 }

@@ -40,7 +40,8 @@ type clientConn struct {
 	reg            *stmtRegistry // the pool's prepared statements
 	stats          *poolStats    // the pool's totals
 	connected      time.Time
-	tls            bool // the client connection is TLS
+	scramKey       *[32]byte // the ClientKey the client's SCRAM proof showed
+	tls            bool      // the client connection is TLS
 	maxMsg         int
 	extra          []setting // non-reported settings from startup, sorted
 

@@ -33,6 +33,15 @@ CREATE ROLE pwuser LOGIN PASSWORD 'pwpass';
 CREATE ROLE trustuser LOGIN;
 SET password_encryption = 'md5';
 CREATE ROLE md5user LOGIN PASSWORD 'md5pass';
+CREATE ROLE aq_md5 LOGIN PASSWORD 'aqmd5pass';
+SET password_encryption = 'scram-sha-256';
+CREATE ROLE authq_super SUPERUSER LOGIN PASSWORD 'authqpass';
+CREATE ROLE aq_scram LOGIN PASSWORD 'aqscrampass';
+CREATE ROLE aq_expired LOGIN PASSWORD 'aqexpiredpass' VALID UNTIL '2000-01-01';
+CREATE ROLE aq_nologin NOLOGIN PASSWORD 'aqnologinpass';
+CREATE SCHEMA evil;
+CREATE VIEW evil.pg_authid AS SELECT 'aq_expired'::name AS rolname, 'aqexpiredpass'::text AS rolpassword, NULL::timestamptz AS rolvaliduntil, true AS rolcanlogin;
+GRANT USAGE ON SCHEMA evil TO PUBLIC;
 `
 
 func TestMain(m *testing.M) {
@@ -40,6 +49,7 @@ func TestMain(m *testing.M) {
 		MaxConnections: 300,
 		HBA: []string{
 			"host all md5user 127.0.0.1/32 md5",
+			"host all aq_md5 127.0.0.1/32 md5",
 			"host all pwuser 127.0.0.1/32 password",
 			"host all trustuser 127.0.0.1/32 trust",
 		},
@@ -52,6 +62,7 @@ func TestMain(m *testing.M) {
 			"CREATE DATABASE muxtest OWNER muxuser",
 			"CREATE DATABASE bench OWNER benchuser",
 			"GRANT ALL ON DATABASE muxtest TO PUBLIC",
+			"GRANT ALL ON SCHEMA public TO PUBLIC",
 		} {
 			if err := cluster.Exec(ctx, q); err != nil {
 				fmt.Fprintln(os.Stderr, "test setup:", err)
@@ -113,6 +124,9 @@ password = "pwpass"
 
 [users.trustuser]
 password = "trustpass"
+
+[users.authq_super]
+password = "authqpass"
 `, listen, top, cluster.Host, cluster.Port, cluster.Host, cluster.Port, cluster.Host, cluster.Port)
 }
 

@@ -49,6 +49,7 @@ type Proxy struct {
 	// notifiers are the LISTEN fan-out connections, per pool.
 	notifiers map[poolKey]*notifier
 	attachSeq atomic.Uint64
+	auth      authLookups
 	obs       Observer
 
 	keysMu sync.Mutex             // guards keys and conns
@@ -294,6 +295,7 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	for _, n := range notifiers {
 		n.close()
 	}
+	p.closeAuth()
 	for _, pl := range pools {
 		pl.Close()
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 	"go.uber.org/zap"
 
+	"github.com/muxpg/mux/auth"
 	"github.com/muxpg/mux/config"
 	"github.com/muxpg/mux/internal/wire"
 	"github.com/muxpg/mux/pool"
@@ -165,6 +166,16 @@ func (c *clientConn) login(st *startup) error {
 	}
 	db, ok := cfg.LookupDatabase(st.database)
 	u := p.user(st.user)
+	if authUser := firstNonEmpty(db.AuthUser, cfg.AuthUser); u == nil && ok && authUser != "" && !isAdminDatabase(st.database) {
+		ctx, cancel := c.waitContext()
+		found, err := p.lookupUser(ctx, db, authUser, st.user)
+		cancel()
+		if err != nil {
+			c.log.Warn("auth_query failed", zap.Error(err))
+			return wire.Fatal(wire.CodeConnectionFailure, "could not look up user %s with auth_query: %v", quote(st.user), err)
+		}
+		u = found
+	}
 	// Authenticate before saying whether the database exists, as Postgres.
 	if err := c.authenticate(cfg.AuthType, st.user, u); err != nil {
 		return err
@@ -187,6 +198,11 @@ func (c *clientConn) login(st *startup) error {
 	}
 	c.maxMsg = int(cfg.MaxMessageSize)
 	c.pool, c.reg, c.stats = p.poolFor(st.database, db, st.user, u)
+	if c.scramKey != nil && u != nil && u.secret.Kind == auth.SecretSCRAM && db.User == "" && db.Password == "" {
+		// The client proved the key of the very secret Postgres holds for
+		// this role: mux logs in to Postgres with it (pass-through).
+		c.pool.SetClientKey(*c.scramKey)
+	}
 
 	ctx, cancel := c.waitContext()
 	defer cancel()
@@ -214,6 +230,13 @@ func (c *clientConn) login(st *startup) error {
 	out = wire.AppendMessage(out, &pgproto3.BackendKeyData{ProcessID: c.key.pid, SecretKey: secret[:]})
 	out = wire.AppendReadyForQuery(out, 'I')
 	return c.write(out)
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
 
 // waitContext bounds a wait for a server by query_wait_timeout.

@@ -97,3 +97,96 @@ func ReadCPU(pid int) (time.Duration, error) {
 	}
 	return time.Duration(utime+stime) * clockTick, nil
 }
+
+// Machine is the CPU time all CPUs of the machine have spent, from the
+// first line of /proc/stat.
+type Machine struct {
+	Busy  time.Duration // user, nice, system, irq, softirq, steal
+	Total time.Duration // Busy plus idle and iowait
+}
+
+// ReadMachine reads the machine-wide CPU counters.
+func ReadMachine() (Machine, error) {
+	f, err := os.Open("/proc/stat")
+	if err != nil {
+		return Machine{}, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	if !sc.Scan() {
+		return Machine{}, fmt.Errorf("/proc/stat: empty")
+	}
+	fields := strings.Fields(sc.Text())
+	if len(fields) < 9 || fields[0] != "cpu" {
+		return Machine{}, fmt.Errorf("/proc/stat: unexpected first line")
+	}
+	var v [8]int64
+	for i := range v {
+		if v[i], err = strconv.ParseInt(fields[i+1], 10, 64); err != nil {
+			return Machine{}, fmt.Errorf("/proc/stat: %w", err)
+		}
+	}
+	// user nice system idle iowait irq softirq steal (guest time is
+	// already included in user and nice).
+	busy := v[0] + v[1] + v[2] + v[5] + v[6] + v[7]
+	return Machine{
+		Busy:  time.Duration(busy) * clockTick,
+		Total: time.Duration(busy+v[3]+v[4]) * clockTick,
+	}, nil
+}
+
+// ReadTreeCPU returns the CPU time used by process root and its
+// descendants: their own utime and stime plus, through cutime and cstime,
+// that of their children that have exited and been waited for.
+func ReadTreeCPU(root int) (time.Duration, error) {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, err
+	}
+	type pstat struct {
+		ppid int
+		cpu  int64
+	}
+	all := map[int]pstat{}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue // exited meanwhile
+		}
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 15 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(f[1])
+		var cpu int64
+		for _, k := range []int{11, 12, 13, 14} { // utime stime cutime cstime
+			n, _ := strconv.ParseInt(f[k], 10, 64)
+			cpu += n
+		}
+		all[pid] = pstat{ppid: ppid, cpu: cpu}
+	}
+	if _, ok := all[root]; !ok {
+		return 0, fmt.Errorf("process %d not found", root)
+	}
+	children := map[int][]int{}
+	for pid, s := range all {
+		children[s.ppid] = append(children[s.ppid], pid)
+	}
+	var total int64
+	stack := []int{root}
+	for len(stack) > 0 {
+		pid := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		total += all[pid].cpu
+		stack = append(stack, children[pid]...)
+	}
+	return time.Duration(total) * clockTick, nil
+}

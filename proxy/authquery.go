@@ -1,0 +1,104 @@
+package proxy
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/muxpg/mux/config"
+	"github.com/muxpg/mux/pool"
+)
+
+// authCacheTTL is how long a user's secret from auth_query is reused.
+const authCacheTTL = 10 * time.Second
+
+// authPoolSize bounds the connections auth_query lookups use per database.
+const authPoolSize = 2
+
+// authLookups runs auth_query over small dedicated pools and caches the
+// answers briefly. The lookup never runs on a client's connection, so no
+// client setting (search_path above all) can change what it calls; the
+// default query is schema-qualified besides.
+type authLookups struct {
+	mu    sync.Mutex
+	pools map[poolKey]*pool.Pool // by (auth database, auth user)
+	cache map[poolKey]authCached // by (auth database, user looked up)
+}
+
+type authCached struct {
+	entry *userEntry // nil: no such login role
+	until time.Time
+}
+
+// lookupUser returns the user entry for name from auth_query, or nil when
+// Postgres has no such login role (or an expired one).
+func (p *Proxy) lookupUser(ctx context.Context, db config.Database, authUser, name string) (*userEntry, error) {
+	cfg := p.config()
+	dbname := cfg.AuthDBName
+	if dbname == "" {
+		dbname = db.DBName
+	}
+	a := &p.auth
+	key := poolKey{dbname, name}
+	a.mu.Lock()
+	if c, ok := a.cache[key]; ok && time.Now().Before(c.until) {
+		a.mu.Unlock()
+		return c.entry, nil
+	}
+	pk := poolKey{dbname, authUser}
+	pl := a.pools[pk]
+	if pl == nil {
+		if a.pools == nil {
+			a.pools = map[poolKey]*pool.Pool{}
+			a.cache = map[poolKey]authCached{}
+		}
+		au := p.user(authUser)
+		pc := p.poolConfig(cfg, config.Database{Host: db.Host, Port: db.Port, DBName: dbname, PoolSize: authPoolSize}, authUser, au)
+		pc.MinSize = 0
+		pc.Target.MaxPrepared = 0
+		pl = pool.New(pc, p.log.Named("auth_query").With(zap.String("database", dbname), zap.String("auth_user", authUser)))
+		a.pools[pk] = pl
+	}
+	a.mu.Unlock()
+
+	s, err := pl.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	q := strings.ReplaceAll(cfg.AuthQuery, "$1", string(appendLiteral(nil, name)))
+	res, err := s.Exec(ctx, q)
+	if err != nil || res.Err != nil {
+		if err == nil {
+			err = res.Err
+		}
+		s.MarkBroken()
+		pl.Release(s)
+		return nil, err
+	}
+	pl.Release(s)
+	var entry *userEntry
+	if len(res.Rows) == 1 && len(res.Rows[0]) >= 2 && res.Rows[0][1] != "" {
+		if e, err := newUserEntry(name, config.User{Password: res.Rows[0][1]}); err == nil {
+			e.fromQuery = true
+			entry = e
+		}
+	}
+	a.mu.Lock()
+	a.cache[key] = authCached{entry: entry, until: time.Now().Add(authCacheTTL)}
+	a.mu.Unlock()
+	return entry, nil
+}
+
+// closeAuth closes the lookup pools.
+func (p *Proxy) closeAuth() {
+	p.auth.mu.Lock()
+	pools := p.auth.pools
+	p.auth.pools = nil
+	p.auth.mu.Unlock()
+	for _, pl := range pools {
+		pl.Close()
+	}
+}
