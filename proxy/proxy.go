@@ -20,6 +20,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/muxpg/mux/config"
+	"github.com/muxpg/mux/hba"
 	"github.com/muxpg/mux/internal/wire"
 	"github.com/muxpg/mux/pool"
 )
@@ -50,6 +51,8 @@ type Proxy struct {
 	notifiers map[poolKey]*notifier
 	attachSeq atomic.Uint64
 	auth      authLookups
+	hba       atomic.Pointer[hba.File] // auth_hba_file; nil: auth_type for all
+	failures  loginFailures
 	obs       Observer
 
 	keysMu sync.Mutex             // guards keys and conns
@@ -103,6 +106,11 @@ func New(cfg *config.Config, log *zap.Logger) (*Proxy, error) {
 	}
 	p.cfg.Store(cfg)
 	p.users.Store(&users)
+	rules, err := loadHBA(cfg)
+	if err != nil {
+		return nil, err
+	}
+	p.hba.Store(rules)
 	return p, nil
 }
 

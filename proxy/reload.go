@@ -19,6 +19,11 @@ func (p *Proxy) Reload(cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
+	rules, err := loadHBA(cfg)
+	if err != nil {
+		return err
+	}
+	p.hba.Store(rules)
 	old := p.config()
 	if !slices.Equal(old.Listen, cfg.Listen) || old.UnixSocketDir != cfg.UnixSocketDir {
 		p.log.Warn("listen addresses changed: they apply after a restart or hand-over")

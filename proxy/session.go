@@ -177,7 +177,13 @@ func (c *clientConn) login(st *startup) error {
 		u = found
 	}
 	// Authenticate before saying whether the database exists, as Postgres.
-	if err := c.authenticate(cfg.AuthType, st.user, u); err != nil {
+	if used, err := c.hbaAuthenticate(st, u); used {
+		if err != nil {
+			c.p.noteLoginFailure(c.conn.RemoteAddr())
+			return err
+		}
+	} else if err := c.authenticate(cfg.AuthType, st.user, u); err != nil {
+		c.p.noteLoginFailure(c.conn.RemoteAddr())
 		return err
 	}
 	if isAdminDatabase(st.database) {

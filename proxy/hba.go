@@ -1,0 +1,154 @@
+package proxy
+
+import (
+	"crypto/subtle"
+	"crypto/tls"
+	"net"
+	"os/user"
+	"strconv"
+	"syscall"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/muxpg/mux/auth"
+	"github.com/muxpg/mux/config"
+	"github.com/muxpg/mux/hba"
+	"github.com/muxpg/mux/internal/wire"
+)
+
+// loadHBA reads auth_hba_file, if set.
+func loadHBA(cfg *config.Config) (*hba.File, error) {
+	if cfg.AuthHBAFile == "" {
+		return nil, nil
+	}
+	return hba.Load(cfg.AuthHBAFile)
+}
+
+// hbaAuthenticate authenticates a client by the first auth_hba_file rule
+// matching its connection. It reports false when no file is configured.
+func (c *clientConn) hbaAuthenticate(st *startup, u *userEntry) (bool, error) {
+	f := c.p.hba.Load()
+	if f == nil {
+		return false, nil
+	}
+	conn := hba.Conn{Local: c.isUnix(), TLS: c.tls, Database: st.database, User: st.user}
+	host := "[local]"
+	if a, ok := c.conn.RemoteAddr().(*net.TCPAddr); ok {
+		conn.Addr = a.IP
+		host = a.IP.String()
+	}
+	enc := "no encryption"
+	if c.tls {
+		enc = "SSL encryption"
+	}
+	r := f.Match(conn)
+	if r == nil {
+		return true, wire.Fatal(wire.CodeInvalidAuthorization, "no pg_hba.conf entry for host %s, user %s, database %s, %s (auth_hba_file)",
+			quote(host), quote(st.user), quote(st.database), enc)
+	}
+	switch r.Method {
+	case hba.Reject:
+		return true, wire.Fatal(wire.CodeInvalidAuthorization, "pg_hba.conf rejects connection for host %s, user %s, database %s, %s (auth_hba_file line %d)",
+			quote(host), quote(st.user), quote(st.database), enc, r.Line)
+	case hba.Trust:
+		return true, c.authenticate(config.AuthTrust, st.user, u)
+	case hba.MD5:
+		return true, c.authenticate(config.AuthMD5, st.user, u)
+	case hba.ScramSHA256:
+		return true, c.authenticate(config.AuthSCRAM, st.user, u)
+	case hba.Password:
+		return true, c.authCleartext(st.user, u)
+	case hba.Cert:
+		return true, c.authCert(st.user, u)
+	case hba.Peer:
+		return true, c.authPeer(st.user, u)
+	}
+	return true, wire.Fatal(wire.CodeInvalidAuthorization, "unsupported authentication method %q in auth_hba_file line %d", r.Method, r.Line)
+}
+
+// authCleartext asks for the password in clear (method "password"; use it
+// only over TLS) and checks it against any kind of secret.
+func (c *clientConn) authCleartext(name string, u *userEntry) error {
+	if err := c.writeMsg(&pgproto3.AuthenticationCleartextPassword{}); err != nil {
+		return err
+	}
+	body, err := c.readAuthMessage()
+	if err != nil {
+		return err
+	}
+	if n := len(body); n > 0 && body[n-1] == 0 {
+		body = body[:n-1]
+	}
+	if u == nil || !passwordMatches(u, string(body)) {
+		return authFailed(name)
+	}
+	return nil
+}
+
+func passwordMatches(u *userEntry, pw string) bool {
+	switch u.secret.Kind {
+	case auth.SecretPlain:
+		return subtle.ConstantTimeCompare([]byte(pw), []byte(u.secret.Plain)) == 1
+	case auth.SecretMD5:
+		return subtle.ConstantTimeCompare([]byte(auth.MD5Secret(u.name, pw)), []byte(u.secret.MD5)) == 1
+	case auth.SecretSCRAM:
+		sec := u.secret.SCRAM
+		got := auth.NewSCRAMSecret(pw, sec.Salt, sec.Iterations)
+		return subtle.ConstantTimeCompare(got.StoredKey[:], sec.StoredKey[:]) == 1 &&
+			subtle.ConstantTimeCompare(got.ServerKey[:], sec.ServerKey[:]) == 1
+	}
+	return false
+}
+
+// authCert accepts a client whose TLS certificate (verified against
+// client_tls_ca_file) has the user name as its CN.
+func (c *clientConn) authCert(name string, u *userEntry) error {
+	tc, ok := c.conn.(*tls.Conn)
+	if !ok {
+		return wire.Fatal(wire.CodeInvalidAuthorization, "certificate authentication failed for user %s: the connection is not encrypted", quote(name))
+	}
+	certs := tc.ConnectionState().VerifiedChains
+	if len(certs) == 0 || len(certs[0]) == 0 {
+		return wire.Fatal(wire.CodeInvalidAuthorization,
+			"certificate authentication failed for user %s: no verified client certificate (client_tls_sslmode must be verify-ca or verify-full)", quote(name))
+	}
+	if cn := certs[0][0].Subject.CommonName; cn != name {
+		return wire.Fatal(wire.CodeInvalidAuthorization, "certificate authentication failed for user %s: the certificate's CN is %s", quote(name), quote(cn))
+	}
+	if u == nil {
+		return wire.Fatal(wire.CodeInvalidAuthorization, "role %s does not exist", quote(name))
+	}
+	return nil
+}
+
+// authPeer accepts a Unix-socket client whose operating-system user (from
+// SO_PEERCRED) has the requested name.
+func (c *clientConn) authPeer(name string, u *userEntry) error {
+	uc, ok := c.conn.(*net.UnixConn)
+	if !ok {
+		return wire.Fatal(wire.CodeInvalidAuthorization, "peer authentication failed for user %s: not a Unix-socket connection", quote(name))
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var cred *syscall.Ucred
+	var credErr error
+	_ = raw.Control(func(fd uintptr) {
+		cred, credErr = syscall.GetsockoptUcred(int(fd), syscall.SOL_SOCKET, syscall.SO_PEERCRED)
+	})
+	if credErr != nil {
+		return wire.Fatal(wire.CodeInvalidAuthorization, "peer authentication failed for user %s: %v", quote(name), credErr)
+	}
+	osUser, err := user.LookupId(strconv.Itoa(int(cred.Uid)))
+	if err != nil {
+		return wire.Fatal(wire.CodeInvalidAuthorization, "peer authentication failed for user %s: local user with ID %d does not exist", quote(name), cred.Uid)
+	}
+	if osUser.Username != name {
+		return wire.Fatal(wire.CodeInvalidAuthorization, "Peer authentication failed for user %s: the connecting process runs as %s", quote(name), quote(osUser.Username))
+	}
+	if u == nil {
+		return wire.Fatal(wire.CodeInvalidAuthorization, "role %s does not exist", quote(name))
+	}
+	return nil
+}

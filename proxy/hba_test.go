@@ -1,0 +1,122 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"os"
+	"os/user"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/muxpg/mux/config"
+	"github.com/muxpg/mux/internal/testpki"
+)
+
+func writeHBA(t *testing.T, lines string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "hba.conf")
+	if err := os.WriteFile(path, []byte(lines), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestHBAReject(t *testing.T) {
+	path := writeHBA(t, `# md5user may not come in over TCP
+host all md5user 127.0.0.1/32 reject
+host "muxtest" all 127.0.0.1/32 scram-sha-256
+`)
+	m := startMux(t, fmt.Sprintf("auth_hba_file = %q", path))
+	if got := connectErr(t, m.dsn("md5user", "md5pass", "muxtest")); got != "28000" {
+		t.Fatalf("rejected user: SQLSTATE %q, want 28000", got)
+	}
+	conn := m.connect(t)
+	if got := queryString(t, conn, "SELECT current_user::text"); got != "muxuser" {
+		t.Fatal(got)
+	}
+	// No rule for this database: refused.
+	if got := connectErr(t, m.dsn("muxuser", "muxpass", "postgres")); got != "28000" {
+		t.Fatalf("no matching rule: SQLSTATE %q, want 28000", got)
+	}
+}
+
+func TestHBAPeerOnUnixSocket(t *testing.T) {
+	me, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	path := writeHBA(t, "local all all peer\n")
+	m := startMux(t, fmt.Sprintf(`listen = []
+unix_socket_dir = %q
+auth_hba_file = %q`, dir, path))
+	// The OS user logs in as the same name; mux logs in to Postgres as
+	// muxuser (the database entry's user).
+	m.cfg.Users[me.Username] = usersEntryFor("unused-for-peer")
+	m.cfg.Databases["peerdb"] = m.cfg.Databases["bench"]
+	db := m.cfg.Databases["peerdb"]
+	db.DBName, db.User, db.Password = "muxtest", "muxuser", "muxpass"
+	m.cfg.Databases["peerdb"] = db
+	m.p.users.Store(mustUsers(t, m))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, fmt.Sprintf("host=%s port=6432 user=%s dbname=peerdb", dir, me.Username))
+	if err != nil {
+		t.Fatalf("peer login as %s: %v", me.Username, err)
+	}
+	conn.Close(ctx)
+	_, err = pgx.Connect(ctx, fmt.Sprintf("host=%s port=6432 user=muxuser dbname=peerdb", dir))
+	if got := sqlstate(err); got != "28000" {
+		t.Fatalf("peer login under another name: %v (SQLSTATE %q), want 28000", err, got)
+	}
+}
+
+func TestHBACert(t *testing.T) {
+	dir := t.TempDir()
+	ca := testpki.NewCA(t, "mux test CA")
+	caFile := ca.WriteCA(t, dir, "ca.pem")
+	certFile, keyFile := ca.WriteLeaf(t, dir, "server", "localhost", "127.0.0.1", "localhost")
+	goodCert, goodKey := ca.WriteLeaf(t, dir, "good", "muxuser")
+	badCert, badKey := ca.WriteLeaf(t, dir, "bad", "someoneelse")
+	path := writeHBA(t, "hostssl all all 127.0.0.1/32 cert\n")
+	m := startMux(t, fmt.Sprintf(`auth_hba_file = %q
+client_tls_sslmode = "verify-ca"
+client_tls_cert_file = %q
+client_tls_key_file = %q
+client_tls_ca_file = %q`, path, certFile, keyFile, caFile))
+	connect := func(cert, key string) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		dsn := fmt.Sprintf("host=127.0.0.1 port=%d user=muxuser dbname=muxtest sslmode=verify-ca sslrootcert=%s sslcert=%s sslkey=%s",
+			m.port, caFile, cert, key)
+		conn, err := pgx.Connect(ctx, dsn)
+		if err == nil {
+			var u string
+			err = conn.QueryRow(ctx, "SELECT current_user::text").Scan(&u)
+			conn.Close(ctx)
+		}
+		return err
+	}
+	if err := connect(goodCert, goodKey); err != nil {
+		t.Fatalf("certificate login: %v", err)
+	}
+	if got := sqlstate(connect(badCert, badKey)); got != "28000" {
+		t.Fatalf("certificate with another CN: SQLSTATE %q, want 28000", got)
+	}
+	_ = tls.VersionTLS12
+}
+
+func usersEntryFor(password string) config.User { return config.User{Password: password} }
+
+func mustUsers(t *testing.T, m *testMux) *map[string]*userEntry {
+	t.Helper()
+	users, err := buildUsers(m.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &users
+}
