@@ -438,14 +438,15 @@ func writeGoals(b *strings.Builder, o options, scens []scenario, rs *results) {
 		}
 		return "**not met**"
 	}
-	for _, key := range []string{"S-50", "S-1000"} {
+	for _, g := range []struct{ key, clients string }{{"S-50", "50"}, {"S-1000", "1,000"}} {
+		key := g.key
 		if !have[key] {
 			continue
 		}
 		tr := median(rs, key, sysMux, tps) / median(rs, key, sysPgBouncer, tps)
 		cr := median(rs, key, sysMux, cpu) / median(rs, key, sysPgBouncer, cpu)
 		lines = append(lines, fmt.Sprintf("| `-S` at %s clients: tps ≥ 1.0× and CPU per tx ≤ 1.0× PgBouncer's | tps %.2f×, CPU %.2f× | %s |",
-			strings.TrimPrefix(key, "S-"), tr, cr, verdict(tr >= 1 && cr <= 1)))
+			g.clients, tr, cr, verdict(tr >= 1 && cr <= 1)))
 	}
 	if have["S-1"] {
 		p := stats.Median(addedLatency(rs, "S-1", sysPgBouncer))
@@ -499,7 +500,7 @@ func writeMethod(b *strings.Builder, in *info, o options) {
 	w(fmt.Sprintf("  run alone. Rounds are interleaved: in each of the %d rounds every scenario runs against", o.rounds))
 	w("  direct, then PgBouncer and mux, whose order alternates from round to round.")
 	w(fmt.Sprintf("- pgbench: `pgbench -n -S -M <mode> -c <clients> -j 2 -T %d -l` (`-j 1` for one client;", o.duration))
-	w(fmt.Sprintf("  `-T %d` at 1,000 clients: one more second per 200 clients, because pgbench's clock runs", o.duration+5))
+	w(fmt.Sprintf("  `-T %d` at 1,000 clients: one more second per 100 clients, because pgbench's clock runs", o.duration+10))
 	w("  while its clients log in),")
 	w("  as user `bench` over TCP. **tps** is pgbench's \"without initial connection time\". **avg** and")
 	w("  **p99 latency** are exact, computed from pgbench's per-transaction log (`-l`) over every")

@@ -232,17 +232,22 @@ func (e *env) runPgbench(ctx context.Context, sc scenario, port int, p *proxy, r
 		res.invalid = true
 		res.tps, res.latAvgMs, res.latP99Ms = math.NaN(), math.NaN(), math.NaN()
 	}
+	if res.tx == 0 && res.err == "" {
+		res.err = fmt.Sprintf("no transaction completed in pgbench's -T %d s: logging in %d clients took all of it (a busy machine?)",
+			e.runSeconds(sc), sc.clients)
+		res.tps = math.NaN()
+	}
 	if math.IsNaN(res.tps) && res.err == "" {
 		res.err = "no tps in pgbench's output: " + tailString(out+errOut, 300)
 	}
 	return nil
 }
 
-// runSeconds is pgbench's -T for sc: -T plus one second per 200 clients,
+// runSeconds is pgbench's -T for sc: -T plus one second per 100 clients,
 // because pgbench's clock starts before its clients have logged in (1,000
-// SCRAM log-ins take pgbench a few seconds here).
+// SCRAM log-ins take pgbench several seconds on 2 busy cores).
 func (e *env) runSeconds(sc scenario) int {
-	return e.o.duration + sc.clients/200
+	return e.o.duration + sc.clients/100
 }
 
 // readTxLog reads pgbench's per-transaction log files in dir and returns

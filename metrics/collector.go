@@ -30,6 +30,7 @@ type Collector struct {
 	bytesReceived, bytesSent        *prometheus.Desc
 	clientParses, serverParses      *prometheus.Desc
 	preparedHits, preparedEvictions *prometheus.Desc
+	pinned                          *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*Collector)(nil)
@@ -60,6 +61,7 @@ func NewCollector(src PoolSource) *Collector {
 		serverParses:      d("mux_prepared_server_parses_total", "Parse messages mux sent to servers for prepared statements.", pl),
 		preparedHits:      d("mux_prepared_hits_total", "Prepared statement uses answered from a server's statement cache without a new Parse.", pl),
 		preparedEvictions: d("mux_prepared_evictions_total", "Prepared statements closed on servers to stay within max_prepared_statements.", pl),
+		pinned:            d("mux_pinned_clients", "Clients pinned to their server by session state that cannot move (transaction and statement mode), by reason.", []string{"database", "user", "reason"}),
 	}
 }
 
@@ -69,7 +71,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		c.clients, c.servers, c.poolSize, c.minPoolSize, c.maxWait,
 		c.transactions, c.queries, c.waits, c.transactionTime, c.queryTime, c.waitTime,
 		c.bytesReceived, c.bytesSent,
-		c.clientParses, c.serverParses, c.preparedHits, c.preparedEvictions,
+		c.clientParses, c.serverParses, c.preparedHits, c.preparedEvictions, c.pinned,
 	} {
 		ch <- d
 	}
@@ -116,6 +118,10 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.waitTime, s.WaitTime.Seconds())
 		counter(c.bytesReceived, float64(s.BytesReceived))
 		counter(c.bytesSent, float64(s.BytesSent))
+
+		for reason, n := range p.Pinned {
+			gauge(c.pinned, float64(n), reason)
+		}
 
 		ps := p.Prepared
 		counter(c.clientParses, float64(ps.ClientParses))

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -45,6 +46,11 @@ var now = time.Now
 // Convert fails if the ini file is invalid for PgBouncer itself or asks for
 // something mux cannot do safely (auth_type cert, hba, pam or ldap).
 func Convert(ini *INI, auth []AuthEntry) (*Result, error) {
+	return convert(ini, auth, nil)
+}
+
+// convert is Convert; checkHBA, if not nil, checks the auth_hba_file.
+func convert(ini *INI, auth []AuthEntry, checkHBA func(path string) error) (*Result, error) {
 	if ini == nil {
 		return nil, errors.New("pgbouncerconf: Convert needs an INI")
 	}
@@ -53,6 +59,7 @@ func Convert(ini *INI, auth []AuthEntry) (*Result, error) {
 		auth:     auth,
 		settings: map[string]KV{},
 		used:     map[string]bool{},
+		checkHBA: checkHBA,
 	}
 	for _, kv := range ini.Sections["pgbouncer"] {
 		if _, seen := c.settings[kv.Key]; !seen {
@@ -85,6 +92,19 @@ type converter struct {
 	defaultPoolSize int64
 	minPoolSize     int64
 	secrets         map[string]string // auth_file user -> secret (last wins)
+	authGroup       *group            // "Client authentication", completed after [users]
+	authUser        KV                // PgBouncer's auth_user, if set
+	dbAuthUsers     []dbAuthUser      // per-database auth_user, checked after [users]
+	kept            map[string]bool   // users written to [users]
+	databaseDefs    map[string]KV     // [databases] entries by name
+	checkHBA        func(path string) error
+}
+
+// dbAuthUser is a database's auth_user, written once [users] is known.
+type dbAuthUser struct {
+	table *group
+	user  string
+	label string
 }
 
 func (c *converter) convert() {
@@ -106,6 +126,7 @@ func (c *converter) convert() {
 	c.leftovers()
 	c.databases()
 	c.users()
+	c.authLookup()
 }
 
 // ---------------------------------------------------------------------------
@@ -391,9 +412,12 @@ func (c *converter) authentication() {
 		c.noteSetting(kv, ok, "mux has no \"any\"; using trust, which also skips passwords but admits only the users listed in [users]")
 		comment = c.from(kv, ok)
 	case "cert":
-		c.fail(kv, "mux does not support client certificate authentication yet; import a copy of the file with auth_type = scram-sha-256 (or md5) and give the users passwords")
+		c.fail(kv, "mux authenticates with client certificates only through hba rules: write a file with a line such as `hostssl all all all cert`, set auth_type = hba and auth_hba_file to it in a copy of the ini file, and import that")
 	case "hba":
-		c.fail(kv, "mux does not support auth_hba_file rules yet; import a copy of the file with the single auth_type your hba rules mostly use (scram-sha-256, md5 or trust), and restrict access with a firewall meanwhile")
+		// The rules decide; auth_type then only matters for checking the
+		// secrets in [users], and md5 accepts every kind.
+		c.authType = config.AuthMD5
+		comment = c.from(kv, ok) + "; auth_hba_file decides"
 	case "pam", "ldap":
 		c.fail(kv, "mux cannot check passwords with %s; import a copy of the file with auth_type = scram-sha-256 (or md5) and list the users' passwords or secrets in the auth_file", c.pgAuthType)
 	default:
@@ -403,6 +427,113 @@ func (c *converter) authentication() {
 		c.add("auth_type", tomlString(c.authType), comment)
 	}
 	c.used["auth_file"] = true // read by Import; its users end up in [users]
+
+	hbaFile, hbaKV, hbaOK := c.value("auth_hba_file", "")
+	switch {
+	case c.pgAuthType != "hba":
+		if hbaFile != "" {
+			c.note("auth_hba_file = %q (%s): not used, because auth_type is not hba", hbaFile, c.where(hbaKV))
+		}
+		hbaFile = ""
+	case hbaFile == "":
+		c.fail(kv, "auth_type = hba needs auth_hba_file")
+	case c.checkHBA != nil:
+		if err := c.checkHBA(hbaFile); err != nil {
+			msg := strings.ReplaceAll(err.Error(), "\n", "; ")
+			c.note("auth_hba_file = %q (%s): mux cannot use these rules as they are, and will not start until they are fixed: %s", hbaFile, c.where(hbaKV), msg)
+		}
+	}
+	c.addString("auth_hba_file", hbaFile, c.origin(hbaKV, hbaOK && hbaFile != ""), hbaKV)
+
+	query, qKV, qOK := c.value("auth_query", "")
+	comment = c.origin(qKV, qOK)
+	switch {
+	case !qOK:
+		query, comment = config.DefaultAuthQuery, "mux's default, a safer form of PgBouncer's"
+	case isPgBouncerDefaultQuery(query):
+		c.note("auth_query = %q (%s): PgBouncer's default query, replaced by mux's, which also refuses expired and NOLOGIN roles and cannot be redirected by search_path", query, c.where(qKV))
+		query, comment = config.DefaultAuthQuery, c.from(qKV, qOK)+"; mux's safer default"
+	}
+	c.addString("auth_query", query, comment, qKV)
+	// auth_user and auth_dbname need [users] and [databases]; authLookup
+	// fills them in.
+	c.authGroup = c.cur
+	c.add("auth_user", "", "")
+	c.add("auth_dbname", "", "")
+	c.used["auth_user"], c.used["auth_dbname"] = true, true
+}
+
+// setAuth fills in a line added by authentication.
+func (c *converter) setAuth(key, value, comment string) {
+	for i := range c.authGroup.lines {
+		if l := &c.authGroup.lines[i]; l.key == key {
+			l.value, l.comment = tomlString(value), comment
+		}
+	}
+}
+
+var operatorSpace = regexp.MustCompile(` ?([=<>(),]) ?`)
+
+// isPgBouncerDefaultQuery reports whether q is one of the auth_query
+// defaults of PgBouncer versions, ignoring case and spacing.
+func isPgBouncerDefaultQuery(q string) bool {
+	norm := func(s string) string {
+		s = strings.ToLower(strings.Join(strings.Fields(s), " "))
+		return operatorSpace.ReplaceAllString(s, "$1")
+	}
+	switch norm(q) {
+	case norm("SELECT usename, passwd FROM pg_shadow WHERE usename=$1"),
+		norm("SELECT rolname, CASE WHEN rolvaliduntil < now() THEN NULL ELSE rolpassword END FROM pg_authid WHERE rolname=$1 AND rolcanlogin"):
+		return true
+	}
+	return false
+}
+
+// authLookup writes auth_user and auth_dbname, which need [users] and
+// [databases] to be known.
+func (c *converter) authLookup() {
+	raw, kv, ok := c.value("auth_user", "")
+	comment := c.origin(kv, ok && raw != "")
+	switch {
+	case raw == "":
+	case !c.kept[raw]:
+		c.note("auth_user = %q (%s): not carried over, because mux needs the auth_user in [users] with its password and %q is not there; users missing from [users] cannot log in", raw, c.where(kv), raw)
+		raw, comment = "", "not carried over; see the notes at the top"
+	}
+	c.setAuth("auth_user", raw, comment)
+	if q, qKV, _ := c.value("auth_query", ""); raw != "" && q != "" && !strings.Contains(q, "$1") {
+		c.fail(qKV, "the query must contain $1 (the user name)")
+	}
+	for _, d := range c.dbAuthUsers {
+		if c.kept[d.user] {
+			d.table.lines = append(d.table.lines, setting{key: "auth_user", value: tomlString(d.user)})
+		} else {
+			c.note("%s: auth_user=%q not carried over, because mux needs it in [users] with its password", d.label, d.user)
+		}
+	}
+
+	// PgBouncer's auth_dbname names a [databases] entry; mux's is the
+	// Postgres database, on the server of the database the client asked for.
+	name, kv, ok := c.value("auth_dbname", "")
+	dbname, comment := "", c.origin(kv, ok && name != "")
+	if name != "" {
+		dbname = name
+		if def, found := c.databaseDefs[name]; found {
+			params, _ := parseConnString(def.Value)
+			for _, p := range params {
+				if p.key == "dbname" {
+					dbname = p.value
+				}
+			}
+			comment = c.from(kv, ok) + ": that entry's dbname"
+		}
+		if p := nameProblem(dbname); p != "" {
+			c.fail(kv, "%s", p)
+			dbname = ""
+		}
+		c.note("auth_dbname = %q (%s): mux runs auth_query in database %q on the server of the database the client asked for; PgBouncer used the server of [databases] entry %q", name, c.where(kv), dbname, name)
+	}
+	c.setAuth("auth_dbname", dbname, comment)
 }
 
 func (c *converter) pooling() {
@@ -788,10 +919,6 @@ var unsupportedSettings = map[string]struct {
 	"log_pooler_errors":           {[]string{"1"}, "mux has no switch for this; what is logged follows log_level", false},
 	"log_stats":                   {[]string{"0", "1"}, "mux writes no periodic statistics to its log; scrape /metrics (http_listen) instead", false},
 	"stats_period":                {[]string{"60"}, "mux serves live counters at /metrics (http_listen) instead of periodic averages", false},
-	"auth_user":                   {[]string{""}, "auth_query is not supported yet; users missing from the auth_file cannot log in", false},
-	"auth_query":                  {nil, "auth_query is not supported yet; users missing from the auth_file cannot log in", false},
-	"auth_dbname":                 {[]string{""}, "auth_query is not supported yet", false},
-	"auth_hba_file":               {[]string{""}, "hba files are not supported yet", false},
 	"auth_ident_file":             {[]string{""}, "hba files and ident maps are not supported yet", false},
 	"auth_ldap_options":           {[]string{""}, "LDAP authentication is not supported", true},
 	"scram_iterations":            {[]string{"4096"}, "not configurable in mux; SCRAM secrets mux derives use 4096 iterations", false},
@@ -896,9 +1023,8 @@ func (c *converter) leftovers() {
 // dbParamReasons explains the [databases] connection parameters mux has no
 // equivalent for.
 var dbParamReasons = map[string]string{
-	"auth_user":                 "auth_query is not supported yet",
-	"auth_query":                "auth_query is not supported yet",
-	"auth_dbname":               "auth_query is not supported yet",
+	"auth_query":                "mux has only the global auth_query",
+	"auth_dbname":               "mux has only the global auth_dbname",
 	"reserve_pool":              "mux has no reserve pool",
 	"reserve_pool_size":         "mux has no reserve pool",
 	"max_db_connections":        "mux has no per-database limit on server connections",
@@ -926,6 +1052,7 @@ func (c *converter) databases() {
 		defs[kv.Key] = kv
 	}
 	c.section("Databases")
+	c.databaseDefs = defs
 	count := 0
 	for _, name := range names {
 		if c.database(name, defs[name]) {
@@ -1084,6 +1211,9 @@ func (c *converter) database(name string, kv KV) bool {
 		switch cp.key {
 		case "host", "port", "dbname", "user", "password", "pool_mode", "pool_size", "min_pool_size":
 			continue
+		case "auth_user":
+			c.dbAuthUsers = append(c.dbAuthUsers, dbAuthUser{table: g, user: cp.value, label: label})
+			continue
 		}
 		reason, ok := dbParamReasons[cp.key]
 		if !ok {
@@ -1154,6 +1284,7 @@ func (c *converter) users() {
 	}
 
 	c.section("Users")
+	c.kept = map[string]bool{}
 	kept := 0
 	for _, name := range names {
 		secret, inAuth := c.secrets[name]
@@ -1167,7 +1298,11 @@ func (c *converter) users() {
 		}
 		switch {
 		case !inAuth && c.authType != config.AuthTrust:
-			c.note("%s: left out: not in the auth_file, so it has no password (PgBouncer would try auth_query, which mux does not support yet)", label)
+			if c.settings["auth_user"].Value != "" {
+				c.note("%s: left out: not in the auth_file, so it has no password; it can still log in through auth_query, without its [users] settings", label)
+			} else {
+				c.note("%s: left out: not in the auth_file, so it has no password", label)
+			}
 			continue
 		case secret == "" && c.authType != config.AuthTrust:
 			c.note("%s: left out: empty password in the auth_file, which mux accepts only with auth_type = trust", label)
@@ -1193,13 +1328,17 @@ func (c *converter) users() {
 			g.lines = append(g.lines, setting{key: "pool_mode", value: tomlString(mode), comment: "from [users] " + c.where(where[name])})
 		}
 		c.d.groups = append(c.d.groups, g)
+		c.kept[name] = true
 		kept++
 	}
 	if kept == 0 {
 		c.cur.comment = []string{"(none)"}
-		if c.auth == nil {
+		switch {
+		case c.settings["auth_user"].Value != "":
+			// auth_query finds the users (or auth_user's note explains why not).
+		case c.auth == nil:
 			c.note("auth_file: no auth_file was read, so [users] is empty and no client can log in until users are added")
-		} else {
+		default:
 			c.note("auth_file: no user was carried over, so no client can log in until users are added")
 		}
 	}

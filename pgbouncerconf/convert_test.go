@@ -211,7 +211,6 @@ func TestConvertSettings(t *testing.T) {
 		{"harmless unsupported settings", "pkt_buf = 4096\nso_reuseport = 0\nlog_connections = 1\nreserve_pool_size = 0\nsyslog = 0\ntcp_defer_accept = 45\n",
 			func(c *config.Config) any { return nil }, nil, ""},
 		{"logfile", "logfile = /var/log/pgbouncer.log\n", func(c *config.Config) any { return nil }, nil, "logfile = \"/var/log/pgbouncer.log\" (pgbouncer.ini:5): mux logs to stderr"},
-		{"auth_query", "auth_user = pgbouncer\nauth_query = SELECT 1\n", func(c *config.Config) any { return nil }, nil, "auth_query = \"SELECT 1\" (pgbouncer.ini:6): auth_query is not supported yet"},
 		{"so_reuseport", "so_reuseport = 1\n", func(c *config.Config) any { return nil }, nil, "so_reuseport = \"1\""},
 		{"ldap options are not repeated", "auth_ldap_options = ldapbindpasswd=hunter2\n", func(c *config.Config) any { return nil }, nil, "auth_ldap_options (pgbouncer.ini:5): LDAP"},
 		{"unknown setting", "no_such_thing = 1\n", func(c *config.Config) any { return nil }, nil, "no_such_thing = \"1\" (pgbouncer.ini:5): unknown PgBouncer setting"},
@@ -234,6 +233,103 @@ func TestConvertSettings(t *testing.T) {
 				t.Error("a note repeats a secret")
 			}
 		})
+	}
+}
+
+func TestConvertAuthQuery(t *testing.T) {
+	scram := auth.NewSCRAMSecret("pw", []byte("0123456789abcdef"), 4096).String()
+	entries := []AuthEntry{{"pgb_auth", scram}, {"alice", "pw"}}
+	ini := `[databases]
+app = host=db1 auth_user=alice
+authdb = host=db1 dbname=postgres_auth
+other = host=db2 auth_user=nobody
+[users]
+ghost = pool_mode=session
+[pgbouncer]
+listen_addr = 127.0.0.1
+auth_user = pgb_auth
+auth_query = SELECT usename, passwd FROM pgbouncer.user_lookup($1)
+auth_dbname = authdb
+`
+	res, c := convertText(t, ini, entries)
+	if c.AuthUser != "pgb_auth" || c.AuthQuery != "SELECT usename, passwd FROM pgbouncer.user_lookup($1)" || c.AuthDBName != "postgres_auth" {
+		t.Errorf("auth_user %q, auth_query %q, auth_dbname %q", c.AuthUser, c.AuthQuery, c.AuthDBName)
+	}
+	if c.Databases["app"].AuthUser != "alice" || c.Databases["other"].AuthUser != "" {
+		t.Errorf("databases %+v", c.Databases)
+	}
+	for _, n := range []string{
+		`auth_dbname = "authdb" (pgbouncer.ini:11): mux runs auth_query in database "postgres_auth"`,
+		`databases.other (pgbouncer.ini:4): auth_user="nobody" not carried over`,
+		`users.ghost (pgbouncer.ini:6): left out: not in the auth_file, so it has no password; it can still log in through auth_query`,
+	} {
+		if !noteWith(res.Notes, n) {
+			t.Errorf("no note contains %q; notes:\n%s", n, strings.Join(res.Notes, "\n"))
+		}
+	}
+	if len(res.Notes) != 3 {
+		t.Errorf("notes:\n%s", strings.Join(res.Notes, "\n"))
+	}
+
+	// PgBouncer's default queries become mux's safer one.
+	for _, q := range []string{
+		"SELECT usename, passwd FROM pg_shadow WHERE usename=$1",
+		"select rolname, case when rolvaliduntil<now() then null else rolpassword end from pg_authid where rolname = $1 and rolcanlogin",
+	} {
+		res, c = convertText(t, base+"auth_user = pgb_auth\nauth_query = "+q+"\n", entries)
+		if c.AuthQuery != config.DefaultAuthQuery || !noteWith(res.Notes, "PgBouncer's default query, replaced by mux's") {
+			t.Errorf("%s: auth_query %q, notes %q", q, c.AuthQuery, res.Notes)
+		}
+	}
+	_, c = convertText(t, base, entries)
+	if c.AuthQuery != config.DefaultAuthQuery || c.AuthUser != "" || c.AuthDBName != "" {
+		t.Errorf("defaults: %q %q %q", c.AuthQuery, c.AuthUser, c.AuthDBName)
+	}
+
+	if _, err := Convert(mustINI(t, base+"auth_user = pgb_auth\nauth_query = SELECT 1\n"), entries); err == nil ||
+		!strings.Contains(err.Error(), "pgbouncer.ini:6: auth_query: the query must contain $1") {
+		t.Errorf("auth_query without $1: %v", err)
+	}
+
+	// An auth_user missing from the auth_file cannot be carried over.
+	res, c = convertText(t, base+"auth_user = missing\n", entries)
+	if c.AuthUser != "" || !noteWith(res.Notes, `auth_user = "missing" (pgbouncer.ini:5): not carried over`) {
+		t.Errorf("auth_user %q, notes %q", c.AuthUser, res.Notes)
+	}
+}
+
+func TestConvertHBA(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.conf")
+	writeFile(t, good, "local all all peer\nhostssl all all 0.0.0.0/0 cert\nhost all all 10.0.0.0/8 scram-sha-256\nhost all all all reject\n")
+	bad := filepath.Join(dir, "bad.conf")
+	writeFile(t, bad, "host all all 10.0.0.0/8 ldap\nhost all +admins all md5\n")
+	md5 := auth.MD5Secret("bob", "pw")
+
+	res, c := convertText(t, base+"auth_type = hba\nauth_hba_file = "+good+"\n", []AuthEntry{{"bob", md5}})
+	if c.AuthHBAFile != good || c.AuthType != "md5" || c.Users["bob"].Password != md5 || len(res.Notes) != 0 {
+		t.Errorf("auth_hba_file %q, auth_type %q, users %+v, notes %q", c.AuthHBAFile, c.AuthType, c.Users, res.Notes)
+	}
+
+	// A file set without auth_type = hba is not used, by PgBouncer either.
+	res, c = convertText(t, base+"auth_hba_file = "+good+"\n", nil)
+	if c.AuthHBAFile != "" || !noteWith(res.Notes, "not used, because auth_type is not hba") {
+		t.Errorf("auth_hba_file %q, notes %q", c.AuthHBAFile, res.Notes)
+	}
+
+	// Import checks the rules with mux's parser.
+	ini := filepath.Join(dir, "p.ini")
+	writeFile(t, ini, base+"auth_type = hba\nauth_hba_file = "+bad+"\n")
+	res, err := Import(ini, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !noteWith(res.Notes, "mux cannot use these rules as they are") || !noteWith(res.Notes, "bad.conf:1") || !noteWith(res.Notes, "bad.conf:2") {
+		t.Errorf("notes %q", res.Notes)
+	}
+	writeFile(t, ini, base+"auth_type = hba\nauth_hba_file = "+good+"\n")
+	if res, err = Import(ini, ""); err != nil || len(res.Notes) != 1 { // only: no users
+		t.Errorf("notes %q, %v", res.Notes, err)
 	}
 }
 
@@ -272,8 +368,9 @@ func mustINI(t *testing.T, text string) *INI {
 
 func TestConvertErrors(t *testing.T) {
 	tests := []struct{ ini, want string }{
-		{base + "auth_type = cert\n", "pgbouncer.ini:5: auth_type: mux does not support client certificate authentication yet"},
-		{base + "auth_type = hba\n", "does not support auth_hba_file rules yet"},
+		{base + "auth_type = cert\n", "pgbouncer.ini:5: auth_type: mux authenticates with client certificates only through hba rules"},
+		{base + "auth_type = hba\n", "auth_type = hba needs auth_hba_file"},
+		{base + "auth_dbname = " + strings.Repeat("d", 64) + "\n", "auth_dbname: the name is 64 bytes long"},
 		{base + "auth_type = pam\n", "cannot check passwords with pam"},
 		{base + "auth_type = ldap\n", "cannot check passwords with ldap"},
 		{base + "auth_type = crypt\n", "unknown auth_type \"crypt\""},
@@ -368,7 +465,7 @@ min_pool_size = 3
 		`databases.extras (pgbouncer.ini:10): application_name="x"`,
 		`databases.extras (pgbouncer.ini:10): client_encoding="UTF8"`,
 		`databases.extras (pgbouncer.ini:10): reserve_pool="2": mux has no reserve pool`,
-		`databases.extras (pgbouncer.ini:10): auth_user="a": auth_query is not supported yet`,
+		`databases.extras (pgbouncer.ini:10): auth_user="a" not carried over, because mux needs it in [users]`,
 		`databases.extras (pgbouncer.ini:10): max_db_connections="9"`,
 		`databases.extras (pgbouncer.ini:10): weird="1": unknown connection parameter`,
 		`databases.pgbouncer (pgbouncer.ini:11): left out: the name is mux's admin console`,

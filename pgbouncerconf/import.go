@@ -7,6 +7,8 @@ import (
 	"os/user"
 	"path/filepath"
 	"strings"
+
+	"github.com/muxpg/mux/hba"
 )
 
 // Import does the whole job of `mux import-pgbouncer pgbouncer.ini
@@ -14,7 +16,8 @@ import (
 // authPath and converts them with Convert. If authPath is empty, the ini
 // file's auth_file setting is used instead, taken relative to the directory
 // of the file that sets it (PgBouncer's ~ and ~user forms are expanded); if
-// that is not set either, no users are imported.
+// that is not set either, no users are imported. An auth_hba_file is
+// checked with mux's rules parser, and problems are reported in the notes.
 func Import(iniPath, authPath string) (*Result, error) {
 	f, err := os.Open(iniPath)
 	if err != nil {
@@ -48,7 +51,10 @@ func Import(iniPath, authPath string) (*Result, error) {
 			entries = []AuthEntry{} // read, but empty
 		}
 	}
-	return Convert(ini, entries)
+	return convert(ini, entries, func(path string) error {
+		_, err := hba.Load(path)
+		return err
+	})
 }
 
 // expandHome expands a leading ~ or ~user as PgBouncer does for file names.

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"testing"
 
+	"github.com/muxpg/mux/config"
 	"github.com/muxpg/mux/internal/wire"
 	"github.com/muxpg/mux/pool"
 	"github.com/muxpg/mux/sqllex"
@@ -85,7 +86,9 @@ func FuzzTrackedMessages(f *testing.F) {
 	f.Add(msg('C', "SS_1\x00"), msg('E', "SERROR\x00C0A000\x00\x00"))
 	f.Fuzz(func(t *testing.T, client, server []byte) {
 		s := &pool.Server{Stmts: pool.NewStmtCache(2)}
-		c := &clientConn{p: &Proxy{}, reg: newStmtRegistry(), stmts: map[string]*preparedStmt{}, track: true}
+		px := &Proxy{}
+		px.cfg.Store(config.Default())
+		c := &clientConn{p: px, reg: newStmtRegistry(), stmts: map[string]*preparedStmt{}, track: true}
 		var out []byte
 		for len(client) >= wire.HeaderLen {
 			_, l := wire.Header(client)

@@ -83,6 +83,7 @@ type PoolInfo struct {
 	MaxWait        time.Duration
 	Stats          PoolStats
 	Prepared       PreparedStats
+	Pinned         map[string]int // clients pinned to their server, by reason
 }
 
 // Pools returns a snapshot of every pool, sorted by database and user.
@@ -117,6 +118,12 @@ func (p *Proxy) Pools() []PoolInfo {
 			continue
 		}
 		out[i].PoolMode = c.PoolMode
+		if c.PinReason != "" {
+			if out[i].Pinned == nil {
+				out[i].Pinned = map[string]int{}
+			}
+			out[i].Pinned[c.PinReason]++
+		}
 		switch c.State {
 		case "active":
 			out[i].ClientsActive++
