@@ -44,7 +44,7 @@ var now = time.Now
 // auth_type, listen address). PgBouncer defaults are those of version 1.24
 // and later. Settings that cannot be carried over are reported in Notes.
 // Convert fails if the ini file is invalid for PgBouncer itself or asks for
-// something mux cannot do safely (auth_type cert, hba, pam or ldap).
+// something mux cannot do (auth_type cert without hba rules, pam or ldap).
 func Convert(ini *INI, auth []AuthEntry) (*Result, error) {
 	return convert(ini, auth, nil)
 }
@@ -93,6 +93,7 @@ type converter struct {
 	minPoolSize     int64
 	secrets         map[string]string // auth_file user -> secret (last wins)
 	authGroup       *group            // "Client authentication", completed after [users]
+	authQuery       string            // mux auth_query
 	authUser        KV                // PgBouncer's auth_user, if set
 	dbAuthUsers     []dbAuthUser      // per-database auth_user, checked after [users]
 	kept            map[string]bool   // users written to [users]
@@ -455,6 +456,7 @@ func (c *converter) authentication() {
 		query, comment = config.DefaultAuthQuery, c.from(qKV, qOK)+"; mux's safer default"
 	}
 	c.addString("auth_query", query, comment, qKV)
+	c.authQuery = query
 	// auth_user and auth_dbname need [users] and [databases]; authLookup
 	// fills them in.
 	c.authGroup = c.cur
@@ -501,8 +503,8 @@ func (c *converter) authLookup() {
 		raw, comment = "", "not carried over; see the notes at the top"
 	}
 	c.setAuth("auth_user", raw, comment)
-	if q, qKV, _ := c.value("auth_query", ""); raw != "" && q != "" && !strings.Contains(q, "$1") {
-		c.fail(qKV, "the query must contain $1 (the user name)")
+	if raw != "" && !strings.Contains(c.authQuery, "$1") {
+		c.fail(c.settings["auth_query"], "the query must contain $1 (the user name)")
 	}
 	for _, d := range c.dbAuthUsers {
 		if c.kept[d.user] {

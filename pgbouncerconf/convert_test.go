@@ -290,6 +290,9 @@ auth_dbname = authdb
 		!strings.Contains(err.Error(), "pgbouncer.ini:6: auth_query: the query must contain $1") {
 		t.Errorf("auth_query without $1: %v", err)
 	}
+	if _, err := Convert(mustINI(t, base+"auth_user = pgb_auth\nauth_query =\n"), entries); err == nil {
+		t.Error("empty auth_query accepted")
+	}
 
 	// An auth_user missing from the auth_file cannot be carried over.
 	res, c = convertText(t, base+"auth_user = missing\n", entries)

@@ -2,6 +2,7 @@
 //
 // Usage:
 //
+//	mux import-pgbouncer pgbouncer.ini [userlist.txt] > mux.toml
 //	mux -config FILE         run
 //	mux -check-config FILE   validate FILE and exit
 //	mux -version             print the version and exit
@@ -28,6 +29,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/muxpg/mux/config"
+	"github.com/muxpg/mux/pgbouncerconf"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -45,6 +47,9 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "import-pgbouncer" {
+		return importPgbouncer(args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("mux", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "run with this TOML configuration `file`")
@@ -120,6 +125,33 @@ func probe(url string, stderr io.Writer) int {
 	if resp.StatusCode != http.StatusOK {
 		fmt.Fprintf(stderr, "mux: probe: %s answered %s\n", url, resp.Status)
 		return exitRuntime
+	}
+	return exitOK
+}
+
+// importPgbouncer converts pgbouncer.ini (and its auth_file, or the given
+// userlist) to a mux configuration on stdout; what could not be carried
+// over is listed on stderr (and as comments in the output).
+func importPgbouncer(args []string, stdout, stderr io.Writer) int {
+	if len(args) < 1 || len(args) > 2 {
+		fmt.Fprintln(stderr, "usage: mux import-pgbouncer pgbouncer.ini [userlist.txt] > mux.toml")
+		return exitUsage
+	}
+	authPath := ""
+	if len(args) == 2 {
+		authPath = args[1]
+	}
+	res, err := pgbouncerconf.Import(args[0], authPath)
+	if err != nil {
+		fmt.Fprintf(stderr, "mux: import-pgbouncer: %v\n", err)
+		return exitUsage
+	}
+	if _, err := stdout.Write(res.TOML); err != nil {
+		fmt.Fprintf(stderr, "mux: %v\n", err)
+		return exitRuntime
+	}
+	for _, n := range res.Notes {
+		fmt.Fprintf(stderr, "not carried over: %s\n", n)
 	}
 	return exitOK
 }
