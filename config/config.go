@@ -76,6 +76,9 @@ type Config struct {
 	// AuthDBName is the database AuthQuery runs in; "" = the client's
 	// target database.
 	AuthDBName string `toml:"auth_dbname"`
+	// AuthFile, if set, is a PgBouncer userlist.txt ("user" "secret" per
+	// line) whose users are added to [users] (entries in [users] win).
+	AuthFile string `toml:"auth_file"`
 	// AuthHBAFile, if set, is a pg_hba.conf-format file deciding per
 	// connection how (and whether) a client authenticates.
 	AuthHBAFile string `toml:"auth_hba_file"`

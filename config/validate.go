@@ -133,13 +133,18 @@ func (c *Config) problems() []error {
 
 	// Authentication and pooling.
 	ck.oneOf(k("auth_type"), c.AuthType, authTypes)
-	if c.AuthUser != "" {
+	if c.AuthUser != "" && c.AuthFile == "" {
 		if _, ok := c.Users[c.AuthUser]; !ok {
 			ck.add(k("auth_user"), "%q must be listed in [users] with its password", c.AuthUser)
 		}
 	}
 	if c.AuthUser != "" && !strings.Contains(c.AuthQuery, "$1") {
 		ck.add(k("auth_query"), "must contain $1 (the user name)")
+	}
+	if c.AuthFile != "" {
+		if _, err := os.Stat(c.AuthFile); err != nil {
+			ck.add(k("auth_file"), "%v", err)
+		}
 	}
 	if c.AuthHBAFile != "" {
 		if _, err := os.Stat(c.AuthHBAFile); err != nil {

@@ -3,6 +3,8 @@ package proxy
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 )
@@ -93,5 +95,20 @@ func TestSCRAMPassThrough(t *testing.T) {
 	}
 	if _, ok := m.cfg.Users["aq_scram"]; ok {
 		t.Fatal("aq_scram must not be in mux's config for this test")
+	}
+}
+
+// PgBouncer's auth_file format is read directly.
+func TestAuthFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "userlist.txt")
+	if err := os.WriteFile(path, []byte(`;; users from PgBouncer
+"aq_scram" "aqscrampass"
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m := startMux(t, fmt.Sprintf("auth_file = %q", path))
+	conn := m.connectAs(t, "aq_scram", "aqscrampass", "muxtest")
+	if got := queryString(t, conn, "SELECT current_user::text"); got != "aq_scram" {
+		t.Fatal(got)
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/muxpg/mux/config"
 	"github.com/muxpg/mux/hba"
 	"github.com/muxpg/mux/internal/wire"
+	"github.com/muxpg/mux/pgbouncerconf"
 	"github.com/muxpg/mux/pool"
 )
 
@@ -125,6 +126,24 @@ func (p *Proxy) user(name string) *userEntry { return (*p.users.Load())[name] }
 
 func buildUsers(cfg *config.Config) (map[string]*userEntry, error) {
 	users := make(map[string]*userEntry, len(cfg.Users))
+	if cfg.AuthFile != "" {
+		f, err := os.Open(cfg.AuthFile)
+		if err != nil {
+			return nil, fmt.Errorf("auth_file: %w", err)
+		}
+		entries, err := pgbouncerconf.ParseAuthFile(f, cfg.AuthFile)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("auth_file: %w", err)
+		}
+		for _, e := range entries {
+			u, err := newUserEntry(e.User, config.User{Password: e.Secret})
+			if err != nil {
+				return nil, fmt.Errorf("auth_file %s: user %q: %w", cfg.AuthFile, e.User, err)
+			}
+			users[e.User] = u
+		}
+	}
 	for name, u := range cfg.Users {
 		e, err := newUserEntry(name, u)
 		if err != nil {
