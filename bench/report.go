@@ -347,7 +347,7 @@ func writeLoadNote(b *strings.Builder, scens []scenario, rs *results) {
 	sort.Float64s(all)
 	fmt.Fprintf(b, "During the runs, processes outside the benchmark used %.0f%% of the machine's\n", stats.Median(all))
 	fmt.Fprintf(b, "CPU (median over runs; from %.0f%% to %.0f%%; per run in the tables below).\n", all[0], all[len(all)-1])
-	if stats.Median(all) > 5 {
+	if stats.Median(all) > 10 {
 		b.WriteString("**The machine was not idle: these numbers are skewed by other work and vary\n")
 		b.WriteString("more from round to round than they would on a quiet machine.**\n")
 	}
@@ -511,10 +511,11 @@ func writeMethod(b *strings.Builder, in *info, o options) {
 	w("  (so it includes the clients' log-ins and log-outs), times 1,000 / successful transactions;")
 	w("  the same number is µs per transaction. **proxy peak RSS** is VmHWM from /proc/<pid>/status at")
 	w("  the end of the run.")
-	w("- **other processes' CPU**: the machine's busy CPU time (/proc/stat) during the run minus that")
-	w("  of Postgres (the postmaster and its children), the proxy, pgbench or the load tool and the")
-	w("  benchmark itself, as a share of all CPUs' time. Near 0 on a quiet machine; when it is not,")
-	w("  other work competed with the run.")
+	w("- **other processes' CPU**: the machine's user + system + steal CPU time (/proc/stat) during the")
+	w("  run minus that of Postgres (the postmaster and its children), the proxy, pgbench or the load")
+	w("  tool and the benchmark itself, as a share of all CPUs' time (interrupt time, which the kernel")
+	w("  charges to no process, is left out). A few percent on a quiet machine; more means other work")
+	w("  competed with the run.")
 	w("- A run in which pgbench aborted clients shows only its failures: what the remaining clients")
 	w("  measured does not describe the scenario.")
 	w(fmt.Sprintf("- Idle clients: `bench/idleclients` (Go, pgx's pgconn) opens %s connections through the",

@@ -30,7 +30,7 @@ func (e *env) runOne(ctx context.Context, sc scenario, sys string, round int) *r
 		clients = e.o.idleClients
 	}
 	if sys == sysDirect && clients+5 > e.o.maxConns {
-		res.skipped = fmt.Sprintf("%d clients exceed max_connections (%d)", clients, e.o.maxConns)
+		res.skipped = fmt.Sprintf("%s clients exceed max_connections (%d)", fmtInt(float64(clients)), e.o.maxConns)
 		return res
 	}
 	port := e.cluster.Port

@@ -155,8 +155,12 @@ func (p *Pool) Stats() Stats {
 // Acquire lends a server, waiting in FIFO order for one to be free until ctx
 // ends. The caller must hand it back with Release.
 func (p *Pool) Acquire(ctx context.Context) (*Server, error) {
+	// turn is set once this caller was woken for free capacity, or failed
+	// to connect: it may then connect even with others still queued, else
+	// a woken waiter would queue again behind them and nobody connect.
+	turn := false
 	for {
-		s, err := p.acquireOnce(ctx)
+		s, err := p.acquireOnce(ctx, &turn)
 		if err != nil {
 			return nil, err
 		}
@@ -231,7 +235,7 @@ func (p *Pool) TryAcquire() *Server {
 }
 
 // acquireOnce returns a server, or nil to ask the caller to try again.
-func (p *Pool) acquireOnce(ctx context.Context) (*Server, error) {
+func (p *Pool) acquireOnce(ctx context.Context, turn *bool) (*Server, error) {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -252,7 +256,8 @@ func (p *Pool) acquireOnce(ctx context.Context) (*Server, error) {
 		p.mu.Unlock()
 		return s, nil
 	}
-	if p.total < p.cfg.MaxSize && p.waiters.Len() == 0 {
+	if p.total < p.cfg.MaxSize && (p.waiters.Len() == 0 || *turn) {
+		*turn = true
 		p.total++
 		wait := time.Until(p.retryAt)
 		p.mu.Unlock()
@@ -289,7 +294,10 @@ func (p *Pool) acquireOnce(ctx context.Context) (*Server, error) {
 	p.mu.Unlock()
 	select {
 	case s := <-ch:
-		return s, nil // nil: capacity freed, try again
+		if s == nil {
+			*turn = true // capacity freed for us: connect even if others queue
+		}
+		return s, nil
 	case <-ctx.Done():
 		p.mu.Lock()
 		if e.Value != nil {

@@ -242,10 +242,19 @@ func (p *Proxy) Serve(ln net.Listener) error {
 			continue
 		}
 		backoff = 5 * time.Millisecond
+		// Add to the WaitGroup only while not closing (under lnMu, as
+		// StopAccepting sets closing): Shutdown's Wait never races an Add.
+		p.lnMu.Lock()
+		if p.closing.Load() {
+			p.lnMu.Unlock()
+			conn.Close()
+			return nil
+		}
+		p.wg.Add(1)
+		p.lnMu.Unlock()
 		p.keysMu.Lock()
 		p.conns[conn] = struct{}{}
 		p.keysMu.Unlock()
-		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
 			p.serveConn(conn)
@@ -260,8 +269,8 @@ func (p *Proxy) Serve(ln net.Listener) error {
 // for a successor that took the sockets over). Connections already accepted
 // carry on.
 func (p *Proxy) StopAccepting() {
-	p.closing.Store(true)
 	p.lnMu.Lock()
+	p.closing.Store(true)
 	for _, ln := range p.listeners {
 		if ul, ok := ln.(*net.UnixListener); ok {
 			ul.SetUnlinkOnClose(false)

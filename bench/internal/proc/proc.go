@@ -101,8 +101,8 @@ func ReadCPU(pid int) (time.Duration, error) {
 // Machine is the CPU time all CPUs of the machine have spent, from the
 // first line of /proc/stat.
 type Machine struct {
-	Busy  time.Duration // user, nice, system, irq, softirq, steal
-	Total time.Duration // Busy plus idle and iowait
+	Busy  time.Duration // user, nice, system, steal
+	Total time.Duration // all: Busy plus idle, iowait, irq and softirq
 }
 
 // ReadMachine reads the machine-wide CPU counters.
@@ -127,11 +127,13 @@ func ReadMachine() (Machine, error) {
 		}
 	}
 	// user nice system idle iowait irq softirq steal (guest time is
-	// already included in user and nice).
-	busy := v[0] + v[1] + v[2] + v[5] + v[6] + v[7]
+	// already included in user and nice). Interrupt time is left out of
+	// Busy: the kernel charges it to no process, so it could not be told
+	// apart from anyone's.
+	busy := v[0] + v[1] + v[2] + v[7]
 	return Machine{
 		Busy:  time.Duration(busy) * clockTick,
-		Total: time.Duration(busy+v[3]+v[4]) * clockTick,
+		Total: time.Duration(busy+v[3]+v[4]+v[5]+v[6]) * clockTick,
 	}, nil
 }
 
