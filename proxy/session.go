@@ -155,7 +155,12 @@ func (c *clientConn) login(st *startup) error {
 	if err := c.checkTLS(st.user); err != nil {
 		return err
 	}
-	if cfg.MaxClientConn > 0 && p.nclients.Load() > int64(cfg.MaxClientConn) {
+	limit := int64(cfg.MaxClientConn)
+	if isAdminDatabase(st.database) {
+		// A flood of clients must not lock the operator out.
+		limit += adminReservedConns
+	}
+	if cfg.MaxClientConn > 0 && p.nclients.Load() > limit {
 		return wire.Fatal(wire.CodeTooManyConnections, "sorry, too many clients already (max_client_conn = %d)", cfg.MaxClientConn)
 	}
 	if st.minor > 0 || len(st.unknownPQ) > 0 {
@@ -237,6 +242,10 @@ func (c *clientConn) login(st *startup) error {
 	out = wire.AppendReadyForQuery(out, 'I')
 	return c.write(out)
 }
+
+// adminReservedConns are connections beyond max_client_conn kept for the
+// admin console.
+const adminReservedConns = 5
 
 func firstNonEmpty(a, b string) string {
 	if a != "" {

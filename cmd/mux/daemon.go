@@ -89,6 +89,7 @@ func (d *daemon) run(cfg *config.Config) int {
 			defer stopOffer()
 		}
 	}
+	d.checkFDLimit(cfg)
 	d.log.Info("mux started", zap.String("version", version), zap.String("pool_mode", cfg.PoolMode), zap.String("auth_type", cfg.AuthType))
 	return d.loop()
 }
@@ -184,4 +185,31 @@ func (d *daemon) reload() error {
 		d.level.SetLevel(lvl)
 	}
 	return nil
+}
+
+// checkFDLimit reports the open-file limit (Go raises the soft limit to the
+// hard one at start) and warns when max_client_conn plus the pools cannot
+// fit in it.
+func (d *daemon) checkFDLimit(cfg *config.Config) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return
+	}
+	need := uint64(cfg.MaxClientConn) + 64
+	for name, db := range cfg.Databases {
+		size := db.PoolSize
+		if size == 0 {
+			size = cfg.DefaultPoolSize
+		}
+		if name == config.WildcardDatabase {
+			size *= 4 // several databases may come through the wildcard
+		}
+		need += uint64(size)
+	}
+	if lim.Cur < need {
+		d.log.Warn("open file limit is below what max_client_conn and the pools may need: raise it (ulimit -n, LimitNOFILE) or lower max_client_conn",
+			zap.Uint64("limit", lim.Cur), zap.Uint64("needed", need))
+		return
+	}
+	d.log.Info("open file limit", zap.Uint64("limit", lim.Cur), zap.Uint64("needed", need))
 }
