@@ -60,6 +60,12 @@ var (
 	showSocketsCols = columns("type:text user:text database:text state:text addr:text port:int4 local_addr:text " +
 		"local_port:int4 connect_time:text request_time:text wait:int4 wait_us:int4 close_needed:int4 ptr:text " +
 		"link:text remote_pid:int4 tls:text application_name:text")
+	// SHOW CLIENTS is PgBouncer's socket list plus mux's pin_reason at the
+	// end (why a transaction-mode client keeps its server); tools reading
+	// columns by name are unaffected.
+	showClientsCols = columns("type:text user:text database:text state:text addr:text port:int4 local_addr:text " +
+		"local_port:int4 connect_time:text request_time:text wait:int4 wait_us:int4 close_needed:int4 ptr:text " +
+		"link:text remote_pid:int4 tls:text application_name:text pin_reason:text")
 	showDatabasesCols = columns("name:text host:text port:int4 database:text force_user:text pool_size:int4 " +
 		"min_pool_size:int4 reserve_pool:int4 pool_mode:text max_connections:int4 current_connections:int4 " +
 		"paused:int4 disabled:int4")
@@ -399,6 +405,7 @@ type clientRow struct {
 	remote, local            net.Addr
 	connected, lastRequest   time.Time
 	link, appName, tlsStatus string
+	pinReason                string
 }
 
 func (p *Proxy) showClients() []byte {
@@ -406,7 +413,7 @@ func (p *Proxy) showClients() []byte {
 	for _, ci := range p.Clients() {
 		cr := clientRow{id: ci.ID, user: ci.User, database: ci.Database, state: "active",
 			remote: ci.Remote, local: ci.Local, connected: ci.ConnectTime, lastRequest: ci.RequestTime,
-			appName: ci.ApplicationName}
+			appName: ci.ApplicationName, pinReason: ci.PinReason}
 		if ci.State == "waiting" {
 			cr.state = "waiting" // since when is not recorded: wait stays 0
 		}
@@ -430,7 +437,7 @@ func (p *Proxy) showClients() []byte {
 	}
 	p.admin.mu.Unlock()
 	slices.SortFunc(rows, func(a, b clientRow) int { return cmp.Compare(a.id, b.id) })
-	r := newResult(showSocketsCols)
+	r := newResult(showClientsCols)
 	for _, cr := range rows {
 		addr, port := addrPort(cr.remote, cr.local)
 		laddr, lport := addrPort(cr.local, cr.local)
@@ -439,7 +446,7 @@ func (p *Proxy) showClients() []byte {
 			req = cr.connected
 		}
 		r.row("C", cr.user, cr.database, cr.state, addr, port, laddr, lport, sqlTime(cr.connected), sqlTime(req),
-			0, 0, 0, ptr(cr.id), cr.link, 0, cr.tlsStatus, cr.appName)
+			0, 0, 0, ptr(cr.id), cr.link, 0, cr.tlsStatus, cr.appName, cr.pinReason)
 	}
 	return r.finish()
 }
