@@ -179,9 +179,9 @@ func (c *clientConn) serveAdmin() {
 		errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 	case errors.As(err, &we):
 		c.sendError(we)
-		c.log.Info("closing admin console client", zap.String("sqlstate", we.Code), zap.String("reason", we.Message))
+		c.logger().Info("closing admin console client", zap.String("sqlstate", we.Code), zap.String("reason", we.Message))
 	default:
-		if ce := c.log.Check(zap.DebugLevel, "admin console connection ended"); ce != nil {
+		if ce := c.logger().Check(zap.DebugLevel, "admin console connection ended"); ce != nil {
 			ce.Write(zap.Error(err))
 		}
 	}
@@ -301,7 +301,7 @@ func (s *adminSession) run(q string) ([]byte, error) {
 		return wire.AppendError(nil, wire.Errorf(codeInsufficientPrivilege, "admin access needed")), nil
 	}
 	if cmd.verb == "SHOW" {
-		if ce := s.c.log.Check(zap.DebugLevel, "admin command"); ce != nil {
+		if ce := s.c.logger().Check(zap.DebugLevel, "admin command"); ce != nil {
 			ce.Write(zap.String("command", "SHOW "+cmd.arg))
 		}
 		out, err := s.show(cmd.arg)
@@ -313,7 +313,7 @@ func (s *adminSession) run(q string) ([]byte, error) {
 		}
 		return out, nil
 	}
-	s.c.log.Info("admin command", zap.String("command", cmd.verb), zap.String("arg", cmd.arg))
+	s.c.logger().Info("admin command", zap.String("command", cmd.verb), zap.String("arg", cmd.arg))
 	tag, err := s.command(cmd)
 	switch {
 	case errors.Is(err, errAdminLeave):

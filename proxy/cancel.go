@@ -40,7 +40,7 @@ func (p *Proxy) cancelClient(c *clientConn) {
 	}
 	c.mu.Unlock()
 	if s == nil {
-		if ce := c.log.Check(zap.DebugLevel, "cancel request dropped: client holds no server"); ce != nil {
+		if ce := c.logger().Check(zap.DebugLevel, "cancel request dropped: client holds no server"); ce != nil {
 			ce.Write()
 		}
 		return
@@ -49,7 +49,7 @@ func (p *Proxy) cancelClient(c *clientConn) {
 	network, addr := s.Addr()
 	conn, err := net.DialTimeout(network, addr, cancelTimeout)
 	if err != nil {
-		c.log.Warn("forwarding cancel request failed", zap.Error(err))
+		c.logger().Warn("forwarding cancel request failed", zap.Error(err))
 		return
 	}
 	defer conn.Close()
@@ -57,7 +57,7 @@ func (p *Proxy) cancelClient(c *clientConn) {
 	// Over TLS like the server's own connection (server_tls_sslmode).
 	host, _, _ := net.SplitHostPort(addr)
 	if conn, err = p.serverTLS.StartTLS(conn, network, host); err != nil {
-		c.log.Warn("forwarding cancel request failed", zap.Error(err))
+		c.logger().Warn("forwarding cancel request failed", zap.Error(err))
 		return
 	}
 	msg := make([]byte, 12, 12+len(s.KeySecret))
@@ -66,12 +66,12 @@ func (p *Proxy) cancelClient(c *clientConn) {
 	msg = append(msg, s.KeySecret...)
 	binary.BigEndian.PutUint32(msg[0:4], uint32(len(msg)))
 	if _, err := conn.Write(msg); err != nil {
-		c.log.Warn("forwarding cancel request failed", zap.Error(err))
+		c.logger().Warn("forwarding cancel request failed", zap.Error(err))
 		return
 	}
 	// Postgres closes the connection once it has signalled the backend.
 	_, _ = io.Copy(io.Discard, conn)
-	c.log.Info("cancel request forwarded", zap.Uint64("server_id", s.ID))
+	c.logger().Info("cancel request forwarded", zap.Uint64("server_id", s.ID))
 }
 
 // keyMatches compares cancel secrets in constant time.

@@ -29,7 +29,6 @@ const resetTimeout = 5 * time.Second
 type clientConn struct {
 	p    *Proxy
 	conn net.Conn // client <-> proxy
-	log  *zap.Logger
 	id   uint64
 
 	// Set during login, read-only afterwards.
@@ -102,6 +101,16 @@ type clientConn struct {
 	attachSeq     atomic.Uint64       // when that server was attached
 
 	wmu sync.Mutex // serialises writes to conn
+}
+
+// logger returns a logger carrying the client's identity. It is built on
+// demand: an idle client keeps no logger (and its fields) alive.
+func (c *clientConn) logger() *zap.Logger {
+	fields := []zap.Field{zap.Uint64("client_id", c.id), zap.Stringer("remote", c.conn.RemoteAddr())}
+	if c.user != "" {
+		fields = append(fields, zap.String("user", c.user), zap.String("database", c.database))
+	}
+	return c.p.log.With(fields...)
 }
 
 // errTerminate ends a session on the client's Terminate.
@@ -400,7 +409,7 @@ func (c *clientConn) attach() (*pool.Server, error) {
 		c.waiting = false
 		c.mu.Unlock()
 		if err != nil {
-			c.log.Info("no server for client", zap.Error(err))
+			c.logger().Info("no server for client", zap.Error(err))
 			return nil, c.poolError(err)
 		}
 	}
@@ -468,7 +477,7 @@ func (c *clientConn) ServerData(s *pool.Server, data []byte, ev *pool.Events) {
 		}
 		c.mu.Unlock()
 		if mine {
-			c.log.Info("server connection lost", zap.Uint64("server_id", s.ID), zap.Error(ev.Closed))
+			c.logger().Info("server connection lost", zap.Uint64("server_id", s.ID), zap.Error(ev.Closed))
 			c.sendError(wire.Fatal(wire.CodeConnectionFailure, "server connection closed unexpectedly"))
 			c.terminate()
 			c.pool.Release(s)
@@ -642,7 +651,7 @@ func (c *clientConn) queryTimedOut() {
 	overdue := c.server != nil && c.pending > 0 && time.Since(c.queryStart) >= d-time.Millisecond
 	c.mu.Unlock()
 	if overdue {
-		c.log.Info("query_timeout: cancelling query", zap.Duration("query_timeout", d))
+		c.logger().Info("query_timeout: cancelling query", zap.Duration("query_timeout", d))
 		c.p.cancelClient(c)
 	}
 }
@@ -719,7 +728,7 @@ func (c *clientConn) finish(err error) {
 	case err == nil, errors.Is(err, errTerminate), errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
 	case errors.As(err, &we):
 		c.sendError(we)
-		c.log.Info("closing client", zap.String("sqlstate", we.Code), zap.String("reason", we.Message))
+		c.logger().Info("closing client", zap.String("sqlstate", we.Code), zap.String("reason", we.Message))
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		c.mu.Lock()
 		inTx := c.server != nil
@@ -729,9 +738,9 @@ func (c *clientConn) finish(err error) {
 		} else {
 			c.sendError(wire.Fatal(wire.CodeIdleSessionTimeout, "terminating connection due to idle-session timeout (client_idle_timeout)"))
 		}
-		c.log.Info("closing idle client")
+		c.logger().Info("closing idle client")
 	default:
-		if ce := c.log.Check(zap.DebugLevel, "client connection ended"); ce != nil {
+		if ce := c.logger().Check(zap.DebugLevel, "client connection ended"); ce != nil {
 			ce.Write(zap.Error(err))
 		}
 	}

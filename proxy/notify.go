@@ -316,7 +316,7 @@ func (c *clientConn) notify(msg []byte) {
 	}
 	if len(c.notes) >= maxPendingNotifications {
 		c.notes = c.notes[1:]
-		c.log.Warn("client too busy to take notifications: oldest dropped")
+		c.logger().Warn("client too busy to take notifications: oldest dropped")
 	}
 	c.notes = append(c.notes, msg)
 	c.mu.Unlock()

@@ -255,14 +255,17 @@ func (p *Proxy) Serve(ln net.Listener) error {
 		p.keysMu.Lock()
 		p.conns[conn] = struct{}{}
 		p.keysMu.Unlock()
-		go func() {
-			defer p.wg.Done()
-			p.serveConn(conn)
-			p.keysMu.Lock()
-			delete(p.conns, conn)
-			p.keysMu.Unlock()
-		}()
+		go p.serveConn(conn)
 	}
+}
+
+// connDone ends the bookkeeping of an accepted connection.
+func (p *Proxy) connDone(conn net.Conn) {
+	p.keysMu.Lock()
+	delete(p.conns, conn)
+	p.keysMu.Unlock()
+	p.nclients.Add(-1)
+	p.wg.Done()
 }
 
 // StopAccepting closes the listeners (a Unix socket file is left in place

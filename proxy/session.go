@@ -20,17 +20,25 @@ import (
 )
 
 // serveConn runs one accepted connection from its first byte to its close.
+//
+// Login runs on the accepting goroutine; the relay of a logged-in client
+// runs on a fresh one, so the stack that login grew (SCRAM, TLS) is freed
+// and an idle client keeps only a small one.
 func (p *Proxy) serveConn(conn net.Conn) {
 	p.nclients.Add(1)
-	defer p.nclients.Add(-1)
 	c := &clientConn{
 		p:         p,
 		conn:      conn,
 		id:        p.nextID.Add(1),
 		connected: time.Now(),
 	}
-	c.log = p.log.With(zap.Uint64("client_id", c.id), zap.Stringer("remote", conn.RemoteAddr()))
-	defer func() { c.conn.Close() }() // c.conn: TLS may have replaced conn
+	relaying := false
+	defer func() {
+		if !relaying {
+			c.conn.Close() // c.conn: TLS may have replaced conn
+			p.connDone(conn)
+		}
+	}()
 
 	if d := p.config().ClientLoginTimeout.D(); d > 0 {
 		_ = conn.SetDeadline(time.Now().Add(d))
@@ -48,7 +56,6 @@ func (p *Proxy) serveConn(conn net.Conn) {
 		return
 	}
 	c.user, c.database = st.user, st.database
-	c.log = c.log.With(zap.String("user", st.user), zap.String("database", st.database))
 	if err := c.login(st); err != nil {
 		c.loginFailed(err)
 		return
@@ -58,11 +65,19 @@ func (p *Proxy) serveConn(conn net.Conn) {
 		c.serveAdmin()
 		return
 	}
-	defer p.unregister(c)
-	if ce := c.log.Check(zap.DebugLevel, "client logged in"); ce != nil {
-		ce.Write(zap.String("pool_mode", c.mode))
+	if ce := p.log.Check(zap.DebugLevel, "client logged in"); ce != nil {
+		ce.Write(zap.Uint64("client_id", c.id), zap.String("pool_mode", c.mode))
 	}
-	err = c.relay()
+	relaying = true
+	go c.serveRelay(conn)
+}
+
+// serveRelay runs a logged-in client's session to its end.
+func (c *clientConn) serveRelay(accepted net.Conn) {
+	defer c.p.connDone(accepted)
+	defer c.conn.Close()
+	defer c.p.unregister(c)
+	err := c.relay()
 	c.finish(err)
 	if c.track {
 		c.forgetStatements()
@@ -76,14 +91,14 @@ func (c *clientConn) loginFailed(err error) {
 	if errors.As(err, &we) {
 		c.sendError(we)
 		c.p.obs.LoginFailed(we.Code)
-		c.log.Info("login failed", zap.String("sqlstate", we.Code), zap.String("reason", we.Message))
+		c.logger().Info("login failed", zap.String("sqlstate", we.Code), zap.String("reason", we.Message))
 		return
 	}
 	var le *pool.LoginError
 	if errors.As(err, &le) {
 		c.sendError(le.Err)
 		c.p.obs.LoginFailed(le.Err.Code)
-		c.log.Info("login failed: server refused", zap.String("sqlstate", le.Err.Code), zap.String("reason", le.Err.Message))
+		c.logger().Info("login failed: server refused", zap.String("sqlstate", le.Err.Code), zap.String("reason", le.Err.Message))
 		return
 	}
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
@@ -91,10 +106,10 @@ func (c *clientConn) loginFailed(err error) {
 	}
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		c.sendError(wire.Fatal(wire.CodeProtocolViolation, "client_login_timeout: login not completed in time"))
-		c.log.Info("login timed out")
+		c.logger().Info("login timed out")
 		return
 	}
-	c.log.Info("login failed", zap.Error(err))
+	c.logger().Info("login failed", zap.Error(err))
 }
 
 // readStartup runs the pre-authentication state machine: GSSENCRequest is
@@ -102,10 +117,9 @@ func (c *clientConn) loginFailed(err error) {
 // and the loop goes on inside TLS), else 'N'; a CancelRequest is routed
 // (nil, nil is returned), and the StartupMessage is parsed.
 func (c *clientConn) readStartup() (*startup, error) {
-	buf := make([]byte, wire.MaxStartupPacketLen)
 	sawSSL, sawGSS := false, false
 	for {
-		body, err := readPacket(c.conn, buf)
+		body, err := readPacket(c.conn)
 		if err != nil {
 			return nil, err
 		}
@@ -176,7 +190,7 @@ func (c *clientConn) login(st *startup) error {
 		found, err := p.lookupUser(ctx, db, authUser, st.user)
 		cancel()
 		if err != nil {
-			c.log.Warn("auth_query failed", zap.Error(err))
+			c.logger().Warn("auth_query failed", zap.Error(err))
 			return wire.Fatal(wire.CodeConnectionFailure, "could not look up user %s with auth_query: %v", quote(st.user), err)
 		}
 		u = found

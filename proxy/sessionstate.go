@@ -294,7 +294,7 @@ func (c *clientConn) checkState(s *pool.Server) {
 		c.server = nil
 		c.endCheck()
 		c.mu.Unlock()
-		c.log.Warn("reading session state failed; closing that server", zap.Error(firstError(err, res)))
+		c.logger().Warn("reading session state failed; closing that server", zap.Error(firstError(err, res)))
 		c.pool.Release(s)
 		return
 	}
@@ -328,7 +328,7 @@ func (c *clientConn) checkState(s *pool.Server) {
 	wasPinned := c.pinReason != ""
 	if reason != "" {
 		if !wasPinned {
-			c.log.Info("client pinned to its server", zap.String("reason", reason), zap.Uint64("server_id", s.ID))
+			c.logger().Info("client pinned to its server", zap.String("reason", reason), zap.Uint64("server_id", s.ID))
 		}
 		c.pinReason = reason
 		c.endCheck()

@@ -37,19 +37,22 @@ type cancelKey struct {
 	secret uint32
 }
 
-// readPacket reads one length-prefixed startup-phase packet (no type byte).
-func readPacket(r io.Reader, buf []byte) ([]byte, error) {
-	if _, err := io.ReadFull(r, buf[:4]); err != nil {
+// readPacket reads one length-prefixed startup-phase packet (no type byte)
+// into a buffer of its exact size: a login leaves no 10 KB buffer behind.
+func readPacket(r io.Reader) ([]byte, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return nil, err
 	}
-	n := int(binary.BigEndian.Uint32(buf[:4]))
+	n := int(binary.BigEndian.Uint32(hdr[:]))
 	if n < 8 || n > wire.MaxStartupPacketLen {
 		return nil, wire.Fatal(wire.CodeProtocolViolation, "invalid length of startup packet")
 	}
-	if _, err := io.ReadFull(r, buf[4:n]); err != nil {
+	body := make([]byte, n-4)
+	if _, err := io.ReadFull(r, body); err != nil {
 		return nil, err
 	}
-	return buf[4:n], nil
+	return body, nil
 }
 
 // hasPendingInput reports whether the client already sent bytes we have not
