@@ -100,7 +100,8 @@ type clientConn struct {
 	lastBackend   atomic.Uint32       // backend PID of the last server used
 	attachSeq     atomic.Uint64       // when that server was attached
 
-	wmu sync.Mutex // serialises writes to conn
+	wmu           sync.Mutex // serialises writes to conn
+	writeDeadline time.Time  // guarded by wmu
 }
 
 // logger returns a logger carrying the client's identity. It is built on
@@ -388,7 +389,9 @@ func (c *clientConn) count(b batch) {
 // attach takes a server from the pool for this client and brings its
 // settings in line with the client's.
 func (c *clientConn) attach() (*pool.Server, error) {
-	_ = c.conn.SetReadDeadline(time.Time{})
+	if cfg := c.p.config(); cfg.ClientIdleTimeout > 0 || cfg.IdleTransactionTimeout > 0 {
+		_ = c.conn.SetReadDeadline(time.Time{})
+	}
 	start := time.Now()
 	ticket, err := c.admit() // waits while the database is PAUSEd (admin.go)
 	if err != nil {
@@ -557,9 +560,7 @@ func (c *clientConn) ServerData(s *pool.Server, data []byte, ev *pool.Events) {
 	c.mu.Unlock()
 	var werr error
 	if len(out) > 0 {
-		if d := c.p.config().ClientWriteTimeout.D(); d > 0 {
-			_ = c.conn.SetWriteDeadline(time.Now().Add(d))
-		}
+		c.armWriteDeadline()
 		_, werr = c.conn.Write(out)
 		c.stats.bytesOut.Add(int64(len(out)))
 	}
@@ -627,6 +628,24 @@ func (c *clientConn) finishedQueries(n int) {
 		c.stats.xactUs.Add(xd.Microseconds())
 		c.p.obs.Transaction(c.database, c.user, xd)
 	}
+}
+
+// armWriteDeadline keeps a write deadline of about client_write_timeout on
+// the client connection. Moving a deadline is not free (the runtime may
+// wake its network poller), so it is moved only once half of it is used
+// up: a stalled client is cut between half and all of the timeout.
+// Called with wmu held.
+func (c *clientConn) armWriteDeadline() {
+	d := c.p.config().ClientWriteTimeout.D()
+	if d <= 0 {
+		return
+	}
+	now := time.Now()
+	if c.writeDeadline.Sub(now) > d/2 {
+		return
+	}
+	c.writeDeadline = now.Add(d)
+	_ = c.conn.SetWriteDeadline(c.writeDeadline)
 }
 
 // armQueryTimeout starts query_timeout for the query beginning now. c.mu
