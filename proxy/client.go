@@ -95,6 +95,7 @@ type clientConn struct {
 	// LISTEN fan-out (notify.go), also guarded by mu.
 	listens       map[string]struct{} // channels the client listens on
 	pendingListen []listenOp          // LISTEN/UNLISTEN waiting for COMMIT
+	listenApply   []listenOp          // LISTEN/UNLISTEN to apply before answering
 	notes         [][]byte            // notifications waiting for the transaction to end
 	sawCommit     bool                // the last CommandComplete was COMMIT
 	lastBackend   atomic.Uint32       // backend PID of the last server used

@@ -41,7 +41,8 @@ type notifier struct {
 	pl     *pool.Pool // a private pool of one server
 	server *pool.Server
 	subs   map[string]map[*clientConn]struct{}
-	buf    []byte // a partial message from the server
+	buf    []byte          // a partial message from the server
+	acks   []chan struct{} // one per command sent, closed at its ReadyForQuery
 	closed bool
 }
 
@@ -100,10 +101,14 @@ func (p *Proxy) notifierFor(key poolKey, cfg pool.Config) *notifier {
 	return n
 }
 
-// apply carries out a client's LISTEN/UNLISTEN operations.
-func (n *notifier) apply(c *clientConn, ops []listenOp) {
+// apply carries out a client's LISTEN/UNLISTEN operations. It returns a
+// channel closed once Postgres has run the commands it needed (nil if none):
+// a client must not be told LISTEN is done before it is, or a NOTIFY
+// committed just after could be missed.
+func (n *notifier) apply(c *clientConn, ops []listenOp) <-chan struct{} {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	sent := len(n.acks)
 	for _, op := range ops {
 		switch {
 		case op.all:
@@ -121,6 +126,23 @@ func (n *notifier) apply(c *clientConn, ops []listenOp) {
 			}
 			subs[c] = struct{}{}
 			c.listens[op.channel] = struct{}{}
+		}
+	}
+	if len(n.acks) > sent {
+		return n.acks[len(n.acks)-1]
+	}
+	return nil
+}
+
+// applyAndWait is apply, waiting (boundedly) for Postgres to confirm.
+func (n *notifier) applyAndWait(c *clientConn, ops []listenOp) {
+	if done := n.apply(c, ops); done != nil {
+		t := time.NewTimer(10 * time.Second)
+		defer t.Stop()
+		select {
+		case <-done:
+		case <-t.C:
+			n.log.Warn("listening connection did not confirm LISTEN in time")
 		}
 	}
 }
@@ -168,7 +190,18 @@ func (n *notifier) sendLocked(verb, channel string) {
 	q := append([]byte(verb), appendIdent(nil, channel)...)
 	if err := n.server.Write(wire.AppendQuery(nil, string(q))); err != nil {
 		n.log.Warn("listening connection failed", zap.Error(err))
+		return
 	}
+	n.acks = append(n.acks, make(chan struct{}))
+}
+
+// ackAllLocked releases everyone waiting for a command (the connection is
+// gone). n.mu held.
+func (n *notifier) ackAllLocked() {
+	for _, ch := range n.acks {
+		close(ch)
+	}
+	n.acks = nil
 }
 
 // ServerData receives what the listening connection sends.
@@ -178,6 +211,7 @@ func (n *notifier) ServerData(s *pool.Server, data []byte, ev *pool.Events) {
 		if n.server == s {
 			n.server = nil
 		}
+		n.ackAllLocked()
 		closed := n.closed
 		n.mu.Unlock()
 		n.pl.Release(s)
@@ -197,6 +231,9 @@ func (n *notifier) ServerData(s *pool.Server, data []byte, ev *pool.Events) {
 		}
 		if typ == 'A' {
 			notes = append(notes, append([]byte(nil), n.buf[:1+l]...))
+		} else if typ == 'Z' && len(n.acks) > 0 {
+			close(n.acks[0])
+			n.acks = n.acks[1:]
 		} else if typ == 'E' {
 			sev, code := wire.ErrorSeverityAndCode(n.buf[wire.HeaderLen : 1+l])
 			n.log.Warn("listening connection reported an error", zap.ByteString("severity", sev), zap.ByteString("sqlstate", code))
@@ -274,6 +311,7 @@ func (n *notifier) close() {
 	n.closed = true
 	s := n.server
 	n.server = nil
+	n.ackAllLocked()
 	n.mu.Unlock()
 	if s != nil {
 		s.MarkBroken()
@@ -342,7 +380,9 @@ func (c *clientConn) listenQuery(dst []byte, sql []byte, opt sqllex.Options) ([]
 		return dst, false
 	}
 	if c.txStatus == 'I' {
-		c.p.notifierFor(poolKey{c.database, c.user}, c.pool.Config()).apply(c, ops)
+		// Applied by processTracked once c.mu is released, before the
+		// client gets its answer.
+		c.listenApply = append(c.listenApply, ops...)
 	} else {
 		c.pendingListen = append(c.pendingListen, ops...)
 	}

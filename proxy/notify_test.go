@@ -141,3 +141,33 @@ func TestListenMixedQueryRefused(t *testing.T) {
 		t.Fatalf("mixed LISTEN: %v (SQLSTATE %q), want 0A000", err, got)
 	}
 }
+
+// A NOTIFY committed right after LISTEN returns is delivered: mux answers
+// LISTEN only once its listening connection has run it.
+func TestListenThenNotifyImmediately(t *testing.T) {
+	m := startMux(t, "default_pool_size = 2")
+	ctx := context.Background()
+	l := m.connect(t)
+	sender := m.connect(t)
+	for i := 0; i < 200; i++ {
+		ch := fmt.Sprintf("quick_%d", i%3)
+		if _, err := l.Exec(ctx, "UNLISTEN "+ch+"; "); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.Exec(ctx, "LISTEN "+ch); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := sender.Exec(ctx, "SELECT pg_notify($1, $2)", ch, fmt.Sprint(i)); err != nil {
+			t.Fatal(err)
+		}
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		n, err := l.WaitForNotification(wctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("round %d: notification lost: %v", i, err)
+		}
+		if n.Payload != fmt.Sprint(i) {
+			t.Fatalf("round %d: payload %q", i, n.Payload)
+		}
+	}
+}

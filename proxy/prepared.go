@@ -789,7 +789,24 @@ func (c *clientConn) processTracked() error {
 	if release {
 		c.server = nil
 	}
-	if synth != nil {
+	apply := c.listenApply
+	c.listenApply = nil
+	switch {
+	case apply != nil:
+		// LISTEN/UNLISTEN between transactions: nothing from a server is
+		// owed to the client, so the answer may wait outside c.mu for
+		// Postgres to confirm (notifications are delivered under c.mu).
+		c.mu.Unlock()
+		c.p.notifierFor(poolKey{c.database, c.user}, c.pool.Config()).applyAndWait(c, apply)
+		if synth != nil {
+			c.wmu.Lock()
+			_, werr := c.conn.Write(synth)
+			c.wmu.Unlock()
+			if werr != nil && ferr == nil {
+				ferr = werr
+			}
+		}
+	case synth != nil:
 		c.wmu.Lock()
 		c.mu.Unlock()
 		_, werr := c.conn.Write(synth)
@@ -797,7 +814,7 @@ func (c *clientConn) processTracked() error {
 		if werr != nil && ferr == nil {
 			ferr = werr
 		}
-	} else {
+	default:
 		c.mu.Unlock()
 	}
 	if len(out) > 0 {
