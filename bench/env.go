@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/muxpg/mux/bench/internal/proc"
 	"github.com/muxpg/mux/internal/pgtest"
 )
 
@@ -234,15 +234,6 @@ func goBuild(ctx context.Context, root, out, pkg string) error {
 	return nil
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
 // proxy is a running PgBouncer or mux.
 type proxy struct {
 	name    string
@@ -261,7 +252,7 @@ func (e *env) startProxy(ctx context.Context, sys string, n int) (*proxy, error)
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return nil, err
 	}
-	port, err := freePort()
+	port, err := proc.FreePort()
 	if err != nil {
 		return nil, err
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/muxpg/mux/bench/internal/proc"
 	"github.com/muxpg/mux/internal/pgtest"
 )
 
@@ -129,10 +129,10 @@ func (e *env) muxConfig() string {
 // inherits this process's open-file limit (raised by raiseFDLimit).
 func (e *env) startMux(ctx context.Context) error {
 	var err error
-	if e.muxPort, err = freePort(); err != nil {
+	if e.muxPort, err = proc.FreePort(); err != nil {
 		return err
 	}
-	if e.httpPort, err = freePort(); err != nil {
+	if e.httpPort, err = proc.FreePort(); err != nil {
 		return err
 	}
 	conf := filepath.Join(e.tmp, "mux.toml")
@@ -222,15 +222,6 @@ func (e *env) close() {
 func (e *env) dsn() string {
 	return fmt.Sprintf("host=127.0.0.1 port=%d user=%s password=%s dbname=%s sslmode=disable",
 		e.muxPort, soakUser, soakPassword, soakDB)
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // raiseFDLimit sets this process's open-file soft limit to its hard limit
