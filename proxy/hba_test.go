@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -107,7 +108,6 @@ client_tls_ca_file = %q`, path, certFile, keyFile, caFile))
 	if got := sqlstate(connect(badCert, badKey)); got != "28000" {
 		t.Fatalf("certificate with another CN: SQLSTATE %q, want 28000", got)
 	}
-	_ = tls.VersionTLS12
 }
 
 func usersEntryFor(password string) config.User { return config.User{Password: password} }
@@ -119,4 +119,36 @@ func mustUsers(t *testing.T, m *testMux) *map[string]*userEntry {
 		t.Fatal(err)
 	}
 	return &users
+}
+
+// Reload re-reads the TLS certificate: new connections get the new one.
+func TestReloadTLSCertificate(t *testing.T) {
+	dir := t.TempDir()
+	ca := testpki.NewCA(t, "reload CA")
+	certFile, keyFile := ca.WriteLeaf(t, dir, "server", "first", "127.0.0.1")
+	m := startMux(t, fmt.Sprintf("client_tls_sslmode = \"prefer\"\nclient_tls_cert_file = %q\nclient_tls_key_file = %q", certFile, keyFile))
+	cn := func() string {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, strings.Replace(m.dsn("muxuser", "muxpass", "muxtest"), "sslmode=disable", "sslmode=require", 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		tc, ok := conn.PgConn().Conn().(*tls.Conn)
+		if !ok {
+			t.Fatal("not a TLS connection")
+		}
+		return tc.ConnectionState().PeerCertificates[0].Subject.CommonName
+	}
+	if got := cn(); got != "first" {
+		t.Fatalf("certificate CN %q, want first", got)
+	}
+	ca.WriteLeaf(t, dir, "server", "second", "127.0.0.1") // same file names
+	if err := m.p.Reload(m.cfg); err != nil {
+		t.Fatal(err)
+	}
+	if got := cn(); got != "second" {
+		t.Fatalf("after reload the certificate CN is %q, want second", got)
+	}
 }

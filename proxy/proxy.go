@@ -33,10 +33,10 @@ type Proxy struct {
 	log *zap.Logger
 	// users is replaced whole on reload.
 	users atomic.Pointer[map[string]*userEntry]
-	// clientTLS and serverTLS are loaded by New and read-only afterwards
-	// (serverTLS nil: plain connections to Postgres).
-	clientTLS *clientTLS
-	serverTLS *pool.TLS
+	// clientTLS and serverTLS are loaded by New and replaced whole by
+	// Reload (serverTLS nil: plain connections to Postgres).
+	clientTLS atomic.Pointer[clientTLS]
+	serverTLS atomic.Pointer[pool.TLS]
 
 	nclients atomic.Int64 // client connections being served (incl. login)
 	served   atomic.Int64 // client logins so far
@@ -98,11 +98,7 @@ func New(cfg *config.Config, log *zap.Logger) (*Proxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	if p.clientTLS, err = loadClientTLS(cfg); err != nil {
-		return nil, err
-	}
-	if p.serverTLS, err = pool.LoadTLS(cfg.ServerTLSSSLMode, cfg.ServerTLSCAFile,
-		cfg.ServerTLSCertFile, cfg.ServerTLSKeyFile, cfg.ServerTLSMinVersion); err != nil {
+	if err := p.loadTLS(cfg); err != nil {
 		return nil, err
 	}
 	p.cfg.Store(cfg)
@@ -113,6 +109,22 @@ func New(cfg *config.Config, log *zap.Logger) (*Proxy, error) {
 	}
 	p.hba.Store(rules)
 	return p, nil
+}
+
+// loadTLS reads the TLS certificates and keys of both sides.
+func (p *Proxy) loadTLS(cfg *config.Config) error {
+	ct, err := loadClientTLS(cfg)
+	if err != nil {
+		return err
+	}
+	st, err := pool.LoadTLS(cfg.ServerTLSSSLMode, cfg.ServerTLSCAFile,
+		cfg.ServerTLSCertFile, cfg.ServerTLSKeyFile, cfg.ServerTLSMinVersion)
+	if err != nil {
+		return err
+	}
+	p.clientTLS.Store(ct)
+	p.serverTLS.Store(st)
+	return nil
 }
 
 // Config returns the configuration in force.
@@ -374,7 +386,7 @@ func (p *Proxy) poolConfig(cfg *config.Config, db config.Database, user string, 
 		User:        user,
 		KeepAlive:   p.keepAlive(cfg),
 		MaxPrepared: cfg.MaxPreparedStatements,
-		TLS:         p.serverTLS,
+		TLS:         p.serverTLS.Load(),
 	}
 	switch {
 	case db.User != "":

@@ -12,8 +12,9 @@ import (
 // users and every setting read per connection or per query take effect for
 // what comes next; each pool takes its new size and times, and a database
 // whose target moved drains its old servers (closed as they come back) while
-// new ones go to the new target. Listen addresses need a restart or a
-// hand-over; that is logged. On error nothing changes.
+// new ones go to the new target. TLS certificates and keys are re-read: new
+// connections use them, open ones keep theirs. Listen addresses need a
+// restart or a hand-over; that is logged. On error nothing changes.
 func (p *Proxy) Reload(cfg *config.Config) error {
 	users, err := buildUsers(cfg)
 	if err != nil {
@@ -21,6 +22,9 @@ func (p *Proxy) Reload(cfg *config.Config) error {
 	}
 	rules, err := loadHBA(cfg)
 	if err != nil {
+		return err
+	}
+	if err := p.loadTLS(cfg); err != nil {
 		return err
 	}
 	p.hba.Store(rules)

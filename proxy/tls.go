@@ -91,7 +91,7 @@ func (c *clientConn) isUnix() bool {
 
 // acceptsTLS reports whether an SSLRequest from c is answered 'S'.
 func (c *clientConn) acceptsTLS() bool {
-	return c.p.clientTLS.config != nil && !c.tls && !c.isUnix()
+	return c.p.clientTLS.Load().config != nil && !c.tls && !c.isUnix()
 }
 
 // startTLS answers an SSLRequest with 'S' and runs the TLS handshake,
@@ -101,7 +101,7 @@ func (c *clientConn) startTLS() error {
 	if _, err := c.conn.Write([]byte{'S'}); err != nil {
 		return err
 	}
-	tc := tls.Server(c.conn, c.p.clientTLS.config)
+	tc := tls.Server(c.conn, c.p.clientTLS.Load().config)
 	if err := tc.Handshake(); err != nil {
 		// %v: a timed-out handshake must not get a plain-text ErrorResponse.
 		return fmt.Errorf("TLS handshake: %v", err)
@@ -115,7 +115,7 @@ func (c *clientConn) startTLS() error {
 // require and the verify modes refuse plain TCP connections, and
 // verify-full wants the certificate's CN to be the user name.
 func (c *clientConn) checkTLS(user string) error {
-	t := c.p.clientTLS
+	t := c.p.clientTLS.Load()
 	if !c.tls {
 		if t.required() && !c.isUnix() {
 			return &wire.Error{Severity: "FATAL", Code: wire.CodeInvalidAuthorization,
@@ -149,5 +149,5 @@ func (c *clientConn) channelBinding() []byte {
 	if !c.tls {
 		return nil
 	}
-	return c.p.clientTLS.endPoint
+	return c.p.clientTLS.Load().endPoint
 }
