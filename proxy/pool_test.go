@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"github.com/muxpg/mux/config"
 	"net"
 	"testing"
 	"time"
@@ -209,5 +210,39 @@ func TestDrainRefusesNewClientsWith57P03(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Shutdown did not return after the last client left")
+	}
+}
+
+// A reload that moves a database's target drains the old servers: the next
+// transaction gets a new backend, and the client notices nothing.
+func TestReloadMovedTargetDrainsServers(t *testing.T) {
+	m := startMux(t, "default_pool_size = 1")
+	conn := m.connect(t)
+	ctx := context.Background()
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var before string
+	if err := tx.QueryRow(ctx, "SELECT pg_backend_pid()::text").Scan(&before); err != nil {
+		t.Fatal(err)
+	}
+	cfg := *m.cfg
+	cfg.Databases = map[string]config.Database{}
+	for k, v := range m.cfg.Databases {
+		cfg.Databases[k] = v
+	}
+	db := cfg.Databases["muxtest"]
+	db.Host = "localhost" // the same Postgres under another name
+	cfg.Databases["muxtest"] = db
+	if err := m.p.Reload(&cfg); err != nil {
+		t.Fatal(err)
+	}
+	// The open transaction finishes on its server.
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := queryString(t, conn, "SELECT pg_backend_pid()::text"); got == before {
+		t.Fatal("the server of the old target was reused after the reload")
 	}
 }
