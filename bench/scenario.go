@@ -2,10 +2,11 @@ package main
 
 import (
 	"fmt"
-	"github.com/muxpg/mux/bench/internal/idle"
 	"math"
 	"strings"
 	"time"
+
+	"github.com/muxpg/mux/bench/internal/idle"
 )
 
 // The systems compared.

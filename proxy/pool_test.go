@@ -2,12 +2,13 @@ package proxy
 
 import (
 	"context"
-	"github.com/muxpg/mux/config"
 	"net"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/muxpg/mux/config"
 )
 
 // serverCount returns how many backends user has open, as Postgres sees
