@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -45,6 +46,12 @@ GRANT USAGE ON SCHEMA evil TO PUBLIC;
 `
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if f := flag.Lookup("test.fuzzworker"); f != nil && f.Value.String() == "true" {
+		// A fuzz worker runs only the fuzz target, which needs no
+		// cluster; the coordinator (which has one) would never stop it.
+		os.Exit(m.Run())
+	}
 	cluster = pgtest.MustStart(pgtest.Options{
 		MaxConnections: 300,
 		HBA: []string{
