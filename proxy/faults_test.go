@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -127,5 +128,71 @@ func TestTerminateBackendAffectsOnlyItsClient(t *testing.T) {
 	again := m.connect(t)
 	if got := queryString(t, again, "SELECT 'back'::text"); got != "back" {
 		t.Fatal(got)
+	}
+}
+
+// Errors that retrying cannot fix reach the client at once, with Postgres's
+// own SQLSTATE and message: a wrong server password (28P01) and a role over
+// its connection limit (53300).
+func TestUnfixableServerErrorsReachClientsAtOnce(t *testing.T) {
+	m := startMux(t, `query_wait_timeout = "30s"`)
+	db := m.cfg.Databases["muxtest"]
+	db.User, db.Password = "muxuser", "not-the-password"
+	m.cfg.Databases["wrongpw"] = db
+	start := time.Now()
+	if got := connectErr(t, m.dsn("muxuser", "muxpass", "wrongpw")); got != "28P01" {
+		t.Fatalf("wrong server password: SQLSTATE %q, want 28P01", got)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("took %v: the error was retried instead of passed on", d)
+	}
+	// benchuser has CONNECTION LIMIT 10: take all ten directly.
+	ctx := context.Background()
+	for i := 0; i < 10; i++ {
+		c, err := pgx.Connect(ctx, fmt.Sprintf("host=%s port=%d user=benchuser password=benchpass dbname=bench sslmode=disable", cluster.Host, cluster.Port))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close(ctx)
+	}
+	start = time.Now()
+	if got := connectErr(t, m.dsn("benchuser", "benchpass", "bench")); got != "53300" {
+		t.Fatalf("role over its connection limit: SQLSTATE %q, want 53300", got)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("took %v: the error was retried instead of passed on", d)
+	}
+}
+
+// While Postgres is down and then starting up (connection refused, then
+// 57P03), a waiting client is retried within query_wait_timeout and served.
+func TestClientWaitsThroughPostgresStartup(t *testing.T) {
+	m := startMux(t, "query_wait_timeout = \"30s\"\nserver_login_retry = \"200ms\"")
+	warm := m.connect(t)
+	if got := queryString(t, warm, "SELECT 'warm'::text"); got != "warm" {
+		t.Fatal(got)
+	}
+	warm.Close(context.Background())
+	if err := cluster.StopServer(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, m.dsn("muxuser", "muxpass", "muxtest"))
+		if err == nil {
+			var one int
+			err = conn.QueryRow(ctx, "SELECT 1").Scan(&one)
+			conn.Close(ctx)
+		}
+		done <- err
+	}()
+	time.Sleep(700 * time.Millisecond)
+	if err := cluster.StartServer(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("client waiting through the restart failed: %v", err)
 	}
 }
