@@ -170,27 +170,17 @@ func (p *Pool) Acquire(ctx context.Context) (*Server, error) {
 		if !p.needsCheck(s) {
 			return s, nil
 		}
-		res, err := s.Exec(ctx, p.Config().CheckQuery)
-		if err == nil && res.Err == nil && res.Status == 'I' {
+		_, err = s.ExecIdle(ctx, p.Config().CheckQuery)
+		if err == nil {
 			return s, nil
 		}
-		p.log.Info("server failed check query, closing", zap.Uint64("server_id", s.ID), zap.Error(firstErr(err, res)))
+		p.log.Info("server failed check query, closing", zap.Uint64("server_id", s.ID), zap.Error(err))
 		s.MarkBroken()
 		p.Release(s)
 		if ctx.Err() != nil {
 			return nil, ErrWaitTimeout
 		}
 	}
-}
-
-func firstErr(err error, res *Result) error {
-	if err != nil {
-		return err
-	}
-	if res != nil && res.Err != nil {
-		return res.Err
-	}
-	return nil
 }
 
 func (p *Pool) needsCheck(s *Server) bool {

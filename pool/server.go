@@ -447,3 +447,30 @@ func (s *Server) Exec(ctx context.Context, sql string) (*Result, error) {
 	}
 	return &sink.res, nil
 }
+
+// ErrNotIdle is returned by ExecIdle when the server did not come back to
+// an idle state (it is then marked broken).
+var ErrNotIdle = errors.New("server not idle after internal query")
+
+// ExecIdle is Exec for queries that must leave the server clean: it
+// returns an error unless the query succeeded and the server is idle
+// (ReadyForQuery 'I'). The server's own ErrorResponse comes back as a
+// *wire.Error; a lost connection or a server left in a transaction also
+// marks the server broken.
+func (s *Server) ExecIdle(ctx context.Context, sql string) (*Result, error) {
+	res, err := s.Exec(ctx, sql)
+	switch {
+	case err != nil:
+		s.MarkBroken()
+		return nil, err
+	case res.Status != 'I':
+		s.MarkBroken()
+		if res.Err != nil {
+			return res, res.Err
+		}
+		return res, ErrNotIdle
+	case res.Err != nil:
+		return res, res.Err
+	}
+	return res, nil
+}

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"errors"
 	"io"
 	"net"
@@ -430,18 +429,13 @@ func (c *clientConn) attach() (*pool.Server, error) {
 		return nil, wire.Fatal(wire.CodeAdminShutdown, "terminating connection due to administrator command")
 	}
 	if q := syncSQL(s, want, c.extra); q != "" {
-		ctx, cancel := context.WithTimeout(context.Background(), resetTimeout)
-		res, err := s.Exec(ctx, q)
-		cancel()
-		if err != nil || res.Err != nil || res.Status != 'I' {
-			if err != nil || res.Status != 'I' {
-				s.MarkBroken()
-			}
+		if _, err := execReset(s, q); err != nil {
 			c.pool.Release(s)
-			if err != nil {
+			var we *wire.Error
+			if !errors.As(err, &we) {
 				return nil, wire.Fatal(wire.CodeConnectionFailure, "server connection lost while applying settings: %v", err)
 			}
-			e := *res.Err
+			e := *we
 			e.Severity = "FATAL"
 			return nil, &e
 		}
@@ -710,10 +704,7 @@ func (c *clientConn) armIdleTimeout() {
 // rollbackAndRelease ends an open transaction on a server the client left
 // and returns it to the pool, or closes it if that fails.
 func (c *clientConn) rollbackAndRelease(s *pool.Server) {
-	ctx, cancel := context.WithTimeout(context.Background(), resetTimeout)
-	defer cancel()
-	res, err := s.Exec(ctx, "ROLLBACK")
-	if err != nil || res.Err != nil || res.Status != 'I' {
+	if _, err := execReset(s, "ROLLBACK"); err != nil {
 		s.MarkBroken()
 	}
 	c.pool.Release(s)
@@ -784,8 +775,6 @@ func (c *clientConn) finish(err error) {
 		c.pool.Release(s)
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), resetTimeout)
-	defer cancel()
 	var q string
 	switch {
 	case status != 'I':
@@ -794,8 +783,7 @@ func (c *clientConn) finish(err error) {
 		q = c.p.config().ServerResetQuery
 	}
 	if q != "" {
-		res, err := s.Exec(ctx, q)
-		if err != nil || res.Err != nil || res.Status != 'I' {
+		if _, err := execReset(s, q); err != nil {
 			s.MarkBroken()
 		} else if c.mode == config.PoolModeSession {
 			// DISCARD ALL / RESET ALL put every setting back to its default.

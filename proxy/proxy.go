@@ -12,7 +12,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -475,11 +474,3 @@ func (p *Proxy) loggedIn() int {
 
 // NumClients returns the number of client connections being served.
 func (p *Proxy) NumClients() int { return int(p.nclients.Load()) }
-
-func lowerSet(list []string) map[string]bool {
-	m := make(map[string]bool, len(list))
-	for _, s := range list {
-		m[strings.ToLower(s)] = true
-	}
-	return m
-}

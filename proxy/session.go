@@ -235,8 +235,7 @@ func (c *clientConn) login(st *startup) error {
 	if err != nil {
 		return c.poolError(err)
 	}
-	ignored := lowerSet(cfg.IgnoreStartupParameters)
-	want, extra, err := clientParams(st, tmpl, func(n string) bool { return ignored[n] })
+	want, extra, err := clientParams(st, tmpl, cfg.IgnoresStartupParameter)
 	if err != nil {
 		return err
 	}

@@ -283,18 +283,16 @@ func (c *clientConn) checkState(s *pool.Server) {
 	c.mu.Lock()
 	q := c.stateQueryLocked()
 	c.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), resetTimeout)
-	res, err := s.Exec(ctx, q)
-	cancel()
+	res, err := execReset(s, q)
 	c.mu.Lock()
-	if err != nil || res.Err != nil || res.Status != 'I' {
+	if err != nil {
 		// The server's state is unknown: close it; the client's settings
 		// stay as last known.
 		s.MarkBroken()
 		c.server = nil
 		c.endCheck()
 		c.mu.Unlock()
-		c.logger().Warn("reading session state failed; closing that server", zap.Error(firstError(err, res)))
+		c.logger().Warn("reading session state failed; closing that server", zap.Error(err))
 		c.pool.Release(s)
 		return
 	}
@@ -400,10 +398,7 @@ func (c *clientConn) waitCheck() {
 // resetServer runs DISCARD ALL on a server the client no longer holds, and
 // forgets what mux knew was on it; a failure closes the server.
 func (c *clientConn) resetServer(s *pool.Server) {
-	ctx, cancel := context.WithTimeout(context.Background(), resetTimeout)
-	defer cancel()
-	res, err := s.Exec(ctx, "DISCARD ALL")
-	if err != nil || res.Err != nil || res.Status != 'I' {
+	if _, err := execReset(s, "DISCARD ALL"); err != nil {
 		s.MarkBroken()
 		return
 	}
@@ -412,12 +407,10 @@ func (c *clientConn) resetServer(s *pool.Server) {
 	s.UnnamedKey = 0
 }
 
-func firstError(err error, res *pool.Result) error {
-	if err != nil {
-		return err
-	}
-	if res != nil && res.Err != nil {
-		return res.Err
-	}
-	return nil
+// execReset runs an internal query that must leave server s clean (sync,
+// check, ROLLBACK, reset), bounded by resetTimeout.
+func execReset(s *pool.Server, sql string) (*pool.Result, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), resetTimeout)
+	defer cancel()
+	return s.ExecIdle(ctx, sql)
 }
