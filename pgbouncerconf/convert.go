@@ -1,12 +1,10 @@
 package pgbouncerconf
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"math"
 	"net"
-	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -15,8 +13,6 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
-
-	"github.com/BurntSushi/toml"
 
 	"github.com/muxpg/mux/auth"
 	"github.com/muxpg/mux/config"
@@ -209,14 +205,6 @@ func (c *converter) addString(key, value, comment string, kv KV) {
 	c.add(key, tomlString(value), comment)
 }
 
-func parseInt(s string) (int64, error) {
-	n, err := strconv.ParseInt(strings.TrimSpace(s), 0, 64)
-	if err != nil {
-		return 0, fmt.Errorf("%q is not an integer", s)
-	}
-	return n, nil
-}
-
 // intSetting reads an integer setting that must lie in lo..hi.
 func (c *converter) intSetting(key string, def, lo, hi int64) (int64, KV, bool) {
 	raw, kv, ok := c.value(key, strconv.FormatInt(def, 10))
@@ -229,34 +217,6 @@ func (c *converter) intSetting(key string, def, lo, hi int64) (int64, KV, bool) 
 		return def, kv, ok
 	}
 	return n, kv, ok
-}
-
-// maxSeconds keeps converted durations far from time.Duration's limit.
-const maxSeconds = 100 * 365 * 24 * 3600
-
-// parseSeconds reads a PgBouncer time value: a non-negative number of
-// seconds, possibly fractional, kept to microseconds as PgBouncer does.
-func parseSeconds(s string) (time.Duration, error) {
-	v, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
-	if err != nil || math.IsNaN(v) || v < 0 {
-		return 0, fmt.Errorf("%q is not a non-negative number of seconds", s)
-	}
-	if v > maxSeconds {
-		return 0, fmt.Errorf("%q seconds is more than 100 years", s)
-	}
-	return time.Duration(math.Round(v*1e6)) * time.Microsecond, nil
-}
-
-// formatDuration renders d for mux: "30s", "500ms", "1500us".
-func formatDuration(d time.Duration) string {
-	switch {
-	case d%time.Second == 0:
-		return strconv.FormatInt(int64(d/time.Second), 10) + "s"
-	case d%time.Millisecond == 0:
-		return strconv.FormatInt(int64(d/time.Millisecond), 10) + "ms"
-	default:
-		return strconv.FormatInt(int64(d/time.Microsecond), 10) + "us"
-	}
 }
 
 func (c *converter) secondsSetting(key string, def float64) (time.Duration, KV, bool) {
@@ -274,61 +234,6 @@ func (c *converter) durationSetting(key string, def float64) {
 	d, kv, ok := c.secondsSetting(key, def)
 	c.add(key, tomlString(formatDuration(d)), c.origin(kv, ok))
 }
-
-func parseBool(s string) (bool, error) {
-	switch strings.ToLower(strings.TrimSpace(s)) {
-	case "true", "on", "yes":
-		return true, nil
-	case "false", "off", "no":
-		return false, nil
-	}
-	n, err := parseInt(s)
-	if err != nil {
-		return false, fmt.Errorf("%q is not a boolean (0 or 1)", s)
-	}
-	return n != 0, nil
-}
-
-// splitList splits a comma-separated list, dropping blanks and empty items.
-func splitList(s string) []string {
-	var out []string
-	for item := range strings.SplitSeq(s, ",") {
-		if item = strings.TrimSpace(item); item != "" {
-			out = append(out, item)
-		}
-	}
-	return out
-}
-
-// nameProblem says why name cannot be a mux database or user name, or "".
-func nameProblem(name string) string {
-	switch {
-	case name == "":
-		return "the name is empty"
-	case len(name) > config.MaxNameLen:
-		return fmt.Sprintf("the name is %d bytes long; mux allows at most %d", len(name), config.MaxNameLen)
-	case strings.IndexByte(name, 0) >= 0:
-		return "the name contains a NUL byte"
-	case !utf8.ValidString(name):
-		return "the name is not valid UTF-8"
-	}
-	return ""
-}
-
-// secretProblem says why secret cannot be a mux password, or "".
-func secretProblem(secret string) string {
-	if !utf8.ValidString(secret) {
-		return "the password is not valid UTF-8"
-	}
-	if err := config.ValidateSecret(secret); err != nil {
-		return err.Error()
-	}
-	return ""
-}
-
-// ---------------------------------------------------------------------------
-// [pgbouncer] settings
-// ---------------------------------------------------------------------------
 
 func (c *converter) listening() {
 	c.section("Listening for clients")
@@ -656,136 +561,6 @@ func (c *converter) administration() {
 	c.add("http_listen", tomlString("127.0.0.1:9127"), "mux only (/metrics, /healthz, /readyz); mux default")
 }
 
-func (c *converter) tlsSettings() {
-	c.section("TLS")
-	raw, kv, ok := c.value("client_tls_sslmode", "disable")
-	mode := strings.ToLower(strings.TrimSpace(raw))
-	if !slices.Contains([]string{"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}, mode) {
-		c.fail(kv, "unknown client_tls_sslmode %q", raw)
-		mode = "disable"
-	}
-	c.add("client_tls_sslmode", tomlString(mode), c.origin(kv, ok))
-	key, keyKV, keyOK := c.value("client_tls_key_file", "")
-	cert, certKV, certOK := c.value("client_tls_cert_file", "")
-	ca, caKV, caOK := c.value("client_tls_ca_file", "")
-	if mode != "disable" && (key == "" || cert == "") {
-		c.fail(kv, "client_tls_sslmode = %s needs client_tls_key_file and client_tls_cert_file", mode)
-	}
-	c.addString("client_tls_key_file", key, c.origin(keyKV, keyOK), keyKV)
-	c.addString("client_tls_cert_file", cert, c.origin(certKV, certOK), certKV)
-	c.addCAFile("client_tls_ca_file", mode, ca, caKV, caOK)
-	c.tlsVersion("client_tls_protocols", "client_tls_min_version")
-
-	raw, kv, ok = c.value("server_tls_sslmode", "prefer")
-	mode = strings.ToLower(strings.TrimSpace(raw))
-	comment := c.origin(kv, ok)
-	if !ok {
-		comment += " since 1.21 (before: disable)"
-	}
-	switch mode {
-	case "disable", "prefer", "require", "verify-ca", "verify-full":
-	case "allow":
-		c.noteSetting(kv, ok, "mux has no \"allow\" for servers; using prefer, which tries TLS first and falls back to plain TCP")
-		mode, comment = "prefer", c.from(kv, ok)
-	default:
-		c.fail(kv, "unknown server_tls_sslmode %q", raw)
-		mode = "disable"
-	}
-	c.add("server_tls_sslmode", tomlString(mode), comment)
-	ca, caKV, caOK = c.value("server_tls_ca_file", "")
-	c.addCAFile("server_tls_ca_file", mode, ca, caKV, caOK)
-	key, keyKV, keyOK = c.value("server_tls_key_file", "")
-	cert, certKV, certOK = c.value("server_tls_cert_file", "")
-	if (key == "") != (cert == "") {
-		c.fail(certKV, "server_tls_key_file and server_tls_cert_file must be set together")
-	}
-	c.addString("server_tls_key_file", key, c.origin(keyKV, keyOK), keyKV)
-	c.addString("server_tls_cert_file", cert, c.origin(certKV, certOK), certKV)
-	c.tlsVersion("server_tls_protocols", "server_tls_min_version")
-}
-
-// systemCABundles are the usual locations of the system's CA certificates,
-// which PgBouncer (through OpenSSL) uses when no CA file is configured.
-var systemCABundles = []string{
-	"/etc/ssl/certs/ca-certificates.crt", // Debian, Ubuntu, Alpine, Arch
-	"/etc/pki/tls/certs/ca-bundle.crt",   // Fedora, RHEL
-	"/etc/ssl/ca-bundle.pem",             // openSUSE
-	"/etc/ssl/cert.pem",                  // macOS, BSDs
-}
-
-func systemCABundle() string {
-	for _, p := range systemCABundles {
-		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
-			return p
-		}
-	}
-	return systemCABundles[0]
-}
-
-func (c *converter) addCAFile(key, mode, ca string, kv KV, ok bool) {
-	comment := c.origin(kv, ok)
-	if ca == "" && strings.HasPrefix(mode, "verify-") {
-		ca = systemCABundle()
-		c.note("%s: not set, so PgBouncer verified certificates against the system's CA store; mux needs a file and uses %s, check that it is the right one", key, ca)
-		comment = "system CA store (not set in PgBouncer)"
-	}
-	c.addString(key, ca, comment, kv)
-}
-
-// tlsVersion maps a PgBouncer protocol list ("secure", "tlsv1.2,tlsv1.3",
-// "all", ...) to the oldest TLS version mux accepts.
-func (c *converter) tlsVersion(pgKey, muxKey string) {
-	raw, kv, ok := c.value(pgKey, "secure")
-	versions := map[string]bool{}
-	all := []string{"tlsv1.0", "tlsv1.1", "tlsv1.2", "tlsv1.3"}
-	for _, tok := range strings.FieldsFunc(strings.ToLower(raw), func(r rune) bool {
-		return r == ',' || r == ':' || r == ' ' || r == '\t'
-	}) {
-		on := true
-		if strings.HasPrefix(tok, "!") {
-			on, tok = false, tok[1:]
-		}
-		var set []string
-		switch tok {
-		case "all", "legacy":
-			set = all
-		case "secure", "default":
-			set = all[2:]
-		case "tlsv1.0", "tlsv1", "tlsv1.1", "tlsv1.2", "tlsv1.3":
-			if tok == "tlsv1" {
-				tok = "tlsv1.0"
-			}
-			set = []string{tok}
-		default:
-			c.fail(kv, "unknown TLS protocol %q", tok)
-			return
-		}
-		for _, v := range set {
-			versions[v] = on
-		}
-	}
-	min := ""
-	for _, v := range all {
-		if versions[v] {
-			min = v
-			break
-		}
-	}
-	comment := c.from(kv, ok)
-	switch min {
-	case "":
-		c.fail(kv, "no TLS protocol version is enabled")
-		return
-	case "tlsv1.0", "tlsv1.1":
-		c.noteSetting(kv, ok, "mux does not speak TLS older than 1.2; using tlsv1.2 as the oldest version")
-		min = "tlsv1.2"
-	}
-	if !versions["tlsv1.3"] {
-		c.noteSetting(kv, ok, "mux cannot turn TLS 1.3 off; it is allowed too")
-	}
-	c.add(muxKey, tomlString(min), comment)
-}
-
 func (c *converter) keepalive() {
 	c.section("TCP keepalive")
 	raw, kv, ok := c.value("tcp_keepalive", "1")
@@ -886,20 +661,6 @@ func (c *converter) muxOnly() {
 	}
 }
 
-// encodeValue renders a single TOML value with the toml encoder, or reports
-// false if it is not a simple value.
-func encodeValue(v any) (string, bool) {
-	var b bytes.Buffer
-	if err := toml.NewEncoder(&b).Encode(map[string]any{"v": v}); err != nil {
-		return "", false
-	}
-	value, ok := strings.CutPrefix(strings.TrimSuffix(b.String(), "\n"), "v = ")
-	if !ok || strings.Contains(value, "\n") {
-		return "", false
-	}
-	return value, true
-}
-
 // unsupportedSettings lists the [pgbouncer] settings mux has no equivalent
 // for, with the reason given in the note and the values that lose nothing
 // (so no note is needed). Matching is case-insensitive; numbers compare
@@ -966,21 +727,6 @@ var unsupportedSettings = map[string]struct {
 	"tcp_user_timeout":            {[]string{"0"}, "mux does not set TCP_USER_TIMEOUT", false},
 }
 
-func harmless(value string, list []string) bool {
-	v := strings.ToLower(strings.TrimSpace(value))
-	for _, h := range list {
-		if v == h {
-			return true
-		}
-		a, err1 := strconv.ParseFloat(v, 64)
-		b, err2 := strconv.ParseFloat(h, 64)
-		if err1 == nil && err2 == nil && a == b {
-			return true
-		}
-	}
-	return false
-}
-
 // leftovers notes every setting and section that was not carried over.
 func (c *converter) leftovers() {
 	for _, key := range c.order {
@@ -1020,334 +766,6 @@ func (c *converter) leftovers() {
 
 // ---------------------------------------------------------------------------
 // [databases]
-// ---------------------------------------------------------------------------
-
-// dbParamReasons explains the [databases] connection parameters mux has no
-// equivalent for.
-var dbParamReasons = map[string]string{
-	"auth_query":                "mux has only the global auth_query",
-	"auth_dbname":               "mux has only the global auth_dbname",
-	"reserve_pool":              "mux has no reserve pool",
-	"reserve_pool_size":         "mux has no reserve pool",
-	"max_db_connections":        "mux has no per-database limit on server connections",
-	"max_db_client_connections": "mux has no per-database limit on client connections",
-	"connect_query":             "mux runs no query on new server connections; set the parameter on the role or database in Postgres (ALTER ROLE/DATABASE ... SET) instead",
-	"application_name":          "mux sends no startup parameters of its own; set it with ALTER ROLE/DATABASE ... SET in Postgres",
-	"client_encoding":           "mux sends no startup parameters of its own; set it with ALTER ROLE/DATABASE ... SET in Postgres",
-	"datestyle":                 "mux sends no startup parameters of its own; set it with ALTER ROLE/DATABASE ... SET in Postgres",
-	"timezone":                  "mux sends no startup parameters of its own; set it with ALTER ROLE/DATABASE ... SET in Postgres",
-	"load_balance_hosts":        "mux connects to a single host per database",
-	"server_lifetime":           "mux has only the global server_lifetime",
-	"query_wait_timeout":        "mux has only the global query_wait_timeout",
-	"target_session_attrs":      "mux does not check whether a server is a primary or a standby",
-}
-
-func (c *converter) databases() {
-	// Later definitions replace earlier ones, as in PgBouncer; the first
-	// keeps its position.
-	var names []string
-	defs := map[string]KV{}
-	for _, kv := range c.ini.Sections["databases"] {
-		if _, seen := defs[kv.Key]; !seen {
-			names = append(names, kv.Key)
-		}
-		defs[kv.Key] = kv
-	}
-	c.section("Databases")
-	c.databaseDefs = defs
-	count := 0
-	for _, name := range names {
-		if c.database(name, defs[name]) {
-			count++
-		}
-	}
-	if count == 0 {
-		c.note("[databases]: no database was carried over, and mux needs at least one; added a wildcard entry for 127.0.0.1:5432, so check it")
-		c.d.groups = append(c.d.groups, &group{
-			table:   []string{"databases", config.WildcardDatabase},
-			comment: []string{"Added by the import: PgBouncer defined no usable database. Check host and port."},
-			lines: []setting{
-				{key: "host", value: tomlString(config.DefaultHost)},
-				{key: "port", value: tomlInt(config.DefaultPort)},
-			},
-		})
-	}
-}
-
-// database converts one [databases] entry and reports whether it was kept.
-func (c *converter) database(name string, kv KV) bool {
-	label := fmt.Sprintf("databases.%s (%s)", tomlKey(name), c.where(kv))
-	if p := nameProblem(name); p != "" {
-		c.note("%s: left out: %s", label, p)
-		return false
-	}
-	if name == "pgbouncer" || name == "mux" {
-		c.note("%s: left out: the name is mux's admin console", label)
-		return false
-	}
-	params, err := parseConnString(kv.Value)
-	if err != nil {
-		c.fail(kv, "connection string: %v", err)
-		return false
-	}
-	p := map[string]string{}
-	for _, cp := range params {
-		p[cp.key] = cp.value
-	}
-	for _, cp := range params {
-		if !utf8.ValidString(cp.value) {
-			c.fail(kv, "%s: value is not valid UTF-8", cp.key)
-			return false
-		}
-	}
-	g := &group{table: []string{"databases", name}}
-	g.comment = []string{fmt.Sprintf("from [databases] %s", c.where(kv))}
-	add := func(key, value, comment string) {
-		g.lines = append(g.lines, setting{key: key, value: value, comment: comment})
-	}
-
-	host, hasHost := p["host"]
-	if strings.IndexByte(host, 0) >= 0 {
-		c.fail(kv, "host: value contains a NUL byte")
-		return false
-	}
-	switch {
-	case !hasHost && (c.socketDir == "" || strings.HasPrefix(c.socketDir, "@")):
-		c.note("%s: left out: it has no host, so PgBouncer connects through the Unix socket in unix_socket_dir, and %q cannot be used by mux", label, c.socketDir)
-		return false
-	case !hasHost:
-		add("host", tomlString(c.socketDir), "no host: the Unix socket in unix_socket_dir")
-	case strings.HasPrefix(host, "@"):
-		c.note("%s: left out: mux cannot connect to the abstract-namespace socket %q", label, host)
-		return false
-	case strings.Contains(host, ","):
-		hosts := splitList(host)
-		if len(hosts) == 0 {
-			c.fail(kv, "host: no host in %q", host)
-			return false
-		}
-		c.note("%s: host=%q: mux connects to one host per database; using %s only", label, host, hosts[0])
-		add("host", tomlString(hosts[0]), "first of "+host)
-	default:
-		add("host", tomlString(host), "")
-	}
-
-	port := int64(config.DefaultPort)
-	if s, ok := p["port"]; ok {
-		n, err := parseInt(s)
-		if err != nil || n < 1 || n > 65535 {
-			c.fail(kv, "port: %q is not a port number", s)
-			return false
-		}
-		port = n
-	}
-	add("port", tomlInt(port), "")
-
-	if s, ok := p["dbname"]; ok {
-		if prob := nameProblem(s); prob != "" {
-			c.fail(kv, "dbname: %s", prob)
-			return false
-		}
-		add("dbname", tomlString(s), "")
-	}
-	user, forced := p["user"]
-	if forced {
-		if prob := nameProblem(user); prob != "" {
-			c.fail(kv, "user: %s", prob)
-			return false
-		}
-		add("user", tomlString(user), "")
-	}
-	password, hasPassword := p["password"]
-	comment := ""
-	if !hasPassword && forced {
-		// PgBouncer takes the forced user's password from the auth_file.
-		password, hasPassword = c.secrets[user]
-		comment = user + "'s password from the auth_file"
-	}
-	if hasPassword {
-		if prob := secretProblem(password); prob != "" {
-			c.note("%s: password not carried over: %s", label, prob)
-		} else {
-			add("password", tomlString(password), comment)
-		}
-	}
-	if s, ok := p["pool_mode"]; ok {
-		mode, valid := poolMode(s)
-		if !valid {
-			c.fail(kv, "pool_mode: unknown pool mode %q", s)
-			return false
-		}
-		add("pool_mode", tomlString(mode), "")
-	}
-	size := c.defaultPoolSize
-	if s, ok := p["pool_size"]; ok {
-		n, err := parseInt(s)
-		if err != nil || n > math.MaxInt32 {
-			c.fail(kv, "pool_size: %q is not a pool size", s)
-			return false
-		}
-		switch {
-		case n == 0:
-			c.note("%s: pool_size=0: PgBouncer opens no server connection for it; mux cannot express that and uses default_pool_size", label)
-		case n > 0:
-			size = n
-			add("pool_size", tomlInt(n), "")
-		}
-	}
-	if s, ok := p["min_pool_size"]; ok {
-		n, err := parseInt(s)
-		if err != nil || n > math.MaxInt32 {
-			c.fail(kv, "min_pool_size: %q is not a pool size", s)
-			return false
-		}
-		if n > size {
-			add("min_pool_size", tomlInt(size), fmt.Sprintf("capped at the pool size as PgBouncer does (was %d)", n))
-		} else if n >= 0 {
-			add("min_pool_size", tomlInt(n), "")
-		}
-	} else if c.minPoolSize > size {
-		add("min_pool_size", tomlInt(size), "the global min_pool_size, capped at the pool size as PgBouncer does")
-	}
-	for _, cp := range params {
-		switch cp.key {
-		case "host", "port", "dbname", "user", "password", "pool_mode", "pool_size", "min_pool_size":
-			continue
-		case "auth_user":
-			c.dbAuthUsers = append(c.dbAuthUsers, dbAuthUser{table: g, user: cp.value, label: label})
-			continue
-		}
-		reason, ok := dbParamReasons[cp.key]
-		if !ok {
-			reason = "unknown connection parameter; ignored"
-		}
-		c.note("%s: %s=%q: %s", label, cp.key, cp.value, reason)
-	}
-	c.d.groups = append(c.d.groups, g)
-	return true
-}
-
-// ---------------------------------------------------------------------------
-// Users: the auth_file and [users]
-// ---------------------------------------------------------------------------
-
-// userParamReasons explains the [users] parameters mux has no equivalent for.
-var userParamReasons = map[string]string{
-	"max_user_connections":        "mux has no per-user limit on server connections",
-	"max_user_client_connections": "mux has no per-user limit on client connections",
-	"pool_size":                   "mux has no per-user pool size",
-	"reserve_pool_size":           "mux has no reserve pool",
-	"query_timeout":               "mux has only the global query_timeout",
-	"query_wait_timeout":          "mux has only the global query_wait_timeout",
-	"idle_transaction_timeout":    "mux has only the global idle_transaction_timeout",
-	"transaction_timeout":         "mux has no transaction_timeout",
-	"client_idle_timeout":         "mux has only the global client_idle_timeout",
-}
-
-func (c *converter) users() {
-	var names []string
-	seen := map[string]bool{}
-	for _, e := range c.auth {
-		if !seen[e.User] {
-			seen[e.User] = true
-			names = append(names, e.User)
-		}
-	}
-	modes := map[string]string{}
-	where := map[string]KV{}
-	for _, kv := range c.ini.Sections["users"] {
-		label := fmt.Sprintf("users.%s (%s)", tomlKey(kv.Key), c.where(kv))
-		params, err := parseConnString(kv.Value)
-		if err != nil {
-			c.fail(kv, "user settings: %v", err)
-			continue
-		}
-		delete(modes, kv.Key)
-		for _, cp := range params {
-			if cp.key == "pool_mode" {
-				mode, valid := poolMode(cp.value)
-				if !valid {
-					c.fail(kv, "pool_mode: unknown pool mode %q", cp.value)
-				}
-				modes[kv.Key] = mode
-				continue
-			}
-			reason, ok := userParamReasons[cp.key]
-			if !ok {
-				reason = "unknown user parameter; ignored"
-			}
-			c.note("%s: %s=%q: %s", label, cp.key, cp.value, reason)
-		}
-		where[kv.Key] = kv
-		if !seen[kv.Key] {
-			seen[kv.Key] = true
-			names = append(names, kv.Key)
-		}
-	}
-
-	c.section("Users")
-	c.kept = map[string]bool{}
-	kept := 0
-	for _, name := range names {
-		secret, inAuth := c.secrets[name]
-		label := fmt.Sprintf("user %q", name)
-		if kv, ok := where[name]; ok && !inAuth {
-			label = fmt.Sprintf("users.%s (%s)", tomlKey(name), c.where(kv))
-		}
-		if p := nameProblem(name); p != "" {
-			c.note("%s: left out: %s", label, p)
-			continue
-		}
-		switch {
-		case !inAuth && c.authType != config.AuthTrust:
-			if c.settings["auth_user"].Value != "" {
-				c.note("%s: left out: not in the auth_file, so it has no password; it can still log in through auth_query, without its [users] settings", label)
-			} else {
-				c.note("%s: left out: not in the auth_file, so it has no password", label)
-			}
-			continue
-		case secret == "" && c.authType != config.AuthTrust:
-			c.note("%s: left out: empty password in the auth_file, which mux accepts only with auth_type = trust", label)
-			continue
-		case secret != "":
-			if p := secretProblem(secret); p != "" {
-				c.note("%s: left out: %s", label, p)
-				continue
-			}
-			if s, _ := auth.ParseSecret(secret); s.Kind == auth.SecretMD5 && c.authType == config.AuthSCRAM {
-				c.note("%s: left out: its md5 secret cannot be used with auth_type = scram-sha-256 (PgBouncer could not log it in either); store its plain password or SCRAM secret", label)
-				continue
-			}
-		}
-		g := &group{table: []string{"users", name}}
-		src := "from the auth_file"
-		if !inAuth {
-			src = "from [users] " + c.where(where[name])
-		}
-		g.comment = []string{src}
-		g.lines = append(g.lines, setting{key: "password", value: tomlString(secret)})
-		if mode, ok := modes[name]; ok {
-			g.lines = append(g.lines, setting{key: "pool_mode", value: tomlString(mode), comment: "from [users] " + c.where(where[name])})
-		}
-		c.d.groups = append(c.d.groups, g)
-		c.kept[name] = true
-		kept++
-	}
-	if kept == 0 {
-		c.cur.comment = []string{"(none)"}
-		switch {
-		case c.settings["auth_user"].Value != "":
-			// auth_query finds the users (or auth_user's note explains why not).
-		case c.auth == nil:
-			c.note("auth_file: no auth_file was read, so [users] is empty and no client can log in until users are added")
-		default:
-			c.note("auth_file: no user was carried over, so no client can log in until users are added")
-		}
-	}
-}
-
-// ---------------------------------------------------------------------------
-// Rendering
 // ---------------------------------------------------------------------------
 
 func (c *converter) render() []byte {

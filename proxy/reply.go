@@ -1,0 +1,182 @@
+package proxy
+
+// The server-to-client half of a session: relaying replies and releasing
+// the server at a clean boundary.
+
+import (
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/muxpg/mux/config"
+	"github.com/muxpg/mux/internal/wire"
+	"github.com/muxpg/mux/pool"
+)
+
+// ServerData relays what the session's server sent to the client, and
+// releases the server at a clean boundary. It runs on the server's read
+// goroutine.
+func (c *clientConn) ServerData(s *pool.Server, data []byte, ev *pool.Events) {
+	if ev.Closed != nil {
+		c.mu.Lock()
+		mine := c.server == s
+		if mine {
+			c.server = nil
+		}
+		c.mu.Unlock()
+		if mine {
+			c.logger().Info("server connection lost", zap.Uint64("server_id", s.ID), zap.Error(ev.Closed))
+			c.sendError(wire.Fatal(wire.CodeConnectionFailure, "server connection closed unexpectedly"))
+			c.terminate()
+			c.pool.Release(s)
+		}
+		return
+	}
+	c.mu.Lock()
+	if c.server != s {
+		// The client let go of this server (it is leaving): nothing more
+		// is for it.
+		c.mu.Unlock()
+		return
+	}
+	out, bp := data, (*[]byte)(nil)
+	if c.track {
+		out, bp = c.trackServerData(s, data)
+	}
+	if ev.Params {
+		c.stateDirty = c.stateDirty || c.track
+		for n := range c.want {
+			if v, ok := s.Param(n); ok {
+				c.want[n] = v
+			}
+		}
+	}
+	if ev.Ready > 0 {
+		c.pending = max(c.pending-ev.Ready, 0)
+		c.txStatus = ev.Status
+		c.finishedQueries(ev.Ready)
+	}
+	if ev.ErrCode != "" {
+		c.stats.errors.Add(1)
+		c.p.obs.ErrorSent(c.database, c.user, ev.ErrCode)
+	}
+	clean := c.pending == 0 && !c.dirty
+	var release, abort, fatal bool
+	switch {
+	case ev.Fatal:
+		fatal = true
+	case ev.Ready == 0:
+		// Only part of a reply, or asynchronous messages.
+	case !clean || c.mode == config.PoolModeSession:
+	case c.txStatus == 'I':
+		release = true
+	case c.mode == config.PoolModeStatement:
+		abort = true
+		// Refused before it sees ReadyForQuery 'T', the client cannot send
+		// anything into the transaction.
+		if endsWithReady(out) {
+			out = out[:len(out)-6]
+		}
+	}
+	check := release && c.needsStateCheck()
+	if check {
+		release = false
+		c.checking = true
+		c.checkDone = make(chan struct{})
+	}
+	if len(c.notes) > 0 && ev.Ready > 0 && c.txStatus == 'I' && c.pending == 0 && !fatal {
+		// Notifications held during the transaction go out after it.
+		if bp == nil {
+			bp = wire.GetBuf(len(out) + 1024)
+			out = append((*bp)[:0], out...)
+		}
+		out = c.takeNotes(out)
+		*bp = out
+	}
+	detach := fatal || release || abort
+	if detach {
+		c.server = nil
+		c.queue, c.qhead, c.sskip = c.queue[:0], 0, 0
+	}
+	idleInTx := !detach && !check && ev.Ready > 0 && c.pending == 0
+	// Take the write lock before letting go of mu: replies reach the
+	// client in the order mu saw them (see trackServerData).
+	c.wmu.Lock()
+	c.mu.Unlock()
+	var werr error
+	if len(out) > 0 {
+		c.armWriteDeadline()
+		_, werr = c.conn.Write(out)
+		c.stats.bytesOut.Add(int64(len(out)))
+	}
+	c.wmu.Unlock()
+	if bp != nil {
+		wire.PutBuf(bp)
+	}
+
+	switch {
+	case check:
+		if werr != nil {
+			c.terminate()
+		}
+		go c.checkState(s)
+	case fatal:
+		c.terminate()
+		c.pool.Release(s)
+	case abort:
+		c.sendError(wire.Fatal(wire.CodeFeatureNotSupported, "transaction blocks are not allowed in statement pooling mode"))
+		c.terminate()
+		go c.rollbackAndRelease(s)
+	case release:
+		c.pool.Release(s)
+		if werr != nil {
+			c.terminate()
+		} else {
+			c.armIdleTimeout()
+		}
+	case werr != nil:
+		// The client is gone mid-transaction: the server's state is
+		// unknown to anyone who could finish it.
+		c.mu.Lock()
+		mine := c.server == s
+		if mine {
+			c.server = nil
+		}
+		c.mu.Unlock()
+		c.terminate()
+		if mine {
+			s.MarkBroken()
+			c.pool.Release(s)
+		}
+	case idleInTx:
+		c.armIdleTimeout()
+	}
+}
+
+// finishedQueries accounts n answered queries, and the transaction if it
+// ended. c.mu must be held.
+func (c *clientConn) finishedQueries(n int) {
+	now := time.Now()
+	d := now.Sub(c.queryStart)
+	c.stats.queries.Add(int64(n))
+	c.stats.queryUs.Add(d.Microseconds())
+	c.p.obs.Query(c.database, c.user, d)
+	c.queryStart = now
+	if c.pending > 0 {
+		c.armQueryTimeout() // the next pipelined query starts now
+	} else if c.qtimer != nil {
+		c.qtimer.Stop()
+	}
+	if c.txStatus == 'I' && c.pending == 0 {
+		xd := now.Sub(c.xactStart)
+		c.stats.xacts.Add(1)
+		c.stats.xactUs.Add(xd.Microseconds())
+		c.p.obs.Transaction(c.database, c.user, xd)
+	}
+}
+
+// endsWithReady reports whether data ends with a ReadyForQuery message.
+func endsWithReady(data []byte) bool {
+	n := len(data)
+	return n >= 6 && data[n-6] == 'Z' && data[n-5] == 0 && data[n-4] == 0 && data[n-3] == 0 && data[n-2] == 5
+}

@@ -1,0 +1,79 @@
+package proxy
+
+// Client-side timers: write deadline, query_timeout, idle timeouts.
+
+import (
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// armWriteDeadline keeps a write deadline of about client_write_timeout on
+// the client connection. Moving a deadline is not free (the runtime may
+// wake its network poller), so it is moved only once half of it is used
+// up: a stalled client is cut between half and all of the timeout.
+// Called with wmu held.
+func (c *clientConn) armWriteDeadline() {
+	d := c.p.config().ClientWriteTimeout.D()
+	if d <= 0 {
+		return
+	}
+	now := time.Now()
+	if c.writeDeadline.Sub(now) > d/2 {
+		return
+	}
+	c.writeDeadline = now.Add(d)
+	_ = c.conn.SetWriteDeadline(c.writeDeadline)
+}
+
+// armQueryTimeout starts query_timeout for the query beginning now. c.mu
+// must be held.
+func (c *clientConn) armQueryTimeout() {
+	d := c.p.config().QueryTimeout.D()
+	if d <= 0 {
+		return
+	}
+	if c.qtimer == nil {
+		c.qtimer = time.AfterFunc(d, c.queryTimedOut)
+		return
+	}
+	c.qtimer.Reset(d)
+}
+
+// queryTimedOut cancels the running query (57014 for the client); the
+// server stays with the client, as after any cancel.
+func (c *clientConn) queryTimedOut() {
+	d := c.p.config().QueryTimeout.D()
+	c.mu.Lock()
+	overdue := c.server != nil && c.pending > 0 && time.Since(c.queryStart) >= d-time.Millisecond
+	c.mu.Unlock()
+	if overdue {
+		c.logger().Info("query_timeout: cancelling query", zap.Duration("query_timeout", d))
+		c.p.cancelClient(c)
+	}
+}
+
+// armIdleTimeout sets the client read deadline for its state: between
+// transactions client_idle_timeout, inside one idle_transaction_timeout.
+// SetReadDeadline may be called from any goroutine.
+func (c *clientConn) armIdleTimeout() {
+	cfg := c.p.config()
+	c.mu.Lock()
+	attached := c.server != nil
+	inTx := attached && (c.txStatus != 'I' || c.dirty)
+	busy := attached && c.pending > 0
+	c.mu.Unlock()
+	var d time.Duration
+	switch {
+	case busy:
+	case inTx:
+		d = cfg.IdleTransactionTimeout.D()
+	case !attached:
+		d = cfg.ClientIdleTimeout.D()
+	}
+	if d > 0 {
+		_ = c.conn.SetReadDeadline(time.Now().Add(d))
+	} else if cfg.IdleTransactionTimeout > 0 || cfg.ClientIdleTimeout > 0 {
+		_ = c.conn.SetReadDeadline(time.Time{})
+	}
+}

@@ -1,0 +1,635 @@
+package proxy
+
+// The client side of transaction-mode tracking: every message that names
+// a statement is rewritten for the server the client holds now, and the
+// replies it is owed are queued (see prepared.go for the registry and the
+// reply queue).
+
+import (
+	"bytes"
+	"strings"
+
+	"github.com/muxpg/mux/config"
+	"github.com/muxpg/mux/internal/wire"
+	"github.com/muxpg/mux/pool"
+	"github.com/muxpg/mux/sqllex"
+)
+
+func appendHeader(dst []byte, typ byte, bodyLen int) []byte {
+	n := 4 + bodyLen
+	return append(dst, typ, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+}
+
+func appendParse(dst []byte, name string, query, types []byte) []byte {
+	dst = appendHeader(dst, 'P', len(name)+1+len(query)+1+len(types))
+	dst = append(dst, name...)
+	dst = append(dst, 0)
+	dst = append(dst, query...)
+	dst = append(dst, 0)
+	return append(dst, types...)
+}
+
+// appendNamed appends a Describe or Close message.
+func appendNamed(dst []byte, typ, kind byte, name string) []byte {
+	dst = appendHeader(dst, typ, 1+len(name)+1)
+	dst = append(dst, kind)
+	dst = append(dst, name...)
+	return append(dst, 0)
+}
+
+// cstring splits b at its first NUL.
+func cstring(b []byte) (s, rest []byte, ok bool) {
+	i := bytes.IndexByte(b, 0)
+	if i < 0 {
+		return nil, nil, false
+	}
+	return b[:i], b[i+1:], true
+}
+
+// raiseSQL is a statement that makes the server itself raise an error, so
+// that inside a transaction block the transaction is aborted exactly as
+// Postgres would abort it.
+func raiseSQL(code, msg string) string {
+	return `DO $mux$BEGIN RAISE EXCEPTION USING ERRCODE = '` + code + `', MESSAGE = '` +
+		strings.ReplaceAll(msg, "'", "''") + `'; END$mux$`
+}
+
+// appendRaise appends Parse/Bind/Execute of raiseSQL; the client sees only
+// the error, in place of the reply to message msg.
+func (c *clientConn) appendRaise(dst []byte, s *pool.Server, msg byte, code, text string) []byte {
+	q := raiseSQL(code, text)
+	dst = appendParse(dst, "", []byte(q), []byte{0, 0})
+	dst = append(dst, 'B', 0, 0, 0, 12, 0, 0, 0, 0, 0, 0, 0, 0) // unnamed portal/statement, no params or formats
+	dst = append(dst, 'E', 0, 0, 0, 9, 0, 0, 0, 0, 0)
+	s.UnnamedKey = muxUnnamedKey
+	c.push(expectation{msg: 'P', swallow: true})
+	c.push(expectation{msg: 'B', swallow: true})
+	c.push(expectation{msg: msg})
+	return dst
+}
+
+// ensurePrepared makes sure server s has st, appending the Parse (and
+// Closes of evicted statements) to dst with swallowed replies.
+func (c *clientConn) ensurePrepared(dst []byte, s *pool.Server, st *preparedStmt) []byte {
+	if s.Stmts.Has(st.name) {
+		c.reg.hits.Add(1)
+		return dst
+	}
+	return c.prepareOn(dst, s, st, "", true)
+}
+
+// prepareOn appends a Parse of st for server s; swallow hides its
+// ParseComplete (mux's own Parse), name is the client's name for st when
+// the client asked for this Parse.
+func (c *clientConn) prepareOn(dst []byte, s *pool.Server, st *preparedStmt, name string, swallow bool) []byte {
+	c.evicted = s.Stmts.Add(st.name, c.evicted[:0])
+	for _, old := range c.evicted {
+		dst = appendNamed(dst, 'C', 'S', old)
+		c.push(expectation{msg: 'C', swallow: true})
+		c.reg.evictions.Add(1)
+	}
+	c.reg.serverParses.Add(1)
+	dst = append(dst, st.parse...)
+	c.push(expectation{msg: 'P', swallow: swallow, stmt: st, name: name})
+	return dst
+}
+
+// ensureUnnamed re-issues the client's last unnamed Parse if server s does
+// not hold it, before a Bind or Describe of the unnamed statement. A client
+// that never prepared one must not reach another client's: it gets
+// Postgres's error.
+func (c *clientConn) ensureUnnamed(dst []byte, s *pool.Server, msg byte) (out []byte, refused bool) {
+	if c.unnamedParse != nil {
+		if s.UnnamedKey != c.unnamedKey {
+			dst = append(dst, c.unnamedParse...)
+			c.push(expectation{msg: 'P', swallow: true})
+			s.UnnamedKey = c.unnamedKey
+		}
+		return dst, false
+	}
+	if s.UnnamedKey != 0 {
+		return c.appendRaise(dst, s, msg, "26000", "unnamed prepared statement does not exist"), true
+	}
+	return dst, false
+}
+
+// trackClientMessage rewrites one whole client message for server s,
+// appending what the server is to receive to dst and queueing the replies.
+func (c *clientConn) trackClientMessage(dst []byte, s *pool.Server, msg []byte) []byte {
+	typ := msg[0]
+	body := msg[wire.HeaderLen:]
+	switch typ {
+	case 'P':
+		if repl := refuseListen(msg, c.lexOptionsLocked()); repl != nil {
+			msg, body = repl, repl[wire.HeaderLen:]
+		}
+		name, rest, ok1 := cstring(body)
+		query, types, ok2 := cstring(rest)
+		if !ok1 || !ok2 {
+			break // malformed: let Postgres say so
+		}
+		if h := scanState(query, c.lexOptionsLocked()); h.pin != "" && c.pinPolicy == "error" {
+			return c.appendRaise(dst, s, 'P', "0A000", pinRefusal(h.pin))
+		} else if len(name) == 0 {
+			c.unnamedHit = h
+		}
+		if len(name) == 0 {
+			c.unnamedKey = unnamedKeys.Add(1)
+			c.unnamedParse = append(c.unnamedParse[:0], msg...)
+			s.UnnamedKey = c.unnamedKey
+			break
+		}
+		c.reg.clientParses.Add(1)
+		if c.txStatus == 'E' {
+			// An aborted transaction refuses the Parse (25P02); let the
+			// server say so, registering nothing.
+			return c.appendRaise(dst, s, 'P', "25P02", "current transaction is aborted, commands ignored until end of transaction block")
+		}
+		if _, dup := c.stmts[string(name)]; dup {
+			return c.appendRaise(dst, s, 'P', "42P05", "prepared statement \""+string(name)+"\" already exists")
+		}
+		st := c.reg.acquire(query, types)
+		c.stmts[string(name)] = st
+		if s.Stmts.Has(st.name) {
+			c.reg.hits.Add(1)
+			c.push(expectation{msg: 'P', synth: parseComplete, stmt: st, name: string(name)})
+			return dst
+		}
+		return c.prepareOn(dst, s, st, string(name), false)
+	case 'B':
+		portal, rest, ok1 := cstring(body)
+		name, tail, ok2 := cstring(rest)
+		if !ok1 || !ok2 {
+			break
+		}
+		if len(name) == 0 {
+			var refused bool
+			if dst, refused = c.ensureUnnamed(dst, s, 'B'); refused {
+				return dst
+			}
+			c.setPortal(portal, nil)
+			c.noteState(c.unnamedHit)
+			if c.unnamedHit.setConfig {
+				c.watchBindParams(tail)
+			}
+			break
+		}
+		st := c.stmts[string(name)]
+		if st == nil {
+			return c.appendRaise(dst, s, 'B', "26000", "prepared statement \""+string(name)+"\" does not exist")
+		}
+		c.noteState(st.hit)
+		if st.hit.setConfig {
+			c.watchBindParams(tail)
+		}
+		dst = c.ensurePrepared(dst, s, st)
+		dst = appendHeader(dst, 'B', len(portal)+1+len(st.name)+1+len(tail))
+		dst = append(dst, portal...)
+		dst = append(dst, 0)
+		dst = append(dst, st.name...)
+		dst = append(dst, 0)
+		dst = append(dst, tail...)
+		c.setPortal(portal, st)
+		c.push(expectation{msg: 'B', stmt: st})
+		return dst
+	case 'D':
+		if len(body) < 2 || body[0] != 'S' {
+			break
+		}
+		name, _, ok := cstring(body[1:])
+		if !ok {
+			break
+		}
+		if len(name) == 0 {
+			var refused bool
+			if dst, refused = c.ensureUnnamed(dst, s, 'D'); refused {
+				return dst
+			}
+			break
+		}
+		st := c.stmts[string(name)]
+		if st == nil {
+			return c.appendRaise(dst, s, 'D', "26000", "prepared statement \""+string(name)+"\" does not exist")
+		}
+		dst = c.ensurePrepared(dst, s, st)
+		dst = appendNamed(dst, 'D', 'S', st.name)
+		c.push(expectation{msg: 'D', stmt: st})
+		return dst
+	case 'C':
+		if len(body) < 2 || body[0] != 'S' {
+			break
+		}
+		name, _, ok := cstring(body[1:])
+		if !ok {
+			break
+		}
+		if len(name) == 0 {
+			c.unnamedParse = nil
+			if s.UnnamedKey == c.unnamedKey {
+				s.UnnamedKey = 0
+			}
+			break
+		}
+		// The server copy may serve other clients: only the client's name
+		// goes, and mux answers.
+		if st := c.stmts[string(name)]; st != nil {
+			delete(c.stmts, string(name))
+			c.reg.release(st)
+		}
+		c.push(expectation{msg: 'C', synth: closeComplete})
+		return dst
+	case 'E':
+		portal, _, _ := cstring(body)
+		dst = append(dst, msg...)
+		c.push(expectation{msg: 'E', stmt: c.portals[string(portal)]})
+		return dst
+	case 'S', 'F':
+		if typ == 'F' {
+			c.stateDirty = true // a function may change anything
+		}
+		dst = append(dst, msg...)
+		c.push(expectation{msg: typ})
+		return dst
+	case 'Q':
+		dst, _ = c.trackQuery(dst, s, msg)
+		return dst
+	case 'H', 'd', 'c', 'f':
+		return append(dst, msg...)
+	}
+	// Unnamed Parse/Bind/Describe, portal Describe/Close, malformed
+	// messages: sent as they are; the server answers.
+	dst = append(dst, msg...)
+	if typ == 'P' || typ == 'B' || typ == 'D' || typ == 'C' {
+		c.push(expectation{msg: typ})
+	}
+	return dst
+}
+
+func (c *clientConn) setPortal(portal []byte, st *preparedStmt) {
+	if st == nil {
+		if len(c.portals) > 0 {
+			delete(c.portals, string(portal))
+		}
+		return
+	}
+	if c.portals == nil {
+		c.portals = map[string]*preparedStmt{}
+	} else if len(c.portals) > 64 {
+		clear(c.portals) // portals end with their transaction; keep this small
+	}
+	c.portals[string(portal)] = st
+}
+
+// trackQuery handles a simple Query in tracked mode: LISTEN refusal,
+// DEALLOCATE of a client's statement name (answered by mux, since the
+// server knows the statement by another name), and DISCARD ALL /
+// DEALLOCATE ALL (which empty the server's statements). counted is false
+// when mux answered the Query itself.
+func (c *clientConn) trackQuery(dst []byte, s *pool.Server, msg []byte) (out []byte, counted bool) {
+	opt := c.lexOptionsLocked()
+	if c.p.config().ListenFanout && containsFold(msg, "listen") {
+		if d, ok := c.listenQuery(dst, bytes.TrimSuffix(msg[wire.HeaderLen:], []byte{0}), opt); ok {
+			return d, false
+		}
+	}
+	if repl := refuseListen(msg, opt); repl != nil {
+		msg = repl
+	}
+	sql := bytes.TrimSuffix(msg[wire.HeaderLen:], []byte{0})
+	if refuse := c.noteState(scanState(sql, opt)); refuse != "" {
+		s.UnnamedKey = 0
+		dst = wire.AppendQuery(dst, raiseSQL("0A000", pinRefusal(refuse)))
+		c.push(expectation{msg: 'Q'})
+		return dst, true
+	}
+	var clearKind byte
+	n := 0
+	var dealloc []byte // the name in a lone "DEALLOCATE [PREPARE] name"
+	if containsFold(sql, "deallocate") || containsFold(sql, "discard") {
+		sqllex.Scan(sql, opt, func(st sqllex.Statement) bool {
+			n++
+			kw := st.Keywords
+			switch {
+			case kw[0] == sqllex.KwDiscard && kw[1] == sqllex.KwAll:
+				clearKind = 'D'
+			case kw[0] == sqllex.KwDeallocate && (kw[1] == sqllex.KwAll || kw[1] == sqllex.KwPrepare && kw[2] == sqllex.KwAll):
+				clearKind = 'A'
+			case kw[0] == sqllex.KwDeallocate:
+				from := st.Words[0].End
+				if kw[1] == sqllex.KwPrepare {
+					from = st.Words[1].End
+				}
+				dealloc = sql[from:st.End]
+			}
+			return true
+		})
+	}
+	if n == 1 && dealloc != nil && c.txStatus != 'E' {
+		if name, ok := identName(dealloc); ok {
+			st := c.stmts[name]
+			if st == nil {
+				// Not one of the client's protocol-level statements: an
+				// SQL-level PREPARE on this server, or nothing (then
+				// Postgres answers 26000 itself).
+				s.UnnamedKey = 0
+				dst = append(dst, msg...)
+				c.push(expectation{msg: 'Q'})
+				return dst, true
+			}
+			delete(c.stmts, name)
+			c.reg.release(st)
+			c.push(expectation{msg: 'Q', synth: deallocateComplete, synthZ: true})
+			return dst, false
+		}
+	}
+	if clearKind != 0 {
+		for name, st := range c.stmts {
+			delete(c.stmts, name)
+			c.reg.release(st)
+		}
+		if clearKind == 'D' {
+			c.unnamedParse = nil
+		}
+	}
+	s.UnnamedKey = 0
+	dst = append(dst, msg...)
+	c.push(expectation{msg: 'Q', clear: clearKind})
+	return dst, true
+}
+
+// deallocateComplete is CommandComplete "DEALLOCATE".
+var deallocateComplete = []byte{'C', 0, 0, 0, 15, 'D', 'E', 'A', 'L', 'L', 'O', 'C', 'A', 'T', 'E', 0}
+
+// identName reads one SQL identifier (bare: folded to lower case; or
+// "quoted") filling the whole of b apart from spaces.
+func identName(b []byte) (string, bool) {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 {
+		return "", false
+	}
+	if b[0] == '"' {
+		if len(b) < 2 || b[len(b)-1] != '"' {
+			return "", false
+		}
+		inner := string(b[1 : len(b)-1])
+		if strings.Contains(strings.ReplaceAll(inner, `""`, ""), `"`) {
+			return "", false
+		}
+		return strings.ReplaceAll(inner, `""`, `"`), true
+	}
+	for _, ch := range b {
+		if !(ch == '_' || ch == '$' || ch >= '0' && ch <= '9' || ch >= 'a' && ch <= 'z' || ch >= 'A' && ch <= 'Z' || ch >= 0x80) {
+			return "", false
+		}
+	}
+	return strings.ToLower(string(b)), true
+}
+
+// processTracked is process for transaction and statement mode: every
+// message that names a statement is rewritten for the server the client
+// holds, and the replies it is owed are queued.
+func (c *clientConn) processTracked() error {
+	buf := *c.bp
+	pos := c.r
+	if c.stream == 0 {
+		if c.w-pos < wire.HeaderLen {
+			return nil
+		}
+		typ, l := wire.Header(buf[pos:])
+		if typ == 'X' {
+			c.r = c.w
+			return errTerminate
+		}
+		if l >= 4 && l <= c.maxMsg && c.w-pos < 1+l && typ != 'd' && typ != 'F' {
+			// The first message is not all here yet: no server needed.
+			c.growFor(1+l, &pos)
+			return nil
+		}
+	}
+	if c.answerWithoutServer() {
+		return nil
+	}
+	s, err := c.holdServer()
+	if err != nil {
+		return err
+	}
+	outp := wire.GetBuf(c.w - pos + 512)
+	out := (*outp)[:0]
+	if c.stream > 0 {
+		adv := min(c.stream, c.w-pos)
+		out = append(out, buf[pos:pos+adv]...)
+		pos += adv
+		c.stream -= adv
+	}
+	var b batch
+	var ferr error
+	for c.stream == 0 && c.w-pos >= wire.HeaderLen {
+		typ, l := wire.Header(buf[pos:])
+		if l < 4 || l > c.maxMsg {
+			ferr = wire.Fatal(wire.CodeProtocolViolation, "invalid message length %d for message type %q (max_message_size is %d bytes)", l, typ, c.maxMsg)
+			break
+		}
+		total := 1 + l
+		switch typ {
+		case 'X':
+			ferr = errTerminate
+			pos = c.w
+		case 'P', 'B', 'E', 'D', 'C', 'S', 'H', 'Q', 'F', 'd', 'c', 'f':
+		default:
+			ferr = wire.Fatal(wire.CodeProtocolViolation, "invalid frontend message type %d", typ)
+		}
+		if ferr != nil {
+			break
+		}
+		if c.w-pos < total {
+			if typ == 'd' || typ == 'F' {
+				// Large COPY data and function calls stream through.
+				if typ == 'F' {
+					c.push(expectation{msg: 'F'})
+					b.syncs++
+					b.state = -1
+				}
+				out = append(out, buf[pos:c.w]...)
+				c.stream = total - (c.w - pos)
+				pos = c.w
+				break
+			}
+			c.r = pos
+			c.growFor(total, &pos)
+			break
+		}
+		msg := buf[pos : pos+total]
+		counted := true
+		if typ == 'Q' {
+			out, counted = c.trackQuery(out, s, msg)
+		} else {
+			out = c.trackClientMessage(out, s, msg)
+		}
+		if counted {
+			switch typ {
+			case 'Q', 'S', 'F':
+				b.syncs++
+				b.state = -1
+			case 'P', 'B', 'E', 'D', 'C':
+				b.state = 1
+			}
+		}
+		pos += total
+	}
+	c.count(b)
+	// Replies mux made up that nothing from the server precedes go out now.
+	var synth []byte
+	if h := c.head(); h != nil && h.synth != nil {
+		synth = c.appendSynth(nil)
+		if c.pending == 0 && c.txStatus == 'I' && len(c.notes) > 0 {
+			synth = c.takeNotes(synth)
+		}
+	}
+	// mux answered everything itself (a DEALLOCATE, say): a server taken
+	// for this run and owed nothing goes straight back.
+	release := len(out) == 0 && c.pending == 0 && !c.dirty && c.txStatus == 'I' &&
+		c.head() == nil && c.mode != config.PoolModeSession && !c.needsStateCheck()
+	if release {
+		c.server = nil
+	}
+	apply := c.listenApply
+	c.listenApply = nil
+	switch {
+	case apply != nil:
+		// LISTEN/UNLISTEN between transactions: nothing from a server is
+		// owed to the client, so the answer may wait outside c.mu for
+		// Postgres to confirm (notifications are delivered under c.mu).
+		c.mu.Unlock()
+		c.p.notifierFor(poolKey{c.database, c.user}, c.pool.Config()).applyAndWait(c, apply)
+		if synth != nil {
+			c.wmu.Lock()
+			_, werr := c.conn.Write(synth)
+			c.wmu.Unlock()
+			if werr != nil && ferr == nil {
+				ferr = werr
+			}
+		}
+	case synth != nil:
+		c.wmu.Lock()
+		c.mu.Unlock()
+		_, werr := c.conn.Write(synth)
+		c.wmu.Unlock()
+		if werr != nil && ferr == nil {
+			ferr = werr
+		}
+	default:
+		c.mu.Unlock()
+	}
+	if len(out) > 0 {
+		c.stats.bytesIn.Add(int64(len(out)))
+		if err := s.Write(out); err != nil && ferr == nil {
+			ferr = wire.Fatal(wire.CodeConnectionFailure, "server connection lost: %v", err)
+		}
+	}
+	*outp = out
+	wire.PutBuf(outp)
+	if release {
+		c.pool.Release(s)
+		c.armIdleTimeout()
+	}
+	c.r = pos
+	if c.r == c.w {
+		c.r, c.w = 0, 0
+		wire.PutBuf(c.bp)
+		c.bp = nil
+	}
+	return ferr
+}
+
+// answerWithoutServer answers, with no server, a run of messages from a
+// client that holds none when every one of them can be: Parse of a named
+// statement that a server of the pool has already parsed, Close of a
+// statement name, Flush and Sync. libpq's PQprepare (pgbench -M prepared)
+// is such a run; answering it here means a client preparing outside a
+// transaction never waits for a server, so it cannot be starved by clients
+// of its own (single-threaded) program that hold servers mid-transaction.
+// Errors in such a statement surface at its first Bind, on a server.
+func (c *clientConn) answerWithoutServer() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.server != nil || c.stream != 0 {
+		return false
+	}
+	buf := (*c.bp)[c.r:c.w]
+	pos := 0
+	for pos < len(buf) {
+		if len(buf)-pos < wire.HeaderLen {
+			return false
+		}
+		typ, l := wire.Header(buf[pos:])
+		if l < 4 || pos+1+l > len(buf) {
+			return false // only whole runs
+		}
+		body := buf[pos+wire.HeaderLen : pos+1+l]
+		switch typ {
+		case 'S', 'H':
+		case 'C':
+			if len(body) < 2 || body[0] != 'S' || body[1] == 0 {
+				return false
+			}
+		case 'P':
+			name, rest, ok1 := cstring(body)
+			query, types, ok2 := cstring(rest)
+			if !ok1 || !ok2 || len(name) == 0 {
+				return false
+			}
+			if _, dup := c.stmts[string(name)]; dup || !c.reg.isVerified(query, types) {
+				return false
+			}
+		default:
+			return false
+		}
+		pos += 1 + l
+	}
+	if pos == 0 {
+		return false
+	}
+	var out []byte
+	pos = 0
+	for pos < len(buf) {
+		typ, l := wire.Header(buf[pos:])
+		body := buf[pos+wire.HeaderLen : pos+1+l]
+		switch typ {
+		case 'S':
+			out = wire.AppendReadyForQuery(out, 'I')
+		case 'C':
+			name, _, _ := cstring(body[1:])
+			if st := c.stmts[string(name)]; st != nil {
+				delete(c.stmts, string(name))
+				c.reg.release(st)
+			}
+			out = append(out, closeComplete...)
+		case 'P':
+			name, rest, _ := cstring(body)
+			query, types, _ := cstring(rest)
+			st := c.reg.lookupVerified(query, types)
+			if st == nil {
+				// Forgotten since the check: the client will see the
+				// statement missing at Bind (26000).
+				out = append(out, parseComplete...)
+				break
+			}
+			c.reg.clientParses.Add(1)
+			c.reg.hits.Add(1)
+			c.stmts[string(name)] = st
+			out = append(out, parseComplete...)
+		}
+		pos += 1 + l
+	}
+	c.r = c.w
+	c.wmu.Lock()
+	_, err := c.conn.Write(out)
+	c.wmu.Unlock()
+	if err != nil {
+		c.gone = true
+	}
+	c.r, c.w = 0, 0
+	wire.PutBuf(c.bp)
+	c.bp = nil
+	return true
+}
