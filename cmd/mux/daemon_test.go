@@ -31,18 +31,10 @@ func freePort(t *testing.T) int {
 // The built binary serves a real Postgres, and SIGTERM drains: it waits
 // for the connected client to leave, then exits 0.
 func TestDaemonServesAndDrainsOnSIGTERM(t *testing.T) {
-	cluster, err := pgtest.Start(pgtest.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cluster.Stop()
+	cluster := startCluster(t, pgtest.Options{})
 
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "mux")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildMux(t)
 	port := freePort(t)
 	cfg := filepath.Join(dir, "mux.toml")
 	toml := fmt.Sprintf(`listen = ["127.0.0.1:%d"]
@@ -69,6 +61,7 @@ password = "secret"
 
 	dsn := fmt.Sprintf("host=127.0.0.1 port=%d user=postgres password=secret dbname=postgres sslmode=disable", port)
 	var conn *pgx.Conn
+	var err error
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

@@ -53,13 +53,9 @@ func waitHTTP(t *testing.T, url string, code int, want string, logs fmt.Stringer
 // SIGTERM /readyz turns 503 while connected clients drain, and the
 // endpoint goes away when mux exits.
 func TestHTTPEndpoint(t *testing.T) {
-	cluster, err := pgtest.Start(pgtest.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cluster.Stop()
+	cluster := startCluster(t, pgtest.Options{})
 	dir := t.TempDir()
-	bin := buildMux(t, dir)
+	bin := buildMux(t)
 	port, httpPort := freePort(t), freePort(t)
 	cfg := filepath.Join(dir, "mux.toml")
 	toml := fmt.Sprintf(`listen = ["127.0.0.1:%d"]
@@ -158,13 +154,9 @@ password = "x"
 // After a hand-over the new mux serves http_listen once the old one has
 // let go of it.
 func TestHTTPAfterHandOver(t *testing.T) {
-	cluster, err := pgtest.Start(pgtest.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cluster.Stop()
+	cluster := startCluster(t, pgtest.Options{})
 	dir := t.TempDir()
-	bin := buildMux(t, dir)
+	bin := buildMux(t)
 	port, httpPort := freePort(t), freePort(t)
 	cfg := filepath.Join(dir, "mux.toml")
 	toml := fmt.Sprintf(`listen = ["127.0.0.1:%d"]

@@ -23,11 +23,7 @@ import (
 // that passes -check-config, and mux serves the same databases and users
 // with it.
 func TestImportPgbouncer(t *testing.T) {
-	cluster, err := pgtest.Start(pgtest.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cluster.Stop()
+	cluster := startCluster(t, pgtest.Options{})
 	ctx := context.Background()
 	for _, q := range []string{
 		"CREATE ROLE app LOGIN PASSWORD 'app-secret'",

@@ -56,13 +56,9 @@ func showRows(t *testing.T, dsn, show, key string) map[string]map[string]string 
 // querying, without failing any of its queries; an invalid file is refused
 // and the running configuration kept.
 func TestReloadOnSIGHUP(t *testing.T) {
-	cluster, err := pgtest.Start(pgtest.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cluster.Stop()
+	cluster := startCluster(t, pgtest.Options{})
 	dir := t.TempDir()
-	bin := buildMux(t, dir)
+	bin := buildMux(t)
 	port := freePort(t)
 	cfgPath := filepath.Join(dir, "mux.toml")
 	write := func(poolSize int, extra string) {
@@ -97,6 +93,7 @@ password = "secret"
 		return fmt.Sprintf("host=127.0.0.1 port=%d user=postgres password=secret dbname=%s sslmode=disable", port, db)
 	}
 	var conn *pgx.Conn
+	var err error
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

@@ -37,15 +37,6 @@ func (s *safeBuffer) String() string {
 	return s.b.String()
 }
 
-func buildMux(t *testing.T, dir string) string {
-	t.Helper()
-	bin := filepath.Join(dir, "mux")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
 // clientsServed reads the clients_served field of a process's stop line.
 func clientsServed(t *testing.T, logs string) int64 {
 	t.Helper()
@@ -70,11 +61,7 @@ func TestRollingRestartUnderLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a 30 s pgbench run; run without -short")
 	}
-	cluster, err := pgtest.Start(pgtest.Options{MaxConnections: 100})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cluster.Stop()
+	cluster := startCluster(t, pgtest.Options{MaxConnections: 100})
 	ctx := context.Background()
 	if err := cluster.Exec(ctx, "CREATE ROLE bench LOGIN PASSWORD 'benchpw'"); err != nil {
 		t.Fatal(err)
@@ -83,7 +70,7 @@ func TestRollingRestartUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	bin := buildMux(t, dir)
+	bin := buildMux(t)
 	port := freePort(t)
 	cfg := filepath.Join(dir, "mux.toml")
 	toml := fmt.Sprintf(`listen = ["127.0.0.1:%d"]

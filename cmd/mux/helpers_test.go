@@ -1,0 +1,59 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/muxpg/mux/internal/pgtest"
+)
+
+// binDir holds the mux binary built once for every test that runs it.
+var (
+	buildOnce sync.Once
+	binDir    string
+	binPath   string
+	buildErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// buildMux returns the path of a mux binary built from this package (once
+// per test run).
+func buildMux(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		if binDir, buildErr = os.MkdirTemp("", "muxbin-"); buildErr != nil {
+			return
+		}
+		binPath = filepath.Join(binDir, "mux")
+		if out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// startCluster starts a throwaway Postgres for one test and stops it when
+// the test ends.
+func startCluster(t *testing.T, opt pgtest.Options) *pgtest.Cluster {
+	t.Helper()
+	cluster, err := pgtest.Start(opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cluster.Stop() })
+	return cluster
+}
