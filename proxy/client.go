@@ -102,6 +102,10 @@ type clientConn struct {
 
 	wmu           sync.Mutex // serialises writes to conn
 	writeDeadline time.Time  // guarded by wmu
+
+	// sink, when set, receives forwarded runs instead of a server: the
+	// framing fuzz target drives the production read loop through it.
+	sink func(data []byte, b batch) error
 }
 
 // logger returns a logger carrying the client's identity. It is built on
@@ -330,6 +334,9 @@ func (c *clientConn) growFor(total int, pos *int) {
 func (c *clientConn) forward(data []byte, b batch) error {
 	if len(data) == 0 {
 		return nil
+	}
+	if c.sink != nil {
+		return c.sink(data, b)
 	}
 	// Checking for a server and counting what this run adds must be one
 	// step: the server's read goroutine may release the server between

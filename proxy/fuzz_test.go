@@ -1,7 +1,11 @@
 package proxy
 
 import (
+	"bytes"
 	"encoding/binary"
+	"errors"
+	"net"
+	"strings"
 	"testing"
 
 	"github.com/muxpg/mux/config"
@@ -127,6 +131,111 @@ func FuzzTrackedMessages(f *testing.F) {
 		_ = got
 		if bp != nil {
 			wire.PutBuf(bp)
+		}
+	})
+}
+
+// FuzzFraming drives the production read loop (relay: fill and process)
+// with arbitrary client bytes delivered in arbitrary pieces, in session and
+// untracked transaction mode. What reaches the server must be exactly the
+// client's bytes up to the first message mux refuses, Terminate, or (in
+// transaction mode) a Query/Parse not yet complete; a refusal must be an
+// 08P01 error; and the loop must not allocate for a length over
+// max_message_size.
+func FuzzFraming(f *testing.F) {
+	msg := func(typ byte, body string) []byte {
+		b := []byte{typ, 0, 0, 0, 0}
+		b = append(b, body...)
+		binary.BigEndian.PutUint32(b[1:5], uint32(len(b)-1))
+		return b
+	}
+	seed := append(msg('Q', "SELECT 1\x00"), msg('P', "\x00SELECT $1\x00\x00\x00")...)
+	seed = append(seed, msg('S', "")...)
+	f.Add(seed, []byte{3, 7, 1}, false)
+	f.Add(append(msg('d', strings.Repeat("x", 300)), msg('c', "")...), []byte{200}, true)
+	f.Add(append(msg('Q', "LISTEN a\x00"), 'X', 0, 0, 0, 4), []byte{}, false)
+	f.Add([]byte{'Q', 0x40, 0, 0, 0}, []byte{1}, true)
+	f.Add([]byte{'Z', 0, 0, 0, 4}, []byte{}, true)
+	f.Fuzz(func(t *testing.T, in, cuts []byte, session bool) {
+		const maxMsg = 1 << 12
+		mode := config.PoolModeTransaction
+		if session {
+			mode = config.PoolModeSession
+		}
+		// The model: which prefix of in must reach the server, and how many
+		// replies it asks for.
+		end, syncs, refused := 0, 0, false
+		for pos := 0; len(in)-pos >= wire.HeaderLen; {
+			typ, l := wire.Header(in[pos:])
+			if l < 4 || l > maxMsg || typ == 'X' || !strings.ContainsRune("QSFPBEDCHdcf", rune(typ)) {
+				refused = typ != 'X' || l < 4 || l > maxMsg
+				break
+			}
+			whole := len(in)-pos >= 1+l
+			if !whole && !session && (typ == 'Q' || typ == 'P') {
+				break
+			}
+			if typ == 'Q' || typ == 'S' || typ == 'F' {
+				syncs++
+			}
+			if !whole {
+				end = len(in)
+				break
+			}
+			pos += 1 + l
+			end = pos
+		}
+		listen := !session && bytes.Contains(bytes.ToLower(in), []byte("listen"))
+
+		px := &Proxy{}
+		px.cfg.Store(config.Default())
+		cli, srv := net.Pipe()
+		c := &clientConn{p: px, conn: srv, mode: mode, maxMsg: maxMsg}
+		var got []byte
+		gotSyncs := 0
+		c.sink = func(data []byte, b batch) error {
+			got = append(got, data...)
+			gotSyncs += b.syncs
+			return nil
+		}
+		go func() {
+			rest := in
+			for i := 0; len(rest) > 0; i++ {
+				n := len(rest)
+				if i < len(cuts) && int(cuts[i]) > 0 && int(cuts[i]) < n {
+					n = int(cuts[i])
+				}
+				if _, err := cli.Write(rest[:n]); err != nil {
+					return
+				}
+				rest = rest[n:]
+			}
+			cli.Close()
+		}()
+		err := c.relay()
+		srv.Close()
+		if c.bp != nil {
+			if len(*c.bp) > 2*maxMsg+wire.SmallBufSize {
+				t.Fatalf("input buffer grew to %d bytes with max_message_size %d", len(*c.bp), maxMsg)
+			}
+		}
+		var we *wire.Error
+		switch {
+		case refused:
+			if !errors.As(err, &we) || we.Code != wire.CodeProtocolViolation {
+				t.Fatalf("refused input ended with %v, want 08P01", err)
+			}
+		case errors.As(err, &we):
+			t.Fatalf("acceptable input refused: %v", err)
+		}
+		if listen {
+			return // LISTEN is rewritten in transaction mode
+		}
+		if !bytes.Equal(got, in[:end]) {
+			t.Fatalf("server got %q, want %q", got, in[:end])
+		}
+		if gotSyncs != syncs {
+			t.Fatalf("counted %d replies owed, want %d", gotSyncs, syncs)
 		}
 	})
 }
