@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -38,7 +39,8 @@ var ErrClosed = errors.New("pool is closed")
 var ErrWaitTimeout = errors.New("timed out waiting for a server connection")
 
 // Template is what a pool learnt from its first server: the ParameterStatus
-// set clients get at login, and each setting's pg_settings.context.
+// set clients get at login, and each setting's pg_settings.context by its
+// lower-cased name.
 type Template struct {
 	Params   map[string]string
 	Contexts map[string]string
@@ -469,7 +471,7 @@ func (p *Pool) Template(ctx context.Context) (*Template, error) {
 	}
 	for _, row := range res.Rows {
 		if len(row) == 2 {
-			t.Contexts[row[0]] = row[1]
+			t.Contexts[strings.ToLower(row[0])] = row[1]
 		}
 	}
 	p.Release(s)

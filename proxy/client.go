@@ -39,7 +39,6 @@ type clientConn struct {
 	stats          *poolStats    // the pool's totals
 	connected      time.Time
 	scramKey       *[32]byte // the ClientKey the client's SCRAM proof showed
-	tls            bool      // the client connection is TLS
 	maxMsg         int
 	extra          []setting // non-reported settings from startup, sorted
 
@@ -57,9 +56,11 @@ type clientConn struct {
 	pending  int  // Sync/Query/FunctionCall forwarded, not yet answered by ReadyForQuery
 	dirty    bool // extended-protocol messages forwarded since the last Sync
 	txStatus byte
-	want     map[string]string // tracked reported parameters this client sees
-	gone     bool              // the client connection is closed or closing
-	waiting  bool              // waiting for a server from the pool
+	tls      bool   // set at login, read-only: the client connection is TLS
+	want     params // tracked reported parameters this client sees
+	gone     bool   // the client connection is closed or closing
+	waiting  bool   // waiting for a server from the pool
+	track    bool   // set at login, read-only: prepared statements are tracked (prepared.go)
 
 	// Timing for stats, guarded by mu.
 	lastRequest time.Time   // when the client last sent a run of messages
@@ -69,7 +70,6 @@ type clientConn struct {
 
 	// Prepared statement tracking (transaction and statement mode; see
 	// prepared.go), also guarded by mu.
-	track        bool
 	stmts        map[string]*preparedStmt // the client's statement names
 	portals      map[string]*preparedStmt // statement behind each portal
 	unnamedParse []byte                   // the client's last Parse(""), resent when its server changes
@@ -84,8 +84,8 @@ type clientConn struct {
 	pinPolicy  string        // pin, error or allow
 	stateDirty bool          // this transaction may have changed session state
 	loaded     bool          // the client ran LOAD: its server can never be reused
-	pinReason  string        // why the client keeps its server ("" if it does not)
 	checking   bool          // a state check holds the server
+	pinReason  string        // why the client keeps its server ("" if it does not)
 	checkDone  chan struct{} // closed when the check ends
 	// customNames are custom settings ("app.x") the client may have set:
 	// pg_settings does not list them, so the state check reads them by name.
@@ -99,6 +99,13 @@ type clientConn struct {
 	sawCommit     bool                // the last CommandComplete was COMMIT
 	lastBackend   atomic.Uint32       // backend PID of the last server used
 	attachSeq     atomic.Uint64       // when that server was attached
+
+	// Parking (park.go).
+	accepted     net.Conn     // the connection as accepted, for connDone
+	parkState    atomic.Int32 // running, parkAsked or parked
+	canPark      bool         // guarded by mu: a plain socket mux can poll itself
+	inEpoll      bool         // owned by the session's goroutine: the socket is in the poller's set
+	idleDeadline time.Time    // guarded by mu: the read deadline armIdleTimeout set
 
 	wmu           sync.Mutex // serialises writes to conn
 	writeDeadline time.Time  // guarded by wmu
@@ -121,17 +128,29 @@ func (c *clientConn) logger() *zap.Logger {
 // errTerminate ends a session on the client's Terminate.
 var errTerminate = errors.New("client terminated")
 
-// relay runs the session after login until the client leaves or fails.
-func (c *clientConn) relay() error {
+// startRelay prepares a logged-in session for relaying.
+func (c *clientConn) startRelay() {
 	c.raw = rawConn(c.conn)
 	if c.raw != nil {
 		c.readFn = c.rawRead
 	}
+	c.mu.Lock()
 	c.txStatus = 'I'
+	c.canPark = c.raw != nil && c.p.poller.enabled()
+	c.mu.Unlock()
 	c.armIdleTimeout()
+	c.p.startSweeper()
+}
+
+// relay runs the session until the client leaves or fails, or the session
+// is parked (errParked).
+func (c *clientConn) relay() error {
 	for {
 		if err := c.fill(); err != nil {
-			return err
+			if err = c.readFailed(err); err != nil {
+				return err
+			}
+			continue
 		}
 		process := c.process
 		if c.track {
@@ -309,8 +328,8 @@ func (c *clientConn) lexOptions() sqllex.Options {
 
 func (c *clientConn) lexOptionsLocked() sqllex.Options {
 	return sqllex.Options{
-		StandardConformingStrings: c.want["standard_conforming_strings"] != "off",
-		Encoding:                  sqllex.EncodingByName(c.want["client_encoding"]),
+		StandardConformingStrings: c.want.v[paramStandardConformingStrings] != "off",
+		Encoding:                  sqllex.EncodingByName(c.want.v[paramClientEncoding]),
 	}
 }
 
@@ -397,7 +416,9 @@ func (c *clientConn) count(b batch) {
 // settings in line with the client's.
 func (c *clientConn) attach() (*pool.Server, error) {
 	if cfg := c.p.config(); cfg.ClientIdleTimeout > 0 || cfg.IdleTransactionTimeout > 0 {
-		_ = c.conn.SetReadDeadline(time.Time{})
+		c.mu.Lock()
+		c.setIdleDeadline(time.Time{})
+		c.mu.Unlock()
 	}
 	start := time.Now()
 	ticket, err := c.admit() // waits while the database is PAUSEd (admin.go)
@@ -451,13 +472,7 @@ func (c *clientConn) attach() (*pool.Server, error) {
 			s.Applied[e.name] = e.value
 		}
 		c.mu.Lock()
-		// Keep the server's spelling (e.g. "ISO, MDY" for "iso") so the
-		// next comparison matches.
-		for n := range c.want {
-			if v, ok := s.Param(n); ok {
-				c.want[n] = v
-			}
-		}
+		c.want.follow(s)
 		c.mu.Unlock()
 	}
 	c.mu.Lock()
@@ -485,6 +500,7 @@ func (c *clientConn) terminate() {
 	c.gone = true
 	c.mu.Unlock()
 	_ = c.conn.Close()
+	c.wake()
 }
 
 // finish ends a session: reports err to the client if it is one mux can

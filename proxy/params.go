@@ -11,7 +11,7 @@ import (
 // trackedParams are the parameters Postgres reports with ParameterStatus
 // that a client may change and that mux keeps in line per client: each
 // client sees its own value whichever server it is given.
-var trackedParams = []string{
+var trackedParams = [...]string{
 	"application_name",
 	"client_encoding",
 	"DateStyle",
@@ -20,11 +20,11 @@ var trackedParams = []string{
 	"TimeZone",
 }
 
-// canonicalTracked maps a lower-cased name to its reported spelling.
-var canonicalTracked = func() map[string]string {
-	m := make(map[string]string, len(trackedParams))
-	for _, n := range trackedParams {
-		m[strings.ToLower(n)] = n
+// canonicalTracked maps a lower-cased name to its index in trackedParams.
+var canonicalTracked = func() map[string]int {
+	m := make(map[string]int, len(trackedParams))
+	for i, n := range trackedParams {
+		m[strings.ToLower(n)] = i
 	}
 	return m
 }()
@@ -39,34 +39,75 @@ var fixedAtStart = map[string]bool{
 	"superuser-backend": true,
 }
 
-// clientParams splits a client's startup settings into tracked (reported)
-// parameters and other settings, refusing those a pooled server cannot take.
-func clientParams(st *startup, tmpl *pool.Template, ignored func(string) bool) (want map[string]string, extra []setting, err error) {
-	want = make(map[string]string, len(trackedParams))
-	for _, n := range trackedParams {
-		if v, ok := tmpl.Params[n]; ok {
-			want[n] = v
+// Indexes of trackedParams.
+const (
+	paramApplicationName = iota
+	paramClientEncoding
+	_ // DateStyle
+	_ // IntervalStyle
+	paramStandardConformingStrings
+)
+
+// params are a client's values of the tracked parameters, in the order of
+// trackedParams: an array rather than a map, as every client keeps one.
+type params struct {
+	v   [len(trackedParams)]string
+	has uint8 // bit i: v[i] is set
+}
+
+// trackedIndex is the index of a reported name in trackedParams, or -1.
+func trackedIndex(name string) int {
+	for i, n := range trackedParams {
+		if n == name {
+			return i
 		}
 	}
-	contexts := make(map[string]string, len(tmpl.Contexts))
-	for k, v := range tmpl.Contexts {
-		contexts[strings.ToLower(k)] = v
+	return -1
+}
+
+func (p *params) get(i int) (string, bool) { return p.v[i], p.has&(1<<i) != 0 }
+
+func (p *params) set(i int, v string) {
+	p.v[i] = v
+	p.has |= 1 << i
+}
+
+// follow takes the server's spelling of every set parameter (e.g.
+// "ISO, MDY" for "iso") so that the next comparison matches.
+func (p *params) follow(s *pool.Server) {
+	for i, n := range trackedParams {
+		if p.has&(1<<i) == 0 {
+			continue
+		}
+		if v, ok := s.Param(n); ok {
+			p.v[i] = v
+		}
+	}
+}
+
+// clientParams splits a client's startup settings into tracked (reported)
+// parameters and other settings, refusing those a pooled server cannot take.
+func clientParams(st *startup, tmpl *pool.Template, ignored func(string) bool) (want params, extra []setting, err error) {
+	for i, n := range trackedParams {
+		if v, ok := tmpl.Params[n]; ok {
+			want.set(i, v)
+		}
 	}
 	byName := map[string]string{}
 	for _, s := range st.settings {
 		if ignored(s.name) {
 			continue
 		}
-		if canon, ok := canonicalTracked[s.name]; ok {
-			want[canon] = s.value
+		if i, ok := canonicalTracked[s.name]; ok {
+			want.set(i, s.value)
 			continue
 		}
-		ctx, known := contexts[s.name]
+		ctx, known := tmpl.Contexts[s.name]
 		switch {
 		case !known && !strings.Contains(s.name, "."):
-			return nil, nil, wire.Fatal(wire.CodeUndefinedObject, "unrecognized configuration parameter %s", quote(s.name))
+			return params{}, nil, wire.Fatal(wire.CodeUndefinedObject, "unrecognized configuration parameter %s", quote(s.name))
 		case fixedAtStart[ctx]:
-			return nil, nil, &wire.Error{Severity: "FATAL", Code: wire.CodeCantChangeRuntimeParam,
+			return params{}, nil, &wire.Error{Severity: "FATAL", Code: wire.CodeCantChangeRuntimeParam,
 				Message: "parameter " + quote(s.name) + " can only be set when a server process starts, so mux cannot apply it to a pooled connection",
 				Hint:    "set it in postgresql.conf or with ALTER ROLE/DATABASE, or list it in ignore_startup_parameters"}
 		}
@@ -112,7 +153,7 @@ func appendIdent(b []byte, s string) []byte {
 // they already agree. set_config is used rather than SET because it takes a
 // value as the configuration file would: a list such as search_path given
 // as "a, b" stays a list.
-func syncSQL(s *pool.Server, want map[string]string, extra []setting) string {
+func syncSQL(s *pool.Server, want params, extra []setting) string {
 	var b []byte
 	add := func(name, value string) {
 		if b == nil {
@@ -126,8 +167,8 @@ func syncSQL(s *pool.Server, want map[string]string, extra []setting) string {
 		b = appendLiteral(b, value)
 		b = append(b, ", false)"...)
 	}
-	for _, n := range trackedParams {
-		v, ok := want[n]
+	for i, n := range trackedParams {
+		v, ok := want.get(i)
 		if !ok {
 			continue
 		}

@@ -102,8 +102,11 @@ default_pool_size = 5`)
 	// after server_idle_timeout, min_pool_size stay.
 	ctx := context.Background()
 	done := make(chan error, 4)
+	var clients []*pgx.Conn
 	for i := 0; i < 4; i++ {
-		c := m.connectAs(t, "pwuser", "pwpass", "muxtest")
+		clients = append(clients, m.connectAs(t, "pwuser", "pwpass", "muxtest"))
+	}
+	for _, c := range clients {
 		go func() {
 			_, err := c.Exec(ctx, "SELECT pg_sleep(0.3)")
 			done <- err

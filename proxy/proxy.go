@@ -55,6 +55,13 @@ type Proxy struct {
 	failures  loginFailures
 	obs       Observer
 
+	poller  poller     // parked idle clients (park.go)
+	sweepMu sync.Mutex // guards sweep
+	sweep   struct {
+		stop, done chan struct{} // nil until the sweeper starts
+		ended      bool          // Shutdown stopped it: do not start again
+	}
+
 	keysMu sync.Mutex             // guards keys and conns
 	keys   map[uint32]*clientConn // by mux-issued BackendKeyData process ID
 	conns  map[net.Conn]struct{}  // every accepted connection, for shutdown
@@ -93,6 +100,7 @@ func New(cfg *config.Config, log *zap.Logger) (*Proxy, error) {
 		keys:      map[uint32]*clientConn{},
 		conns:     map[net.Conn]struct{}{},
 	}
+	p.poller.log = log.Named("park")
 	users, err := buildUsers(cfg)
 	if err != nil {
 		return nil, err
@@ -336,6 +344,7 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 		p.keysMu.Unlock()
 		<-done
 	}
+	p.stopParking()
 	p.poolMu.Lock()
 	pools := p.pools
 	p.pools = map[poolKey]*pool.Pool{}

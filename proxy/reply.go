@@ -45,11 +45,7 @@ func (c *clientConn) ServerData(s *pool.Server, data []byte, ev *pool.Events) {
 	}
 	if ev.Params {
 		c.stateDirty = c.stateDirty || c.track
-		for n := range c.want {
-			if v, ok := s.Param(n); ok {
-				c.want[n] = v
-			}
-		}
+		c.want.follow(s)
 	}
 	if ev.Ready > 0 {
 		c.pending = max(c.pending-ev.Ready, 0)

@@ -72,16 +72,27 @@ func (p *Proxy) serveConn(conn net.Conn) {
 	go c.serveRelay(conn)
 }
 
-// serveRelay runs a logged-in client's session to its end.
+// serveRelay runs a logged-in client's session.
 func (c *clientConn) serveRelay(accepted net.Conn) {
-	defer c.p.connDone(accepted)
-	defer c.conn.Close()
-	defer c.p.unregister(c)
+	c.accepted = accepted
+	c.startRelay()
+	c.run()
+}
+
+// run relays until the session ends, and then ends it; or until it is
+// parked, and then returns at once (park.go).
+func (c *clientConn) run() {
 	err := c.relay()
+	if errors.Is(err, errParked) {
+		return
+	}
 	c.finish(err)
 	if c.track {
 		c.forgetStatements()
 	}
+	c.p.unregister(c)
+	c.conn.Close()
+	c.p.connDone(c.accepted)
 }
 
 // loginFailed reports a failed login to the client (if it is a protocol
@@ -244,8 +255,10 @@ func (c *clientConn) login(st *startup) error {
 
 	out := wire.AppendMessage(nil, &pgproto3.AuthenticationOk{})
 	for name, v := range tmpl.Params {
-		if w, ok := want[name]; ok {
-			v = w
+		if i := trackedIndex(name); i >= 0 {
+			if w, ok := want.get(i); ok {
+				v = w
+			}
 		}
 		out = wire.AppendMessage(out, &pgproto3.ParameterStatus{Name: name, Value: v})
 	}

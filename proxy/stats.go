@@ -181,7 +181,7 @@ func (p *Proxy) Clients() []ClientInfo {
 			ID: c.id, User: c.user, Database: c.database, PoolMode: c.mode,
 			Remote: c.conn.RemoteAddr(), Local: c.conn.LocalAddr(),
 			ConnectTime: c.connected, RequestTime: c.lastRequest,
-			BackendKeyPID: c.key.pid, ApplicationName: c.want["application_name"],
+			BackendKeyPID: c.key.pid, ApplicationName: c.want.v[paramApplicationName],
 			TLS: c.tls, PreparedCount: len(c.stmts), PinReason: c.pinReason,
 		}
 		switch {

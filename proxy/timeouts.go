@@ -58,22 +58,32 @@ func (c *clientConn) queryTimedOut() {
 // SetReadDeadline may be called from any goroutine.
 func (c *clientConn) armIdleTimeout() {
 	cfg := c.p.config()
+	if cfg.IdleTransactionTimeout <= 0 && cfg.ClientIdleTimeout <= 0 {
+		return
+	}
 	c.mu.Lock()
 	attached := c.server != nil
-	inTx := attached && (c.txStatus != 'I' || c.dirty)
-	busy := attached && c.pending > 0
-	c.mu.Unlock()
 	var d time.Duration
 	switch {
-	case busy:
-	case inTx:
+	case attached && c.pending > 0: // busy: the server has the next move
+	case attached && (c.txStatus != 'I' || c.dirty):
 		d = cfg.IdleTransactionTimeout.D()
 	case !attached:
 		d = cfg.ClientIdleTimeout.D()
 	}
+	var dl time.Time
 	if d > 0 {
-		_ = c.conn.SetReadDeadline(time.Now().Add(d))
-	} else if cfg.IdleTransactionTimeout > 0 || cfg.ClientIdleTimeout > 0 {
-		_ = c.conn.SetReadDeadline(time.Time{})
+		dl = time.Now().Add(d)
 	}
+	c.setIdleDeadline(dl)
+	c.mu.Unlock()
+}
+
+// setIdleDeadline sets the client's read deadline. c.mu must be held, so
+// that the deadline always matches the state it was computed from (the
+// client goroutine attaching a server and the server goroutine releasing
+// one both set it).
+func (c *clientConn) setIdleDeadline(dl time.Time) {
+	c.idleDeadline = dl
+	_ = c.conn.SetReadDeadline(dl)
 }

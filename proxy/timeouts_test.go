@@ -60,14 +60,14 @@ func TestQueryTimeoutCancelsAndKeepsServer(t *testing.T) {
 	}
 	// Short queries are untouched.
 	for i := 0; i < 5; i++ {
-		if _, err := conn.Exec(context.Background(), "SELECT pg_sleep(0.1)"); err != nil {
+		if _, err := conn.Exec(context.Background(), "SELECT pg_sleep(0.01)"); err != nil {
 			t.Fatal(err)
 		}
 	}
 }
 
 func TestQueryWaitTimeout(t *testing.T) {
-	m := startMux(t, "query_wait_timeout = \"300ms\"\ndefault_pool_size = 1")
+	m := startMux(t, "query_wait_timeout = \"1s\"\ndefault_pool_size = 1")
 	ctx := context.Background()
 	holder := m.connect(t)
 	if _, err := holder.Exec(ctx, "BEGIN"); err != nil {

@@ -46,7 +46,7 @@ func main() {
 	n := flag.Int("n", 10000, "number of client connections")
 	conc := flag.Int("connect-concurrency", 50, "connections being opened at once")
 	rounds := flag.Int("rounds", 3, "rounds in which every client runs SELECT 1")
-	settle := flag.Duration("settle", time.Second, "wait after the last connection before reading RSS")
+	settle := flag.Duration("settle", 3*time.Second, "wait after the last connection before reading RSS (idle means idle for a few seconds: mux parks clients idle for 1 s)")
 	timeout := flag.Duration("timeout", 2*time.Minute, "limit for one connection attempt or one query")
 	asJSON := flag.Bool("json", false, "print the result as JSON on stdout")
 	flag.Parse()
