@@ -521,8 +521,9 @@ func writeMethod(b *strings.Builder, in *info, o options) {
 	w(fmt.Sprintf("- Idle clients: `bench/idleclients` (Go, pgx's pgconn) opens %s connections through the",
 		fmtInt(float64(o.idleClients))))
 	w("  proxy, 50 log-ins at a time, and keeps them logged in and idle. **RSS per idle client** =")
-	w(fmt.Sprintf("  (VmRSS 1 s after the last one logged in − VmRSS before the first) / %s. Then, in each of 3",
+	w(fmt.Sprintf("  (VmRSS 3 s after the last one logged in − VmRSS before the first) / %s (3 s: mux parks a",
 		fmtInt(float64(o.idleClients))))
+	w("  client idle for 1 s, checking every 0.5 s; PgBouncer has nothing to wait for). Then, in each of 3")
 	w("  rounds, every client sends `SELECT 1` (simple protocol) at the same moment and the round")
 	w("  ends when all have answered; latency is per query, from send to result, and **proxy CPU**")
 	w("  covers the 3 rounds only. Direct Postgres is not run: the clients exceed max_connections.")

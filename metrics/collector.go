@@ -9,6 +9,7 @@ import (
 // PoolSource is what Collector reads at scrape time; *proxy.Proxy is one.
 type PoolSource interface {
 	Pools() []proxy.PoolInfo
+	ParkedClients() int
 }
 
 // serverStates are always reported, so that a state with no connections
@@ -30,7 +31,7 @@ type Collector struct {
 	bytesReceived, bytesSent        *prometheus.Desc
 	clientParses, serverParses      *prometheus.Desc
 	preparedHits, preparedEvictions *prometheus.Desc
-	pinned                          *prometheus.Desc
+	pinned, parked                  *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*Collector)(nil)
@@ -61,6 +62,7 @@ func NewCollector(src PoolSource) *Collector {
 		serverParses:      d("mux_prepared_server_parses_total", "Parse messages mux sent to servers for prepared statements.", pl),
 		preparedHits:      d("mux_prepared_hits_total", "Prepared statement uses answered from a server's statement cache without a new Parse.", pl),
 		preparedEvictions: d("mux_prepared_evictions_total", "Prepared statements closed on servers to stay within max_prepared_statements.", pl),
+		parked:            d("mux_clients_parked", "Idle clients parked without a goroutine of their own (among mux_clients{state=\"idle\"}).", nil),
 		pinned:            d("mux_pinned_clients", "Clients pinned to their server by session state that cannot move (transaction and statement mode), by reason.", []string{"database", "user", "reason"}),
 	}
 }
@@ -71,7 +73,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		c.clients, c.servers, c.poolSize, c.minPoolSize, c.maxWait,
 		c.transactions, c.queries, c.waits, c.transactionTime, c.queryTime, c.waitTime,
 		c.bytesReceived, c.bytesSent,
-		c.clientParses, c.serverParses, c.preparedHits, c.preparedEvictions, c.pinned,
+		c.clientParses, c.serverParses, c.preparedHits, c.preparedEvictions, c.pinned, c.parked,
 	} {
 		ch <- d
 	}
@@ -79,6 +81,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect implements prometheus.Collector.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(c.parked, prometheus.GaugeValue, float64(c.src.ParkedClients()))
 	for _, p := range c.src.Pools() {
 		db, user := p.Database, p.User
 		gauge := func(d *prometheus.Desc, v float64, extra ...string) {

@@ -334,14 +334,16 @@ func TestMetricsUnderWorkload(t *testing.T) {
 		t.Errorf("mux_login_failures_total{sqlstate=28P01} = %v, want 1", v)
 	}
 
-	// The workers' Terminates reach mux shortly after their Close.
+	// The workers' Terminates reach mux shortly after their Close; the
+	// client left idle is parked after a second.
 	for deadline := time.Now().Add(5 * time.Second); ; {
-		v := m.scrape(t).value("mux_clients", append(pool1, "state", "idle")...)
-		if v == 1 {
+		sc := m.scrape(t)
+		idle, parked := sc.value("mux_clients", append(pool1, "state", "idle")...), sc.value("mux_clients_parked")
+		if idle == 1 && parked == 1 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Errorf("mux_clients{state=idle} = %v with one client left, want 1", v)
+			t.Errorf("mux_clients{state=idle} = %v, mux_clients_parked = %v with one idle client left, want 1 and 1", idle, parked)
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -472,6 +474,7 @@ password = "x"
 type poolsFunc []proxy.PoolInfo
 
 func (p poolsFunc) Pools() []proxy.PoolInfo { return p }
+func (p poolsFunc) ParkedClients() int      { return 0 }
 
 // A server counts as unreachable only after probeFailures failed probes
 // in a row, and as reachable again after one success.

@@ -187,6 +187,9 @@ func (p *Proxy) sweepLoop(stop <-chan struct{}, done chan<- struct{}) {
 	}
 }
 
+// ParkedClients is the number of clients parked now.
+func (p *Proxy) ParkedClients() int { return p.poller.count() }
+
 // loggedInClients appends every logged-in client to dst.
 func (p *Proxy) loggedInClients(dst []*clientConn) []*clientConn {
 	p.keysMu.Lock()
