@@ -105,6 +105,7 @@ type clientConn struct {
 	parkState    atomic.Int32 // running, parkAsked or parked
 	canPark      bool         // guarded by mu: a plain socket mux can poll itself
 	inEpoll      bool         // owned by the session's goroutine: the socket is in the poller's set
+	idleSeen     bool         // guarded by mu: a sweep saw the client without a server
 	idleDeadline time.Time    // guarded by mu: the read deadline armIdleTimeout set
 
 	wmu           sync.Mutex // serialises writes to conn
@@ -403,6 +404,11 @@ func (c *clientConn) count(b batch) {
 			c.armQueryTimeout()
 		}
 	}
+	if c.pending == 0 && b.syncs > 0 && !c.idleDeadline.IsZero() {
+		// idle_transaction_timeout is for a client that sends nothing:
+		// not while it waits for its query's result.
+		c.setIdleDeadline(time.Time{})
+	}
 	c.pending += b.syncs
 	switch b.state {
 	case 1:
@@ -477,6 +483,7 @@ func (c *clientConn) attach() (*pool.Server, error) {
 	}
 	c.mu.Lock()
 	c.server, c.pending, c.dirty, c.txStatus = s, 0, false, 'I'
+	c.idleSeen = false
 	c.queue, c.qhead, c.sskip = c.queue[:0], 0, 0
 	c.mu.Unlock()
 	c.lastBackend.Store(s.KeyPID)

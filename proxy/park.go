@@ -159,7 +159,11 @@ func (p *Proxy) sweepLoop(stop <-chan struct{}, done chan<- struct{}) {
 			if last.Before(c.connected) {
 				last = c.connected
 			}
-			idle := c.canPark && c.server == nil && !c.gone && !c.waiting && !c.checking && now.Sub(last) >= parkAfter
+			free := c.canPark && c.server == nil && !c.gone && !c.waiting && !c.checking
+			// Parked once two sweeps in a row saw it without a server and
+			// it sent nothing for parkAfter.
+			idle := free && c.idleSeen && now.Sub(last) >= parkAfter
+			c.idleSeen = free
 			expired := !c.idleDeadline.IsZero() && !now.Before(c.idleDeadline)
 			c.mu.Unlock()
 			switch c.parkState.Load() {

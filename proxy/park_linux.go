@@ -29,7 +29,7 @@ func (pl *poller) enabled() bool { return true }
 // startLocked sets up the epoll set and its goroutine. pl.mu held.
 func (pl *poller) startLocked() bool {
 	if pl.started || pl.failed {
-		return pl.started
+		return pl.started && !pl.failed
 	}
 	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 	if err != nil {
@@ -80,6 +80,7 @@ func (pl *poller) park(c *clientConn) bool {
 	if c.inEpoll {
 		op = syscall.EPOLL_CTL_MOD
 	}
+	// Set before the state: whoever resumes c reads it after its CAS.
 	c.inEpoll = true
 	c.parkState.Store(parked)
 	var err error
@@ -89,7 +90,14 @@ func (pl *poller) park(c *clientConn) bool {
 			Fd:     int32(uint32(c.id)),
 			Pad:    int32(uint32(c.id >> 32)),
 		}
+		// inEpoll is a hint: the other operation is tried when it is wrong.
 		err = syscall.EpollCtl(epfd, op, int(fd), &ev)
+		switch {
+		case err == syscall.ENOENT && op == syscall.EPOLL_CTL_MOD:
+			err = syscall.EpollCtl(epfd, syscall.EPOLL_CTL_ADD, int(fd), &ev)
+		case err == syscall.EEXIST && op == syscall.EPOLL_CTL_ADD:
+			err = syscall.EpollCtl(epfd, syscall.EPOLL_CTL_MOD, int(fd), &ev)
+		}
 	})
 	if cerr == nil && err == nil {
 		return true

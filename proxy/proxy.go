@@ -342,6 +342,11 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 			conn.Close()
 		}
 		p.keysMu.Unlock()
+		// A parked client whose socket was closed hears nothing from
+		// epoll: wake every one so that its session ends.
+		for _, c := range p.loggedInClients(nil) {
+			c.wake()
+		}
 		<-done
 	}
 	p.stopParking()

@@ -294,6 +294,7 @@ func (c *clientConn) checkState(s *pool.Server) {
 		c.mu.Unlock()
 		c.logger().Warn("reading session state failed; closing that server", zap.Error(err))
 		c.pool.Release(s)
+		c.armIdleTimeout()
 		return
 	}
 	var reason string

@@ -43,6 +43,23 @@ func TestIdleTransactionTimeout(t *testing.T) {
 	}
 }
 
+// idle_transaction_timeout counts only time the client sends nothing, not
+// a long query inside the transaction.
+func TestIdleTransactionTimeoutSparesLongQuery(t *testing.T) {
+	m := startMux(t, "idle_transaction_timeout = \"300ms\"")
+	ctx := context.Background()
+	conn := m.connect(t)
+	if _, err := conn.Exec(ctx, "BEGIN"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "SELECT pg_sleep(0.8)"); err != nil {
+		t.Fatalf("query longer than idle_transaction_timeout: %v", err)
+	}
+	if _, err := conn.Exec(ctx, "COMMIT"); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestQueryTimeoutCancelsAndKeepsServer(t *testing.T) {
 	m := startMux(t, "query_timeout = \"300ms\"\ndefault_pool_size = 1\npool_mode = \"session\"")
 	conn := m.connect(t)
