@@ -163,7 +163,7 @@ func report(r *result) string {
 		r.machine.loadStart, r.machine.loadEnd)
 	p("| Go / PostgreSQL | %s / %s |\n", r.goVer, r.pgVer)
 	p("| clients | %d: %s |\n", o.clients, kindSummary(o.clients))
-	p("| think time | mean %v, uniform in [%v, %v] |\n", o.think, o.think/2, o.think*3/2)
+	p("| think time | mean %v, uniform in [%v, %v]; every fifth client (reconnecting ones aside) %d× that, so that mux parks it between transactions |\n", o.think, o.think/2, o.think*3/2, slowThinker)
 	p("| logins | %d in flight at most while connecting; all %d in %v; %d logins in all (reconnecting clients included) |\n",
 		o.connectConc, o.clients, r.rampTime.Round(100*time.Millisecond), r.logins)
 	p("| mux | separate process: transaction mode, default_pool_size %d, max_client_conn %d, SCRAM-SHA-256, otherwise shipped defaults; open files %s |\n",
@@ -199,8 +199,8 @@ func report(r *result) string {
 	p("`t` is the time since the load phase began (ramp rows, `r+`: since the clients started connecting). ")
 	p("RSS is VmRSS from `/proc/<pid>/status`, fds the entries of `/proc/<pid>/fd`, goroutines `go_goroutines` and heap `go_memstats_heap_inuse_bytes` from mux's `/metrics`; ")
 	p("tps and errors are the clients' completed units of work and errors per second and in total since the previous row; open is the client connections open.\n\n")
-	p("| phase | t | open | tps | errors | RSS MiB | fds | goroutines | heap MiB | mux_clients | mux_servers |\n")
-	p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	p("| phase | t | open | tps | errors | RSS MiB | fds | goroutines | heap MiB | mux_clients | parked | mux_servers |\n")
+	p("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, s := range r.samples {
 		t := fmtT(s.t)
 		switch s.phase {
@@ -209,8 +209,8 @@ func report(r *result) string {
 		case "ramp":
 			t = "r+" + t
 		}
-		p("| %s | %s | %d | %.0f | %d | %.1f | %d | %d | %.1f | %d | %d |", s.phase, t, s.open, s.tps, s.errs,
-			mib(s.rss), s.fds, s.goroutines, mib(s.heapInuse), s.muxClients, s.muxServers)
+		p("| %s | %s | %d | %.0f | %d | %.1f | %d | %d | %.1f | %d | %d | %d |", s.phase, t, s.open, s.tps, s.errs,
+			mib(s.rss), s.fds, s.goroutines, mib(s.heapInuse), s.muxClients, s.muxParked, s.muxServers)
 		if s.problem != "" {
 			p(" %s", s.problem)
 		}

@@ -292,8 +292,8 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 }
 
 func logSample(s sample) {
-	msg := fmt.Sprintf("%-8s t=%-6s open=%-5d tps=%-7.0f errs=%-4d rss=%.1fMiB fds=%d goroutines=%d heap=%.1fMiB mux_clients=%d mux_servers=%d",
-		s.phase, fmtT(s.t), s.open, s.tps, s.errs, mib(s.rss), s.fds, s.goroutines, mib(s.heapInuse), s.muxClients, s.muxServers)
+	msg := fmt.Sprintf("%-8s t=%-6s open=%-5d tps=%-7.0f errs=%-4d rss=%.1fMiB fds=%d goroutines=%d heap=%.1fMiB mux_clients=%d parked=%d mux_servers=%d",
+		s.phase, fmtT(s.t), s.open, s.tps, s.errs, mib(s.rss), s.fds, s.goroutines, mib(s.heapInuse), s.muxClients, s.muxParked, s.muxServers)
 	if s.problem != "" {
 		msg += " PROBLEM: " + s.problem
 	}

@@ -26,6 +26,7 @@ type sample struct {
 	heapInuse   int64         // go_memstats_heap_inuse_bytes
 	muxClients  int           // sum of mux_clients
 	muxServers  int           // sum of mux_servers
+	muxParked   int           // mux_clients_parked
 	problem     string        // what could not be read, if anything
 	metricsRead bool
 }
@@ -77,6 +78,7 @@ func (s *sampler) take(phase string) sample {
 		sm.heapInuse = int64(m["go_memstats_heap_inuse_bytes"])
 		sm.muxClients = int(m["mux_clients"])
 		sm.muxServers = int(m["mux_servers"])
+		sm.muxParked = int(m["mux_clients_parked"])
 	}
 	if s.w != nil {
 		tx, er := s.w.c.totals()

@@ -194,10 +194,19 @@ func (w *workload) stopped() bool {
 	}
 }
 
-// think waits a think time, uniform in [0.5, 1.5] of the mean; false if
-// the clients were stopped meanwhile.
-func (w *workload) think(rng *rand.Rand) bool {
+// slowThinker is how much longer every fifth client thinks: long enough
+// (with the default mean, 1.4 s to 4.2 s) for mux to park it between its
+// transactions, so that parking and waking are soaked too.
+const slowThinker = 4
+
+// think waits a think time, uniform in [0.5, 1.5] of the mean (times
+// slowThinker for every fifth client, i%5 == 0); false if the clients were
+// stopped meanwhile.
+func (w *workload) think(rng *rand.Rand, i int) bool {
 	d := time.Duration(float64(w.o.think) * (0.5 + rng.Float64()))
+	if i%5 == 0 {
+		d *= slowThinker
+	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -303,7 +312,7 @@ func (w *workload) pgxClient(i int, k kind, rng *rand.Rand) {
 				first = false
 			}
 		}
-		if !w.think(rng) {
+		if !w.think(rng, i) {
 			return
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
@@ -445,7 +454,7 @@ func (w *workload) listener(i int, rng *rand.Rand) {
 				first = false
 			}
 		}
-		if !w.think(rng) {
+		if !w.think(rng, i) {
 			return
 		}
 		seq++
@@ -546,7 +555,7 @@ func (w *workload) notifyRoundTrip(ctx context.Context, conn *pgconn.PgConn, cha
 func (w *workload) reconnector(rng *rand.Rand) {
 	first := true
 	for {
-		if !w.think(rng) {
+		if !w.think(rng, 1) {
 			return
 		}
 		err := w.reconnectOnce(rng)
