@@ -76,12 +76,6 @@ func FuzzRefuseListen(f *testing.F) {
 // arbitrary client messages and then arbitrary server replies: no panic,
 // and what mux sends the server is a well-formed message stream.
 func FuzzTrackedMessages(f *testing.F) {
-	msg := func(typ byte, body string) []byte {
-		b := []byte{typ, 0, 0, 0, 0}
-		b = append(b, body...)
-		binary.BigEndian.PutUint32(b[1:5], uint32(len(b)-1))
-		return b
-	}
 	seed := append(msg('P', "S_1\x00SELECT 1\x00\x00\x00"), msg('B', "\x00S_1\x00\x00\x00\x00\x00\x00\x00")...)
 	seed = append(seed, msg('E', "\x00\x00\x00\x00\x00")...)
 	seed = append(seed, msg('S', "")...)
@@ -143,12 +137,6 @@ func FuzzTrackedMessages(f *testing.F) {
 // 08P01 error; and the loop must not allocate for a length over
 // max_message_size.
 func FuzzFraming(f *testing.F) {
-	msg := func(typ byte, body string) []byte {
-		b := []byte{typ, 0, 0, 0, 0}
-		b = append(b, body...)
-		binary.BigEndian.PutUint32(b[1:5], uint32(len(b)-1))
-		return b
-	}
 	seed := append(msg('Q', "SELECT 1\x00"), msg('P', "\x00SELECT $1\x00\x00\x00")...)
 	seed = append(seed, msg('S', "")...)
 	f.Add(seed, []byte{3, 7, 1}, false)
