@@ -57,11 +57,13 @@ wait
 	echo "| package | target | executions | corpus | result |"
 	echo "|---|---|---|---|---|"
 	sort "$logs/results"
+	echo
 	if [ -s "$logs/failures" ]; then
-		echo
 		echo "## Failures"
 		echo
 		cat "$logs/failures"
+	else
+		echo "No target found a failing input."
 	fi
 } >"$report"
 cat "$report"
