@@ -100,7 +100,31 @@ func Start(opt Options) (*Cluster, error) {
 		_ = os.RemoveAll(tmp)
 		return nil, err
 	}
+	c.watch()
 	return c, nil
+}
+
+// watch starts a watchdog that stops the server once this process is gone:
+// pg_ctl detaches the postmaster, so a test binary that panics or is killed
+// before Stop would otherwise leave it running. The watchdog ends by itself
+// when Stop has removed the data directory.
+func (c *Cluster) watch() {
+	script := fmt.Sprintf(`while [ -d /proc/%d ] && [ -d '%s' ]; do sleep 1; done
+if [ -f '%s/postmaster.pid' ]; then '%s' -D '%s' -m immediate -w -t 60 stop; rm -rf '%s'; fi`,
+		os.Getpid(), c.DataDir, c.DataDir, c.Bin("pg_ctl"), c.DataDir, c.tmpDir)
+	cmd := exec.Command("/bin/sh", "-c", script)
+	cmd.Dir = "/"
+	cmd.Env = serverEnv()
+	// Its own process group, so that a ^C to the test does not take it too.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if c.owner != nil {
+		cmd.SysProcAttr.Credential = c.owner
+	}
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintf(os.Stderr, "pgtest: no watchdog for %s (a crashed test may leave the server running): %v\n", c.DataDir, err)
+		return
+	}
+	_ = cmd.Process.Release()
 }
 
 // MustStart is meant for TestMain: it starts a cluster or prints the error
