@@ -31,23 +31,10 @@ func parseConnString(s string) ([]connParam, error) {
 		s = strings.TrimLeft(s[1:], " \t\r\n\v\f")
 		var value string
 		if s != "" && s[0] == '\'' {
-			var b strings.Builder
-			i := 1
-			for {
-				j := strings.IndexByte(s[i:], '\'')
-				if j < 0 {
-					return nil, fmt.Errorf("%s: unterminated quoted value", key)
-				}
-				b.WriteString(s[i : i+j])
-				i += j + 1
-				if i < len(s) && s[i] == '\'' {
-					b.WriteByte('\'')
-					i++
-					continue
-				}
-				break
+			var ok bool
+			if value, s, ok = unquote(s); !ok {
+				return nil, fmt.Errorf("%s: unterminated quoted value", key)
 			}
-			value, s = b.String(), s[i:]
 			if s != "" && !strings.ContainsRune(" \t\r\n\v\f", rune(s[0])) {
 				return nil, fmt.Errorf("%s: unexpected %q after quoted value", key, firstWord(s))
 			}

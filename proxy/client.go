@@ -245,11 +245,11 @@ func (c *clientConn) process() error {
 	}
 	for c.stream == 0 && c.w-pos >= wire.HeaderLen {
 		typ, l := wire.Header(buf[pos:])
-		if l < 4 || l > c.maxMsg {
-			if err := c.forward(buf[c.r:pos], b); err != nil {
-				return err
+		if err := c.checkFrame(typ, l); err != nil {
+			if ferr := c.forward(buf[c.r:pos], b); ferr != nil {
+				return ferr
 			}
-			return wire.Fatal(wire.CodeProtocolViolation, "invalid message length %d for message type %q (max_message_size is %d bytes)", l, typ, c.maxMsg)
+			return err
 		}
 		total := 1 + l
 		whole := c.w-pos >= total
@@ -289,19 +289,7 @@ func (c *clientConn) process() error {
 			c.r = c.w
 			return errTerminate
 		}
-		switch typ {
-		case 'Q', 'S', 'F':
-			b.syncs++
-			b.state = -1
-		case 'P', 'B', 'E', 'D', 'C':
-			b.state = 1
-		case 'H', 'd', 'c', 'f':
-		default:
-			if err := c.forward(buf[c.r:pos], b); err != nil {
-				return err
-			}
-			return wire.Fatal(wire.CodeProtocolViolation, "invalid frontend message type %d", typ)
-		}
+		b.add(typ)
 		if !whole {
 			c.stream = total - (c.w - pos)
 			pos = c.w
@@ -311,13 +299,44 @@ func (c *clientConn) process() error {
 	}
 partial:
 	err := c.forward((*c.bp)[c.r:pos], b)
+	c.consumed(pos)
+	return err
+}
+
+// checkFrame refuses a message header mux cannot frame: a length outside
+// [4, max_message_size] or a type no frontend sends (Terminate passes).
+func (c *clientConn) checkFrame(typ byte, l int) error {
+	if l < 4 || l > c.maxMsg {
+		return wire.Fatal(wire.CodeProtocolViolation, "invalid message length %d for message type %q (max_message_size is %d bytes)", l, typ, c.maxMsg)
+	}
+	switch typ {
+	case 'Q', 'S', 'F', 'P', 'B', 'E', 'D', 'C', 'H', 'd', 'c', 'f', 'X':
+		return nil
+	}
+	return wire.Fatal(wire.CodeProtocolViolation, "invalid frontend message type %d", typ)
+}
+
+// add records what forwarding one message of type typ does to the
+// release state.
+func (b *batch) add(typ byte) {
+	switch typ {
+	case 'Q', 'S', 'F':
+		b.syncs++
+		b.state = -1
+	case 'P', 'B', 'E', 'D', 'C':
+		b.state = 1
+	}
+}
+
+// consumed marks the input up to pos processed, and gives the buffer back
+// once all of it is.
+func (c *clientConn) consumed(pos int) {
 	c.r = pos
 	if c.r == c.w {
 		c.r, c.w = 0, 0
 		wire.PutBuf(c.bp)
 		c.bp = nil
 	}
-	return err
 }
 
 // lexOptions describes the client's query text for the SQL lexer.

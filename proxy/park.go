@@ -78,7 +78,7 @@ func (c *clientConn) tryPark() bool {
 		return false
 	}
 	c.mu.Lock()
-	idle := c.server == nil && !c.gone && !c.waiting && !c.checking
+	idle := c.idleLocked()
 	if idle && c.qhead == len(c.queue) {
 		// Scratch space a parked client need not keep.
 		c.queue, c.qhead, c.evicted = nil, 0, nil
@@ -88,6 +88,12 @@ func (c *clientConn) tryPark() bool {
 		return false
 	}
 	return c.p.poller.park(c)
+}
+
+// idleLocked reports whether the client holds no server and is neither
+// waiting for one nor ending. c.mu held.
+func (c *clientConn) idleLocked() bool {
+	return c.server == nil && !c.gone && !c.waiting && !c.checking
 }
 
 // resume runs a session taken out of parked on a new goroutine.
@@ -159,7 +165,7 @@ func (p *Proxy) sweepLoop(stop <-chan struct{}, done chan<- struct{}) {
 			if last.Before(c.connected) {
 				last = c.connected
 			}
-			free := c.canPark && c.server == nil && !c.gone && !c.waiting && !c.checking
+			free := c.canPark && c.idleLocked()
 			// Parked once two sweeps in a row saw it without a server and
 			// it sent nothing for parkAfter.
 			idle := free && c.idleSeen && now.Sub(last) >= parkAfter

@@ -113,6 +113,16 @@ func (c *clientConn) ensureUnnamed(dst []byte, s *pool.Server, msg byte) (out []
 	return dst, false
 }
 
+// statementTarget is the statement name a Describe or Close body names,
+// if it names a statement ('S') rather than a portal.
+func statementTarget(body []byte) (name []byte, ok bool) {
+	if len(body) < 2 || body[0] != 'S' {
+		return nil, false
+	}
+	name, _, ok = cstring(body[1:])
+	return name, ok
+}
+
 // trackClientMessage rewrites one whole client message for server s,
 // appending what the server is to receive to dst and queueing the replies.
 func (c *clientConn) trackClientMessage(dst []byte, s *pool.Server, msg []byte) []byte {
@@ -193,10 +203,7 @@ func (c *clientConn) trackClientMessage(dst []byte, s *pool.Server, msg []byte) 
 		c.push(expectation{msg: 'B', stmt: st})
 		return dst
 	case 'D':
-		if len(body) < 2 || body[0] != 'S' {
-			break
-		}
-		name, _, ok := cstring(body[1:])
+		name, ok := statementTarget(body)
 		if !ok {
 			break
 		}
@@ -216,10 +223,7 @@ func (c *clientConn) trackClientMessage(dst []byte, s *pool.Server, msg []byte) 
 		c.push(expectation{msg: 'D', stmt: st})
 		return dst
 	case 'C':
-		if len(body) < 2 || body[0] != 'S' {
-			break
-		}
-		name, _, ok := cstring(body[1:])
+		name, ok := statementTarget(body)
 		if !ok {
 			break
 		}
@@ -425,29 +429,21 @@ func (c *clientConn) processTracked() error {
 	var ferr error
 	for c.stream == 0 && c.w-pos >= wire.HeaderLen {
 		typ, l := wire.Header(buf[pos:])
-		if l < 4 || l > c.maxMsg {
-			ferr = wire.Fatal(wire.CodeProtocolViolation, "invalid message length %d for message type %q (max_message_size is %d bytes)", l, typ, c.maxMsg)
+		if ferr = c.checkFrame(typ, l); ferr != nil {
+			break
+		}
+		if typ == 'X' {
+			ferr = errTerminate
+			pos = c.w
 			break
 		}
 		total := 1 + l
-		switch typ {
-		case 'X':
-			ferr = errTerminate
-			pos = c.w
-		case 'P', 'B', 'E', 'D', 'C', 'S', 'H', 'Q', 'F', 'd', 'c', 'f':
-		default:
-			ferr = wire.Fatal(wire.CodeProtocolViolation, "invalid frontend message type %d", typ)
-		}
-		if ferr != nil {
-			break
-		}
 		if c.w-pos < total {
 			if typ == 'd' || typ == 'F' {
 				// Large COPY data and function calls stream through.
 				if typ == 'F' {
 					c.push(expectation{msg: 'F'})
-					b.syncs++
-					b.state = -1
+					b.add('F')
 				}
 				out = append(out, buf[pos:c.w]...)
 				c.stream = total - (c.w - pos)
@@ -466,13 +462,7 @@ func (c *clientConn) processTracked() error {
 			out = c.trackClientMessage(out, s, msg)
 		}
 		if counted {
-			switch typ {
-			case 'Q', 'S', 'F':
-				b.syncs++
-				b.state = -1
-			case 'P', 'B', 'E', 'D', 'C':
-				b.state = 1
-			}
+			b.add(typ)
 		}
 		pos += total
 	}
@@ -532,12 +522,7 @@ func (c *clientConn) processTracked() error {
 		c.pool.Release(s)
 		c.armIdleTimeout()
 	}
-	c.r = pos
-	if c.r == c.w {
-		c.r, c.w = 0, 0
-		wire.PutBuf(c.bp)
-		c.bp = nil
-	}
+	c.consumed(pos)
 	return ferr
 }
 
@@ -569,7 +554,7 @@ func (c *clientConn) answerWithoutServer() bool {
 		switch typ {
 		case 'S', 'H':
 		case 'C':
-			if len(body) < 2 || body[0] != 'S' || body[1] == 0 {
+			if name, ok := statementTarget(body); !ok || len(name) == 0 {
 				return false
 			}
 		case 'P':

@@ -253,38 +253,55 @@ func (w *workload) pgxConfig(k kind) (*pgx.ConnConfig, error) {
 	return cfg, nil
 }
 
-// connectPgx logs in, retrying until it works or the clients are stopped
-// (then nil).
-func (w *workload) connectPgx(k kind) *pgx.Conn {
+// login runs connect, at most connectConc at a time, until it works
+// (true) or the clients are stopped (false), counting logins and failures.
+func (w *workload) login(k kind, connect func(ctx context.Context) error) bool {
 	for {
-		cfg, err := w.pgxConfig(k)
-		if err != nil {
-			w.c.fail(k, err)
-			return nil
-		}
 		select {
 		case w.connSem <- struct{}{}:
 		case <-w.stop:
-			return nil
+			return false
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
-		conn, err := pgx.ConnectConfig(ctx, cfg)
+		err := connect(ctx)
 		cancel()
 		<-w.connSem
 		if err == nil {
 			w.c.logins.Add(1)
 			w.c.open.Add(1)
-			return conn
+			return true
 		}
-		w.c.fail(k, fmt.Errorf("login: %w", err))
+		w.c.fail(k, err)
 		t := time.NewTimer(retryWait)
 		select {
 		case <-w.stop:
 			t.Stop()
-			return nil
+			return false
 		case <-t.C:
 		}
 	}
+}
+
+// connectPgx logs in, retrying until it works or the clients are stopped
+// (then nil).
+func (w *workload) connectPgx(k kind) *pgx.Conn {
+	cfg, err := w.pgxConfig(k)
+	if err != nil {
+		w.c.fail(k, err)
+		return nil
+	}
+	var conn *pgx.Conn
+	ok := w.login(k, func(ctx context.Context) error {
+		var err error
+		if conn, err = pgx.ConnectConfig(ctx, cfg); err != nil {
+			return fmt.Errorf("login: %w", err)
+		}
+		return nil
+	})
+	if !ok {
+		return nil
+	}
+	return conn
 }
 
 // pgxClient runs transactions on one connection until stopped, logging in
@@ -474,47 +491,34 @@ func (w *workload) listener(i int, rng *rand.Rand) {
 }
 
 func (w *workload) connectListener(channel string, last *string) *pgconn.PgConn {
-	for {
-		cfg, err := pgconn.ParseConfig(w.dsn)
-		if err != nil {
-			w.c.fail(kListen, err)
-			return nil
-		}
-		cfg.ConnectTimeout = opTimeout
-		cfg.OnNotification = func(_ *pgconn.PgConn, n *pgconn.Notification) {
-			w.c.notifications.Add(1)
-			if n.Channel == channel {
-				*last = n.Payload
-			}
-		}
-		select {
-		case w.connSem <- struct{}{}:
-		case <-w.stop:
-			return nil
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
-		conn, err := pgconn.ConnectConfig(ctx, cfg)
-		if err == nil {
-			if _, err = conn.Exec(ctx, "LISTEN "+channel).ReadAll(); err != nil {
-				conn.Close(ctx)
-			}
-		}
-		cancel()
-		<-w.connSem
-		if err == nil {
-			w.c.logins.Add(1)
-			w.c.open.Add(1)
-			return conn
-		}
-		w.c.fail(kListen, fmt.Errorf("login and LISTEN: %w", err))
-		t := time.NewTimer(retryWait)
-		select {
-		case <-w.stop:
-			t.Stop()
-			return nil
-		case <-t.C:
+	cfg, err := pgconn.ParseConfig(w.dsn)
+	if err != nil {
+		w.c.fail(kListen, err)
+		return nil
+	}
+	cfg.ConnectTimeout = opTimeout
+	cfg.OnNotification = func(_ *pgconn.PgConn, n *pgconn.Notification) {
+		w.c.notifications.Add(1)
+		if n.Channel == channel {
+			*last = n.Payload
 		}
 	}
+	var conn *pgconn.PgConn
+	ok := w.login(kListen, func(ctx context.Context) error {
+		var err error
+		if conn, err = pgconn.ConnectConfig(ctx, cfg); err != nil {
+			return fmt.Errorf("login and LISTEN: %w", err)
+		}
+		if _, err = conn.Exec(ctx, "LISTEN "+channel).ReadAll(); err != nil {
+			conn.Close(ctx)
+			return fmt.Errorf("login and LISTEN: %w", err)
+		}
+		return nil
+	})
+	if !ok {
+		return nil
+	}
+	return conn
 }
 
 func (w *workload) notifyRoundTrip(ctx context.Context, conn *pgconn.PgConn, channel string, seq int, last *string) error {

@@ -112,6 +112,11 @@ password = "secret"
 	var stop atomic.Bool
 	var queries, failures atomic.Int64
 	var wg sync.WaitGroup
+	// Runs before the deferred conn.Close, also when the test fails early.
+	defer func() {
+		stop.Store(true)
+		wg.Wait()
+	}()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -143,7 +148,7 @@ password = "secret"
 		t.Fatalf("SHOW DATABASES lacks the added database: %v", dbs)
 	}
 	// The new database serves clients.
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	added, err := pgx.Connect(ctx, dsn("added"))
 	if err != nil {
