@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"net"
+	"strconv"
 	"testing"
 	"time"
 
@@ -205,6 +206,57 @@ func TestDrainRefusesNewClientsWith57P03(t *testing.T) {
 	case err := <-done:
 		t.Fatalf("Shutdown returned (%v) while a client was connected", err)
 	case <-time.After(200 * time.Millisecond):
+	}
+	conn.Close(context.Background())
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Shutdown: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Shutdown did not return after the last client left")
+	}
+}
+
+// After a hand-over (StopAccepting, then Shutdown), a connection the old
+// mux accepted before it stopped accepting is a client like any other: it
+// logs in even though its startup packet arrives after the drain began,
+// and the drain waits for it. (Refusing it with 57P03 broke pgbench -C
+// through a rolling restart.)
+func TestHandOverServesConnectionsAlreadyAccepted(t *testing.T) {
+	m := startMux(t, "")
+	raw, err := net.Dial("tcp", net.JoinHostPort(m.host, strconv.Itoa(m.port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the connection accepted", 5*time.Second, func() bool {
+		m.p.keysMu.Lock()
+		defer m.p.keysMu.Unlock()
+		return len(m.p.conns) == 1
+	})
+	m.p.StopAccepting()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- m.p.Shutdown(ctx) }()
+	waitFor(t, "draining", 5*time.Second, m.p.Draining)
+
+	cfg, err := pgx.ParseConfig(m.dsn("muxuser", "muxpass", "muxtest"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DialFunc = func(context.Context, string, string) (net.Conn, error) { return raw, nil }
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatalf("login on a connection accepted before the hand-over: %v (SQLSTATE %q)", err, sqlstate(err))
+	}
+	if got := queryString(t, conn, "SELECT 'served'::text"); got != "served" {
+		t.Fatal(got)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("Shutdown returned (%v) while a client was connected", err)
+	case <-time.After(100 * time.Millisecond):
 	}
 	conn.Close(context.Background())
 	select {

@@ -69,8 +69,9 @@ type Proxy struct {
 	lnMu      sync.Mutex
 	listeners []net.Listener
 	closing   atomic.Bool    // listeners closed
-	draining  atomic.Bool    // new connections are refused with 57P03
-	wg        sync.WaitGroup // connection goroutines
+	draining  atomic.Bool    // Shutdown has begun
+	refusing  atomic.Bool    // logins are refused with 57P03 (draining with listeners open)
+	wg        sync.WaitGroup // accept loops and connection goroutines
 
 	// admin is the console's state: paused and disabled databases, its
 	// sessions (admin.go).
@@ -236,6 +237,10 @@ func (p *Proxy) keepAlive(cfg *config.Config) pool.KeepAlive {
 
 // Serve accepts connections on ln until it is closed.
 func (p *Proxy) Serve(ln net.Listener) error {
+	// The accept loop holds the WaitGroup while it runs, so that the Add
+	// for each connection never races Shutdown's Wait (the count is above
+	// zero), and a connection accepted as StopAccepting closes ln is served
+	// rather than dropped: after a hand-over it is a client like any other.
 	p.lnMu.Lock()
 	if p.closing.Load() {
 		p.lnMu.Unlock()
@@ -243,7 +248,9 @@ func (p *Proxy) Serve(ln net.Listener) error {
 		return net.ErrClosed
 	}
 	p.listeners = append(p.listeners, ln)
+	p.wg.Add(1)
 	p.lnMu.Unlock()
+	defer p.wg.Done()
 	log := p.log.With(zap.Stringer("listen", ln.Addr()))
 	log.Info("listening")
 	backoff := 5 * time.Millisecond
@@ -261,16 +268,7 @@ func (p *Proxy) Serve(ln net.Listener) error {
 			continue
 		}
 		backoff = 5 * time.Millisecond
-		// Add to the WaitGroup only while not closing (under lnMu, as
-		// StopAccepting sets closing): Shutdown's Wait never races an Add.
-		p.lnMu.Lock()
-		if p.closing.Load() {
-			p.lnMu.Unlock()
-			conn.Close()
-			return nil
-		}
 		p.wg.Add(1)
-		p.lnMu.Unlock()
 		p.keysMu.Lock()
 		p.conns[conn] = struct{}{}
 		p.keysMu.Unlock()
@@ -310,8 +308,15 @@ func (p *Proxy) Draining() bool { return p.draining.Load() }
 // logged-in clients finish and leave on their own, until ctx ends; then the
 // rest are ended with FATAL 57P01, the listeners closed and every pool
 // closed. It returns ctx.Err() if clients had to be ended.
+//
+// After StopAccepting (a hand-over: a successor accepts now) nothing is
+// refused: every connection still logging in was accepted before the
+// successor took over, and its client expects to be served.
 func (p *Proxy) Shutdown(ctx context.Context) error {
+	p.lnMu.Lock()
+	p.refusing.Store(!p.closing.Load())
 	p.draining.Store(true)
+	p.lnMu.Unlock()
 	t := time.NewTicker(20 * time.Millisecond)
 	for p.loggedIn() > 0 && ctx.Err() == nil {
 		select {

@@ -51,7 +51,7 @@ func (p *Proxy) serveConn(conn net.Conn) {
 	if st == nil {
 		return // a cancel request, handled
 	}
-	if p.draining.Load() {
+	if p.refusing.Load() {
 		c.loginFailed(wire.Fatal(wire.CodeCannotConnectNow, "the database system is shutting down"))
 		return
 	}
