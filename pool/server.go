@@ -11,6 +11,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/muxpg/mux/internal/rawio"
 	"github.com/muxpg/mux/internal/wire"
 )
 
@@ -75,6 +76,8 @@ type Server struct {
 	Stmts      *StmtCache
 	UnnamedKey uint64
 
+	rr     *rawio.Reader // raw reads of conn (nil with TLS): package rawio says why
+	rw     *rawio.Writer // raw writes of conn (nil with TLS)
 	gen    uint64        // pool generation when connected (guarded by pool.mu)
 	done   chan struct{} // closed when the read goroutine exits
 	ev     Events        // reused for every batch by the read goroutine
@@ -116,7 +119,12 @@ func (s *Server) SetHandler(h Handler) {
 
 // Write sends bytes to the server. A failed write marks the server broken.
 func (s *Server) Write(b []byte) error {
-	_, err := s.conn.Write(b)
+	var err error
+	if s.rw != nil {
+		_, err = s.rw.Write(b)
+	} else {
+		_, err = s.conn.Write(b)
+	}
 	if err != nil {
 		s.MarkBroken()
 	}
@@ -201,7 +209,7 @@ func (s *Server) readLoop() {
 				return
 			}
 		}
-		n, err := s.conn.Read(buf[w:])
+		n, err := s.read(buf[w:])
 		if n == 0 {
 			if err == nil {
 				continue
@@ -279,6 +287,13 @@ func (s *Server) readLoop() {
 			s.close()
 		}
 	}
+}
+
+func (s *Server) read(b []byte) (int, error) {
+	if s.rr != nil {
+		return s.rr.Read(b)
+	}
+	return s.conn.Read(b)
 }
 
 func (s *Server) handlerIsNil() bool {

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/muxpg/mux/config"
+	"github.com/muxpg/mux/internal/rawio"
 	"github.com/muxpg/mux/internal/wire"
 	"github.com/muxpg/mux/pool"
 	"github.com/muxpg/mux/sqllex"
@@ -45,6 +46,7 @@ type clientConn struct {
 	// Read state, owned by the client goroutine.
 	raw    syscall.RawConn
 	readFn func(fd uintptr) bool // c.rawRead, bound once
+	wr     *rawio.Writer         // raw writes to conn; nil with TLS (guarded by wmu)
 	bp     *[]byte               // input buffer; nil while idle
 	r, w   int                   // unprocessed input is (*bp)[r:w]
 	stream int                   // bytes of a passed-through message still to come
@@ -131,9 +133,12 @@ var errTerminate = errors.New("client terminated")
 
 // startRelay prepares a logged-in session for relaying.
 func (c *clientConn) startRelay() {
-	c.raw = rawConn(c.conn)
+	c.raw = rawio.RawConn(c.conn)
 	if c.raw != nil {
 		c.readFn = c.rawRead
+		c.wmu.Lock()
+		c.wr = rawio.NewWriter(c.raw)
+		c.wmu.Unlock()
 	}
 	c.mu.Lock()
 	c.txStatus = 'I'
@@ -170,7 +175,7 @@ func (c *clientConn) rawRead(fd uintptr) bool {
 		c.bp = wire.GetBuf(wire.SmallBufSize)
 	}
 	for {
-		n, err := syscall.Read(int(fd), (*c.bp)[c.w:])
+		n, err := rawio.Read(fd, (*c.bp)[c.w:])
 		if err == syscall.EINTR {
 			continue
 		}
@@ -182,9 +187,6 @@ func (c *clientConn) rawRead(fd uintptr) bool {
 			return false
 		}
 		c.nread, c.rerr = n, err
-		if n == 0 && err == nil {
-			c.rerr = io.EOF
-		}
 		return true
 	}
 }

@@ -348,7 +348,7 @@ func (c *clientConn) notify(msg []byte) {
 	if c.server == nil && !c.checking && c.pending == 0 {
 		c.wmu.Lock()
 		c.mu.Unlock()
-		_, _ = c.conn.Write(msg)
+		_, _ = c.writeLocked(msg)
 		c.wmu.Unlock()
 		return
 	}

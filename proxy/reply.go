@@ -102,7 +102,7 @@ func (c *clientConn) ServerData(s *pool.Server, data []byte, ev *pool.Events) {
 	var werr error
 	if len(out) > 0 {
 		c.armWriteDeadline()
-		_, werr = c.conn.Write(out)
+		_, werr = c.writeLocked(out)
 		c.stats.bytesOut.Add(int64(len(out)))
 	}
 	c.wmu.Unlock()

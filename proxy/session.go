@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -319,9 +318,18 @@ func (c *clientConn) writeMsg(m interface{ Encode([]byte) ([]byte, error) }) err
 // from its server's read goroutine are serialised.
 func (c *clientConn) write(b []byte) error {
 	c.wmu.Lock()
-	_, err := c.conn.Write(b)
+	_, err := c.writeLocked(b)
 	c.wmu.Unlock()
 	return err
+}
+
+// writeLocked sends bytes to the client; c.wmu must be held. A plain socket
+// is written with raw system calls (package rawio says why).
+func (c *clientConn) writeLocked(b []byte) (int, error) {
+	if c.wr != nil {
+		return c.wr.Write(b)
+	}
+	return c.conn.Write(b)
 }
 
 // sendError sends e, bounded in time so a client that does not read cannot
@@ -329,18 +337,4 @@ func (c *clientConn) write(b []byte) error {
 func (c *clientConn) sendError(e *wire.Error) {
 	_ = c.conn.SetWriteDeadline(time.Now().Add(time.Second))
 	_ = c.write(wire.AppendError(nil, e))
-}
-
-// rawConn returns the client's raw connection if reads can wait for data
-// without a buffer (plain TCP and Unix sockets).
-func rawConn(conn net.Conn) syscall.RawConn {
-	sc, ok := conn.(syscall.Conn)
-	if !ok {
-		return nil
-	}
-	raw, err := sc.SyscallConn()
-	if err != nil {
-		return nil
-	}
-	return raw
 }

@@ -344,7 +344,7 @@ func (c *clientConn) checkState(s *pool.Server) {
 	}
 	c.mu.Unlock()
 	if notes != nil {
-		_, _ = c.conn.Write(notes)
+		_, _ = c.writeLocked(notes)
 		c.wmu.Unlock()
 	}
 	if wasPinned {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/muxpg/mux/internal/rawio"
 	"github.com/muxpg/mux/internal/wire"
 )
 
@@ -61,7 +62,7 @@ func readPacket(r io.Reader) ([]byte, error) {
 // has no raw socket to peek at and reports false; it is never asked, since a
 // second SSLRequest or a GSSENCRequest inside TLS is refused before.
 func hasPendingInput(conn net.Conn) bool {
-	raw := rawConn(conn)
+	raw := rawio.RawConn(conn)
 	if raw == nil {
 		return false
 	}

@@ -493,7 +493,7 @@ func (c *clientConn) processTracked() error {
 		c.p.notifierFor(poolKey{c.database, c.user}, c.pool.Config()).applyAndWait(c, apply)
 		if synth != nil {
 			c.wmu.Lock()
-			_, werr := c.conn.Write(synth)
+			_, werr := c.writeLocked(synth)
 			c.wmu.Unlock()
 			if werr != nil && ferr == nil {
 				ferr = werr
@@ -502,7 +502,7 @@ func (c *clientConn) processTracked() error {
 	case synth != nil:
 		c.wmu.Lock()
 		c.mu.Unlock()
-		_, werr := c.conn.Write(synth)
+		_, werr := c.writeLocked(synth)
 		c.wmu.Unlock()
 		if werr != nil && ferr == nil {
 			ferr = werr
@@ -608,7 +608,7 @@ func (c *clientConn) answerWithoutServer() bool {
 	}
 	c.r = c.w
 	c.wmu.Lock()
-	_, err := c.conn.Write(out)
+	_, err := c.writeLocked(out)
 	c.wmu.Unlock()
 	if err != nil {
 		c.gone = true
