@@ -4,7 +4,6 @@
 package pool
 
 import (
-	"container/list"
 	"context"
 	"errors"
 	"net"
@@ -65,7 +64,7 @@ type Pool struct {
 
 	mu       sync.Mutex // guards the fields below
 	idle     []*Server  // LIFO: the most recently used server is the warmest
-	waiters  list.List  // of chan *Server, FIFO
+	waiters  waitQueue  // FIFO
 	total    int        // servers open or being connected
 	closed   bool
 	gen      uint64    // servers of an older generation are closed when released
@@ -73,14 +72,11 @@ type Pool struct {
 	backoff  time.Duration
 	lastErr  error
 	inflight map[*Server]struct{} // servers lent out or being checked
-	// waitSince records when each waiter started waiting.
-	waitSince map[*list.Element]time.Time
 }
 
 // New creates a pool and starts its maintenance loop.
 func New(cfg Config, log *zap.Logger) *Pool {
-	p := &Pool{cfg: cfg, log: log, stop: make(chan struct{}), inflight: map[*Server]struct{}{},
-		waitSince: map[*list.Element]time.Time{}}
+	p := &Pool{cfg: cfg, log: log, stop: make(chan struct{}), inflight: map[*Server]struct{}{}}
 	go p.maintain()
 	return p
 }
@@ -113,7 +109,7 @@ func (p *Pool) SetConfig(cfg Config) {
 		p.idle = nil
 		p.total -= len(drop)
 	}
-	for ; grow > 0 && p.waiters.Len() > 0; grow-- {
+	for ; grow > 0 && p.waiters.n > 0; grow-- {
 		p.wakeLocked()
 	}
 	p.mu.Unlock()
@@ -153,18 +149,124 @@ func (p *Pool) Reconnect() {
 func (p *Pool) Stats() Stats {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return Stats{Total: p.total, Idle: len(p.idle), Waiting: p.waiters.Len()}
+	return Stats{Total: p.total, Idle: len(p.idle), Waiting: p.waiters.n}
 }
 
 // Acquire lends a server, waiting in FIFO order for one to be free until ctx
 // ends. The caller must hand it back with Release.
 func (p *Pool) Acquire(ctx context.Context) (*Server, error) {
+	return p.acquire(waitLimit{ctx: ctx})
+}
+
+// AcquireTimeout is Acquire bounded by a timeout (0: none) rather than a
+// context: a client's wait for a server, on every transaction when the
+// pool is busy, allocates nothing.
+func (p *Pool) AcquireTimeout(d time.Duration) (*Server, error) {
+	var l waitLimit
+	if d > 0 {
+		l.deadline = time.Now().Add(d)
+	}
+	return p.acquire(l)
+}
+
+// waitLimit bounds an Acquire: by a context, or by a deadline (zero: none).
+type waitLimit struct {
+	ctx      context.Context
+	deadline time.Time
+}
+
+// ended reports whether the limit has passed.
+func (l waitLimit) ended() bool {
+	if l.ctx != nil {
+		return l.ctx.Err() != nil
+	}
+	return !l.deadline.IsZero() && !time.Now().Before(l.deadline)
+}
+
+// context returns a context ending with the limit, for dialling and the
+// check query.
+func (l waitLimit) context() (context.Context, context.CancelFunc) {
+	switch {
+	case l.ctx != nil:
+		return l.ctx, func() {}
+	case l.deadline.IsZero():
+		return context.Background(), func() {}
+	}
+	return context.WithDeadline(context.Background(), l.deadline)
+}
+
+// timers recycles the timers of waits bounded by a deadline.
+var timers sync.Pool
+
+// wait blocks until ch delivers, or the limit ends (ok false).
+func (l waitLimit) wait(ch <-chan *Server) (s *Server, ok bool) {
+	if l.ctx != nil {
+		select {
+		case s = <-ch:
+			return s, true
+		case <-l.ctx.Done():
+			return nil, false
+		}
+	}
+	if l.deadline.IsZero() {
+		return <-ch, true
+	}
+	d := time.Until(l.deadline)
+	if d <= 0 {
+		select {
+		case s = <-ch:
+			return s, true
+		default:
+			return nil, false
+		}
+	}
+	t, _ := timers.Get().(*time.Timer)
+	if t == nil {
+		t = time.NewTimer(d)
+	} else {
+		t.Reset(d)
+	}
+	select {
+	case s = <-ch:
+		ok = true
+	case <-t.C:
+	}
+	t.Stop() // since Go 1.23 no stale tick can be received after Stop
+	timers.Put(t)
+	return s, ok
+}
+
+// sleep waits d, or until the limit ends (false).
+func (l waitLimit) sleep(d time.Duration) bool {
+	if !l.deadline.IsZero() {
+		if left := time.Until(l.deadline); left < d {
+			if left > 0 {
+				time.Sleep(left)
+			}
+			return false
+		}
+	}
+	done := (<-chan struct{})(nil)
+	if l.ctx != nil {
+		done = l.ctx.Done()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-done:
+		return false
+	}
+}
+
+func (p *Pool) acquire(l waitLimit) (*Server, error) {
 	// turn is set once this caller was woken for free capacity, or failed
 	// to connect: it may then connect even with others still queued, else
 	// a woken waiter would queue again behind them and nobody connect.
 	turn := false
 	for {
-		s, err := p.acquireOnce(ctx, &turn)
+		s, err := p.acquireOnce(l, &turn)
 		if err != nil {
 			return nil, err
 		}
@@ -174,14 +276,16 @@ func (p *Pool) Acquire(ctx context.Context) (*Server, error) {
 		if !p.needsCheck(s) {
 			return s, nil
 		}
+		ctx, cancel := l.context()
 		_, err = s.ExecIdle(ctx, p.Config().CheckQuery)
+		cancel()
 		if err == nil {
 			return s, nil
 		}
 		p.log.Info("server failed check query, closing", zap.Uint64("server_id", s.ID), zap.Error(err))
 		s.MarkBroken()
 		p.Release(s)
-		if ctx.Err() != nil {
+		if l.ended() {
 			return nil, ErrWaitTimeout
 		}
 	}
@@ -211,7 +315,7 @@ func (p *Pool) needsCheckLocked(s *Server) bool {
 func (p *Pool) TryAcquire() *Server {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed || p.waiters.Len() > 0 {
+	if p.closed || p.waiters.n > 0 {
 		return nil
 	}
 	n := len(p.idle)
@@ -229,7 +333,7 @@ func (p *Pool) TryAcquire() *Server {
 }
 
 // acquireOnce returns a server, or nil to ask the caller to try again.
-func (p *Pool) acquireOnce(ctx context.Context, turn *bool) (*Server, error) {
+func (p *Pool) acquireOnce(l waitLimit, turn *bool) (*Server, error) {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -250,28 +354,24 @@ func (p *Pool) acquireOnce(ctx context.Context, turn *bool) (*Server, error) {
 		p.mu.Unlock()
 		return s, nil
 	}
-	if p.total < p.cfg.MaxSize && (p.waiters.Len() == 0 || *turn) {
+	if p.total < p.cfg.MaxSize && (p.waiters.n == 0 || *turn) {
 		*turn = true
 		p.total++
 		wait := time.Until(p.retryAt)
 		p.mu.Unlock()
-		if wait > 0 {
-			t := time.NewTimer(wait)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-				p.connectFailed(nil)
-				return nil, p.waitErr()
-			}
+		if wait > 0 && !l.sleep(wait) {
+			p.connectFailed(nil)
+			return nil, p.waitErr()
 		}
+		ctx, cancel := l.context()
 		s, err := p.connect(ctx)
+		cancel()
 		if err != nil {
 			p.connectFailed(err)
 			if !Retryable(err) {
 				return nil, err
 			}
-			if ctx.Err() != nil {
+			if l.ended() {
 				return nil, p.waitErr()
 			}
 			return nil, nil
@@ -282,34 +382,35 @@ func (p *Pool) acquireOnce(ctx context.Context, turn *bool) (*Server, error) {
 		p.mu.Unlock()
 		return s, nil
 	}
-	ch := make(chan *Server, 1)
-	e := p.waiters.PushBack(ch)
-	p.waitSince[e] = time.Now()
+	w := waiterPool.Get().(*waiter)
+	w.since = time.Now()
+	p.waiters.push(w)
 	p.mu.Unlock()
-	select {
-	case s := <-ch:
+	s, ok := l.wait(w.ch)
+	if ok {
+		waiterPool.Put(w)
 		if s == nil {
 			*turn = true // capacity freed for us: connect even if others queue
 		}
 		return s, nil
-	case <-ctx.Done():
-		p.mu.Lock()
-		if e.Value != nil {
-			p.waiters.Remove(e)
-			delete(p.waitSince, e)
-			e.Value = nil
-			p.mu.Unlock()
-			return nil, p.waitErr()
-		}
+	}
+	p.mu.Lock()
+	if w.queued {
+		p.waiters.remove(w)
 		p.mu.Unlock()
-		// Handed something just as we gave up: give it back.
-		if s := <-ch; s != nil {
-			p.Release(s)
-		} else {
-			p.wakeOne()
-		}
+		waiterPool.Put(w)
 		return nil, p.waitErr()
 	}
+	p.mu.Unlock()
+	// Handed something just as we gave up: give it back.
+	s = <-w.ch
+	waiterPool.Put(w)
+	if s != nil {
+		p.Release(s)
+	} else {
+		p.wakeOne()
+	}
+	return nil, p.waitErr()
 }
 
 // waitErr explains a wait that ran out: the last connection error if the
@@ -376,12 +477,8 @@ func (p *Pool) wakeOne() {
 }
 
 func (p *Pool) wakeLocked() {
-	if e := p.waiters.Front(); e != nil {
-		ch := e.Value.(chan *Server)
-		p.waiters.Remove(e)
-		delete(p.waitSince, e)
-		e.Value = nil
-		ch <- nil
+	if w := p.waiters.pop(); w != nil {
+		w.ch <- nil
 	}
 }
 
@@ -413,14 +510,10 @@ func (p *Pool) Release(s *Server) {
 		s.close()
 		return
 	}
-	if e := p.waiters.Front(); e != nil {
-		ch := e.Value.(chan *Server)
-		p.waiters.Remove(e)
-		delete(p.waitSince, e)
-		e.Value = nil
+	if w := p.waiters.pop(); w != nil {
 		p.inflight[s] = struct{}{}
 		p.mu.Unlock()
-		ch <- s
+		w.ch <- s
 		return
 	}
 	s.mu.Lock()
@@ -499,12 +592,8 @@ func (p *Pool) Close() {
 	idle := p.idle
 	p.idle = nil
 	p.total -= len(idle)
-	for e := p.waiters.Front(); e != nil; e = p.waiters.Front() {
-		ch := e.Value.(chan *Server)
-		p.waiters.Remove(e)
-		delete(p.waitSince, e)
-		e.Value = nil
-		ch <- nil
+	for w := p.waiters.pop(); w != nil; w = p.waiters.pop() {
+		w.ch <- nil
 	}
 	p.mu.Unlock()
 	for _, s := range idle {
@@ -640,10 +729,8 @@ func (p *Pool) Servers() []ServerInfo {
 func (p *Pool) MaxWait() time.Duration {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if e := p.waiters.Front(); e != nil {
-		if w, ok := p.waitSince[e]; ok {
-			return time.Since(w)
-		}
+	if w := p.waiters.head; w != nil {
+		return time.Since(w.since)
 	}
 	return 0
 }

@@ -211,3 +211,73 @@ func TestBrokenServerIsClosedNotReused(t *testing.T) {
 		t.Fatalf("double release: stats %+v", st)
 	}
 }
+
+// AcquireTimeout: a wait past its timeout fails with ErrWaitTimeout and
+// leaves the queue; waiters that time out while others are served are
+// skipped; a server handed to a waiter just as it gives up goes back to
+// the pool, and the waiter records (recycled) are left empty.
+func TestAcquireTimeout(t *testing.T) {
+	p := newPool(t, 1, target("scramrole", "scrampw"))
+	first, err := p.AcquireTimeout(5 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if _, err := p.AcquireTimeout(100 * time.Millisecond); !errors.Is(err, ErrWaitTimeout) {
+		t.Fatalf("got %v, want ErrWaitTimeout", err)
+	}
+	if d := time.Since(start); d < 100*time.Millisecond || d > 3*time.Second {
+		t.Fatalf("timed out after %v, want about 100ms", d)
+	}
+	if n := p.Stats().Waiting; n != 0 {
+		t.Fatalf("%d waiters left after a timeout", n)
+	}
+	// Many short waits race the hand-overs of one server between two
+	// long waiters: every server handed out comes back, none is lost.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 200; i++ {
+			if s, err := p.AcquireTimeout(time.Duration(i%3) * time.Millisecond); err == nil {
+				p.Release(s)
+			} else if !errors.Is(err, ErrWaitTimeout) {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	served := make(chan error, 2)
+	for i := 0; i < 2; i++ {
+		go func() {
+			for j := 0; j < 50; j++ {
+				s, err := p.AcquireTimeout(5 * time.Second)
+				if err != nil {
+					served <- err
+					return
+				}
+				p.Release(s)
+			}
+			served <- nil
+		}()
+	}
+	p.Release(first)
+	for i := 0; i < 2; i++ {
+		if err := <-served; err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-done
+	deadline := time.Now().Add(5 * time.Second)
+	for st := p.Stats(); st.Total != 1 || st.Idle != 1 || st.Waiting != 0; st = p.Stats() {
+		if time.Now().After(deadline) {
+			t.Fatalf("stats %+v, want one idle server and no waiters", st)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	for i := 0; i < 10; i++ {
+		w := waiterPool.Get().(*waiter)
+		if len(w.ch) != 0 || w.queued {
+			t.Fatal("a recycled waiter still holds a value or is queued")
+		}
+	}
+}

@@ -456,13 +456,11 @@ func (c *clientConn) attach() (*pool.Server, error) {
 	s := c.pool.TryAcquire()
 	if s == nil {
 		// No idle server at hand: wait (bounded by query_wait_timeout).
-		ctx, cancel := c.waitContext()
-		defer cancel()
 		c.mu.Lock()
 		c.waiting = true
 		c.mu.Unlock()
 		var err error
-		s, err = c.pool.Acquire(ctx)
+		s, err = c.pool.AcquireTimeout(c.p.config().QueryWaitTimeout.D())
 		c.mu.Lock()
 		c.waiting = false
 		c.mu.Unlock()
