@@ -1,0 +1,211 @@
+//go:build linux
+
+// Command relayfloor measures what relaying bytes costs under two I/O
+// designs, with no protocol work at all: the floor under any proxy built
+// on that design. Each client connection gets its own backend connection
+// (as in session pooling) and bytes are copied both ways.
+//
+//	-mode goroutine  two goroutines per client, io.Copy each way (Go's poller)
+//	-mode epoll      -loops event loops, each one goroutine waiting in
+//	                 epoll_wait on its own set and copying with raw read(2) /
+//	                 write(2), as PgBouncer does in C
+//
+// Point pgbench at it and compare its CPU per transaction with mux's and
+// PgBouncer's:
+//
+//	go build -o /tmp/relayfloor ./bench/relayfloor
+//	/tmp/relayfloor -mode epoll -listen 127.0.0.1:7500 -backend 127.0.0.1:5432 &
+//	pgbench -h 127.0.0.1 -p 7500 -S -c 50 -j 2 -T 10 ...
+//	# CPU: utime+stime of the relayfloor process (/proc/PID/stat) over the run
+//
+// PERFORMANCE.md records what it measured. Authentication passes through
+// untouched. A write that would block waits in poll(2) on that socket, which
+// stalls the loop: fine for request/response benchmarks, not for production.
+package main
+
+import (
+	"flag"
+	"io"
+	"log"
+	"net"
+	"sync"
+	"syscall"
+	"unsafe"
+)
+
+func main() {
+	mode := flag.String("mode", "epoll", "goroutine | epoll")
+	listen := flag.String("listen", "127.0.0.1:7500", "address to accept clients on")
+	backend := flag.String("backend", "127.0.0.1:5432", "Postgres address")
+	loops := flag.Int("loops", 1, "event loops (-mode epoll)")
+	flag.Parse()
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		log.Fatal(err)
+	}
+	var serve func(client, server *net.TCPConn)
+	switch *mode {
+	case "goroutine":
+		serve = copyBothWays
+	case "epoll":
+		ls := make([]*loop, max(*loops, 1))
+		for i := range ls {
+			ls[i] = newLoop()
+			go ls[i].run()
+		}
+		next := 0
+		serve = func(client, server *net.TCPConn) {
+			ls[next%len(ls)].add(client, server)
+			next++
+		}
+	default:
+		log.Fatalf("unknown -mode %q", *mode)
+	}
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			log.Fatal(err)
+		}
+		s, err := net.Dial("tcp", *backend)
+		if err != nil {
+			log.Print(err)
+			c.Close()
+			continue
+		}
+		serve(c.(*net.TCPConn), s.(*net.TCPConn))
+	}
+}
+
+func copyBothWays(client, server *net.TCPConn) {
+	go func() {
+		_, _ = io.Copy(server, client)
+		server.Close()
+	}()
+	go func() {
+		_, _ = io.Copy(client, server)
+		client.Close()
+	}()
+}
+
+// loop relays between pairs of sockets it owns outright (taken out of Go's
+// poller): level-triggered epoll, one read and one write per event.
+type loop struct {
+	ep   int
+	mu   sync.Mutex    // guards peer: the accept goroutine adds pairs
+	peer map[int32]int // each socket's partner
+	buf  []byte
+}
+
+func newLoop() *loop {
+	ep, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		log.Fatal(err)
+	}
+	return &loop{ep: ep, peer: map[int32]int{}, buf: make([]byte, 64<<10)}
+}
+
+// add takes the pair's descriptors out of Go's hands (dup via File) and
+// watches both.
+func (l *loop) add(client, server *net.TCPConn) {
+	fds := [2]int{dupFD(client), dupFD(server)}
+	if fds[0] < 0 || fds[1] < 0 {
+		closeFDs(fds[0], fds[1])
+		return
+	}
+	l.mu.Lock()
+	l.peer[int32(fds[0])], l.peer[int32(fds[1])] = fds[1], fds[0]
+	l.mu.Unlock()
+	for _, fd := range fds {
+		ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP, Fd: int32(fd)}
+		if err := syscall.EpollCtl(l.ep, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {
+			log.Print(err)
+		}
+	}
+}
+
+func dupFD(c *net.TCPConn) int {
+	f, err := c.File() // a blocking duplicate
+	c.Close()
+	if err != nil {
+		return -1
+	}
+	fd, err := syscall.Dup(int(f.Fd()))
+	f.Close()
+	if err != nil {
+		return -1
+	}
+	if err := syscall.SetNonblock(fd, true); err != nil {
+		syscall.Close(fd)
+		return -1
+	}
+	return fd
+}
+
+func closeFDs(fds ...int) {
+	for _, fd := range fds {
+		if fd >= 0 {
+			syscall.Close(fd)
+		}
+	}
+}
+
+func (l *loop) run() {
+	evs := make([]syscall.EpollEvent, 256)
+	for {
+		n, err := syscall.EpollWait(l.ep, evs, -1)
+		if err != nil {
+			if err == syscall.EINTR {
+				continue
+			}
+			log.Fatal(err)
+		}
+		for _, ev := range evs[:n] {
+			l.relay(int(ev.Fd))
+		}
+	}
+}
+
+func (l *loop) relay(fd int) {
+	l.mu.Lock()
+	peer, ok := l.peer[int32(fd)]
+	l.mu.Unlock()
+	if !ok {
+		return // closed earlier in this batch
+	}
+	n, errno := rawIO(syscall.SYS_READ, fd, l.buf)
+	if errno == syscall.EAGAIN || errno == syscall.EINTR {
+		return
+	}
+	if errno != 0 || n == 0 || !writeAll(peer, l.buf[:n]) {
+		l.mu.Lock()
+		delete(l.peer, int32(fd))
+		delete(l.peer, int32(peer))
+		l.mu.Unlock()
+		closeFDs(fd, peer) // closing removes them from the epoll set
+	}
+}
+
+func writeAll(fd int, b []byte) bool {
+	for len(b) > 0 {
+		n, errno := rawIO(syscall.SYS_WRITE, fd, b)
+		switch errno {
+		case 0:
+			b = b[n:]
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			pfd := [1]struct {
+				fd              int32
+				events, revents int16
+			}{{fd: int32(fd), events: 0x4}} // POLLOUT
+			_, _, _ = syscall.Syscall(syscall.SYS_POLL, uintptr(unsafe.Pointer(&pfd[0])), 1, ^uintptr(0))
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func rawIO(nr uintptr, fd int, b []byte) (int, syscall.Errno) {
+	n, _, errno := syscall.RawSyscall(nr, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+	return int(n), errno
+}
