@@ -44,9 +44,9 @@ type clientConn struct {
 	extra          []setting // non-reported settings from startup, sorted
 
 	// Read state, owned by the client goroutine.
-	raw    syscall.RawConn
+	raw    syscall.RawConn       // set before the relay starts (under wmu: writes read it)
 	readFn func(fd uintptr) bool // c.rawRead, bound once
-	wr     *rawio.Writer         // raw writes to conn; nil with TLS (guarded by wmu)
+	wr     *rawio.Writer         // raw writes to conn, made at the first write after login (guarded by wmu)
 	bp     *[]byte               // input buffer; nil while idle
 	r, w   int                   // unprocessed input is (*bp)[r:w]
 	stream int                   // bytes of a passed-through message still to come
@@ -59,10 +59,10 @@ type clientConn struct {
 	dirty    bool // extended-protocol messages forwarded since the last Sync
 	txStatus byte
 	tls      bool   // set at login, read-only: the client connection is TLS
-	want     params // tracked reported parameters this client sees
 	gone     bool   // the client connection is closed or closing
 	waiting  bool   // waiting for a server from the pool
 	track    bool   // set at login, read-only: prepared statements are tracked (prepared.go)
+	want     params // tracked reported parameters this client sees
 
 	// Timing for stats, guarded by mu.
 	lastRequest time.Time   // when the client last sent a run of messages
@@ -133,12 +133,12 @@ var errTerminate = errors.New("client terminated")
 
 // startRelay prepares a logged-in session for relaying.
 func (c *clientConn) startRelay() {
-	c.raw = rawio.RawConn(c.conn)
-	if c.raw != nil {
+	raw := rawio.RawConn(c.conn)
+	c.wmu.Lock() // writeLocked reads raw from other goroutines
+	c.raw = raw
+	c.wmu.Unlock()
+	if raw != nil {
 		c.readFn = c.rawRead
-		c.wmu.Lock()
-		c.wr = rawio.NewWriter(c.raw)
-		c.wmu.Unlock()
 	}
 	c.mu.Lock()
 	c.txStatus = 'I'

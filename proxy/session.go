@@ -14,6 +14,7 @@ import (
 
 	"github.com/muxpg/mux/auth"
 	"github.com/muxpg/mux/config"
+	"github.com/muxpg/mux/internal/rawio"
 	"github.com/muxpg/mux/internal/wire"
 	"github.com/muxpg/mux/pool"
 )
@@ -326,6 +327,10 @@ func (c *clientConn) write(b []byte) error {
 // writeLocked sends bytes to the client; c.wmu must be held. A plain socket
 // is written with raw system calls (package rawio says why).
 func (c *clientConn) writeLocked(b []byte) (int, error) {
+	if c.wr == nil && c.raw != nil {
+		// Made on first use: a client that only idles never pays for it.
+		c.wr = rawio.NewWriter(c.raw)
+	}
 	if c.wr != nil {
 		return c.wr.Write(b)
 	}
