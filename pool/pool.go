@@ -198,66 +198,44 @@ func (l waitLimit) context() (context.Context, context.CancelFunc) {
 // timers recycles the timers of waits bounded by a deadline.
 var timers sync.Pool
 
-// wait blocks until ch delivers, or the limit ends (ok false).
+// wait blocks until ch delivers, or the limit ends (ok false). A nil ch
+// just waits for the limit.
 func (l waitLimit) wait(ch <-chan *Server) (s *Server, ok bool) {
+	var done <-chan struct{}
 	if l.ctx != nil {
-		select {
-		case s = <-ch:
-			return s, true
-		case <-l.ctx.Done():
-			return nil, false
+		done = l.ctx.Done()
+	}
+	var tick <-chan time.Time
+	if !l.deadline.IsZero() {
+		t, _ := timers.Get().(*time.Timer)
+		if t == nil {
+			t = time.NewTimer(time.Until(l.deadline))
+		} else {
+			t.Reset(time.Until(l.deadline))
 		}
-	}
-	if l.deadline.IsZero() {
-		return <-ch, true
-	}
-	d := time.Until(l.deadline)
-	if d <= 0 {
-		select {
-		case s = <-ch:
-			return s, true
-		default:
-			return nil, false
-		}
-	}
-	t, _ := timers.Get().(*time.Timer)
-	if t == nil {
-		t = time.NewTimer(d)
-	} else {
-		t.Reset(d)
+		defer func() {
+			t.Stop() // since Go 1.23 no stale tick can be received after Stop
+			timers.Put(t)
+		}()
+		tick = t.C
 	}
 	select {
 	case s = <-ch:
-		ok = true
-	case <-t.C:
+		return s, true
+	case <-done:
+	case <-tick:
 	}
-	t.Stop() // since Go 1.23 no stale tick can be received after Stop
-	timers.Put(t)
-	return s, ok
+	return nil, false
 }
 
 // sleep waits d, or until the limit ends (false).
 func (l waitLimit) sleep(d time.Duration) bool {
-	if !l.deadline.IsZero() {
-		if left := time.Until(l.deadline); left < d {
-			if left > 0 {
-				time.Sleep(left)
-			}
-			return false
-		}
+	short := l
+	if until := time.Now().Add(d); l.deadline.IsZero() || until.Before(l.deadline) {
+		short.deadline = until
 	}
-	done := (<-chan struct{})(nil)
-	if l.ctx != nil {
-		done = l.ctx.Done()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-done:
-		return false
-	}
+	short.wait(nil)
+	return !l.ended()
 }
 
 func (p *Pool) acquire(l waitLimit) (*Server, error) {

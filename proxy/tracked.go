@@ -492,10 +492,7 @@ func (c *clientConn) processTracked() error {
 		c.mu.Unlock()
 		c.p.notifierFor(poolKey{c.database, c.user}, c.pool.Config()).applyAndWait(c, apply)
 		if synth != nil {
-			c.wmu.Lock()
-			_, werr := c.writeLocked(synth)
-			c.wmu.Unlock()
-			if werr != nil && ferr == nil {
+			if werr := c.write(synth); werr != nil && ferr == nil {
 				ferr = werr
 			}
 		}
@@ -606,15 +603,9 @@ func (c *clientConn) answerWithoutServer() bool {
 		}
 		pos += 1 + l
 	}
-	c.r = c.w
-	c.wmu.Lock()
-	_, err := c.writeLocked(out)
-	c.wmu.Unlock()
-	if err != nil {
+	if err := c.write(out); err != nil {
 		c.gone = true
 	}
-	c.r, c.w = 0, 0
-	wire.PutBuf(c.bp)
-	c.bp = nil
+	c.consumed(c.w)
 	return true
 }

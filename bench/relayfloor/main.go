@@ -31,6 +31,8 @@ import (
 	"sync"
 	"syscall"
 	"unsafe"
+
+	"github.com/muxpg/mux/internal/rawio"
 )
 
 func main() {
@@ -172,11 +174,11 @@ func (l *loop) relay(fd int) {
 	if !ok {
 		return // closed earlier in this batch
 	}
-	n, errno := rawIO(syscall.SYS_READ, fd, l.buf)
-	if errno == syscall.EAGAIN || errno == syscall.EINTR {
+	n, err := rawio.Read(uintptr(fd), l.buf)
+	if err == syscall.EAGAIN || err == syscall.EINTR {
 		return
 	}
-	if errno != 0 || n == 0 || !writeAll(peer, l.buf[:n]) {
+	if err != nil || !writeAll(peer, l.buf[:n]) {
 		l.mu.Lock()
 		delete(l.peer, int32(fd))
 		delete(l.peer, int32(peer))
@@ -187,9 +189,9 @@ func (l *loop) relay(fd int) {
 
 func writeAll(fd int, b []byte) bool {
 	for len(b) > 0 {
-		n, errno := rawIO(syscall.SYS_WRITE, fd, b)
-		switch errno {
-		case 0:
+		n, err := rawio.Write(uintptr(fd), b)
+		switch err {
+		case nil:
 			b = b[n:]
 		case syscall.EINTR:
 		case syscall.EAGAIN:
@@ -203,9 +205,4 @@ func writeAll(fd int, b []byte) bool {
 		}
 	}
 	return true
-}
-
-func rawIO(nr uintptr, fd int, b []byte) (int, syscall.Errno) {
-	n, _, errno := syscall.RawSyscall(nr, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
-	return int(n), errno
 }

@@ -20,14 +20,40 @@ import (
 	"syscall"
 )
 
-// Writer writes to one connection's socket. It is safe for concurrent use.
-type Writer struct {
+// call carries one Read or Write through a syscall.RawConn callback,
+// bound once: a closure made per call would allocate.
+type call struct {
 	rc  syscall.RawConn
-	mu  sync.Mutex // guards the fields below, which carry one Write's state
 	b   []byte
 	n   int
 	err error
-	fn  func(fd uintptr) bool // w.step, bound once
+	fn  func(fd uintptr) bool // the owner's step
+}
+
+// run moves b through the callback: written if write, else read into.
+func (c *call) run(b []byte, write bool) (int, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
+	c.b, c.n, c.err = b, 0, nil
+	var err error
+	if write {
+		err = c.rc.Write(c.fn)
+	} else {
+		err = c.rc.Read(c.fn)
+	}
+	n := c.n
+	if err == nil {
+		err = c.err
+	}
+	c.b, c.err = nil, nil
+	return n, err
+}
+
+// Writer writes to one connection's socket. It is safe for concurrent use.
+type Writer struct {
+	mu sync.Mutex // one Write at a time: call holds its state
+	call
 }
 
 // NewWriter returns a Writer for the socket behind rc (from RawConn), or
@@ -36,32 +62,22 @@ func NewWriter(rc syscall.RawConn) *Writer {
 	if rc == nil {
 		return nil
 	}
-	w := &Writer{rc: rc}
-	w.fn = w.step
+	w := &Writer{}
+	w.rc, w.fn = rc, w.step
 	return w
 }
 
 // Write writes all of b, waiting for the socket to drain when it is full.
 // The connection's write deadline applies.
 func (w *Writer) Write(b []byte) (int, error) {
-	if len(b) == 0 {
-		return 0, nil
-	}
 	w.mu.Lock()
-	w.b, w.n, w.err = b, 0, nil
-	err := w.rc.Write(w.fn)
-	n := w.n
-	if err == nil {
-		err = w.err
-	}
-	w.b, w.err = nil, nil
-	w.mu.Unlock()
-	return n, err
+	defer w.mu.Unlock()
+	return w.run(b, true)
 }
 
 func (w *Writer) step(fd uintptr) bool {
 	for w.n < len(w.b) {
-		n, err := write(fd, w.b[w.n:])
+		n, err := Write(fd, w.b[w.n:])
 		switch err {
 		case nil:
 			w.n += n
@@ -78,13 +94,7 @@ func (w *Writer) step(fd uintptr) bool {
 
 // Reader reads from one connection's socket. It is not safe for concurrent
 // use: a connection has one reading goroutine.
-type Reader struct {
-	rc  syscall.RawConn
-	b   []byte
-	n   int
-	err error
-	fn  func(fd uintptr) bool // r.step, bound once
-}
+type Reader struct{ call }
 
 // NewReader returns a Reader for the socket behind rc (from RawConn), or
 // nil if rc is nil.
@@ -92,27 +102,15 @@ func NewReader(rc syscall.RawConn) *Reader {
 	if rc == nil {
 		return nil
 	}
-	r := &Reader{rc: rc}
-	r.fn = r.step
+	r := &Reader{}
+	r.rc, r.fn = rc, r.step
 	return r
 }
 
 // Read reads into b, waiting until the socket has data. It returns io.EOF
 // when the peer closed the connection. The connection's read deadline
 // applies.
-func (r *Reader) Read(b []byte) (int, error) {
-	if len(b) == 0 {
-		return 0, nil
-	}
-	r.b, r.n, r.err = b, 0, nil
-	err := r.rc.Read(r.fn)
-	n := r.n
-	if err == nil {
-		err = r.err
-	}
-	r.b, r.err = nil, nil
-	return n, err
-}
+func (r *Reader) Read(b []byte) (int, error) { return r.run(b, false) }
 
 func (r *Reader) step(fd uintptr) bool {
 	for {

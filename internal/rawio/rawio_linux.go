@@ -23,7 +23,13 @@ func Read(fd uintptr, b []byte) (int, error) {
 	return int(n), nil
 }
 
-func write(fd uintptr, b []byte) (int, error) {
+// Write writes b to a non-blocking descriptor with one raw write(2), which
+// may write less than all of b. It returns the errno on failure (EAGAIN
+// when the socket is full, EINTR to be retried).
+func Write(fd uintptr, b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
 	n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
 	if e != 0 {
 		return 0, e

@@ -22,4 +22,12 @@ func Read(fd uintptr, b []byte) (int, error) {
 	return n, nil
 }
 
-func write(fd uintptr, b []byte) (int, error) { return syscall.Write(int(fd), b) }
+// Write writes b to a non-blocking descriptor with syscall.Write. It
+// returns the errno on failure.
+func Write(fd uintptr, b []byte) (int, error) {
+	n, err := syscall.Write(int(fd), b)
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
+}
