@@ -52,6 +52,14 @@ func (d *daemon) run(cfg *config.Config) int {
 	}
 	p.Version = version
 
+	// Signals are caught before anything listens: a SIGTERM that arrives as
+	// soon as /readyz answers (an orchestrator stopping a fresh replica)
+	// must drain, not kill the process.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	signal.Ignore(syscall.SIGPIPE)
+	defer signal.Stop(sigs)
+
 	lns, confirm, err := d.listeners(cfg)
 	if err != nil {
 		d.log.Error("cannot listen", zap.Error(err))
@@ -91,7 +99,7 @@ func (d *daemon) run(cfg *config.Config) int {
 	}
 	d.checkFDLimit(cfg)
 	d.log.Info("mux started", zap.String("version", version), zap.String("pool_mode", cfg.PoolMode), zap.String("auth_type", cfg.AuthType))
-	return d.loop()
+	return d.loop(sigs)
 }
 
 // listeners takes the listening sockets over from a running mux if one
@@ -112,11 +120,7 @@ func (d *daemon) listeners(cfg *config.Config) (lns []net.Listener, confirm func
 	return lns, nil, err
 }
 
-func (d *daemon) loop() int {
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	signal.Ignore(syscall.SIGPIPE)
-	defer signal.Stop(sigs)
+func (d *daemon) loop(sigs <-chan os.Signal) int {
 	for {
 		select {
 		case sig := <-sigs:

@@ -106,3 +106,60 @@ password = "secret"
 		t.Fatalf("JSON logs lack the stop line:\n%s", logs.String())
 	}
 }
+
+// A SIGTERM that arrives the moment mux accepts connections (an
+// orchestrator stopping a replica it just started) drains and exits 0: the
+// signal handler is in place before anything listens. No Postgres is
+// needed: nobody logs in.
+func TestSIGTERMAsSoonAsListening(t *testing.T) {
+	bin := buildMux(t)
+	dir := t.TempDir()
+	for i := range 5 {
+		port := freePort(t)
+		cfg := filepath.Join(dir, fmt.Sprintf("mux%d.toml", i))
+		toml := fmt.Sprintf(`listen = ["127.0.0.1:%d"]
+http_listen = "127.0.0.1:%d"
+handover_socket = %q
+[databases.app]
+[users.app]
+password = "x"
+`, port, freePort(t), filepath.Join(dir, fmt.Sprintf("handover%d.sock", i)))
+		if err := os.WriteFile(cfg, []byte(toml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(bin, "-config", cfg)
+		logs := &safeBuffer{}
+		cmd.Stderr = logs
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			c, err := net.DialTimeout("tcp", addr, time.Second)
+			if err == nil {
+				c.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				cmd.Process.Kill()
+				t.Fatalf("mux did not listen: %v\n%s", err, logs)
+			}
+			time.Sleep(100 * time.Microsecond)
+		}
+		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Fatalf("round %d: mux exited with %v\n%s", i, err, logs)
+			}
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			t.Fatalf("round %d: mux did not stop\n%s", i, logs)
+		}
+	}
+}
