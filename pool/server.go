@@ -99,6 +99,16 @@ func (s *Server) Param(name string) (string, bool) {
 	return v, ok
 }
 
+// LookupParams sets values[i] to the reported value of names[i] ("" if
+// none), under one lock.
+func (s *Server) LookupParams(names, values []string) {
+	s.mu.Lock()
+	for i, n := range names {
+		values[i] = s.params[n]
+	}
+	s.mu.Unlock()
+}
+
 // Params returns a copy of the reported parameters.
 func (s *Server) Params() map[string]string {
 	s.mu.Lock()

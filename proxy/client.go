@@ -265,6 +265,10 @@ func (c *clientConn) process() error {
 				buf = *c.bp
 				goto partial
 			}
+			// The byte filter first: lexOptions takes c.mu.
+			if findWords(buf[pos+wire.HeaderLen:pos+total])&wordListen == 0 {
+				break
+			}
 			if repl := refuseListen(buf[pos:pos+total], c.lexOptions()); repl != nil {
 				if err := c.forward(buf[c.r:pos], b); err != nil {
 					return err

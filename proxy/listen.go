@@ -15,16 +15,95 @@ const refuseListenSQL = `DO $mux$BEGIN RAISE EXCEPTION USING ERRCODE = 'feature_
 	`MESSAGE = 'LISTEN is not supported in transaction or statement pooling mode', ` +
 	`HINT = 'notifications would be lost when mux reuses the server connection; connect through a database in session pool mode to use LISTEN'; END$mux$`
 
-// containsFold reports whether b contains word in any letter case; a cheap
-// filter before lexing.
-func containsFold(b []byte, word string) bool {
-	n := len(word)
-	for i := 0; i+n <= len(b); i++ {
-		if b[i]|0x20 == word[0] && bytes.EqualFold(b[i:i+n], []byte(word)) {
-			return true
+// wordSet says which of the words that make mux look closer at a query
+// (its lexer runs only then) occur in the query's text.
+type wordSet uint8
+
+const (
+	wordListen wordSet = 1 << iota
+	wordSetConfig
+	wordAdvisory
+	wordDeallocate
+	wordDiscard
+	// wordLeading: one of the keywords that begin a statement which may
+	// change session state (scanState): SET (and RESET), DISCARD, DO,
+	// CALL, CREATE, DECLARE, PREPARE, LISTEN (and UNLISTEN), LOAD.
+	wordLeading
+)
+
+// findWords reports which of the words in wordSet occur in sql, in any
+// ASCII letter case (keywords are ASCII and never quoted), in one pass:
+// the cheap filter before lexing.
+func findWords(sql []byte) wordSet {
+	var w wordSet
+	for i, c := range sql {
+		if !wordStart[c] {
+			continue
+		}
+		b := sql[i:]
+		switch c | 0x20 {
+		case 'l':
+			if hasFoldPrefix(b, "listen") {
+				w |= wordListen | wordLeading
+			} else if hasFoldPrefix(b, "load") {
+				w |= wordLeading
+			}
+		case 's':
+			if hasFoldPrefix(b, "set_config") {
+				w |= wordSetConfig | wordLeading
+			} else if hasFoldPrefix(b, "set") {
+				w |= wordLeading
+			}
+		case 'a':
+			if hasFoldPrefix(b, "advisory") {
+				w |= wordAdvisory
+			}
+		case 'd':
+			switch {
+			case hasFoldPrefix(b, "deallocate"):
+				w |= wordDeallocate
+			case hasFoldPrefix(b, "discard"):
+				w |= wordDiscard | wordLeading
+			case hasFoldPrefix(b, "do"), hasFoldPrefix(b, "declare"):
+				w |= wordLeading
+			}
+		case 'c':
+			if hasFoldPrefix(b, "call") || hasFoldPrefix(b, "create") {
+				w |= wordLeading
+			}
+		case 'p':
+			if hasFoldPrefix(b, "prepare") {
+				w |= wordLeading
+			}
 		}
 	}
-	return false
+	return w
+}
+
+// wordStart marks the bytes a word in wordSet starts with.
+var wordStart = func() (t [256]bool) {
+	for _, c := range "lsadcp" {
+		t[c], t[c-'a'+'A'] = true, true
+	}
+	return t
+}()
+
+// hasFoldPrefix reports whether b starts with word (lower-case ASCII
+// letters and '_') in any ASCII letter case.
+func hasFoldPrefix(b []byte, word string) bool {
+	if len(b) < len(word) {
+		return false
+	}
+	for j := 0; j < len(word); j++ {
+		c := b[j]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != word[j] {
+			return false
+		}
+	}
+	return true
 }
 
 // refuseListen returns a replacement for a Query or Parse message (msg is
@@ -51,7 +130,7 @@ func refuseListen(msg []byte, opt sqllex.Options) []byte {
 	default:
 		return nil
 	}
-	if !containsFold(sql, "listen") {
+	if findWords(sql)&wordListen == 0 {
 		return nil
 	}
 	found := false

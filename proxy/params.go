@@ -167,12 +167,10 @@ func syncSQL(s *pool.Server, want params, extra []setting) string {
 		b = appendLiteral(b, value)
 		b = append(b, ", false)"...)
 	}
+	var cur [len(trackedParams)]string
+	s.LookupParams(trackedParams[:], cur[:])
 	for i, n := range trackedParams {
-		v, ok := want.get(i)
-		if !ok {
-			continue
-		}
-		if cur, _ := s.Param(n); cur != v {
+		if v, ok := want.get(i); ok && cur[i] != v {
 			add(n, v)
 		}
 	}

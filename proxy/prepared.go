@@ -68,7 +68,7 @@ func (r *stmtRegistry) acquire(query, types []byte) *preparedStmt {
 	if st == nil {
 		r.seq++
 		st = &preparedStmt{name: "_mux_" + strconv.FormatUint(r.seq, 10), key: key,
-			hit: scanState(query, sqllex.Options{StandardConformingStrings: true})}
+			hit: scanState(query, findWords(query), sqllex.Options{StandardConformingStrings: true})}
 		st.parse = appendParse(nil, st.name, query, types)
 		r.byKey[key] = st
 	}

@@ -48,8 +48,30 @@ type stateHit struct {
 // maxCustomNames bounds the custom setting names mux watches per client.
 const maxCustomNames = 64
 
-// scanState is the cheap first filter over query text.
-func scanState(sql []byte, opt sqllex.Options) stateHit {
+// scanState is the cheap first filter over query text; w is
+// findWords(sql), and the lexer passes run only for the words it found.
+func scanState(sql []byte, w wordSet, opt sqllex.Options) stateHit {
+	var h stateHit
+	if w&wordLeading != 0 {
+		h = leadingState(sql, opt)
+	}
+	if w&wordSetConfig != 0 && sqllex.ContainsIdentPrefix(sql, opt, "set_config") {
+		h.may, h.setConfig = true, true
+	}
+	advisory := w&wordAdvisory != 0 && hasAdvisory(sql, opt)
+	h.may = h.may || advisory
+	if h.may {
+		h.custom = customSettingNames(sql)
+	}
+	if h.pin == "" && advisory && sessionAdvisory(sql) {
+		h.pin = "pg_advisory_lock"
+	}
+	return h
+}
+
+// leadingState lexes sql for statements whose leading keywords may change
+// session state.
+func leadingState(sql []byte, opt sqllex.Options) stateHit {
 	var h stateHit
 	sqllex.Scan(sql, opt, func(st sqllex.Statement) bool {
 		kw := st.Keywords
@@ -80,33 +102,19 @@ func scanState(sql []byte, opt sqllex.Options) stateHit {
 		}
 		return true
 	})
-	// Byte searches first: the lexer passes only run when the word is there.
-	if containsFold(sql, "set_config") && sqllex.ContainsIdentPrefix(sql, opt, "set_config") {
-		h.may, h.setConfig = true, true
-	}
-	if !h.may && hasAdvisory(sql, opt) {
-		h.may = true
-	}
-	if h.may {
-		h.custom = customSettingNames(sql)
-	}
-	if h.pin == "" && sessionAdvisory(sql, opt) {
-		h.pin = "pg_advisory_lock"
-	}
 	return h
 }
 
+// hasAdvisory reports a call of an advisory lock function in text that
+// contains "advisory".
 func hasAdvisory(sql []byte, opt sqllex.Options) bool {
-	return containsFold(sql, "advisory") &&
-		(sqllex.ContainsIdentPrefix(sql, opt, "pg_advisory") || sqllex.ContainsIdentPrefix(sql, opt, "pg_try_advisory"))
+	return sqllex.ContainsIdentPrefix(sql, opt, "pg_advisory") || sqllex.ContainsIdentPrefix(sql, opt, "pg_try_advisory")
 }
 
-// sessionAdvisory reports a call of a session-level advisory lock function
-// (the _xact_ ones end with their transaction and need nothing).
-func sessionAdvisory(sql []byte, opt sqllex.Options) bool {
-	if !hasAdvisory(sql, opt) {
-		return false
-	}
+// sessionAdvisory reports, in text where hasAdvisory found a call, one of
+// a session-level advisory lock function (the _xact_ ones end with their
+// transaction and need nothing).
+func sessionAdvisory(sql []byte) bool {
 	low := strings.ToLower(string(sql))
 	for _, f := range []string{"pg_advisory_lock", "pg_try_advisory_lock"} {
 		for i := strings.Index(low, f); i >= 0; {

@@ -138,7 +138,7 @@ func (c *clientConn) trackClientMessage(dst []byte, s *pool.Server, msg []byte) 
 		if !ok1 || !ok2 {
 			break // malformed: let Postgres say so
 		}
-		if h := scanState(query, c.lexOptionsLocked()); h.pin != "" && c.pinPolicy == "error" {
+		if h := scanState(query, findWords(query), c.lexOptionsLocked()); h.pin != "" && c.pinPolicy == "error" {
 			return c.appendRaise(dst, s, 'P', "0A000", pinRefusal(h.pin))
 		} else if len(name) == 0 {
 			c.unnamedHit = h
@@ -291,16 +291,21 @@ func (c *clientConn) setPortal(portal []byte, st *preparedStmt) {
 // when mux answered the Query itself.
 func (c *clientConn) trackQuery(dst []byte, s *pool.Server, msg []byte) (out []byte, counted bool) {
 	opt := c.lexOptionsLocked()
-	if c.p.config().ListenFanout && containsFold(msg, "listen") {
-		if d, ok := c.listenQuery(dst, bytes.TrimSuffix(msg[wire.HeaderLen:], []byte{0}), opt); ok {
-			return d, false
+	sql := bytes.TrimSuffix(msg[wire.HeaderLen:], []byte{0})
+	words := findWords(sql)
+	if words&wordListen != 0 {
+		if c.p.config().ListenFanout {
+			if d, ok := c.listenQuery(dst, sql, opt); ok {
+				return d, false
+			}
+		}
+		if repl := refuseListen(msg, opt); repl != nil {
+			msg = repl
+			sql = bytes.TrimSuffix(msg[wire.HeaderLen:], []byte{0})
+			words = findWords(sql)
 		}
 	}
-	if repl := refuseListen(msg, opt); repl != nil {
-		msg = repl
-	}
-	sql := bytes.TrimSuffix(msg[wire.HeaderLen:], []byte{0})
-	if refuse := c.noteState(scanState(sql, opt)); refuse != "" {
+	if refuse := c.noteState(scanState(sql, words, opt)); refuse != "" {
 		s.UnnamedKey = 0
 		dst = wire.AppendQuery(dst, raiseSQL("0A000", pinRefusal(refuse)))
 		c.push(expectation{msg: 'Q'})
@@ -309,7 +314,7 @@ func (c *clientConn) trackQuery(dst []byte, s *pool.Server, msg []byte) (out []b
 	var clearKind byte
 	n := 0
 	var dealloc []byte // the name in a lone "DEALLOCATE [PREPARE] name"
-	if containsFold(sql, "deallocate") || containsFold(sql, "discard") {
+	if words&(wordDeallocate|wordDiscard) != 0 {
 		sqllex.Scan(sql, opt, func(st sqllex.Statement) bool {
 			n++
 			kw := st.Keywords

@@ -22,6 +22,9 @@ const (
 // PostgreSQL it ignores case and non-alphanumeric characters ("Shift_JIS" is
 // "SHIFTJIS"). Unknown names map to EncodingUTF8.
 func EncodingByName(name string) Encoding {
+	if name == "UTF8" { // the server's spelling, which clients follow
+		return EncodingUTF8
+	}
 	var buf [24]byte
 	n := 0
 	for i := 0; i < len(name); i++ {
