@@ -1,12 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -46,18 +43,7 @@ port = %d
 [users.postgres]
 password = "secret"
 `, port, cluster.Host, cluster.Port)
-	if err := os.WriteFile(cfg, []byte(toml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-config", cfg)
-	var logs bytes.Buffer
-	cmd.Stderr = &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer cmd.Process.Kill()
+	cmd, logs, exited := startMux(t, bin, cfg, toml)
 
 	dsn := fmt.Sprintf("host=127.0.0.1 port=%d user=postgres password=secret dbname=postgres sslmode=disable", port)
 	var conn *pgx.Conn
@@ -124,17 +110,7 @@ handover_socket = %q
 [users.app]
 password = "x"
 `, port, freePort(t), filepath.Join(dir, fmt.Sprintf("handover%d.sock", i)))
-		if err := os.WriteFile(cfg, []byte(toml), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		cmd := exec.Command(bin, "-config", cfg)
-		logs := &safeBuffer{}
-		cmd.Stderr = logs
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
+		cmd, logs, exited := startMux(t, bin, cfg, toml)
 		addr := fmt.Sprintf("127.0.0.1:%d", port)
 		deadline := time.Now().Add(10 * time.Second)
 		for {
@@ -144,7 +120,6 @@ password = "x"
 				break
 			}
 			if time.Now().After(deadline) {
-				cmd.Process.Kill()
 				t.Fatalf("mux did not listen: %v\n%s", err, logs)
 			}
 			time.Sleep(100 * time.Microsecond)
@@ -158,7 +133,6 @@ password = "x"
 				t.Fatalf("round %d: mux exited with %v\n%s", i, err, logs)
 			}
 		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
 			t.Fatalf("round %d: mux did not stop\n%s", i, logs)
 		}
 	}

@@ -46,6 +46,26 @@ func buildMux(t *testing.T) string {
 	return binPath
 }
 
+// startMux writes toml to cfg and starts the mux binary bin on it, its
+// standard error in logs; exited delivers the process's end. The process is
+// killed when the test ends.
+func startMux(t *testing.T, bin, cfg, toml string) (cmd *exec.Cmd, logs *safeBuffer, exited <-chan error) {
+	t.Helper()
+	if err := os.WriteFile(cfg, []byte(toml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd = exec.Command(bin, "-config", cfg)
+	logs = &safeBuffer{}
+	cmd.Stderr = logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	return cmd, logs, done
+}
+
 // startCluster starts a throwaway Postgres for one test and stops it when
 // the test ends.
 func startCluster(t *testing.T, opt pgtest.Options) *pgtest.Cluster {

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -67,18 +66,7 @@ port = %d
 [users.postgres]
 password = "secret"
 `, port, httpPort, cluster.Host, cluster.Port)
-	if err := os.WriteFile(cfg, []byte(toml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-config", cfg)
-	logs := &safeBuffer{}
-	cmd.Stderr = logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer cmd.Process.Kill()
+	cmd, logs, exited := startMux(t, bin, cfg, toml)
 
 	base := fmt.Sprintf("http://127.0.0.1:%d", httpPort)
 	waitHTTP(t, base+"/healthz", http.StatusOK, "ok", logs)
@@ -169,26 +157,11 @@ port = %d
 [users.postgres]
 password = "secret"
 `, port, httpPort, filepath.Join(dir, "handover.sock"), cluster.Host, cluster.Port)
-	if err := os.WriteFile(cfg, []byte(toml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	start := func() (*exec.Cmd, *safeBuffer, chan error) {
-		cmd := exec.Command(bin, "-config", cfg)
-		logs := &safeBuffer{}
-		cmd.Stderr = logs
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = cmd.Process.Kill() })
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		return cmd, logs, done
-	}
 	base := fmt.Sprintf("http://127.0.0.1:%d", httpPort)
-	_, oldLogs, oldDone := start()
+	_, oldLogs, oldDone := startMux(t, bin, cfg, toml)
 	waitHTTP(t, base+"/readyz", http.StatusOK, "ready", oldLogs)
 
-	newCmd, newLogs, newDone := start()
+	newCmd, newLogs, newDone := startMux(t, bin, cfg, toml)
 	select {
 	case err := <-oldDone:
 		if err != nil {

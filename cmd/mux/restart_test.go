@@ -85,19 +85,8 @@ pool_size = 20
 [users.bench]
 password = "benchpw"
 `, port, filepath.Join(dir, "handover.sock"), cluster.Host, cluster.Port)
-	if err := os.WriteFile(cfg, []byte(toml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	start := func(name string) (*exec.Cmd, *safeBuffer, chan error) {
-		cmd := exec.Command(bin, "-config", cfg)
-		logs := &safeBuffer{}
-		cmd.Stderr = logs
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = cmd.Process.Kill() })
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
+	start := func(name string) (*exec.Cmd, *safeBuffer, <-chan error) {
+		cmd, logs, done := startMux(t, bin, cfg, toml)
 		deadline := time.Now().Add(10 * time.Second)
 		for !strings.Contains(logs.String(), `"msg":"mux started"`) {
 			if time.Now().After(deadline) {
