@@ -33,7 +33,8 @@ const (
 
 // findWords reports which of the words in wordSet occur in sql, in any
 // ASCII letter case (keywords are ASCII and never quoted), in one pass:
-// the cheap filter before lexing.
+// the cheap filter before lexing. A Unicode-escaped identifier (U&"...")
+// counts as set_config and advisory, which it may spell.
 func findWords(sql []byte) wordSet {
 	var w wordSet
 	for i, c := range sql {
@@ -75,6 +76,12 @@ func findWords(sql []byte) wordSet {
 			if hasFoldPrefix(b, "prepare") {
 				w |= wordLeading
 			}
+		case 'u':
+			// A U&"..." identifier can spell any name in escapes
+			// (U&"pg_\0061dvisory_lock"): the identifier checks must run.
+			if len(b) >= 3 && b[1] == '&' && b[2] == '"' {
+				w |= wordSetConfig | wordAdvisory
+			}
 		}
 	}
 	return w
@@ -82,7 +89,7 @@ func findWords(sql []byte) wordSet {
 
 // wordStart marks the bytes a word in wordSet starts with.
 var wordStart = func() (t [256]bool) {
-	for _, c := range "lsadcp" {
+	for _, c := range "lsadcpu" {
 		t[c], t[c-'a'+'A'] = true, true
 	}
 	return t

@@ -109,17 +109,21 @@ func TestSessionSettingsAreCarried(t *testing.T) {
 func TestPinReasons(t *testing.T) {
 	cases := []struct {
 		name, create, drop, check string
+		reason                    string // SHOW CLIENTS' pin reason, if not name
 	}{
 		{"advisory lock", "SELECT pg_advisory_lock(4242)", "SELECT pg_advisory_unlock(4242)",
-			"SELECT count(*)::text FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242"},
+			"SELECT count(*)::text FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242", ""},
+		// A Unicode-escaped name has none of the function's letters.
+		{"advisory lock, U& name", `SELECT U&"pg_\0061dvisory_lock"(4243)`, "SELECT pg_advisory_unlock(4243)",
+			"SELECT count(*)::text FROM pg_locks WHERE locktype = 'advisory' AND objid = 4243", "advisory lock"},
 		{"temporary table", "CREATE TEMP TABLE pinned_tmp (x int)", "DROP TABLE pinned_tmp",
-			"SELECT count(*)::text FROM pg_class WHERE relname = 'pinned_tmp'"},
+			"SELECT count(*)::text FROM pg_class WHERE relname = 'pinned_tmp'", ""},
 		// pg_cursors and pg_prepared_statements show only the asking
 		// session's own: these are checked on each server through mux.
 		{"WITH HOLD cursor", "DECLARE pinned_cur CURSOR WITH HOLD FOR SELECT 1", "CLOSE pinned_cur",
-			"session:SELECT count(*)::text FROM pg_cursors WHERE is_holdable"},
+			"session:SELECT count(*)::text FROM pg_cursors WHERE is_holdable", ""},
 		{"SQL PREPARE", "PREPARE pinned_stmt AS SELECT 1", "DEALLOCATE pinned_stmt",
-			"session:SELECT count(*)::text FROM pg_prepared_statements WHERE from_sql"},
+			"session:SELECT count(*)::text FROM pg_prepared_statements WHERE from_sql", ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -150,9 +154,13 @@ func TestPinReasons(t *testing.T) {
 					t.Fatalf("temp table not visible in the next transaction: %v", err)
 				}
 			}
-			waitFor(t, "the pin reason "+tc.name, 5*time.Second, func() bool {
+			reason := tc.name
+			if tc.reason != "" {
+				reason = tc.reason
+			}
+			waitFor(t, "the pin reason "+reason, 5*time.Second, func() bool {
 				for _, ci := range m.p.Clients() {
-					if ci.PinReason == tc.name {
+					if ci.PinReason == reason {
 						return true
 					}
 				}

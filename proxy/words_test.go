@@ -16,6 +16,9 @@ func findWordsSlowly(sql []byte) wordSet {
 		low[i] = c
 	}
 	var w wordSet
+	if bytes.Contains(low, []byte(`u&"`)) {
+		w |= wordSetConfig | wordAdvisory
+	}
 	for word, bits := range map[string]wordSet{
 		"listen": wordListen | wordLeading, "set_config": wordSetConfig | wordLeading,
 		"advisory": wordAdvisory, "deallocate": wordDeallocate, "discard": wordDiscard | wordLeading,
@@ -52,6 +55,9 @@ func TestFindWords(t *testing.T) {
 		{"declare c cursor with hold for select 1", wordLeading},
 		{"PREPARE p AS SELECT 1", wordLeading},
 		{"LOAD 'x'", wordLeading},
+		{`SELECT U&"pg_\0061dvisory_lock"(1)`, wordSetConfig | wordAdvisory},
+		{`select u&"x"`, wordSetConfig | wordAdvisory},
+		{`SELECT U&'x', u&`, 0},
 		{"d", 0},
 		{"", 0},
 		{"\xffLISTEN\x00advisory", wordListen | wordLeading | wordAdvisory},
