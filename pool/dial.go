@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/muxpg/mux/auth"
+	"github.com/muxpg/mux/internal/rawio"
 	"github.com/muxpg/mux/internal/wire"
 )
 
@@ -135,6 +136,7 @@ func dial(ctx context.Context, t Target, log *zap.Logger) (*Server, error) {
 		params:  map[string]string{},
 		done:    make(chan struct{}),
 	}
+	s.in, s.out = rawio.ReadWriter(conn)
 	if err := login(conn, t, s); err != nil {
 		conn.Close()
 		return nil, err

@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-
-	"github.com/muxpg/mux/internal/rawio"
 )
 
 // Back-off between failed connection attempts starts here and doubles up to
@@ -417,9 +415,6 @@ func (p *Pool) connect(ctx context.Context) (*Server, error) {
 	p.mu.Unlock()
 	if ce := p.log.Check(zap.DebugLevel, "server connected"); ce != nil {
 		ce.Write(zap.Uint64("server_id", s.ID), zap.Uint32("backend_pid", s.KeyPID))
-	}
-	if rc := rawio.RawConn(s.conn); rc != nil {
-		s.rr, s.rw = rawio.NewReader(rc), rawio.NewWriter(rc)
 	}
 	go s.readLoop()
 	return s, nil

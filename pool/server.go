@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -11,7 +12,6 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/muxpg/mux/internal/rawio"
 	"github.com/muxpg/mux/internal/wire"
 )
 
@@ -76,8 +76,8 @@ type Server struct {
 	Stmts      *StmtCache
 	UnnamedKey uint64
 
-	rr     *rawio.Reader // raw reads of conn (nil with TLS): package rawio says why
-	rw     *rawio.Writer // raw writes of conn (nil with TLS)
+	in     io.Reader     // reads conn: raw unless TLS (package rawio says why)
+	out    io.Writer     // writes conn: raw unless TLS
 	gen    uint64        // pool generation when connected (guarded by pool.mu)
 	done   chan struct{} // closed when the read goroutine exits
 	ev     Events        // reused for every batch by the read goroutine
@@ -129,12 +129,7 @@ func (s *Server) SetHandler(h Handler) {
 
 // Write sends bytes to the server. A failed write marks the server broken.
 func (s *Server) Write(b []byte) error {
-	var err error
-	if s.rw != nil {
-		_, err = s.rw.Write(b)
-	} else {
-		_, err = s.conn.Write(b)
-	}
+	_, err := s.out.Write(b)
 	if err != nil {
 		s.MarkBroken()
 	}
@@ -219,7 +214,7 @@ func (s *Server) readLoop() {
 				return
 			}
 		}
-		n, err := s.read(buf[w:])
+		n, err := s.in.Read(buf[w:])
 		if n == 0 {
 			if err == nil {
 				continue
@@ -297,13 +292,6 @@ func (s *Server) readLoop() {
 			s.close()
 		}
 	}
-}
-
-func (s *Server) read(b []byte) (int, error) {
-	if s.rr != nil {
-		return s.rr.Read(b)
-	}
-	return s.conn.Read(b)
 }
 
 func (s *Server) handlerIsNil() bool {

@@ -15,6 +15,7 @@
 package rawio
 
 import (
+	"io"
 	"net"
 	"sync"
 	"syscall"
@@ -124,6 +125,16 @@ func (r *Reader) step(fd uintptr) bool {
 		r.n, r.err = n, err
 		return true
 	}
+}
+
+// ReadWriter returns what to read conn with and write it with: raw ones
+// for a socket of its own, conn itself for a TLS connection.
+func ReadWriter(conn net.Conn) (io.Reader, io.Writer) {
+	rc := RawConn(conn)
+	if rc == nil {
+		return conn, conn
+	}
+	return NewReader(rc), NewWriter(rc)
 }
 
 // RawConn returns conn's socket for raw reads and writes, or nil if conn
