@@ -44,36 +44,36 @@ func findWords(sql []byte) wordSet {
 		b := sql[i:]
 		switch c | 0x20 {
 		case 'l':
-			if hasFoldPrefix(b, "listen") {
+			if sqllex.HasPrefixFold(b, "listen") {
 				w |= wordListen | wordLeading
-			} else if hasFoldPrefix(b, "load") {
+			} else if sqllex.HasPrefixFold(b, "load") {
 				w |= wordLeading
 			}
 		case 's':
-			if hasFoldPrefix(b, "set_config") {
+			if sqllex.HasPrefixFold(b, "set_config") {
 				w |= wordSetConfig | wordLeading
-			} else if hasFoldPrefix(b, "set") {
+			} else if sqllex.HasPrefixFold(b, "set") {
 				w |= wordLeading
 			}
 		case 'a':
-			if hasFoldPrefix(b, "advisory") {
+			if sqllex.HasPrefixFold(b, "advisory") {
 				w |= wordAdvisory
 			}
 		case 'd':
 			switch {
-			case hasFoldPrefix(b, "deallocate"):
+			case sqllex.HasPrefixFold(b, "deallocate"):
 				w |= wordDeallocate
-			case hasFoldPrefix(b, "discard"):
+			case sqllex.HasPrefixFold(b, "discard"):
 				w |= wordDiscard | wordLeading
-			case hasFoldPrefix(b, "do"), hasFoldPrefix(b, "declare"):
+			case sqllex.HasPrefixFold(b, "do"), sqllex.HasPrefixFold(b, "declare"):
 				w |= wordLeading
 			}
 		case 'c':
-			if hasFoldPrefix(b, "call") || hasFoldPrefix(b, "create") {
+			if sqllex.HasPrefixFold(b, "call") || sqllex.HasPrefixFold(b, "create") {
 				w |= wordLeading
 			}
 		case 'p':
-			if hasFoldPrefix(b, "prepare") {
+			if sqllex.HasPrefixFold(b, "prepare") {
 				w |= wordLeading
 			}
 		case 'u':
@@ -94,24 +94,6 @@ var wordStart = func() (t [256]bool) {
 	}
 	return t
 }()
-
-// hasFoldPrefix reports whether b starts with word (lower-case ASCII
-// letters and '_') in any ASCII letter case.
-func hasFoldPrefix(b []byte, word string) bool {
-	if len(b) < len(word) {
-		return false
-	}
-	for j := 0; j < len(word); j++ {
-		c := b[j]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != word[j] {
-			return false
-		}
-	}
-	return true
-}
 
 // refuseListen returns a replacement for a Query or Parse message (msg is
 // the whole message) that contains a LISTEN statement, or nil.

@@ -172,7 +172,7 @@ func ContainsWord(sql []byte, opt Options, word Keyword) bool {
 }
 
 // ContainsIdentPrefix reports whether an identifier starting with prefix
-// (ASCII case-insensitive) occurs in sql outside strings and comments, e.g.
+// (in lower case; matched ASCII case-insensitively) occurs in sql outside strings and comments, e.g.
 // ContainsIdentPrefix(sql, opt, "pg_advisory") as a cheap filter for advisory
 // lock functions.
 //
@@ -187,7 +187,7 @@ func ContainsIdentPrefix(sql []byte, opt Options, prefix string) bool {
 		case tokEOF:
 			return false
 		case tokWord:
-			if hasPrefixFold(sql[start:l.pos], prefix) {
+			if HasPrefixFold(sql[start:l.pos], prefix) {
 				return true
 			}
 		case tokQuotedIdent:
@@ -205,12 +205,15 @@ func lowerASCII(c byte) byte {
 	return c
 }
 
-func hasPrefixFold(w []byte, prefix string) bool {
+// HasPrefixFold reports whether w starts with prefix, which is in lower
+// case, with w's ASCII letters in either case (as SQL folds keywords and
+// bare identifiers).
+func HasPrefixFold(w []byte, prefix string) bool {
 	if len(w) < len(prefix) {
 		return false
 	}
 	for i := 0; i < len(prefix); i++ {
-		if lowerASCII(w[i]) != lowerASCII(prefix[i]) {
+		if lowerASCII(w[i]) != prefix[i] {
 			return false
 		}
 	}
@@ -232,7 +235,7 @@ func quotedHasPrefixFold(body []byte, prefix string) bool {
 			}
 			i++
 		}
-		if lowerASCII(c) != lowerASCII(prefix[p]) {
+		if lowerASCII(c) != prefix[p] {
 			return false
 		}
 		i++
