@@ -70,6 +70,13 @@ type Pool struct {
 	backoff  time.Duration
 	lastErr  error
 	inflight map[*Server]struct{} // servers lent out or being checked
+
+	// One timer ends the waits of every AcquireTimeout caller: armed for
+	// the earliest deadline in the queue (timerAt, zero when not armed),
+	// it expires the waiters that are due and re-arms for the next. A
+	// waiter then blocks on its channel alone, with no timer of its own.
+	waitTimer *time.Timer
+	timerAt   time.Time
 }
 
 // New creates a pool and starts its maintenance loop.
@@ -158,7 +165,8 @@ func (p *Pool) Acquire(ctx context.Context) (*Server, error) {
 
 // AcquireTimeout is Acquire bounded by a timeout (0: none) rather than a
 // context: a client's wait for a server, on every transaction when the
-// pool is busy, allocates nothing.
+// pool is busy, allocates nothing and arms no timer of its own (the
+// pool's wait timer ends it).
 func (p *Pool) AcquireTimeout(d time.Duration) (*Server, error) {
 	var l waitLimit
 	if d > 0 {
@@ -193,47 +201,37 @@ func (l waitLimit) context() (context.Context, context.CancelFunc) {
 	return context.WithDeadline(context.Background(), l.deadline)
 }
 
-// timers recycles the timers of waits bounded by a deadline.
-var timers sync.Pool
-
-// wait blocks until ch delivers, or the limit ends (ok false). A nil ch
-// just waits for the limit.
-func (l waitLimit) wait(ch <-chan *Server) (s *Server, ok bool) {
+// sleep waits d, or until the limit ends (false).
+func (l waitLimit) sleep(d time.Duration) bool {
+	until := time.Now().Add(d)
+	if !l.deadline.IsZero() && l.deadline.Before(until) {
+		until = l.deadline
+	}
+	t := time.NewTimer(time.Until(until))
+	defer t.Stop()
 	var done <-chan struct{}
 	if l.ctx != nil {
 		done = l.ctx.Done()
 	}
-	var tick <-chan time.Time
-	if !l.deadline.IsZero() {
-		t, _ := timers.Get().(*time.Timer)
-		if t == nil {
-			t = time.NewTimer(time.Until(l.deadline))
-		} else {
-			t.Reset(time.Until(l.deadline))
-		}
-		defer func() {
-			t.Stop() // since Go 1.23 no stale tick can be received after Stop
-			timers.Put(t)
-		}()
-		tick = t.C
-	}
 	select {
-	case s = <-ch:
-		return s, true
+	case <-t.C:
 	case <-done:
-	case <-tick:
 	}
-	return nil, false
+	return !l.ended()
 }
 
-// sleep waits d, or until the limit ends (false).
-func (l waitLimit) sleep(d time.Duration) bool {
-	short := l
-	if until := time.Now().Add(d); l.deadline.IsZero() || until.Before(l.deadline) {
-		short.deadline = until
+// await blocks until the waiter is handed something, or ctx (if any) ends
+// (ok false). A deadline is the pool's wait timer's to enforce.
+func (w *waiter) await(ctx context.Context) (s *Server, ok bool) {
+	if ctx == nil {
+		return <-w.ch, true
 	}
-	short.wait(nil)
-	return !l.ended()
+	select {
+	case s = <-w.ch:
+		return s, true
+	case <-ctx.Done():
+		return nil, false
+	}
 }
 
 func (p *Pool) acquire(l waitLimit) (*Server, error) {
@@ -360,11 +358,22 @@ func (p *Pool) acquireOnce(l waitLimit, turn *bool) (*Server, error) {
 	}
 	w := waiterPool.Get().(*waiter)
 	w.since = time.Now()
+	if l.ctx == nil {
+		w.deadline = l.deadline
+	}
 	p.waiters.push(w)
+	if !w.deadline.IsZero() {
+		p.armWaitTimerLocked(w.deadline)
+	}
 	p.mu.Unlock()
-	s, ok := l.wait(w.ch)
+	s, ok := w.await(l.ctx)
 	if ok {
+		expired := w.expired
+		w.expired, w.deadline = false, time.Time{}
 		waiterPool.Put(w)
+		if expired {
+			return nil, p.waitErr()
+		}
 		if s == nil {
 			*turn = true // capacity freed for us: connect even if others queue
 		}
@@ -387,6 +396,47 @@ func (p *Pool) acquireOnce(l waitLimit, turn *bool) (*Server, error) {
 		p.wakeOne()
 	}
 	return nil, p.waitErr()
+}
+
+// armWaitTimerLocked makes the wait timer fire by at. p.mu held.
+func (p *Pool) armWaitTimerLocked(at time.Time) {
+	if !p.timerAt.IsZero() && !at.Before(p.timerAt) {
+		return // due no later than the new waiter: the common case
+	}
+	p.timerAt = at
+	if p.waitTimer == nil {
+		p.waitTimer = time.AfterFunc(time.Until(at), p.expireWaiters)
+	} else {
+		p.waitTimer.Reset(time.Until(at))
+	}
+}
+
+// expireWaiters ends the waits whose deadline has passed and re-arms the
+// wait timer for the earliest one left. Deadlines usually grow along the
+// queue, but query_wait_timeout can shrink on reload, so it looks at every
+// waiter.
+func (p *Pool) expireWaiters() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.timerAt = time.Time{}
+	now := time.Now()
+	var next time.Time
+	for w := p.waiters.head; w != nil; {
+		after := w.next
+		switch {
+		case w.deadline.IsZero():
+		case !now.Before(w.deadline):
+			p.waiters.remove(w)
+			w.expired = true
+			w.ch <- nil
+		case next.IsZero() || w.deadline.Before(next):
+			next = w.deadline
+		}
+		w = after
+	}
+	if !next.IsZero() && !p.closed {
+		p.armWaitTimerLocked(next)
+	}
 }
 
 // waitErr explains a wait that ran out: the last connection error if the
@@ -562,6 +612,10 @@ func (p *Pool) Close() {
 	}
 	p.closed = true
 	close(p.stop)
+	if p.waitTimer != nil {
+		p.waitTimer.Stop()
+		p.timerAt = time.Time{}
+	}
 	idle := p.idle
 	p.idle = nil
 	p.total -= len(idle)

@@ -37,7 +37,7 @@ CREATE ROLE md5role LOGIN PASSWORD 'md5pw';`); err != nil {
 	os.Exit(code)
 }
 
-func newPool(t *testing.T, size int, target Target) *Pool {
+func newPool(t testing.TB, size int, target Target) *Pool {
 	t.Helper()
 	p := New(Config{
 		Target:         target,
@@ -276,8 +276,88 @@ func TestAcquireTimeout(t *testing.T) {
 	}
 	for i := 0; i < 10; i++ {
 		w := waiterPool.Get().(*waiter)
-		if len(w.ch) != 0 || w.queued {
-			t.Fatal("a recycled waiter still holds a value or is queued")
+		if len(w.ch) != 0 || w.queued || w.expired || !w.deadline.IsZero() {
+			t.Fatal("a recycled waiter still holds a value, a deadline or is queued")
 		}
 	}
+}
+
+// The pool's one wait timer: a short wait queued behind a long one (as
+// after query_wait_timeout shrinks on reload) still ends on time, the long
+// one and a wait with no limit stay queued in order, and the first of
+// them gets the server when it comes back.
+func TestWaitTimerEndsEachWaitOnTime(t *testing.T) {
+	p := newPool(t, 1, target("scramrole", "scrampw"))
+	first, err := p.AcquireTimeout(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		s   *Server
+		err error
+		d   time.Duration
+	}
+	acquire := func(d time.Duration) <-chan result {
+		ch := make(chan result, 1)
+		go func() {
+			start := time.Now()
+			s, err := p.AcquireTimeout(d)
+			ch <- result{s, err, time.Since(start)}
+		}()
+		return ch
+	}
+	long := acquire(time.Minute)
+	waitWaiting(t, p, 1)
+	forever := acquire(0)
+	waitWaiting(t, p, 2)
+	short := acquire(150 * time.Millisecond)
+	r := <-short
+	if !errors.Is(r.err, ErrWaitTimeout) || r.d < 150*time.Millisecond || r.d > 3*time.Second {
+		t.Fatalf("short wait: %v after %v, want ErrWaitTimeout after about 150ms", r.err, r.d)
+	}
+	if n := p.Stats().Waiting; n != 2 {
+		t.Fatalf("%d waiters after the short one ended, want 2", n)
+	}
+	p.Release(first)
+	r = <-long
+	if r.err != nil {
+		t.Fatalf("long wait: %v", r.err)
+	}
+	p.Release(r.s)
+	r = <-forever
+	if r.err != nil {
+		t.Fatalf("unbounded wait: %v", r.err)
+	}
+	p.Release(r.s)
+}
+
+// BenchmarkAcquireWait is the busy pool's hand-over: 16 callers per CPU
+// share 2 servers, each waiting (AcquireTimeout, as a client does) and
+// releasing at once. One op is one acquire and release.
+func BenchmarkAcquireWait(b *testing.B) {
+	p := newPool(b, 2, target("scramrole", "scrampw"))
+	var held []*Server
+	for i := 0; i < 2; i++ { // connect both before timing
+		s, err := p.AcquireTimeout(time.Minute)
+		if err != nil {
+			b.Fatal(err)
+		}
+		held = append(held, s)
+	}
+	for _, s := range held {
+		p.Release(s)
+	}
+	b.SetParallelism(16)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			s, err := p.AcquireTimeout(time.Minute)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			p.Release(s)
+		}
+	})
 }

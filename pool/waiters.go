@@ -12,6 +12,8 @@ import (
 type waiter struct {
 	ch         chan *Server // buffered: handing a server over never blocks
 	since      time.Time
+	deadline   time.Time // AcquireTimeout's limit (zero: none), enforced by the pool's wait timer
+	expired    bool      // set before the pool sends nil: the deadline passed
 	prev, next *waiter
 	queued     bool
 }
