@@ -69,28 +69,32 @@ func NewObserver(reg prometheus.Registerer) *Observer {
 	return o
 }
 
-// PoolWait implements proxy.Observer.
-func (o *Observer) PoolWait(database, user string, d time.Duration) {
-	o.poolWait.WithLabelValues(database, user).Observe(d.Seconds())
+// Pool implements proxy.Observer: the series of one pool, looked up once.
+func (o *Observer) Pool(database, user string) proxy.PoolObserver {
+	return &poolObserver{
+		poolWait:    o.poolWait.WithLabelValues(database, user),
+		transaction: o.transaction.WithLabelValues(database, user),
+		query:       o.query.WithLabelValues(database, user),
+		errors:      o.errors.MustCurryWith(prometheus.Labels{"database": database, "user": user}),
+	}
 }
 
-// Transaction implements proxy.Observer.
-func (o *Observer) Transaction(database, user string, d time.Duration) {
-	o.transaction.WithLabelValues(database, user).Observe(d.Seconds())
+// poolObserver records one pool's events (proxy.PoolObserver).
+type poolObserver struct {
+	poolWait, transaction, query prometheus.Observer
+	errors                       *prometheus.CounterVec // by class
 }
 
-// Query implements proxy.Observer.
-func (o *Observer) Query(database, user string, d time.Duration) {
-	o.query.WithLabelValues(database, user).Observe(d.Seconds())
-}
+func (o *poolObserver) PoolWait(d time.Duration)    { o.poolWait.Observe(d.Seconds()) }
+func (o *poolObserver) Transaction(d time.Duration) { o.transaction.Observe(d.Seconds()) }
+func (o *poolObserver) Query(d time.Duration)       { o.query.Observe(d.Seconds()) }
 
-// ErrorSent implements proxy.Observer.
-func (o *Observer) ErrorSent(database, user, sqlstate string) {
+func (o *poolObserver) ErrorSent(sqlstate string) {
 	class := "other"
 	if validSQLState(sqlstate) {
 		class = sqlstate[:2]
 	}
-	o.errors.WithLabelValues(database, user, class).Inc()
+	o.errors.WithLabelValues(class).Inc()
 }
 
 // LoginFailed implements proxy.Observer.

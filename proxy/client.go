@@ -476,7 +476,7 @@ func (c *clientConn) attach() (*pool.Server, error) {
 	waited := time.Since(start)
 	c.stats.waits.Add(1)
 	c.stats.waitUs.Add(waited.Microseconds())
-	c.p.obs.PoolWait(c.database, c.user, waited)
+	c.stats.obs.PoolWait(waited)
 	c.mu.Lock()
 	want, gone := c.want, c.gone
 	c.mu.Unlock()

@@ -390,7 +390,7 @@ func (p *Proxy) poolFor(dbName string, db config.Database, user string, u *userE
 	p.pools[key] = pl
 	reg := newStmtRegistry()
 	p.stmts[key] = reg
-	st := &poolStats{}
+	st := &poolStats{obs: p.obs.Pool(dbName, user)}
 	p.stats[key] = st
 	return pl, reg, st
 }

@@ -54,7 +54,7 @@ func (c *clientConn) ServerData(s *pool.Server, data []byte, ev *pool.Events) {
 	}
 	if ev.ErrCode != "" {
 		c.stats.errors.Add(1)
-		c.p.obs.ErrorSent(c.database, c.user, ev.ErrCode)
+		c.stats.obs.ErrorSent(ev.ErrCode)
 	}
 	clean := c.pending == 0 && !c.dirty
 	var release, abort, fatal bool
@@ -156,7 +156,7 @@ func (c *clientConn) finishedQueries(n int) {
 	d := now.Sub(c.queryStart)
 	c.stats.queries.Add(int64(n))
 	c.stats.queryUs.Add(d.Microseconds())
-	c.p.obs.Query(c.database, c.user, d)
+	c.stats.obs.Query(d)
 	c.queryStart = now
 	if c.pending > 0 {
 		c.armQueryTimeout() // the next pipelined query starts now
@@ -167,7 +167,7 @@ func (c *clientConn) finishedQueries(n int) {
 		xd := now.Sub(c.xactStart)
 		c.stats.xacts.Add(1)
 		c.stats.xactUs.Add(xd.Microseconds())
-		c.p.obs.Transaction(c.database, c.user, xd)
+		c.stats.obs.Transaction(xd)
 	}
 }
 

@@ -9,27 +9,37 @@ import (
 	"github.com/muxpg/mux/pool"
 )
 
-// Observer receives events for metrics. Its methods are called on hot
-// paths: they must be cheap and safe for concurrent use.
+// Observer receives events for metrics. It must be safe for concurrent
+// use.
 type Observer interface {
-	// PoolWait is how long a client waited for a server.
-	PoolWait(database, user string, d time.Duration)
-	// Transaction and Query report finished transactions and queries.
-	Transaction(database, user string, d time.Duration)
-	Query(database, user string, d time.Duration)
-	// ErrorSent counts an ErrorResponse a client received, by SQLSTATE.
-	ErrorSent(database, user, sqlstate string)
+	// Pool returns the observer of one pool's events. It is called once,
+	// when the pool is made, so that the transaction path does not look
+	// up labels.
+	Pool(database, user string) PoolObserver
 	// LoginFailed counts a failed client login, by SQLSTATE.
 	LoginFailed(sqlstate string)
 }
 
+// PoolObserver receives one pool's events. Its methods are called on hot
+// paths: they must be cheap and safe for concurrent use.
+type PoolObserver interface {
+	// PoolWait is how long a client waited for a server.
+	PoolWait(d time.Duration)
+	// Transaction and Query report finished transactions and queries.
+	Transaction(d time.Duration)
+	Query(d time.Duration)
+	// ErrorSent counts an ErrorResponse a client received, by SQLSTATE.
+	ErrorSent(sqlstate string)
+}
+
 type nopObserver struct{}
 
-func (nopObserver) PoolWait(string, string, time.Duration)    {}
-func (nopObserver) Transaction(string, string, time.Duration) {}
-func (nopObserver) Query(string, string, time.Duration)       {}
-func (nopObserver) ErrorSent(string, string, string)          {}
-func (nopObserver) LoginFailed(string)                        {}
+func (nopObserver) Pool(string, string) PoolObserver { return nopObserver{} }
+func (nopObserver) LoginFailed(string)               {}
+func (nopObserver) PoolWait(time.Duration)           {}
+func (nopObserver) Transaction(time.Duration)        {}
+func (nopObserver) Query(time.Duration)              {}
+func (nopObserver) ErrorSent(string)                 {}
 
 // SetObserver installs o (before Serve).
 func (p *Proxy) SetObserver(o Observer) { p.obs = o }
@@ -41,6 +51,8 @@ type poolStats struct {
 	xactUs, queryUs    atomic.Int64 // time spent in transactions / queries
 	waitUs, waits      atomic.Int64 // time clients waited for a server, and how often
 	errors, loginFails atomic.Int64
+
+	obs PoolObserver // set when the pool is made, read-only afterwards
 }
 
 // PoolStats is a snapshot of a pool's totals.
