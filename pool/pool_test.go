@@ -361,3 +361,36 @@ func BenchmarkAcquireWait(b *testing.B) {
 		}
 	})
 }
+
+// LookupParams answers from its last lookup only until a ParameterStatus
+// changes a value.
+func TestLookupParamsFollowsChanges(t *testing.T) {
+	p := newPool(t, 1, target("scramrole", "scrampw"))
+	s, err := p.AcquireTimeout(5 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Release(s)
+	names := []string{"application_name", "TimeZone", "no_such_parameter"}
+	vals := make([]string, len(names))
+	s.LookupParams(names, vals)
+	if vals[1] == "" || vals[2] != "" {
+		t.Fatalf("first lookup %q", vals)
+	}
+	for _, app := range []string{"first", "second"} {
+		if _, err := s.ExecIdle(context.Background(), "SET application_name = '"+app+"'"); err != nil {
+			t.Fatal(err)
+		}
+		s.LookupParams(names, vals)
+		if vals[0] != app {
+			t.Fatalf("application_name %q after SET to %q", vals[0], app)
+		}
+	}
+	// Another list of names is looked up, not answered from the last one.
+	other := []string{"TimeZone"}
+	one := make([]string, 1)
+	s.LookupParams(other, one)
+	if one[0] != vals[1] {
+		t.Fatalf("TimeZone %q, want %q", one[0], vals[1])
+	}
+}

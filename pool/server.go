@@ -83,12 +83,17 @@ type Server struct {
 	ev     Events        // reused for every batch by the read goroutine
 	broken atomic.Bool
 
-	mu       sync.Mutex // guards the fields below
-	handler  Handler
-	params   map[string]string // current ParameterStatus values
-	lastUsed time.Time         // when it was last put back idle (pool)
-	cancels  int               // cancel requests in flight for this server
-	parked   bool              // released while cancels > 0: release when they finish
+	mu      sync.Mutex // guards the fields below
+	handler Handler
+	params  map[string]string // current ParameterStatus values
+	// The last LookupParams answer, valid until a parameter changes: a
+	// client's attach asks for the same names every time.
+	lookupNames []string
+	lookupVals  []string
+	lookupOK    bool
+	lastUsed    time.Time // when it was last put back idle (pool)
+	cancels     int       // cancel requests in flight for this server
+	parked      bool      // released while cancels > 0: release when they finish
 }
 
 // Param returns the current value of a reported parameter.
@@ -100,12 +105,19 @@ func (s *Server) Param(name string) (string, bool) {
 }
 
 // LookupParams sets values[i] to the reported value of names[i] ("" if
-// none), under one lock.
+// none), under one lock. Asked again for the same names slice with no
+// parameter changed since, it copies the last answer instead of looking
+// each name up.
 func (s *Server) LookupParams(names, values []string) {
 	s.mu.Lock()
-	for i, n := range names {
-		values[i] = s.params[n]
+	if !s.lookupOK || len(names) != len(s.lookupNames) || len(names) > 0 && &names[0] != &s.lookupNames[0] {
+		s.lookupVals = s.lookupVals[:0]
+		for _, n := range names {
+			s.lookupVals = append(s.lookupVals, s.params[n])
+		}
+		s.lookupNames, s.lookupOK = names, true
 	}
+	copy(values, s.lookupVals)
 	s.mu.Unlock()
 }
 
@@ -335,6 +347,7 @@ func (s *Server) setParam(body []byte) {
 	s.mu.Lock()
 	if s.params[name] != val {
 		s.params[name] = val
+		s.lookupOK = false
 	}
 	s.mu.Unlock()
 }
