@@ -9,6 +9,10 @@
 //	-mode epoll      -loops event loops, each one goroutine waiting in
 //	                 epoll_wait on its own set and copying with raw read(2) /
 //	                 write(2), as PgBouncer does in C
+//	-mode netpoll    the same loops, but a loop never blocks in epoll_wait:
+//	                 it polls its set without waiting, and waits for the set
+//	                 itself to turn readable in Go's poller, so the thread
+//	                 keeps its P (no system-call hand-off)
 //
 // Point pgbench at it and compare its CPU per transaction with mux's and
 // PgBouncer's:
@@ -28,6 +32,7 @@ import (
 	"io"
 	"log"
 	"net"
+	"os"
 	"sync"
 	"syscall"
 	"unsafe"
@@ -36,7 +41,7 @@ import (
 )
 
 func main() {
-	mode := flag.String("mode", "epoll", "goroutine | epoll")
+	mode := flag.String("mode", "epoll", "goroutine | epoll | netpoll")
 	listen := flag.String("listen", "127.0.0.1:7500", "address to accept clients on")
 	backend := flag.String("backend", "127.0.0.1:5432", "Postgres address")
 	loops := flag.Int("loops", 1, "event loops (-mode epoll)")
@@ -49,11 +54,15 @@ func main() {
 	switch *mode {
 	case "goroutine":
 		serve = copyBothWays
-	case "epoll":
+	case "epoll", "netpoll":
 		ls := make([]*loop, max(*loops, 1))
 		for i := range ls {
 			ls[i] = newLoop()
-			go ls[i].run()
+			if *mode == "epoll" {
+				go ls[i].run()
+			} else {
+				go ls[i].runNetpoll()
+			}
 		}
 		next := 0
 		serve = func(client, server *net.TCPConn) {
@@ -163,6 +172,43 @@ func (l *loop) run() {
 		}
 		for _, ev := range evs[:n] {
 			l.relay(int(ev.Fd))
+		}
+	}
+}
+
+// runNetpoll is run without blocking system calls: the set is polled with
+// a zero timeout, and when it has nothing ready the goroutine waits in Go's
+// poller for the set's own descriptor to turn readable. Polling inside the
+// RawConn callback, after the poller's readiness note was reset, loses no
+// wake-up.
+func (l *loop) runNetpoll() {
+	if err := syscall.SetNonblock(l.ep, true); err != nil {
+		log.Fatal(err)
+	}
+	rc, err := os.NewFile(uintptr(l.ep), "epoll").SyscallConn()
+	if err != nil {
+		log.Fatal(err)
+	}
+	evs := make([]syscall.EpollEvent, 256)
+	step := func(fd uintptr) bool {
+		n, _, e := syscall.RawSyscall6(syscall.SYS_EPOLL_PWAIT, fd, uintptr(unsafe.Pointer(&evs[0])), uintptr(len(evs)), 0, 0, 0)
+		for e == syscall.EINTR {
+			n, _, e = syscall.RawSyscall6(syscall.SYS_EPOLL_PWAIT, fd, uintptr(unsafe.Pointer(&evs[0])), uintptr(len(evs)), 0, 0, 0)
+		}
+		if e != 0 {
+			log.Fatal(e)
+		}
+		if n == 0 {
+			return false // nothing ready: wait for the set
+		}
+		for _, ev := range evs[:n] {
+			l.relay(int(ev.Fd))
+		}
+		return true
+	}
+	for {
+		if err := rc.Read(step); err != nil {
+			log.Fatal(err)
 		}
 	}
 }
