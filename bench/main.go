@@ -106,6 +106,7 @@ func run(ctx context.Context, o options) error {
 	}
 
 	logf("building mux and bench/idleclients")
+	rev := revisionOf(ctx, root)
 	muxBin := filepath.Join(tmp, "mux")
 	idleBin := filepath.Join(tmp, "idleclients")
 	if err := goBuild(ctx, root, muxBin, "./cmd/mux"); err != nil {
@@ -138,7 +139,7 @@ func run(ctx context.Context, o options) error {
 	}
 	benchTime := time.Since(setupDone)
 
-	info, err := env.describe(ctx, root, fdLimit)
+	info, err := env.describe(ctx, root, rev, fdLimit)
 	if err != nil {
 		return err
 	}

@@ -38,7 +38,29 @@ type info struct {
 	TotalTime  time.Duration
 }
 
-func (e *env) describe(ctx context.Context, root string, fdLimit uint64) (*info, error) {
+// revision is the commit mux was built from, and the files that differed
+// from it (Markdown and the bench itself aside).
+type revision struct {
+	commit string
+	dirty  []string
+}
+
+// revisionOf reads root's revision; called just before mux is built, so a
+// commit made while the benchmark runs is not credited with its numbers.
+func revisionOf(ctx context.Context, root string) revision {
+	rev := revision{commit: firstLine(ctx, root, "git", "rev-parse", "--short", "HEAD")}
+	if out, err := exec.CommandContext(ctx, "git", "-C", root, "status", "--porcelain", "--",
+		".", ":(exclude)bench", ":(exclude)*.md").Output(); err == nil {
+		for _, l := range strings.Split(strings.TrimRight(string(out), "\n"), "\n") {
+			if len(l) > 3 {
+				rev.dirty = append(rev.dirty, strings.TrimSpace(l[3:]))
+			}
+		}
+	}
+	return rev
+}
+
+func (e *env) describe(ctx context.Context, root string, rev revision, fdLimit uint64) (*info, error) {
 	in := &info{Date: time.Now().UTC(), NProc: runtime.NumCPU(), FDLimit: fdLimit, PgBouncer: e.pgbouncerVer}
 	in.CPUModel = procField("/proc/cpuinfo", "model name")
 	if kb, err := strconv.ParseInt(strings.TrimSuffix(procField("/proc/meminfo", "MemTotal"), " kB"), 10, 64); err == nil {
@@ -51,15 +73,7 @@ func (e *env) describe(ctx context.Context, root string, fdLimit uint64) (*info,
 	in.Postgres = firstLine(ctx, "", e.cluster.Bin("postgres"), "--version")
 	in.Pgbench = firstLine(ctx, "", e.pgbench, "--version")
 	in.GoVersion = firstLine(ctx, root, "go", "version")
-	in.MuxCommit = firstLine(ctx, root, "git", "rev-parse", "--short", "HEAD")
-	if out, err := exec.CommandContext(ctx, "git", "-C", root, "status", "--porcelain", "--",
-		".", ":(exclude)bench", ":(exclude)*.md").Output(); err == nil {
-		for _, l := range strings.Split(strings.TrimRight(string(out), "\n"), "\n") {
-			if len(l) > 3 {
-				in.MuxDirty = append(in.MuxDirty, strings.TrimSpace(l[3:]))
-			}
-		}
-	}
+	in.MuxCommit, in.MuxDirty = rev.commit, rev.dirty
 	if !e.maxPrepared {
 		in.MaxPrepMsg = "max_prepared_statements is not set for PgBouncer: " + e.pgbouncerVer +
 			" rejects the key (it was added in PgBouncer 1.21), so PgBouncer has no prepared-statement support in transaction mode."
