@@ -83,7 +83,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.parked, prometheus.GaugeValue, float64(c.src.ParkedClients()))
 	for _, p := range c.src.Pools() {
-		db, user := p.Database, p.User
+		db, user := labelValue(p.Database), labelValue(p.User)
 		gauge := func(d *prometheus.Desc, v float64, extra ...string) {
 			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, append([]string{db, user}, extra...)...)
 		}

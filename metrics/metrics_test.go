@@ -642,6 +642,50 @@ func TestObserverLabels(t *testing.T) {
 	}
 }
 
+// A pool's series appear with its first event, and names that are not
+// UTF-8 (a client may send any bytes as a database name) become escaped
+// label values instead of a panic, in the observer and in the collector.
+func TestPoolSeriesLazyAndNamesEscaped(t *testing.T) {
+	pools := poolsFunc{{Database: "db\xff", User: "u"}, {Database: "db\xfe", User: "u"}}
+	s := NewServer(&config.Config{}, pools, zap.NewNop())
+	o := s.Observer()
+	quiet := o.Pool("quiet", "u")
+	_ = quiet
+	bad := o.Pool("db\xff", "u")
+	bad.Query(time.Millisecond)
+	bad.ErrorSent("42P01")
+	fams, err := s.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, f := range fams {
+		for _, m := range f.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == "database" {
+					seen[f.GetName()+" "+lp.GetValue()] = true
+				}
+			}
+		}
+	}
+	for _, want := range []string{
+		`mux_query_duration_seconds db\xff`,
+		`mux_errors_total db\xff`,
+		`mux_pool_wait_seconds db\xff`, // made with the pool's other series
+		`mux_clients db\xff`,
+		`mux_clients db\xfe`,
+	} {
+		if !seen[want] {
+			t.Errorf("no series %q in %v", want, seen)
+		}
+	}
+	for k := range seen {
+		if strings.HasSuffix(k, " quiet") {
+			t.Errorf("series %q for a pool with no events", k)
+		}
+	}
+}
+
 // StartWhenFree listens once the address is released.
 func TestStartWhenFree(t *testing.T) {
 	busy, err := net.Listen("tcp", "127.0.0.1:0")

@@ -3,7 +3,11 @@
 package metrics
 
 import (
+	"fmt"
+	"strings"
+	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -69,32 +73,65 @@ func NewObserver(reg prometheus.Registerer) *Observer {
 	return o
 }
 
-// Pool implements proxy.Observer: the series of one pool, looked up once.
+// Pool implements proxy.Observer. The pool's series are looked up at its
+// first event, once: a pool that never serves a query (a database that
+// does not exist, under the "*" entry) adds no series.
 func (o *Observer) Pool(database, user string) proxy.PoolObserver {
-	return &poolObserver{
-		poolWait:    o.poolWait.WithLabelValues(database, user),
-		transaction: o.transaction.WithLabelValues(database, user),
-		query:       o.query.WithLabelValues(database, user),
-		errors:      o.errors.MustCurryWith(prometheus.Labels{"database": database, "user": user}),
-	}
+	return &poolObserver{o: o, database: labelValue(database), user: labelValue(user)}
 }
 
 // poolObserver records one pool's events (proxy.PoolObserver).
 type poolObserver struct {
+	o              *Observer
+	database, user string
+
+	once                         sync.Once
 	poolWait, transaction, query prometheus.Observer
 	errors                       *prometheus.CounterVec // by class
 }
 
-func (o *poolObserver) PoolWait(d time.Duration)    { o.poolWait.Observe(d.Seconds()) }
-func (o *poolObserver) Transaction(d time.Duration) { o.transaction.Observe(d.Seconds()) }
-func (o *poolObserver) Query(d time.Duration)       { o.query.Observe(d.Seconds()) }
+func (po *poolObserver) series() *poolObserver {
+	po.once.Do(func() {
+		o, db, u := po.o, po.database, po.user
+		po.poolWait = o.poolWait.WithLabelValues(db, u)
+		po.transaction = o.transaction.WithLabelValues(db, u)
+		po.query = o.query.WithLabelValues(db, u)
+		po.errors = o.errors.MustCurryWith(prometheus.Labels{"database": db, "user": u})
+	})
+	return po
+}
 
-func (o *poolObserver) ErrorSent(sqlstate string) {
+func (po *poolObserver) PoolWait(d time.Duration)    { po.series().poolWait.Observe(d.Seconds()) }
+func (po *poolObserver) Transaction(d time.Duration) { po.series().transaction.Observe(d.Seconds()) }
+func (po *poolObserver) Query(d time.Duration)       { po.series().query.Observe(d.Seconds()) }
+
+func (po *poolObserver) ErrorSent(sqlstate string) {
 	class := "other"
 	if validSQLState(sqlstate) {
 		class = sqlstate[:2]
 	}
-	o.errors.WithLabelValues(class).Inc()
+	po.series().errors.WithLabelValues(class).Inc()
+}
+
+// labelValue makes a database or user name a valid label value: Prometheus
+// refuses (and its Must* functions panic on) bytes that are not UTF-8,
+// which a client may send as names. Each invalid byte is written as \xNN,
+// so two such names stay apart.
+func labelValue(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n == 1 {
+			fmt.Fprintf(&b, "\\x%02x", s[i])
+		} else {
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
 }
 
 // LoginFailed implements proxy.Observer.

@@ -77,6 +77,13 @@ type Pool struct {
 	// waiter then blocks on its channel alone, with no timer of its own.
 	waitTimer *time.Timer
 	timerAt   time.Time
+	// inOrder holds while the queue's deadlines grow from head to tail
+	// (one query_wait_timeout for all): expiry then stops at the first
+	// waiter not yet due instead of walking the whole queue. A shorter
+	// timeout after a reload, or a retry queued again with its first
+	// deadline, breaks it until the queue next empties.
+	inOrder      bool
+	lastDeadline time.Time
 }
 
 // New creates a pool and starts its maintenance loop.
@@ -361,8 +368,16 @@ func (p *Pool) acquireOnce(l waitLimit, turn *bool) (*Server, error) {
 	if l.ctx == nil {
 		w.deadline = l.deadline
 	}
+	if p.waiters.n == 0 {
+		p.inOrder, p.lastDeadline = true, time.Time{}
+	}
 	p.waiters.push(w)
 	if !w.deadline.IsZero() {
+		if w.deadline.Before(p.lastDeadline) {
+			p.inOrder = false
+		} else {
+			p.lastDeadline = w.deadline
+		}
 		p.armWaitTimerLocked(w.deadline)
 	}
 	p.mu.Unlock()
@@ -412,8 +427,8 @@ func (p *Pool) armWaitTimerLocked(at time.Time) {
 }
 
 // expireWaiters ends the waits whose deadline has passed and re-arms the
-// wait timer for the earliest one left. Deadlines usually grow along the
-// queue, but query_wait_timeout can shrink on reload, so it looks at every
+// wait timer for the earliest one left. While the deadlines are in queue
+// order it stops at the first that is not due; otherwise it looks at every
 // waiter.
 func (p *Pool) expireWaiters() {
 	p.mu.Lock()
@@ -429,6 +444,8 @@ func (p *Pool) expireWaiters() {
 			p.waiters.remove(w)
 			w.expired = true
 			w.ch <- nil
+		case p.inOrder:
+			next, after = w.deadline, nil // the rest are due later
 		case next.IsZero() || w.deadline.Before(next):
 			next = w.deadline
 		}

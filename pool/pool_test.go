@@ -311,7 +311,12 @@ func TestWaitTimerEndsEachWaitOnTime(t *testing.T) {
 	forever := acquire(0)
 	waitWaiting(t, p, 2)
 	short := acquire(150 * time.Millisecond)
-	r := <-short
+	var r result
+	select {
+	case r = <-short:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the short wait is still queued long after its deadline")
+	}
 	if !errors.Is(r.err, ErrWaitTimeout) || r.d < 150*time.Millisecond || r.d > 3*time.Second {
 		t.Fatalf("short wait: %v after %v, want ErrWaitTimeout after about 150ms", r.err, r.d)
 	}
@@ -360,6 +365,48 @@ func BenchmarkAcquireWait(b *testing.B) {
 			p.Release(s)
 		}
 	})
+}
+
+// Waits queued in deadline order (one query_wait_timeout) end one by one,
+// each at its own deadline, with the timer re-armed for the next.
+func TestWaitTimerInOrder(t *testing.T) {
+	p := newPool(t, 1, target("scramrole", "scrampw"))
+	first, err := p.AcquireTimeout(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Release(first)
+	type result struct {
+		err error
+		d   time.Duration
+	}
+	var chans []chan result
+	for i := 1; i <= 3; i++ {
+		ch := make(chan result, 1)
+		chans = append(chans, ch)
+		limit := time.Duration(i) * 150 * time.Millisecond
+		go func() {
+			start := time.Now()
+			_, err := p.AcquireTimeout(limit)
+			ch <- result{err, time.Since(start)}
+		}()
+		waitWaiting(t, p, i)
+	}
+	for i, ch := range chans {
+		want := time.Duration(i+1) * 150 * time.Millisecond
+		var r result
+		select {
+		case r = <-ch:
+		case <-time.After(want + 10*time.Second):
+			t.Fatalf("wait %d still queued long after its deadline", i)
+		}
+		if !errors.Is(r.err, ErrWaitTimeout) || r.d < want || r.d > want+2*time.Second {
+			t.Fatalf("wait %d: %v after %v, want ErrWaitTimeout after about %v", i, r.err, r.d, want)
+		}
+	}
+	if n := p.Stats().Waiting; n != 0 {
+		t.Fatalf("%d waiters left", n)
+	}
 }
 
 // LookupParams answers from its last lookup only until a ParameterStatus

@@ -107,7 +107,8 @@ func (s *Server) Param(name string) (string, bool) {
 // LookupParams sets values[i] to the reported value of names[i] ("" if
 // none), under one lock. Asked again for the same names slice with no
 // parameter changed since, it copies the last answer instead of looking
-// each name up.
+// each name up: the slice is recognised by its first element's address,
+// so names must not be changed in place between calls.
 func (s *Server) LookupParams(names, values []string) {
 	s.mu.Lock()
 	if !s.lookupOK || len(names) != len(s.lookupNames) || len(names) > 0 && &names[0] != &s.lookupNames[0] {

@@ -41,7 +41,8 @@ func (nopObserver) Transaction(time.Duration)        {}
 func (nopObserver) Query(time.Duration)              {}
 func (nopObserver) ErrorSent(string)                 {}
 
-// SetObserver installs o (before Serve).
+// SetObserver installs o (before Serve: pools made earlier keep the
+// observer they were made with).
 func (p *Proxy) SetObserver(o Observer) { p.obs = o }
 
 // poolStats are one pool's running totals, in PgBouncer's terms.
