@@ -104,6 +104,10 @@ type Config struct {
 	// ServerIdleTimeout closes servers idle longer than this. Default 10m;
 	// 0 means never.
 	ServerIdleTimeout Duration `toml:"server_idle_timeout"`
+	// AutodbIdleTimeout drops the pool of a database that has no entry of
+	// its own (reached through "*", or removed from the configuration) once
+	// no client has used it for this long. Default 1h; 0 means never.
+	AutodbIdleTimeout Duration `toml:"autodb_idle_timeout"`
 	// ServerConnectTimeout bounds connecting and logging in to Postgres.
 	// Default 15s; must be positive.
 	ServerConnectTimeout Duration `toml:"server_connect_timeout"`
@@ -268,6 +272,7 @@ func Default() *Config {
 		ServerCheckQuery:        "select 1",
 		ServerLifetime:          Duration(3600 * time.Second),
 		ServerIdleTimeout:       Duration(600 * time.Second),
+		AutodbIdleTimeout:       Duration(3600 * time.Second),
 		ServerConnectTimeout:    Duration(15 * time.Second),
 		ServerLoginRetry:        Duration(time.Second),
 		QueryWaitTimeout:        Duration(120 * time.Second),

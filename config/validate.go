@@ -167,6 +167,7 @@ func (c *Config) problems() []error {
 		{"server_check_delay", c.ServerCheckDelay},
 		{"server_lifetime", c.ServerLifetime},
 		{"server_idle_timeout", c.ServerIdleTimeout},
+		{"autodb_idle_timeout", c.AutodbIdleTimeout},
 		{"server_connect_timeout", c.ServerConnectTimeout},
 		{"server_login_retry", c.ServerLoginRetry},
 		{"query_wait_timeout", c.QueryWaitTimeout},

@@ -684,6 +684,31 @@ func TestPoolSeriesLazyAndNamesEscaped(t *testing.T) {
 			t.Errorf("series %q for a pool with no events", k)
 		}
 	}
+
+	// A dropped pool's series go, and stay gone.
+	bad.Close()
+	bad.Query(time.Millisecond)
+	bad.ErrorSent("42P01")
+	quiet.Close()
+	quiet.PoolWait(time.Millisecond)
+	fams, err = s.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		switch f.GetName() {
+		case "mux_pool_wait_seconds", "mux_query_duration_seconds", "mux_transaction_duration_seconds", "mux_errors_total":
+		default:
+			continue // the collector's, made from Pools() at each scrape
+		}
+		for _, m := range f.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == "database" {
+					t.Errorf("series %s{database=%q} left after Close", f.GetName(), lp.GetValue())
+				}
+			}
+		}
+	}
 }
 
 // StartWhenFree listens once the address is released.

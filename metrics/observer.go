@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -85,32 +86,85 @@ type poolObserver struct {
 	o              *Observer
 	database, user string
 
-	once                         sync.Once
+	mu                           sync.Mutex // guards made and closed against Close
+	made, closed                 atomic.Bool
 	poolWait, transaction, query prometheus.Observer
 	errors                       *prometheus.CounterVec // by class
 }
 
+// series makes the pool's series at its first event; nil once the pool
+// was closed.
 func (po *poolObserver) series() *poolObserver {
-	po.once.Do(func() {
+	if po.made.Load() {
+		return po
+	}
+	po.mu.Lock()
+	defer po.mu.Unlock()
+	if po.closed.Load() {
+		return nil
+	}
+	if !po.made.Load() {
 		o, db, u := po.o, po.database, po.user
 		po.poolWait = o.poolWait.WithLabelValues(db, u)
 		po.transaction = o.transaction.WithLabelValues(db, u)
 		po.query = o.query.WithLabelValues(db, u)
 		po.errors = o.errors.MustCurryWith(prometheus.Labels{"database": db, "user": u})
-	})
+		po.made.Store(true)
+	}
 	return po
 }
 
-func (po *poolObserver) PoolWait(d time.Duration)    { po.series().poolWait.Observe(d.Seconds()) }
-func (po *poolObserver) Transaction(d time.Duration) { po.series().transaction.Observe(d.Seconds()) }
-func (po *poolObserver) Query(d time.Duration)       { po.series().query.Observe(d.Seconds()) }
+func (po *poolObserver) PoolWait(d time.Duration) {
+	if s := po.series(); s != nil {
+		s.poolWait.Observe(d.Seconds())
+	}
+}
+
+func (po *poolObserver) Transaction(d time.Duration) {
+	if s := po.series(); s != nil {
+		s.transaction.Observe(d.Seconds())
+	}
+}
+
+func (po *poolObserver) Query(d time.Duration) {
+	if s := po.series(); s != nil {
+		s.query.Observe(d.Seconds())
+	}
+}
 
 func (po *poolObserver) ErrorSent(sqlstate string) {
 	class := "other"
 	if validSQLState(sqlstate) {
 		class = sqlstate[:2]
 	}
-	po.series().errors.WithLabelValues(class).Inc()
+	if po.series() == nil {
+		return
+	}
+	// Under mu: incrementing through the curried vector makes the series
+	// again if Close deleted it.
+	po.mu.Lock()
+	defer po.mu.Unlock()
+	if !po.closed.Load() {
+		po.errors.WithLabelValues(class).Inc()
+	}
+}
+
+// Close deletes the pool's series (the pool was dropped). A histogram
+// event racing with it may still land in a deleted series, which is never
+// scraped.
+func (po *poolObserver) Close() {
+	po.mu.Lock()
+	defer po.mu.Unlock()
+	po.closed.Store(true)
+	if !po.made.Load() {
+		return
+	}
+	po.made.Store(false) // later events take mu and see closed
+	o, db, u := po.o, po.database, po.user
+	o.poolWait.DeleteLabelValues(db, u)
+	o.transaction.DeleteLabelValues(db, u)
+	o.query.DeleteLabelValues(db, u)
+	o.errors.DeletePartialMatch(prometheus.Labels{"database": db, "user": u})
 }
 
 // labelValue makes a database or user name a valid label value: Prometheus

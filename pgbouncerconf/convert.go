@@ -503,6 +503,7 @@ func (c *converter) serverConnections() {
 	c.add("server_lifetime", tomlString(formatDuration(d)), comment)
 
 	c.durationSetting("server_idle_timeout", 600)
+	c.durationSetting("autodb_idle_timeout", 3600)
 
 	d, kv, ok = c.secondsSetting("server_connect_timeout", 15)
 	comment = c.origin(kv, ok)
@@ -701,7 +702,6 @@ var unsupportedSettings = map[string]struct {
 	"conffile":                    {nil, "mux reloads the file it was started with", false},
 	"service_name":                {[]string{"pgbouncer"}, "Windows service name; not used by mux", false},
 	"job_name":                    {[]string{"pgbouncer"}, "Windows service name; not used by mux", false},
-	"autodb_idle_timeout":         {[]string{"3600"}, "mux has no equivalent; idle server connections of every database close after server_idle_timeout", false},
 	"pool_idle_timeout":           {[]string{"0"}, "mux has no equivalent", false},
 	"dns_max_ttl":                 {[]string{"15"}, "mux does not cache DNS answers; host names are resolved for each new server connection", false},
 	"dns_nxdomain_ttl":            {[]string{"15"}, "mux does not cache DNS answers", false},

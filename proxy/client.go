@@ -42,6 +42,7 @@ type clientConn struct {
 	scramKey       *[32]byte // the ClientKey the client's SCRAM proof showed
 	maxMsg         int
 	extra          []setting // non-reported settings from startup, sorted
+	poolReleased   bool      // releasePool ran (by the goroutine ending the connection)
 
 	// Read state, owned by the client goroutine.
 	raw    syscall.RawConn       // set before the relay starts (under wmu: writes read it)

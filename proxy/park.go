@@ -114,11 +114,8 @@ func (c *clientConn) wake() {
 	}
 }
 
-// startSweeper starts the sweeper with the first relayed client.
+// startSweeper starts the sweeper with the first pool or relayed client.
 func (p *Proxy) startSweeper() {
-	if !p.poller.enabled() {
-		return
-	}
 	p.sweepMu.Lock()
 	defer p.sweepMu.Unlock()
 	if p.sweep.done != nil || p.sweep.ended {
@@ -143,8 +140,9 @@ func (p *Proxy) stopParking() {
 	p.poller.stop()
 }
 
-// sweepLoop asks idle clients to park, and ends the waits of clients whose
-// idle deadline has passed. It runs every sweepEvery until stop is closed.
+// sweepLoop asks idle clients to park, ends the waits of clients whose
+// idle deadline has passed, and drops pools left idle. It runs every
+// sweepEvery until stop is closed.
 func (p *Proxy) sweepLoop(stop <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
 	t := time.NewTicker(sweepEvery)
@@ -194,6 +192,7 @@ func (p *Proxy) sweepLoop(stop <-chan struct{}, done chan<- struct{}) {
 			}
 		}
 		clear(clients)
+		p.dropIdlePools(now)
 	}
 }
 

@@ -296,3 +296,68 @@ func TestReloadMovedTargetDrainsServers(t *testing.T) {
 		t.Fatal("the server of the old target was reused after the reload")
 	}
 }
+
+// autodb_idle_timeout: a pool reached through "*" is dropped once no
+// client has used it for the timeout, with its servers closed; one in use,
+// or one with an entry of its own, stays; a login after the drop gets a
+// fresh pool. A failed login's pool (no such database) goes too.
+func TestIdleWildcardPoolsAreDropped(t *testing.T) {
+	m := startMux(t, `autodb_idle_timeout = "1s"`)
+	hasPool := func(db string) bool {
+		m.p.poolMu.Lock()
+		defer m.p.poolMu.Unlock()
+		return m.p.pools[poolKey{db, "muxuser"}] != nil
+	}
+	backends := func() int {
+		var n int
+		conn := m.connectAs(t, "md5user", "md5pass", "muxtest")
+		defer conn.Close(context.Background())
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		direct, err := pgx.Connect(ctx, cluster.SuperConnString("postgres"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer direct.Close(ctx)
+		if err := direct.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE usename = 'muxuser' AND datname = 'postgres'").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+
+	wild := m.connectAs(t, "muxuser", "muxpass", "postgres")
+	if got := queryString(t, wild, "SELECT current_database()"); got != "postgres" {
+		t.Fatalf("connected to %q", got)
+	}
+	own := m.connectAs(t, "muxuser", "muxpass", "muxtest")
+	queryString(t, own, "SELECT 1")
+	own.Close(context.Background())
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := pgx.Connect(ctx, m.dsn("muxuser", "muxpass", "no_such_db")); sqlstate(err) != "3D000" {
+		t.Fatalf("login to a missing database: %v, want 3D000", err)
+	}
+	waitFor(t, "the failed login's pool to be dropped", 10*time.Second, func() bool { return !hasPool("no_such_db") })
+
+	time.Sleep(2 * time.Second) // past the timeout, with the client still there
+	if !hasPool("postgres") {
+		t.Fatal("a pool in use was dropped")
+	}
+	queryString(t, wild, "SELECT 1")
+	if !hasPool("muxtest") {
+		t.Fatal("the pool of a database with its own entry was dropped")
+	}
+
+	wild.Close(context.Background())
+	waitFor(t, "the idle wildcard pool to be dropped", 10*time.Second, func() bool { return !hasPool("postgres") })
+	waitFor(t, "its servers to close", 10*time.Second, func() bool { return backends() == 0 })
+	if !hasPool("muxtest") {
+		t.Fatal("the pool of a database with its own entry was dropped")
+	}
+
+	again := m.connectAs(t, "muxuser", "muxpass", "postgres")
+	if got := queryString(t, again, "SELECT current_database()"); got != "postgres" {
+		t.Fatalf("after the drop: connected to %q", got)
+	}
+}

@@ -377,22 +377,83 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 }
 
 // poolFor returns the pool for (database, user) and its prepared
-// statement registry, creating them.
+// statement registry, creating them. The caller holds a reference until
+// its connection ends (releasePool).
 func (p *Proxy) poolFor(dbName string, db config.Database, user string, u *userEntry) (*pool.Pool, *stmtRegistry, *poolStats) {
 	key := poolKey{dbName, user}
 	p.poolMu.Lock()
-	defer p.poolMu.Unlock()
 	if pl := p.pools[key]; pl != nil {
-		return pl, p.stmts[key], p.stats[key]
+		st := p.stats[key]
+		st.refs++
+		p.poolMu.Unlock()
+		return pl, p.stmts[key], st
 	}
 	pl := pool.New(p.poolConfig(p.config(), db, user, u),
 		p.log.Named("pool").With(zap.String("database", dbName), zap.String("user", user)))
 	p.pools[key] = pl
 	reg := newStmtRegistry()
 	p.stmts[key] = reg
-	st := &poolStats{obs: p.obs.Pool(dbName, user)}
+	st := &poolStats{obs: p.obs.Pool(dbName, user), refs: 1}
 	p.stats[key] = st
+	p.poolMu.Unlock()
+	p.startSweeper() // it drops pools left idle (autodb_idle_timeout)
 	return pl, reg, st
+}
+
+// releasePool ends the client's use of the pool poolFor gave it, once.
+func (c *clientConn) releasePool() {
+	if c.stats == nil || c.poolReleased {
+		return
+	}
+	c.poolReleased = true
+	p := c.p
+	p.poolMu.Lock()
+	if c.stats.refs--; c.stats.refs == 0 {
+		c.stats.unused = time.Now()
+	}
+	p.poolMu.Unlock()
+}
+
+// dropIdlePools drops the pools of databases without an entry of their own
+// ("*", or removed by a reload) that no client has used for
+// autodb_idle_timeout: closed, and gone from SHOW POOLS/STATS and metrics.
+func (p *Proxy) dropIdlePools(now time.Time) {
+	cfg := p.config()
+	d := cfg.AutodbIdleTimeout.D()
+	if d <= 0 {
+		return
+	}
+	var pools []*pool.Pool
+	var notifiers []*notifier
+	var names []poolKey
+	p.poolMu.Lock()
+	for key, st := range p.stats {
+		if st.refs > 0 || now.Sub(st.unused) < d {
+			continue
+		}
+		if _, own := cfg.Databases[key.database]; own && key.database != config.WildcardDatabase {
+			continue
+		}
+		pools = append(pools, p.pools[key])
+		if n := p.notifiers[key]; n != nil {
+			notifiers = append(notifiers, n)
+			delete(p.notifiers, key)
+		}
+		delete(p.pools, key)
+		delete(p.stmts, key)
+		delete(p.stats, key)
+		st.obs.Close()
+		names = append(names, key)
+	}
+	p.poolMu.Unlock()
+	for _, n := range notifiers {
+		n.close()
+	}
+	for i, pl := range pools {
+		pl.Close()
+		p.log.Info("idle pool dropped (autodb_idle_timeout)",
+			zap.String("database", names[i].database), zap.String("user", names[i].user))
+	}
 }
 
 // poolConfig is the pool configuration for user's connections to db.

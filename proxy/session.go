@@ -35,6 +35,7 @@ func (p *Proxy) serveConn(conn net.Conn) {
 	relaying := false
 	defer func() {
 		if !relaying {
+			c.releasePool()
 			c.conn.Close() // c.conn: TLS may have replaced conn
 			p.connDone(conn)
 		}
@@ -91,6 +92,7 @@ func (c *clientConn) run() {
 		c.forgetStatements()
 	}
 	c.p.unregister(c)
+	c.releasePool()
 	c.conn.Close()
 	c.p.connDone(c.accepted)
 }

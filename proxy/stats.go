@@ -30,6 +30,9 @@ type PoolObserver interface {
 	Query(d time.Duration)
 	// ErrorSent counts an ErrorResponse a client received, by SQLSTATE.
 	ErrorSent(sqlstate string)
+	// Close forgets the pool, which was dropped: its series go, and later
+	// events are ignored.
+	Close()
 }
 
 type nopObserver struct{}
@@ -40,6 +43,7 @@ func (nopObserver) PoolWait(time.Duration)           {}
 func (nopObserver) Transaction(time.Duration)        {}
 func (nopObserver) Query(time.Duration)              {}
 func (nopObserver) ErrorSent(string)                 {}
+func (nopObserver) Close()                           {}
 
 // SetObserver installs o (before Serve: pools made earlier keep the
 // observer they were made with).
@@ -54,6 +58,11 @@ type poolStats struct {
 	errors, loginFails atomic.Int64
 
 	obs PoolObserver // set when the pool is made, read-only afterwards
+
+	// Guarded by Proxy.poolMu: the clients that took the pool from poolFor
+	// and have not ended, and since when it has had none.
+	refs   int
+	unused time.Time
 }
 
 // PoolStats is a snapshot of a pool's totals.
