@@ -42,7 +42,6 @@ type clientConn struct {
 	scramKey       *[32]byte // the ClientKey the client's SCRAM proof showed
 	maxMsg         int
 	extra          []setting // non-reported settings from startup, sorted
-	poolReleased   bool      // releasePool ran (by the goroutine ending the connection)
 
 	// Read state, owned by the client goroutine.
 	raw    syscall.RawConn       // set before the relay starts (under wmu: writes read it)
@@ -84,12 +83,15 @@ type clientConn struct {
 	unnamedHit   stateHit // what the lexer saw in the client's unnamed statement
 
 	// Session state (sessionstate.go), also guarded by mu.
-	pinPolicy  string        // pin, error or allow
-	stateDirty bool          // this transaction may have changed session state
-	loaded     bool          // the client ran LOAD: its server can never be reused
-	checking   bool          // a state check holds the server
-	pinReason  string        // why the client keeps its server ("" if it does not)
-	checkDone  chan struct{} // closed when the check ends
+	pinPolicy  string // pin, error or allow
+	stateDirty bool   // this transaction may have changed session state
+	loaded     bool   // the client ran LOAD: its server can never be reused
+	checking   bool   // a state check holds the server
+	// poolReleased is not guarded by mu: releasePool sets it, on the
+	// goroutine that ends the connection (here for the padding).
+	poolReleased bool
+	pinReason    string        // why the client keeps its server ("" if it does not)
+	checkDone    chan struct{} // closed when the check ends
 	// customNames are custom settings ("app.x") the client may have set:
 	// pg_settings does not list them, so the state check reads them by name.
 	customNames map[string]struct{}
