@@ -644,30 +644,17 @@ func TestObserverLabels(t *testing.T) {
 
 // A pool's series appear with its first event, and names that are not
 // UTF-8 (a client may send any bytes as a database name) become escaped
-// label values instead of a panic, in the observer and in the collector.
+// label values instead of a panic, in the observer and in the collector;
+// a dropped pool's series go, and stay gone.
 func TestPoolSeriesLazyAndNamesEscaped(t *testing.T) {
 	pools := poolsFunc{{Database: "db\xff", User: "u"}, {Database: "db\xfe", User: "u"}}
 	s := NewServer(&config.Config{}, pools, zap.NewNop())
 	o := s.Observer()
 	quiet := o.Pool("quiet", "u")
-	_ = quiet
 	bad := o.Pool("db\xff", "u")
 	bad.Query(time.Millisecond)
 	bad.ErrorSent("42P01")
-	fams, err := s.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	seen := map[string]bool{}
-	for _, f := range fams {
-		for _, m := range f.GetMetric() {
-			for _, lp := range m.GetLabel() {
-				if lp.GetName() == "database" {
-					seen[f.GetName()+" "+lp.GetValue()] = true
-				}
-			}
-		}
-	}
+	seen := seriesByDatabase(t, s)
 	for _, want := range []string{
 		`mux_query_duration_seconds db\xff`,
 		`mux_errors_total db\xff`,
@@ -685,30 +672,38 @@ func TestPoolSeriesLazyAndNamesEscaped(t *testing.T) {
 		}
 	}
 
-	// A dropped pool's series go, and stay gone.
 	bad.Close()
 	bad.Query(time.Millisecond)
 	bad.ErrorSent("42P01")
 	quiet.Close()
 	quiet.PoolWait(time.Millisecond)
-	fams, err = s.reg.Gather()
+	for k := range seriesByDatabase(t, s) {
+		switch strings.Fields(k)[0] {
+		case "mux_pool_wait_seconds", "mux_query_duration_seconds", "mux_transaction_duration_seconds", "mux_errors_total":
+			t.Errorf("series %q left after Close", k)
+		}
+	}
+}
+
+// seriesByDatabase gathers s's metrics as "family database" for every
+// series with a database label.
+func seriesByDatabase(t *testing.T, s *Server) map[string]bool {
+	t.Helper()
+	fams, err := s.reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
+	seen := map[string]bool{}
 	for _, f := range fams {
-		switch f.GetName() {
-		case "mux_pool_wait_seconds", "mux_query_duration_seconds", "mux_transaction_duration_seconds", "mux_errors_total":
-		default:
-			continue // the collector's, made from Pools() at each scrape
-		}
 		for _, m := range f.GetMetric() {
 			for _, lp := range m.GetLabel() {
 				if lp.GetName() == "database" {
-					t.Errorf("series %s{database=%q} left after Close", f.GetName(), lp.GetValue())
+					seen[f.GetName()+" "+lp.GetValue()] = true
 				}
 			}
 		}
 	}
+	return seen
 }
 
 // StartWhenFree listens once the address is released.
