@@ -479,10 +479,13 @@ func (s *adminSession) command(cmd adminCmd) (string, error) {
 	return "", nil
 }
 
-// knownDatabase reports whether name is a [databases] entry or has a pool
-// (a database reached through "*").
+// knownDatabase reports whether name is a [databases] entry, has a pool
+// (a database reached through "*"), or is paused or disabled by name.
 func (p *Proxy) knownDatabase(name string) bool {
 	if _, ok := p.config().Databases[name]; ok && name != "*" {
+		return true
+	}
+	if _, held := p.admin.held(); held[name] {
 		return true
 	}
 	return len(p.poolsOf(name)) > 0
@@ -640,6 +643,21 @@ func (a *adminState) setDisabled(db string, on bool) {
 	} else {
 		delete(a.disabled, db)
 	}
+}
+
+// held returns whether everything is paused, and the databases paused
+// (PAUSE, KILL) or disabled by name.
+func (a *adminState) held() (all bool, dbs map[string]bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	dbs = make(map[string]bool, len(a.paused)+len(a.disabled))
+	for db := range a.paused {
+		dbs[db] = true
+	}
+	for db := range a.disabled {
+		dbs[db] = true
+	}
+	return a.pauseAll, dbs
 }
 
 func (a *adminState) isDisabled(db string) bool {

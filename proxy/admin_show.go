@@ -286,6 +286,10 @@ func (p *Proxy) averages(now time.Time, cur map[string]PoolStats) map[string][7]
 	}
 	for db, l := range last.byDB {
 		o := prev.byDB[db]
+		if l.Transactions < o.Transactions || l.Queries < o.Queries || l.BytesReceived < o.BytesReceived ||
+			l.BytesSent < o.BytesSent || l.Waits < o.Waits {
+			continue // a pool of db was dropped (autodb_idle_timeout): its totals restart
+		}
 		xacts, queries := l.Transactions-o.Transactions, l.Queries-o.Queries
 		var avg [7]int64
 		avg[0] = 1e6 * xacts / dur

@@ -24,8 +24,17 @@ const authPoolSize = 2
 // default query is schema-qualified besides.
 type authLookups struct {
 	mu    sync.Mutex
-	pools map[poolKey]*pool.Pool // by (auth database, auth user)
+	pools map[poolKey]*authPool  // by (auth database, auth user)
 	cache map[poolKey]authCached // by (auth database, user looked up)
+}
+
+// authPool is one lookup pool and its use, for dropping it when idle
+// (with "*" and no auth_dbname there is one per database name asked for,
+// before the client is authenticated).
+type authPool struct {
+	pl       *pool.Pool
+	users    int       // lookups running on it
+	lastUsed time.Time // when the last one ended
 }
 
 type authCached struct {
@@ -49,20 +58,28 @@ func (p *Proxy) lookupUser(ctx context.Context, db config.Database, authUser, na
 		return c.entry, nil
 	}
 	pk := poolKey{dbname, authUser}
-	pl := a.pools[pk]
-	if pl == nil {
+	ap := a.pools[pk]
+	if ap == nil {
 		if a.pools == nil {
-			a.pools = map[poolKey]*pool.Pool{}
+			a.pools = map[poolKey]*authPool{}
 			a.cache = map[poolKey]authCached{}
 		}
 		au := p.user(authUser)
 		pc := p.poolConfig(cfg, config.Database{Host: db.Host, Port: db.Port, DBName: dbname, PoolSize: authPoolSize}, authUser, au)
 		pc.MinSize = 0
 		pc.Target.MaxPrepared = 0
-		pl = pool.New(pc, p.log.Named("auth_query").With(zap.String("database", dbname), zap.String("auth_user", authUser)))
-		a.pools[pk] = pl
+		ap = &authPool{pl: pool.New(pc, p.log.Named("auth_query").With(zap.String("database", dbname), zap.String("auth_user", authUser)))}
+		a.pools[pk] = ap
 	}
+	ap.users++
 	a.mu.Unlock()
+	defer func() {
+		a.mu.Lock()
+		ap.users--
+		ap.lastUsed = time.Now()
+		a.mu.Unlock()
+	}()
+	pl := ap.pl
 
 	s, err := pl.Acquire(ctx)
 	if err != nil {
@@ -98,7 +115,31 @@ func (p *Proxy) closeAuth() {
 	pools := p.auth.pools
 	p.auth.pools = nil
 	p.auth.mu.Unlock()
-	for _, pl := range pools {
+	for _, ap := range pools {
+		ap.pl.Close()
+	}
+}
+
+// dropIdleAuth forgets expired cached answers and closes the lookup pools
+// unused for idle (a pool a lookup still holds is not dropped; a later
+// lookup makes a new one).
+func (p *Proxy) dropIdleAuth(now time.Time, idle time.Duration) {
+	a := &p.auth
+	var drop []*pool.Pool
+	a.mu.Lock()
+	for k, c := range a.cache {
+		if !now.Before(c.until) {
+			delete(a.cache, k)
+		}
+	}
+	for k, ap := range a.pools {
+		if ap.users == 0 && now.Sub(ap.lastUsed) >= idle {
+			drop = append(drop, ap.pl)
+			delete(a.pools, k)
+		}
+	}
+	a.mu.Unlock()
+	for _, pl := range drop {
 		pl.Close()
 	}
 }

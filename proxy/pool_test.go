@@ -302,7 +302,7 @@ func TestReloadMovedTargetDrainsServers(t *testing.T) {
 // or one with an entry of its own, stays; a login after the drop gets a
 // fresh pool. A failed login's pool (no such database) goes too.
 func TestIdleWildcardPoolsAreDropped(t *testing.T) {
-	m := startMux(t, `autodb_idle_timeout = "1s"`)
+	m := startMux(t, adminTop+"\n"+`autodb_idle_timeout = "1s"`)
 	hasPool := func(db string) bool {
 		m.p.poolMu.Lock()
 		defer m.p.poolMu.Unlock()
@@ -336,7 +336,20 @@ func TestIdleWildcardPoolsAreDropped(t *testing.T) {
 		t.Fatal("the pool of a database with its own entry was dropped")
 	}
 
+	// A disabled database keeps its pool (and its name for ENABLE) while
+	// disabled, however long it is unused.
+	admin := m.adminConn(t, "muxuser", "muxpass")
+	if _, err := admin.Exec(ctx, "DISABLE postgres"); err != nil {
+		t.Fatal(err)
+	}
 	wild.Close(context.Background())
+	time.Sleep(2 * time.Second)
+	if !hasPool("postgres") {
+		t.Fatal("the pool of a disabled database was dropped")
+	}
+	if _, err := admin.Exec(ctx, "ENABLE postgres"); err != nil {
+		t.Fatalf("ENABLE after the timeout: %v", err)
+	}
 	waitFor(t, "the idle wildcard pool to be dropped", 10*time.Second, func() bool { return !hasPool("postgres") })
 	waitFor(t, "its servers to close", 10*time.Second, func() bool { return backends() == "0" })
 	if !hasPool("muxtest") {
@@ -347,4 +360,37 @@ func TestIdleWildcardPoolsAreDropped(t *testing.T) {
 	if got := queryString(t, again, "SELECT current_database()"); got != "postgres" {
 		t.Fatalf("after the drop: connected to %q", got)
 	}
+	// A database paused by name keeps its name for RESUME once its pool is
+	// gone too.
+	again.Close(context.Background())
+	if _, err := admin.Exec(ctx, "PAUSE postgres"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second)
+	if _, err := admin.Exec(ctx, "RESUME postgres"); err != nil {
+		t.Fatalf("RESUME after the timeout: %v", err)
+	}
+}
+
+// auth_query's lookup pools (one per database name with "*" and no
+// auth_dbname, made before the client is authenticated) go once unused
+// for autodb_idle_timeout; the next lookup makes a new one.
+func TestIdleAuthQueryPoolsAreDropped(t *testing.T) {
+	m := startMux(t, authQueryTop+"\n"+`autodb_idle_timeout = "1s"`)
+	authPools := func() int {
+		m.p.auth.mu.Lock()
+		defer m.p.auth.mu.Unlock()
+		return len(m.p.auth.pools)
+	}
+	conn := m.connectAs(t, "aq_md5", "aqmd5pass", "postgres")
+	queryString(t, conn, "SELECT 1")
+	if authPools() == 0 {
+		t.Fatal("no auth_query pool after a lookup")
+	}
+	waitFor(t, "the idle auth_query pool to be dropped", 10*time.Second, func() bool { return authPools() == 0 })
+	if got := connectErr(t, m.dsn("aq_md5", "wrong", "postgres")); got != "28P01" {
+		t.Fatalf("wrong password after the drop: SQLSTATE %q, want 28P01", got)
+	}
+	again := m.connectAs(t, "aq_md5", "aqmd5pass", "postgres")
+	queryString(t, again, "SELECT 1")
 }

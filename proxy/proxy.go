@@ -416,12 +416,19 @@ func (c *clientConn) releasePool() {
 
 // dropIdlePools drops the pools of databases without an entry of their own
 // ("*", or removed by a reload) that no client has used for
-// autodb_idle_timeout: closed, and gone from SHOW POOLS/STATS and metrics.
+// autodb_idle_timeout and that are neither paused nor disabled: closed,
+// and gone from SHOW POOLS/STATS and metrics. Idle auth_query pools and
+// expired auth_query answers go too.
 func (p *Proxy) dropIdlePools(now time.Time) {
 	cfg := p.config()
 	d := cfg.AutodbIdleTimeout.D()
 	if d <= 0 {
 		return
+	}
+	p.dropIdleAuth(now, d)
+	pauseAll, held := p.admin.held()
+	if pauseAll {
+		return // the pools a RESUME will need stay
 	}
 	var pools []*pool.Pool
 	var notifiers []*notifier
@@ -433,6 +440,9 @@ func (p *Proxy) dropIdlePools(now time.Time) {
 		}
 		if _, own := cfg.Databases[key.database]; own && key.database != config.WildcardDatabase {
 			continue
+		}
+		if held[key.database] {
+			continue // paused or disabled: SHOW DATABASES keeps showing it
 		}
 		pools = append(pools, p.pools[key])
 		if n := p.notifiers[key]; n != nil {

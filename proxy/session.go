@@ -35,6 +35,7 @@ func (p *Proxy) serveConn(conn net.Conn) {
 	relaying := false
 	defer func() {
 		if !relaying {
+			p.unregister(c) // registered at login, if a later step failed
 			c.releasePool()
 			c.conn.Close() // c.conn: TLS may have replaced conn
 			p.connDone(conn)
