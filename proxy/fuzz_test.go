@@ -68,6 +68,10 @@ func FuzzRefuseListen(f *testing.F) {
 		if out == nil {
 			return
 		}
+		if findWords(sql)&wordListen == 0 {
+			// Callers skip refuseListen when findWords sees no "listen".
+			t.Fatalf("refuseListen replaced %q, which findWords passes over", sql)
+		}
 		typ, l := wire.Header(out)
 		if typ != msg[0] || l != len(out)-1 {
 			t.Fatalf("malformed replacement %q", out)

@@ -130,15 +130,22 @@ func (c *clientConn) trackClientMessage(dst []byte, s *pool.Server, msg []byte) 
 	body := msg[wire.HeaderLen:]
 	switch typ {
 	case 'P':
-		if repl := refuseListen(msg, c.lexOptionsLocked()); repl != nil {
-			msg, body = repl, repl[wire.HeaderLen:]
-		}
 		name, rest, ok1 := cstring(body)
 		query, types, ok2 := cstring(rest)
 		if !ok1 || !ok2 {
 			break // malformed: let Postgres say so
 		}
-		if h := scanState(query, findWords(query), c.lexOptionsLocked()); h.pin != "" && c.pinPolicy == "error" {
+		opt := c.lexOptionsLocked()
+		words := findWords(query)
+		if words&wordListen != 0 {
+			if repl := refuseListen(msg, opt); repl != nil {
+				msg, body = repl, repl[wire.HeaderLen:]
+				name, rest, _ = cstring(body)
+				query, types, _ = cstring(rest)
+				words = findWords(query)
+			}
+		}
+		if h := scanState(query, words, opt); h.pin != "" && c.pinPolicy == "error" {
 			return c.appendRaise(dst, s, 'P', "0A000", pinRefusal(h.pin))
 		} else if len(name) == 0 {
 			c.unnamedHit = h
