@@ -86,32 +86,40 @@ type poolObserver struct {
 	o              *Observer
 	database, user string
 
-	mu                           sync.Mutex // guards made and closed against Close
-	made, closed                 atomic.Bool
-	poolWait, transaction, query prometheus.Observer
-	errors                       *prometheus.CounterVec // by class
+	s      atomic.Pointer[poolSeries] // nil before the first event and after Close
+	mu     sync.Mutex                 // makes and deletes the series
+	closed bool                       // guarded by mu
 }
 
-// series makes the pool's series at its first event; nil once the pool
-// was closed.
-func (po *poolObserver) series() *poolObserver {
-	if po.made.Load() {
-		return po
+// poolSeries are one pool's series, looked up once.
+type poolSeries struct {
+	poolWait, transaction, query prometheus.Observer
+	errors                       *prometheus.CounterVec // curried: by class
+}
+
+// series returns the pool's series, making them at its first event; nil
+// once the pool was closed.
+func (po *poolObserver) series() *poolSeries {
+	if s := po.s.Load(); s != nil {
+		return s
 	}
 	po.mu.Lock()
 	defer po.mu.Unlock()
-	if po.closed.Load() {
+	if po.closed {
 		return nil
 	}
-	if !po.made.Load() {
-		o, db, u := po.o, po.database, po.user
-		po.poolWait = o.poolWait.WithLabelValues(db, u)
-		po.transaction = o.transaction.WithLabelValues(db, u)
-		po.query = o.query.WithLabelValues(db, u)
-		po.errors = o.errors.MustCurryWith(prometheus.Labels{"database": db, "user": u})
-		po.made.Store(true)
+	if s := po.s.Load(); s != nil {
+		return s
 	}
-	return po
+	o, db, u := po.o, po.database, po.user
+	s := &poolSeries{
+		poolWait:    o.poolWait.WithLabelValues(db, u),
+		transaction: o.transaction.WithLabelValues(db, u),
+		query:       o.query.WithLabelValues(db, u),
+		errors:      o.errors.MustCurryWith(prometheus.Labels{"database": db, "user": u}),
+	}
+	po.s.Store(s)
+	return s
 }
 
 func (po *poolObserver) PoolWait(d time.Duration) {
@@ -137,15 +145,16 @@ func (po *poolObserver) ErrorSent(sqlstate string) {
 	if validSQLState(sqlstate) {
 		class = sqlstate[:2]
 	}
-	if po.series() == nil {
+	s := po.series()
+	if s == nil {
 		return
 	}
-	// Under mu: incrementing through the curried vector makes the series
-	// again if Close deleted it.
+	// Under mu: incrementing through the curried vector would make the
+	// series again after Close deleted it.
 	po.mu.Lock()
 	defer po.mu.Unlock()
-	if !po.closed.Load() {
-		po.errors.WithLabelValues(class).Inc()
+	if !po.closed {
+		s.errors.WithLabelValues(class).Inc()
 	}
 }
 
@@ -155,11 +164,10 @@ func (po *poolObserver) ErrorSent(sqlstate string) {
 func (po *poolObserver) Close() {
 	po.mu.Lock()
 	defer po.mu.Unlock()
-	po.closed.Store(true)
-	if !po.made.Load() {
+	po.closed = true
+	if po.s.Swap(nil) == nil {
 		return
 	}
-	po.made.Store(false) // later events take mu and see closed
 	o, db, u := po.o, po.database, po.user
 	o.poolWait.DeleteLabelValues(db, u)
 	o.transaction.DeleteLabelValues(db, u)
