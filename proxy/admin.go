@@ -485,7 +485,7 @@ func (p *Proxy) knownDatabase(name string) bool {
 	if _, ok := p.config().Databases[name]; ok && name != "*" {
 		return true
 	}
-	if _, held := p.admin.held(); held[name] {
+	if p.admin.heldByName(name) {
 		return true
 	}
 	return len(p.poolsOf(name)) > 0
@@ -645,19 +645,12 @@ func (a *adminState) setDisabled(db string, on bool) {
 	}
 }
 
-// held returns whether everything is paused, and the databases paused
-// (PAUSE, KILL) or disabled by name.
-func (a *adminState) held() (all bool, dbs map[string]bool) {
+// heldByName reports whether db is paused (PAUSE db, KILL db) or disabled
+// by its name.
+func (a *adminState) heldByName(db string) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	dbs = make(map[string]bool, len(a.paused)+len(a.disabled))
-	for db := range a.paused {
-		dbs[db] = true
-	}
-	for db := range a.disabled {
-		dbs[db] = true
-	}
-	return a.pauseAll, dbs
+	return a.paused[db] || a.disabled[db]
 }
 
 func (a *adminState) isDisabled(db string) bool {

@@ -426,13 +426,12 @@ func (p *Proxy) dropIdlePools(now time.Time) {
 		return
 	}
 	p.dropIdleAuth(now, d)
-	pauseAll, held := p.admin.held()
-	if pauseAll {
-		return // the pools a RESUME will need stay
+	type dropped struct {
+		key poolKey
+		pl  *pool.Pool
+		n   *notifier
 	}
-	var pools []*pool.Pool
-	var notifiers []*notifier
-	var names []poolKey
+	var drop []dropped
 	p.poolMu.Lock()
 	for key, st := range p.stats {
 		if st.refs > 0 || now.Sub(st.unused) < d {
@@ -441,28 +440,24 @@ func (p *Proxy) dropIdlePools(now time.Time) {
 		if _, own := cfg.Databases[key.database]; own && key.database != config.WildcardDatabase {
 			continue
 		}
-		if held[key.database] {
-			continue // paused or disabled: SHOW DATABASES keeps showing it
+		if p.admin.isPaused(key.database) || p.admin.isDisabled(key.database) {
+			continue // the console keeps showing it, for RESUME or ENABLE
 		}
-		pools = append(pools, p.pools[key])
-		if n := p.notifiers[key]; n != nil {
-			notifiers = append(notifiers, n)
-			delete(p.notifiers, key)
-		}
+		drop = append(drop, dropped{key, p.pools[key], p.notifiers[key]})
 		delete(p.pools, key)
 		delete(p.stmts, key)
 		delete(p.stats, key)
+		delete(p.notifiers, key)
 		st.obs.Close()
-		names = append(names, key)
 	}
 	p.poolMu.Unlock()
-	for _, n := range notifiers {
-		n.close()
-	}
-	for i, pl := range pools {
-		pl.Close()
+	for _, x := range drop {
+		if x.n != nil {
+			x.n.close()
+		}
+		x.pl.Close()
 		p.log.Info("idle pool dropped (autodb_idle_timeout)",
-			zap.String("database", names[i].database), zap.String("user", names[i].user))
+			zap.String("database", x.key.database), zap.String("user", x.key.user))
 	}
 }
 
