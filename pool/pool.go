@@ -9,6 +9,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -84,6 +85,19 @@ type Pool struct {
 	// deadline, breaks it until the queue next empties.
 	inOrder      bool
 	lastDeadline time.Time
+
+	// loops, when set, picks the event loop that reads a new server.
+	loops atomic.Pointer[func() Loop]
+}
+
+// SetLoops makes the pool hand each new plain-TCP server to the loop that
+// pick returns (nil: a read goroutine per server).
+func (p *Pool) SetLoops(pick func() Loop) {
+	if pick == nil {
+		p.loops.Store(nil)
+		return
+	}
+	p.loops.Store(&pick)
 }
 
 // New creates a pool and starts its maintenance loop.
@@ -242,10 +256,24 @@ func (w *waiter) await(ctx context.Context) (s *Server, ok bool) {
 }
 
 func (p *Pool) acquire(l waitLimit) (*Server, error) {
+	return p.acquireFrom(l, false)
+}
+
+// AcquireTurn is AcquireTimeout for a caller whose AcquireFunc wait was
+// handed free capacity (nil server, nil error): it may connect even with
+// others queued behind it.
+func (p *Pool) AcquireTurn(d time.Duration) (*Server, error) {
+	var l waitLimit
+	if d > 0 {
+		l.deadline = time.Now().Add(d)
+	}
+	return p.acquireFrom(l, true)
+}
+
+func (p *Pool) acquireFrom(l waitLimit, turn bool) (*Server, error) {
 	// turn is set once this caller was woken for free capacity, or failed
 	// to connect: it may then connect even with others still queued, else
 	// a woken waiter would queue again behind them and nobody connect.
-	turn := false
 	for {
 		s, err := p.acquireOnce(l, &turn)
 		if err != nil {
@@ -443,7 +471,7 @@ func (p *Pool) expireWaiters() {
 		case !now.Before(w.deadline):
 			p.waiters.remove(w)
 			w.expired = true
-			w.ch <- nil
+			w.hand(nil, p.lastErrLocked())
 		case p.inOrder:
 			next, after = w.deadline, nil // the rest are due later
 		case next.IsZero() || w.deadline.Before(next):
@@ -461,6 +489,10 @@ func (p *Pool) expireWaiters() {
 func (p *Pool) waitErr() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	return p.lastErrLocked()
+}
+
+func (p *Pool) lastErrLocked() error {
 	if p.lastErr != nil {
 		return p.lastErr
 	}
@@ -483,7 +515,11 @@ func (p *Pool) connect(ctx context.Context) (*Server, error) {
 	if ce := p.log.Check(zap.DebugLevel, "server connected"); ce != nil {
 		ce.Write(zap.Uint64("server_id", s.ID), zap.Uint32("backend_pid", s.KeyPID))
 	}
-	go s.readLoop()
+	var l Loop
+	if pick := p.loops.Load(); pick != nil {
+		l = (*pick)()
+	}
+	s.startReading(l)
 	return s, nil
 }
 
@@ -518,7 +554,7 @@ func (p *Pool) wakeOne() {
 
 func (p *Pool) wakeLocked() {
 	if w := p.waiters.pop(); w != nil {
-		w.ch <- nil
+		w.hand(nil, nil)
 	}
 }
 
@@ -553,7 +589,7 @@ func (p *Pool) Release(s *Server) {
 	if w := p.waiters.pop(); w != nil {
 		p.inflight[s] = struct{}{}
 		p.mu.Unlock()
-		w.ch <- s
+		w.hand(s, nil)
 		return
 	}
 	s.mu.Lock()
@@ -637,6 +673,10 @@ func (p *Pool) Close() {
 	p.idle = nil
 	p.total -= len(idle)
 	for w := p.waiters.pop(); w != nil; w = p.waiters.pop() {
+		if w.fn != nil {
+			w.fn(nil, ErrClosed)
+			continue
+		}
 		w.ch <- nil
 	}
 	p.mu.Unlock()

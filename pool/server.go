@@ -80,7 +80,9 @@ type Server struct {
 	out    io.Writer     // writes conn: raw unless TLS
 	gen    uint64        // pool generation when connected (guarded by pool.mu)
 	done   chan struct{} // closed when the read goroutine exits
-	ev     Events        // reused for every batch by the read goroutine
+	ev     Events        // reused for every batch by the reader
+	rs     readState     // owned by the reader
+	lp     loopState     // owned by the event loop that reads the server, if one does
 	broken atomic.Bool
 
 	mu      sync.Mutex // guards the fields below
@@ -169,6 +171,9 @@ func (s *Server) Done() <-chan struct{} { return s.done }
 func (s *Server) close() {
 	s.broken.Store(true)
 	_ = s.conn.Close()
+	if s.lp.loop != nil {
+		s.lp.loop.PokeServer(s) // a closed socket leaves the set silently
+	}
 }
 
 // BeginCancel records a cancel request in flight; the server is not reused
@@ -206,28 +211,46 @@ func (s *Server) park() bool {
 	return false
 }
 
+// readState is the server's input buffer, owned by whoever reads the
+// socket (the read goroutine, or the event loop that polls it).
+type readState struct {
+	bp     *[]byte
+	r, w   int // unprocessed input is (*bp)[r:w]
+	stream int // bytes still to come of a message passed through in pieces
+	// scratch is where the loop's raw read step puts its bytes.
+	scratch []byte
+}
+
+// readSpace makes room for the next read and returns where it goes; nil
+// (with the server failed) when an inspected message outgrew the buffer.
+func (s *Server) readSpace() []byte {
+	rs := &s.rs
+	buf := *rs.bp
+	if rs.r == rs.w {
+		rs.r, rs.w = 0, 0
+	} else if rs.w == len(buf) {
+		if rs.r == 0 {
+			// Only an inspected message that outgrew the buffer gets here;
+			// received grows the buffer before asking for more.
+			s.fail(errors.New("server read buffer full"))
+			return nil
+		}
+		rs.w = copy(buf, buf[rs.r:rs.w])
+		rs.r = 0
+	}
+	return buf[rs.w:]
+}
+
 func (s *Server) readLoop() {
 	defer close(s.done)
-	bp := wire.GetBuf(wire.SmallBufSize)
-	defer func() { wire.PutBuf(bp) }()
-	buf := *bp
-	r, w := 0, 0
-	stream := 0 // bytes still to come of a message passed through in pieces
+	s.rs.bp = wire.GetBuf(wire.SmallBufSize)
+	defer func() { wire.PutBuf(s.rs.bp) }()
 	for {
-		if r == w {
-			r, w = 0, 0
-		} else if w == len(buf) {
-			if r > 0 {
-				w = copy(buf, buf[r:w])
-				r = 0
-			} else {
-				// Only an inspected message that outgrew the buffer gets here;
-				// scan below grows the buffer before asking for more.
-				s.fail(errors.New("server read buffer full"))
-				return
-			}
+		b := s.readSpace()
+		if b == nil {
+			return
 		}
-		n, err := s.in.Read(buf[w:])
+		n, err := s.in.Read(b)
 		if n == 0 {
 			if err == nil {
 				continue
@@ -235,76 +258,89 @@ func (s *Server) readLoop() {
 			s.fail(err)
 			return
 		}
-		w += n
-		s.ev = Events{}
-		ev := &s.ev
-		pos := r
-		if stream > 0 {
-			adv := min(stream, w-pos)
-			pos += adv
-			stream -= adv
-		}
-		for stream == 0 && w-pos >= wire.HeaderLen {
-			typ, l := wire.Header(buf[pos:])
-			if l < 4 || l > maxServerMessageLen {
-				s.fail(errors.New("invalid message length from server"))
-				return
-			}
-			total := 1 + l
-			inspect := (typ == 'Z' || typ == 'S' || typ == 'E') && total <= maxInspectLen
-			if !inspect {
-				switch typ {
-				case 'N', 'A', 'E':
-				default:
-					ev.Other = true
-				}
-				if w-pos < total {
-					stream = total - (w - pos)
-					pos = w
-					break
-				}
-				pos += total
-				continue
-			}
-			if w-pos < total {
-				if total > len(buf) {
-					nb := wire.GetBuf(total)
-					w = copy(*nb, buf[r:w])
-					pos -= r
-					r = 0
-					wire.PutBuf(bp)
-					bp, buf = nb, *nb
-				}
-				break
-			}
-			body := buf[pos+wire.HeaderLen : pos+total]
-			switch typ {
-			case 'Z':
-				ev.Ready++
-				if len(body) > 0 {
-					ev.Status = body[0]
-				}
-				ev.Other = true
-			case 'S':
-				s.setParam(body)
-				ev.Params = true
-			case 'E':
-				sev, code := wire.ErrorSeverityAndCode(body)
-				if wire.IsFatalSeverity(sev) {
-					ev.Fatal = true
-				}
-				ev.ErrCode = string(code)
-			}
-			pos += total
-		}
-		if pos > r {
-			s.dispatch(buf[r:pos], ev)
-			r = pos
+		if !s.received(n) {
+			return
 		}
 		if s.broken.Load() && s.handlerIsNil() {
 			s.close()
 		}
 	}
+}
+
+// received frames n new bytes of input, inspects the messages mux acts on
+// and hands the whole messages to the handler. It reports false once the
+// server has failed.
+func (s *Server) received(n int) bool {
+	rs := &s.rs
+	buf := *rs.bp
+	rs.w += n
+	s.ev = Events{}
+	ev := &s.ev
+	pos := rs.r
+	if rs.stream > 0 {
+		adv := min(rs.stream, rs.w-pos)
+		pos += adv
+		rs.stream -= adv
+	}
+	for rs.stream == 0 && rs.w-pos >= wire.HeaderLen {
+		typ, l := wire.Header(buf[pos:])
+		if l < 4 || l > maxServerMessageLen {
+			s.fail(errors.New("invalid message length from server"))
+			return false
+		}
+		total := 1 + l
+		inspect := (typ == 'Z' || typ == 'S' || typ == 'E') && total <= maxInspectLen
+		if !inspect {
+			switch typ {
+			case 'N', 'A', 'E':
+			default:
+				ev.Other = true
+			}
+			if rs.w-pos < total {
+				rs.stream = total - (rs.w - pos)
+				pos = rs.w
+				break
+			}
+			pos += total
+			continue
+		}
+		if rs.w-pos < total {
+			if total > len(buf) {
+				nb := wire.GetBuf(total)
+				rs.w = copy(*nb, buf[rs.r:rs.w])
+				pos -= rs.r
+				rs.r = 0
+				wire.PutBuf(rs.bp)
+				rs.bp, buf = nb, *nb
+			}
+			break
+		}
+		body := buf[pos+wire.HeaderLen : pos+total]
+		switch typ {
+		case 'Z':
+			ev.Ready++
+			if len(body) > 0 {
+				ev.Status = body[0]
+			}
+			ev.Other = true
+		case 'S':
+			s.setParam(body)
+			ev.Params = true
+		case 'E':
+			sev, code := wire.ErrorSeverityAndCode(body)
+			if wire.IsFatalSeverity(sev) {
+				ev.Fatal = true
+			}
+			ev.ErrCode = string(code)
+		}
+		pos += total
+	}
+	if pos > rs.r {
+		data := buf[rs.r:pos]
+		rs.r = pos
+		s.dispatch(data, ev)
+	}
+	return true
 }
 
 func (s *Server) handlerIsNil() bool {

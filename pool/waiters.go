@@ -16,6 +16,84 @@ type waiter struct {
 	expired    bool      // set before the pool sends nil: the deadline passed
 	prev, next *waiter
 	queued     bool
+	// fn, when set, is called instead of sending on ch (AcquireFunc).
+	fn func(*Server, error)
+}
+
+// hand gives the waiter what it waited for: a server, or nil with the
+// reason (nil: capacity was freed for it).
+func (w *waiter) hand(s *Server, err error) {
+	if w.fn != nil {
+		w.fn(s, err)
+		return
+	}
+	w.ch <- s
+}
+
+// A Waiter is a reusable place in a pool's queue for AcquireFunc. One
+// Waiter waits once at a time.
+type Waiter struct{ w waiter }
+
+// NewWaiter returns a Waiter whose fn receives what AcquireFunc waited
+// for: a server; or nil and an error (the deadline passed:
+// ErrWaitTimeout or the last connection error; ErrClosed); or nil and nil,
+// when capacity was freed for it and it should connect (AcquireTurn). fn is
+// called on the goroutine that releases or times out, possibly with the
+// pool's lock held: it must only hand the result on, never call the pool.
+func NewWaiter(fn func(*Server, error)) *Waiter {
+	return &Waiter{w: waiter{fn: fn}}
+}
+
+// AcquireFunc lends an idle server now, or queues wt (ok true, s nil) to
+// be handed one later. It returns ok false when the caller must wait the
+// blocking way (AcquireTimeout): the pool would connect a new server, or
+// an idle one is due its check query, or is to be closed.
+func (p *Pool) AcquireFunc(deadline time.Time, wt *Waiter) (s *Server, ok bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, false
+	}
+	if n := len(p.idle); n > 0 && p.waiters.n == 0 {
+		s := p.idle[n-1]
+		if s.Broken() || p.expired(s) || p.needsCheckLocked(s) {
+			return nil, false
+		}
+		p.idle[n-1] = nil
+		p.idle = p.idle[:n-1]
+		p.inflight[s] = struct{}{}
+		return s, true
+	}
+	if len(p.idle) > 0 || p.total < p.cfg.MaxSize {
+		return nil, false
+	}
+	w := &wt.w
+	w.since, w.deadline, w.expired = time.Now(), deadline, false
+	if p.waiters.n == 0 {
+		p.inOrder, p.lastDeadline = true, time.Time{}
+	}
+	p.waiters.push(w)
+	if !deadline.IsZero() {
+		if deadline.Before(p.lastDeadline) {
+			p.inOrder = false
+		} else {
+			p.lastDeadline = deadline
+		}
+		p.armWaitTimerLocked(deadline)
+	}
+	return nil, true
+}
+
+// CancelWait takes wt out of the queue. It reports false if wt's fn has
+// been or is being called (the caller then owns what it is handed).
+func (p *Pool) CancelWait(wt *Waiter) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !wt.w.queued {
+		return false
+	}
+	p.waiters.remove(&wt.w)
+	return true
 }
 
 var waiterPool = sync.Pool{New: func() any { return &waiter{ch: make(chan *Server, 1)} }}
