@@ -130,6 +130,10 @@ func (c *Config) problems() []error {
 		ck.add(k("unix_socket_mode"), "%v", err)
 	}
 	ck.atLeast(k("max_client_conn"), c.MaxClientConn, 1)
+	ck.atLeast(k("workers"), c.Workers, 0)
+	if c.Workers > 256 {
+		ck.add(k("workers"), "must be at most 256 (one loop per core is plenty)")
+	}
 
 	// Authentication and pooling.
 	ck.oneOf(k("auth_type"), c.AuthType, authTypes)
