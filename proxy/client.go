@@ -114,11 +114,15 @@ type clientConn struct {
 	idleDeadline time.Time    // guarded by mu: the read deadline armIdleTimeout set
 
 	wmu           sync.Mutex // serialises writes to conn
-	writeDeadline time.Time  // guarded by wmu
+	writeDeadline int64      // guarded by wmu: the write deadline set last, in Unix nanoseconds
 
 	// sink, when set, receives forwarded runs instead of a server: the
 	// framing fuzz target drives the production read loop through it.
 	sink func(data []byte, b batch) error
+
+	// lc drives the client from an event loop (loopclient.go); nil for
+	// the goroutine driver. Set before the relay starts.
+	lc *loopClient
 }
 
 // logger returns a logger carrying the client's identity. It is built on
@@ -242,6 +246,7 @@ type batch struct {
 func (c *clientConn) process() error {
 	buf := *c.bp
 	pos := c.r
+	stream0 := c.stream
 	var b batch
 	if c.stream > 0 {
 		adv := min(c.stream, c.w-pos)
@@ -277,7 +282,6 @@ func (c *clientConn) process() error {
 					return err
 				}
 				b = batch{}
-				pos += total
 				c.r = pos
 				if typ == 'Q' {
 					b.syncs++
@@ -285,10 +289,14 @@ func (c *clientConn) process() error {
 				} else {
 					b.state = 1
 				}
+				// Input is consumed only once forwarded: a loop-driven
+				// client that must wait for a server runs this again.
 				if err := c.forward(repl, b); err != nil {
 					return err
 				}
 				b = batch{}
+				pos += total
+				c.r = pos
 				continue
 			}
 		case 'X':
@@ -308,6 +316,11 @@ func (c *clientConn) process() error {
 	}
 partial:
 	err := c.forward((*c.bp)[c.r:pos], b)
+	if err == errWaitServer || err == errOffload {
+		// Nothing was forwarded: processed again once a server is there.
+		c.stream = stream0
+		return err
+	}
 	c.consumed(pos)
 	return err
 }
@@ -397,7 +410,7 @@ func (c *clientConn) forward(data []byte, b batch) error {
 	c.count(b)
 	c.mu.Unlock()
 	c.stats.bytesIn.Add(int64(len(data)))
-	if err := s.Write(data); err != nil {
+	if err := c.serverWrite(s, data); err != nil {
 		return wire.Fatal(wire.CodeConnectionFailure, "server connection lost: %v", err)
 	}
 	return nil
@@ -408,11 +421,24 @@ func (c *clientConn) forward(data []byte, b batch) error {
 func (c *clientConn) holdServer() (*pool.Server, error) {
 	for {
 		c.mu.Lock()
-		c.waitCheck()
+		if c.onLoop() {
+			if c.checking {
+				c.mu.Unlock()
+				return nil, errOffload // waitCheck blocks
+			}
+		} else {
+			c.waitCheck()
+		}
 		if s := c.server; s != nil {
 			return s, nil
 		}
 		c.mu.Unlock()
+		if c.onLoop() {
+			if err := c.loopAttach(); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		if _, err := c.attach(); err != nil {
 			return nil, err
 		}
@@ -460,14 +486,25 @@ func (c *clientConn) attach() (*pool.Server, error) {
 		return nil, err
 	}
 	defer c.p.admin.done(ticket)
-	s := c.pool.TryAcquire()
+	var s *pool.Server
+	turn := c.lc != nil && c.lc.turn
+	if !turn {
+		s = c.pool.TryAcquire()
+	}
 	if s == nil {
 		// No idle server at hand: wait (bounded by query_wait_timeout).
 		c.mu.Lock()
 		c.waiting = true
 		c.mu.Unlock()
 		var err error
-		s, err = c.pool.AcquireTimeout(c.p.config().QueryWaitTimeout.D())
+		if turn {
+			// A loop's wait was handed free capacity: connect.
+			c.lc.turn = false
+			start = c.lc.since
+			s, err = c.pool.AcquireTurn(time.Until(start.Add(c.p.config().QueryWaitTimeout.D())))
+		} else {
+			s, err = c.pool.AcquireTimeout(c.p.config().QueryWaitTimeout.D())
+		}
 		c.mu.Lock()
 		c.waiting = false
 		c.mu.Unlock()
@@ -476,6 +513,14 @@ func (c *clientConn) attach() (*pool.Server, error) {
 			return nil, c.poolError(err)
 		}
 	}
+	return c.adopt(s, start)
+}
+
+// adopt makes s, just taken from the pool, the client's server, first
+// bringing its settings in line with the client's (one query, which
+// blocks; loopAdopt runs it off the loop). start is when the client began
+// to wait for it.
+func (c *clientConn) adopt(s *pool.Server, start time.Time) (*pool.Server, error) {
 	waited := time.Since(start)
 	c.stats.waits.Add(1)
 	c.stats.waitUs.Add(waited.Microseconds())
@@ -534,6 +579,21 @@ func (c *clientConn) terminate() {
 	c.mu.Unlock()
 	_ = c.conn.Close()
 	c.wake()
+}
+
+// sendLocked writes a reply mux made itself, with c.wmu held; it unlocks
+// wmu. On the loop the write never blocks (writeNB).
+func (c *clientConn) sendLocked(b []byte) error {
+	if c.onLoop() {
+		slow, err := c.writeNB(b, nil)
+		if !slow {
+			c.wmu.Unlock()
+		}
+		return err
+	}
+	_, err := c.writeLocked(b)
+	c.wmu.Unlock()
+	return err
 }
 
 // finish ends a session: reports err to the client if it is one mux can

@@ -99,6 +99,10 @@ func muxConfig(top string) string {
 	if strings.Contains(top, "listen =") {
 		listen = ""
 	}
+	if w := os.Getenv("MUX_TEST_WORKERS"); w != "" && !strings.Contains(top, "workers =") {
+		// The whole suite against the other relay driver.
+		listen += "\nworkers = " + w
+	}
 	return fmt.Sprintf(`
 %s
 %s

@@ -109,6 +109,10 @@ func (c *clientConn) resume() {
 // can end it (terminate, idle timeout). A session that is not parked is
 // left to its goroutine.
 func (c *clientConn) wake() {
+	if c.lc != nil {
+		c.lc.loop.post(loopTask{kind: taskWake, c: c})
+		return
+	}
 	if c.parkState.CompareAndSwap(parked, running) {
 		go c.resume()
 	}
@@ -170,6 +174,14 @@ func (p *Proxy) sweepLoop(stop <-chan struct{}, done chan<- struct{}) {
 			c.idleSeen = free
 			expired := !c.idleDeadline.IsZero() && !now.Before(c.idleDeadline)
 			c.mu.Unlock()
+			if c.lc != nil {
+				// The loop holds an idle client at no cost; an expired
+				// deadline is its to act on.
+				if expired {
+					c.wake()
+				}
+				continue
+			}
 			switch c.parkState.Load() {
 			case running:
 				if expired {

@@ -15,7 +15,7 @@ func TestIdleClientsPark(t *testing.T) {
 	if !(&poller{}).enabled() {
 		t.Skip("parking needs epoll (Linux)")
 	}
-	m := startMux(t, "")
+	m := startMux(t, "workers = 0") // parking is the goroutine driver's
 	ctx := context.Background()
 	const n = 40
 	conns := make([]*pgx.Conn, n)
@@ -64,7 +64,7 @@ func TestIdleClientsPark(t *testing.T) {
 
 // client_idle_timeout ends a parked client on time.
 func TestParkedClientIdleTimeout(t *testing.T) {
-	m := startMux(t, `client_idle_timeout = "2500ms"`)
+	m := startMux(t, "workers = 0\nclient_idle_timeout = \"2500ms\"")
 	conn := m.connect(t)
 	if got := queryString(t, conn, "SELECT 'ok'::text"); got != "ok" {
 		t.Fatal(got)
@@ -83,7 +83,7 @@ func TestParkedClientIdleTimeout(t *testing.T) {
 
 // A parked listener gets its notifications.
 func TestParkedClientGetsNotifications(t *testing.T) {
-	m := startMux(t, "")
+	m := startMux(t, "workers = 0")
 	ctx := context.Background()
 	listener := m.connect(t)
 	if _, err := listener.Exec(ctx, "LISTEN parked_chan"); err != nil {

@@ -56,6 +56,7 @@ type Proxy struct {
 	obs       Observer
 
 	poller  poller     // parked idle clients (park.go)
+	loops   loops      // event loops (workers; loops.go)
 	sweepMu sync.Mutex // guards sweep
 	sweep   struct {
 		stop, done chan struct{} // nil until the sweeper starts
@@ -373,6 +374,7 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	for _, pl := range pools {
 		_ = pl.Wait(wctx)
 	}
+	p.stopLoops()
 	return ctx.Err()
 }
 
@@ -390,6 +392,9 @@ func (p *Proxy) poolFor(dbName string, db config.Database, user string, u *userE
 	}
 	pl := pool.New(p.poolConfig(p.config(), db, user, u),
 		p.log.Named("pool").With(zap.String("database", dbName), zap.String("user", user)))
+	if p.config().Workers > 0 && loopsSupported {
+		pl.SetLoops(p.serverLoop)
+	}
 	p.pools[key] = pl
 	reg := newStmtRegistry()
 	p.stmts[key] = reg

@@ -14,24 +14,40 @@ import (
 )
 
 // ServerData relays what the session's server sent to the client, and
-// releases the server at a clean boundary. It runs on the server's read
-// goroutine.
+// releases the server at a clean boundary. It runs on the server's reader:
+// its goroutine, or the event loop that polls it.
 func (c *clientConn) ServerData(s *pool.Server, data []byte, ev *pool.Events) {
-	if ev.Closed != nil {
-		c.mu.Lock()
-		mine := c.server == s
-		if mine {
-			c.server = nil
-		}
-		c.mu.Unlock()
-		if mine {
-			c.logger().Info("server connection lost", zap.Uint64("server_id", s.ID), zap.Error(ev.Closed))
-			c.sendError(wire.Fatal(wire.CodeConnectionFailure, "server connection closed unexpectedly"))
-			c.terminate()
-			c.pool.Release(s)
-		}
+	onLoop := s.Loop() != nil
+	if ev.Closed != nil && onLoop {
+		go c.serverClosed(s, ev.Closed) // writes to the client may block
 		return
 	}
+	if ev.Closed != nil {
+		c.serverClosed(s, ev.Closed)
+		return
+	}
+	c.serverData(s, data, ev, onLoop)
+}
+
+// serverClosed ends the session whose server's connection ended.
+func (c *clientConn) serverClosed(s *pool.Server, closed error) {
+	c.mu.Lock()
+	mine := c.server == s
+	if mine {
+		c.server = nil
+	}
+	c.mu.Unlock()
+	if mine {
+		c.logger().Info("server connection lost", zap.Uint64("server_id", s.ID), zap.Error(closed))
+		c.sendError(wire.Fatal(wire.CodeConnectionFailure, "server connection closed unexpectedly"))
+		c.terminate()
+		c.pool.Release(s)
+	}
+}
+
+// serverData relays one batch of replies; on the loop (onLoop) it never
+// blocks.
+func (c *clientConn) serverData(s *pool.Server, data []byte, ev *pool.Events, onLoop bool) {
 	c.mu.Lock()
 	if c.server != s {
 		// The client let go of this server (it is leaving): nothing more
@@ -100,14 +116,32 @@ func (c *clientConn) ServerData(s *pool.Server, data []byte, ev *pool.Events) {
 	c.wmu.Lock()
 	c.mu.Unlock()
 	var werr error
+	slow := false
 	if len(out) > 0 {
-		c.armWriteDeadline()
-		_, werr = c.writeLocked(out)
+		if onLoop {
+			// The rest of a write the socket does not take is finished
+			// by a goroutine, which unlocks wmu; s is paused meanwhile
+			// unless it is let go of now.
+			var held *pool.Server
+			if !detach && !check {
+				held = s
+			}
+			slow, werr = c.writeNB(out, held)
+		} else {
+			c.armWriteDeadline()
+			_, werr = c.writeLocked(out)
+		}
 		c.stats.bytesOut.Add(int64(len(out)))
 	}
-	c.wmu.Unlock()
+	if !slow {
+		c.wmu.Unlock()
+	}
 	if bp != nil {
 		wire.PutBuf(bp)
+	}
+	if onLoop && abort {
+		go c.refuseTransaction(s) // sendError and ROLLBACK wait: not on the loop
+		return
 	}
 
 	switch {
@@ -120,9 +154,7 @@ func (c *clientConn) ServerData(s *pool.Server, data []byte, ev *pool.Events) {
 		c.terminate()
 		c.pool.Release(s)
 	case abort:
-		c.sendError(wire.Fatal(wire.CodeFeatureNotSupported, "transaction blocks are not allowed in statement pooling mode"))
-		c.terminate()
-		go c.rollbackAndRelease(s)
+		c.refuseTransaction(s)
 	case release:
 		c.pool.Release(s)
 		if werr != nil {
@@ -147,6 +179,14 @@ func (c *clientConn) ServerData(s *pool.Server, data []byte, ev *pool.Events) {
 	case idleInTx:
 		c.armIdleTimeout()
 	}
+}
+
+// refuseTransaction ends a statement-mode client that opened a
+// transaction block.
+func (c *clientConn) refuseTransaction(s *pool.Server) {
+	c.sendError(wire.Fatal(wire.CodeFeatureNotSupported, "transaction blocks are not allowed in statement pooling mode"))
+	c.terminate()
+	go c.rollbackAndRelease(s)
 }
 
 // finishedQueries accounts n answered queries, and the transaction if it

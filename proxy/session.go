@@ -78,6 +78,10 @@ func (p *Proxy) serveConn(conn net.Conn) {
 func (c *clientConn) serveRelay(accepted net.Conn) {
 	c.accepted = accepted
 	c.startRelay()
+	if l := c.p.pickLoop(); l != nil && c.raw != nil {
+		c.startLoop(l)
+		return
+	}
 	c.run()
 }
 
@@ -88,14 +92,7 @@ func (c *clientConn) run() {
 	if errors.Is(err, errParked) {
 		return
 	}
-	c.finish(err)
-	if c.track {
-		c.forgetStatements()
-	}
-	c.p.unregister(c)
-	c.releasePool()
-	c.conn.Close()
-	c.p.connDone(c.accepted)
+	c.end(err)
 }
 
 // loginFailed reports a failed login to the client (if it is a protocol

@@ -19,11 +19,12 @@ func (c *clientConn) armWriteDeadline() {
 		return
 	}
 	now := time.Now()
-	if c.writeDeadline.Sub(now) > d/2 {
+	if time.Duration(c.writeDeadline-now.UnixNano()) > d/2 {
 		return
 	}
-	c.writeDeadline = now.Add(d)
-	_ = c.conn.SetWriteDeadline(c.writeDeadline)
+	dl := now.Add(d)
+	c.writeDeadline = dl.UnixNano()
+	_ = c.conn.SetWriteDeadline(dl)
 }
 
 // armQueryTimeout starts query_timeout for the query beginning now. c.mu

@@ -511,8 +511,7 @@ func (c *clientConn) processTracked() error {
 	case synth != nil:
 		c.wmu.Lock()
 		c.mu.Unlock()
-		_, werr := c.writeLocked(synth)
-		c.wmu.Unlock()
+		werr := c.sendLocked(synth)
 		if werr != nil && ferr == nil {
 			ferr = werr
 		}
@@ -521,7 +520,7 @@ func (c *clientConn) processTracked() error {
 	}
 	if len(out) > 0 {
 		c.stats.bytesIn.Add(int64(len(out)))
-		if err := s.Write(out); err != nil && ferr == nil {
+		if err := c.serverWrite(s, out); err != nil && ferr == nil {
 			ferr = wire.Fatal(wire.CodeConnectionFailure, "server connection lost: %v", err)
 		}
 	}
@@ -615,7 +614,8 @@ func (c *clientConn) answerWithoutServer() bool {
 		}
 		pos += 1 + l
 	}
-	if err := c.write(out); err != nil {
+	c.wmu.Lock()
+	if err := c.sendLocked(out); err != nil {
 		c.gone = true
 	}
 	c.consumed(c.w)

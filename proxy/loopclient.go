@@ -1,0 +1,538 @@
+package proxy
+
+// A client driven by an event loop (workers > 0, plain TCP).
+//
+// The loop reads the client's socket when it turns readable and runs the
+// same relay (process / processTracked) the goroutine driver runs; the
+// replies come back on the loop too, when the server is one the loop
+// reads. Nothing on the loop may block, so every step that could is a
+// state of its own:
+//
+//	          readable: read, process
+//	        +-------------------------+
+//	        v                         |
+//	    lcReading --no idle server--> lcWaiting --granted--> lcReading
+//	        |                             |
+//	        |  blocking step (connect, parameter sync, state check,
+//	        |  LISTEN, a server write that would block)
+//	        +-----------> lcOffloaded --done--> lcReading
+//	        |
+//	        +--- EOF, error, Terminate, timeout ---> lcEnded
+//
+// lcOffloaded runs the rest of the buffered input on a goroutine with the
+// blocking code of the goroutine driver; the loop does not read the client
+// meanwhile. Independently of these states, a reply the client's socket
+// does not take at once is finished by a goroutine (flushing); until it
+// has, the loop reads neither the client nor the server whose reply it is
+// (back-pressure), and buffers nothing more.
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/muxpg/mux/internal/rawio"
+	"github.com/muxpg/mux/internal/wire"
+	"github.com/muxpg/mux/pool"
+)
+
+// lcState is where a loop-driven client is.
+type lcState uint8
+
+const (
+	lcReading   lcState = iota // the loop reads and relays the client
+	lcWaiting                  // queued for a server (pool.AcquireFunc)
+	lcOffloaded                // a goroutine runs a blocking step
+	lcEnded                    // the session is over (or ending on a goroutine)
+)
+
+var (
+	// errWaitServer stops processing: the client was queued for a server.
+	errWaitServer = errors.New("waiting for a server")
+	// errOffload stops processing: the next step may block.
+	errOffload = errors.New("offload to a goroutine")
+)
+
+// loopClient is a loop-driven client's driver state. Fields are owned by
+// the loop's goroutine unless marked.
+type loopClient struct {
+	loop   *evloop
+	state  lcState
+	masked bool // the socket is out of the loop's set
+	// onLoop is true while the loop runs the client's input; false while
+	// an offloaded goroutine does (set before it starts, reset on taskBack).
+	onLoop bool
+	// flushing is set while a goroutine finishes a write the client's
+	// socket did not take (any goroutine may read it).
+	flushing atomic.Bool
+	waiter   *pool.Waiter
+	ticket   gateTicket // held from the gate through the wait
+	since    time.Time  // when the wait for a server began
+	adopt    *pool.Server
+	turn     bool     // the wait was handed free capacity: connect
+	sout     *[]byte  // server bytes the server's socket did not take yet
+	soutS    *pool.Server
+}
+
+// loopDriven reports whether the caller runs on c's loop.
+func (c *clientConn) onLoop() bool { return c.lc != nil && c.lc.onLoop }
+
+// startLoop hands a logged-in client to loop l.
+func (c *clientConn) startLoop(l *evloop) {
+	c.lc = &loopClient{loop: l, onLoop: true}
+	l.post(loopTask{kind: taskAddClient, c: c})
+}
+
+// loopReadable runs when the client's socket is readable (or may be).
+func (c *clientConn) loopReadable() {
+	lc := c.lc
+	if lc.state != lcReading || lc.flushing.Load() {
+		if lc.state != lcEnded {
+			c.loopMask(true)
+		}
+		return
+	}
+	if err := c.fillNB(); err != nil {
+		if err == syscall.EAGAIN {
+			return
+		}
+		c.loopEnd(err)
+		return
+	}
+	c.loopProcess()
+}
+
+// loopProcess relays the buffered input.
+func (c *clientConn) loopProcess() {
+	lc := c.lc
+	if c.bp == nil {
+		return
+	}
+	if c.track && c.mayListen() {
+		// LISTEN waits for the notifier's server: not on the loop.
+		c.offload()
+		return
+	}
+	process := c.process
+	if c.track {
+		process = c.processTracked
+	}
+	err := process()
+	switch {
+	case err == nil:
+		if lc.sout != nil {
+			c.offload() // the server's socket is full: finish on a goroutine
+		}
+	case err == errWaitServer:
+		lc.state = lcWaiting
+	case err == errOffload:
+		c.offload()
+	default:
+		c.loopEnd(err)
+	}
+}
+
+// mayListen reports whether the buffered input has a Query or Parse that
+// could be LISTEN or UNLISTEN (the byte filter, as process uses it).
+func (c *clientConn) mayListen() bool {
+	buf := (*c.bp)[c.r:c.w]
+	for len(buf) >= wire.HeaderLen {
+		typ, l := wire.Header(buf)
+		end := min(1+l, len(buf))
+		if l < 4 {
+			return false
+		}
+		if (typ == 'Q' || typ == 'P') && findWords(buf[wire.HeaderLen:end])&wordListen != 0 {
+			return true
+		}
+		buf = buf[end:]
+	}
+	return false
+}
+
+// fillNB reads what the client sent without waiting: syscall.EAGAIN if
+// nothing.
+func (c *clientConn) fillNB() error {
+	if c.bp != nil {
+		buf := *c.bp
+		if c.r == c.w {
+			c.r, c.w = 0, 0
+		} else if c.w == len(buf) && c.r > 0 {
+			c.w = copy(buf, buf[c.r:c.w])
+			c.r = 0
+		}
+	}
+	c.nread, c.rerr = 0, nil
+	if err := c.raw.Control(c.ctlRead); err != nil {
+		return err
+	}
+	if c.nread > 0 {
+		c.w += c.nread
+		return nil
+	}
+	if c.rerr == nil {
+		return syscall.EAGAIN
+	}
+	return c.rerr
+}
+
+// ctlRead is fillNB's step under RawConn.Control: rawRead without the
+// wait.
+func (c *clientConn) ctlRead(fd uintptr) {
+	if !c.rawRead(fd) {
+		c.rerr = syscall.EAGAIN
+	}
+}
+
+// loopMask takes the client's socket out of the loop's set (on true) or
+// puts it back.
+func (c *clientConn) loopMask(on bool) {
+	lc := c.lc
+	if lc.masked == on {
+		return
+	}
+	if c.lc.loop.watch(c.id, c.raw.Control, !on) || on {
+		lc.masked = on
+		return
+	}
+	// The socket is closed: the session ends.
+	c.loopEnd(net.ErrClosed)
+}
+
+// loopResume puts a client back to reading after a wait or an offload.
+func (c *clientConn) loopResume() {
+	lc := c.lc
+	lc.state = lcReading
+	if c.isGone() {
+		// Terminated meanwhile: its socket left the set unheard.
+		c.loopEnd(net.ErrClosed)
+		return
+	}
+	if lc.flushing.Load() {
+		return // loopFlushed resumes it
+	}
+	if lc.masked {
+		c.loopMask(false)
+	}
+	if lc.state == lcReading {
+		// Input read before the wait may hold more whole messages.
+		c.loopProcess()
+	}
+}
+
+// offload runs the client's next steps on a goroutine.
+func (c *clientConn) offload() {
+	lc := c.lc
+	lc.state = lcOffloaded
+	lc.onLoop = false
+	go func() {
+		err := c.offloaded()
+		lc.loop.post(loopTask{kind: taskBack, c: c, err: err})
+	}()
+}
+
+// offloaded is the goroutine half of offload: the blocking steps, then the
+// rest of the buffered input.
+func (c *clientConn) offloaded() error {
+	lc := c.lc
+	if s := lc.adopt; s != nil {
+		lc.adopt = nil
+		if _, err := c.adopt(s, lc.since); err != nil {
+			return err
+		}
+	}
+	if bp := lc.sout; bp != nil {
+		lc.sout = nil
+		s := lc.soutS
+		lc.soutS = nil
+		err := s.Write(*bp)
+		wire.PutBuf(bp)
+		if err != nil {
+			return wire.Fatal(wire.CodeConnectionFailure, "server connection lost: %v", err)
+		}
+	}
+	if c.bp == nil {
+		return nil
+	}
+	process := c.process
+	if c.track {
+		process = c.processTracked
+	}
+	return process()
+}
+
+// loopBack ends an offload.
+func (c *clientConn) loopBack(err error) {
+	lc := c.lc
+	lc.onLoop = true
+	if err != nil {
+		c.loopEnd(err)
+		return
+	}
+	c.loopResume()
+}
+
+// loopAttach takes a server without blocking: an idle one now (nil), or a
+// place in the queue (errWaitServer), or errOffload when only the
+// blocking path can get one.
+func (c *clientConn) loopAttach() error {
+	lc := c.lc
+	cfg := c.p.config()
+	if cfg.ClientIdleTimeout > 0 || cfg.IdleTransactionTimeout > 0 {
+		c.mu.Lock()
+		c.setIdleDeadline(time.Time{})
+		c.mu.Unlock()
+	}
+	ticket, ok := c.p.admin.tryAdmit()
+	if !ok {
+		return errOffload
+	}
+	lc.since = time.Now()
+	var deadline time.Time
+	if d := cfg.QueryWaitTimeout.D(); d > 0 {
+		deadline = lc.since.Add(d)
+	}
+	if lc.waiter == nil {
+		// Made at the first wait: a client that never waits, or only
+		// idles, does not pay for it.
+		l := lc.loop
+		lc.waiter = pool.NewWaiter(func(s *pool.Server, err error) {
+			l.post(loopTask{kind: taskGrant, c: c, s: s, err: err})
+		})
+	}
+	s, ok := c.pool.AcquireFunc(deadline, lc.waiter)
+	if !ok {
+		c.p.admin.done(ticket)
+		return errOffload
+	}
+	if s == nil {
+		lc.ticket = ticket
+		c.mu.Lock()
+		c.waiting = true
+		c.mu.Unlock()
+		return errWaitServer
+	}
+	c.p.admin.done(ticket)
+	return c.loopAdopt(s)
+}
+
+// loopAdopt makes s the client's server, unless that needs a query first.
+func (c *clientConn) loopAdopt(s *pool.Server) error {
+	c.mu.Lock()
+	want := c.want
+	c.mu.Unlock()
+	if syncSQL(s, want, c.extra) != "" {
+		c.lc.adopt = s
+		return errOffload
+	}
+	_, err := c.adopt(s, c.lc.since)
+	return err
+}
+
+// loopGranted ends a wait for a server.
+func (c *clientConn) loopGranted(s *pool.Server, err error) {
+	lc := c.lc
+	if lc.state != lcWaiting {
+		// Ended meanwhile: what it was handed goes back.
+		if s != nil {
+			c.pool.Release(s)
+		}
+		return
+	}
+	c.p.admin.done(lc.ticket)
+	lc.ticket = gateTicket{}
+	c.mu.Lock()
+	c.waiting = false
+	c.mu.Unlock()
+	switch {
+	case err != nil:
+		c.logger().Info("no server for client", zap.Error(err))
+		c.loopEnd(c.poolError(err))
+	case s == nil:
+		lc.turn = true
+		c.offload()
+	default:
+		if err := c.loopAdopt(s); err == errOffload {
+			c.offload()
+		} else if err != nil {
+			c.loopEnd(err)
+		} else {
+			c.loopResume()
+		}
+	}
+}
+
+// loopWake looks at a client something outside the loop may have ended:
+// terminate closed its socket, or the sweeper saw its idle deadline pass.
+func (c *clientConn) loopWake() {
+	lc := c.lc
+	switch lc.state {
+	case lcEnded, lcOffloaded:
+		return // the offload's end looks again
+	case lcWaiting:
+		if !c.isGone() || !c.pool.CancelWait(lc.waiter) {
+			return
+		}
+		c.p.admin.done(lc.ticket)
+		c.mu.Lock()
+		c.waiting = false
+		c.mu.Unlock()
+		c.loopEnd(net.ErrClosed)
+		return
+	}
+	c.mu.Lock()
+	dl := c.idleDeadline
+	c.mu.Unlock()
+	if !dl.IsZero() && !time.Now().Before(dl) {
+		c.loopEnd(os.ErrDeadlineExceeded)
+		return
+	}
+	if c.isGone() {
+		c.loopEnd(net.ErrClosed)
+		return
+	}
+	c.loopReadable()
+}
+
+// loopEnd ends the session: the loop forgets the client, and a goroutine
+// does what ending may wait for (ROLLBACK, the error to the client).
+func (c *clientConn) loopEnd(err error) {
+	lc := c.lc
+	if lc.state == lcEnded {
+		return
+	}
+	lc.state = lcEnded
+	if !lc.masked {
+		c.loopMask(true)
+	}
+	lc.loop.forget(c)
+	if bp := lc.sout; bp != nil {
+		lc.sout = nil
+		wire.PutBuf(bp)
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
+		err = io.EOF
+	}
+	go c.end(err)
+}
+
+// loopFlushed runs once a slow write has finished: the client is read
+// again.
+func (c *clientConn) loopFlushed() {
+	lc := c.lc
+	if lc.state == lcReading && lc.masked {
+		c.loopMask(false)
+	}
+}
+
+// serverWrite sends client bytes to s. On the loop a write the socket does
+// not take at once is kept (lc.sout) and finished by an offload.
+func (c *clientConn) serverWrite(s *pool.Server, b []byte) error {
+	lc := c.lc
+	if lc == nil || !lc.onLoop || s.Loop() == nil {
+		return s.Write(b)
+	}
+	if lc.sout != nil {
+		*lc.sout = append(*lc.sout, b...)
+		return nil
+	}
+	n, err := s.TryWrite(b)
+	if err != nil {
+		return err
+	}
+	if n < len(b) {
+		bp := wire.GetBuf(len(b) - n)
+		*bp = append((*bp)[:0], b[n:]...)
+		lc.sout, lc.soutS = bp, s
+	}
+	return nil
+}
+
+// writeNB writes a reply to the client from the loop, with c.wmu held. If
+// the socket does not take all of it, a goroutine finishes the write and
+// unlocks wmu (slow true): the caller must not unlock it. s, if not nil,
+// is the server whose reply this is: it is paused until the write is done.
+func (c *clientConn) writeNB(b []byte, s *pool.Server) (slow bool, err error) {
+	var n int
+	var werr error
+	if c.raw == nil {
+		// TLS: crypto/tls writes block; every reply is finished by a
+		// goroutine.
+		return c.flushLater(b, s), nil
+	}
+	cerr := c.raw.Control(func(fd uintptr) {
+		for n < len(b) {
+			m, e := rawio.Write(fd, b[n:])
+			switch e {
+			case nil:
+				n += m
+				continue
+			case syscall.EINTR:
+				continue
+			case syscall.EAGAIN:
+			default:
+				werr = &net.OpError{Op: "write", Net: "tcp", Err: e}
+			}
+			return
+		}
+	})
+	if cerr != nil {
+		return false, cerr
+	}
+	if werr != nil || n == len(b) {
+		return false, werr
+	}
+	return c.flushLater(b[n:], s), nil
+}
+
+// flushLater hands the unwritten rest of a reply, and wmu, to a goroutine,
+// pausing s (if not nil) until it is written.
+func (c *clientConn) flushLater(b []byte, s *pool.Server) bool {
+	rest := wire.GetBuf(len(b))
+	*rest = append((*rest)[:0], b...)
+	if c.lc != nil {
+		c.lc.flushing.Store(true)
+	}
+	if s != nil && s.Loop() != nil {
+		s.Pause()
+	}
+	go c.flush(rest, s)
+	return true
+}
+
+// flush finishes a slow write (wmu held, handed over by writeNB), bounded
+// by client_write_timeout.
+func (c *clientConn) flush(rest *[]byte, s *pool.Server) {
+	c.armWriteDeadline()
+	_, err := c.writeLocked(*rest)
+	c.wmu.Unlock()
+	wire.PutBuf(rest)
+	if s != nil && s.Loop() != nil {
+		s.Loop().(*evloop).post(loopTask{kind: taskResumeServer, s: s})
+	}
+	if c.lc != nil {
+		c.lc.flushing.Store(false)
+		c.lc.loop.post(loopTask{kind: taskFlushed, c: c})
+	}
+	if err != nil {
+		c.terminate()
+	}
+}
+
+// end is the end of a session: what run does after the relay.
+func (c *clientConn) end(err error) {
+	c.finish(err)
+	if c.track {
+		c.forgetStatements()
+	}
+	c.p.unregister(c)
+	c.releasePool()
+	c.conn.Close()
+	c.p.connDone(c.accepted)
+}
