@@ -50,14 +50,14 @@ const serverToken = 1 << 63
 type taskKind uint8
 
 const (
-	taskAddClient   taskKind = iota // start driving c
-	taskWake                        // c may have to end (terminate, idle timeout)
-	taskGrant                       // c's wait for a server ended (s, err)
-	taskBack                        // c's offloaded work is done (err)
-	taskFlushed                     // c's slow write finished
-	taskAddServer                   // start reading s
-	taskPokeServer                  // s may have been closed
-	taskResumeServer                // resume reading s after back-pressure
+	taskAddClient    taskKind = iota // start driving c
+	taskWake                         // c may have to end (terminate, idle timeout)
+	taskGrant                        // c's wait for a server ended (s, err)
+	taskBack                         // c's offloaded work is done (err)
+	taskFlushed                      // c's slow write finished
+	taskAddServer                    // start reading s
+	taskPokeServer                   // s may have been closed
+	taskResumeServer                 // resume reading s after back-pressure
 	taskStop
 )
 

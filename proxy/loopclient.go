@@ -75,8 +75,8 @@ type loopClient struct {
 	ticket   gateTicket // held from the gate through the wait
 	since    time.Time  // when the wait for a server began
 	adopt    *pool.Server
-	turn     bool     // the wait was handed free capacity: connect
-	sout     *[]byte  // server bytes the server's socket did not take yet
+	turn     bool    // the wait was handed free capacity: connect
+	sout     *[]byte // server bytes the server's socket did not take yet
 	soutS    *pool.Server
 }
 
