@@ -21,8 +21,8 @@ import (
 	"github.com/muxpg/mux/config"
 	"github.com/muxpg/mux/hba"
 	"github.com/muxpg/mux/internal/wire"
-	"github.com/muxpg/mux/pgbouncerconf"
 	"github.com/muxpg/mux/pool"
+	"github.com/muxpg/mux/userlist"
 )
 
 // Proxy is the multiplexer: listeners, client sessions and pools. Create it
@@ -147,12 +147,7 @@ func (p *Proxy) user(name string) *userEntry { return (*p.users.Load())[name] }
 func buildUsers(cfg *config.Config) (map[string]*userEntry, error) {
 	users := make(map[string]*userEntry, len(cfg.Users))
 	if cfg.AuthFile != "" {
-		f, err := os.Open(cfg.AuthFile)
-		if err != nil {
-			return nil, fmt.Errorf("auth_file: %w", err)
-		}
-		entries, err := pgbouncerconf.ParseAuthFile(f, cfg.AuthFile)
-		f.Close()
+		entries, err := userlist.Load(cfg.AuthFile)
 		if err != nil {
 			return nil, fmt.Errorf("auth_file: %w", err)
 		}
