@@ -1,6 +1,6 @@
 // Command bench compares mux with PgBouncer and with direct connections to
 // Postgres, side by side on one machine, and writes the results to
-// BENCHMARKS.md at the root of the repository.
+// docs/BENCHMARKS.md in the repository.
 //
 // Usage, from anywhere in the repository:
 //
@@ -47,7 +47,7 @@ func main() {
 	flag.IntVar(&o.scale, "scale", 10, "pgbench scale factor (pgbench -i -s)")
 	flag.IntVar(&o.idleClients, "idle-clients", 10000, "client connections of the idle-clients scenario")
 	flag.IntVar(&o.maxConns, "max-connections", 200, "Postgres max_connections")
-	flag.StringVar(&o.out, "out", "", "write the report to this `file` (default BENCHMARKS.md at the repository root)")
+	flag.StringVar(&o.out, "out", "", "write the report to this `file` (default docs/BENCHMARKS.md in the repository)")
 	flag.StringVar(&o.only, "only", "", "run only these comma-separated scenario `keys` ("+scenarioKeys()+")")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configurations, logs)")
 	flag.StringVar(&o.pgbouncerBin, "pgbouncer", "", "PgBouncer `binary` (default: found in PATH or /usr/sbin, installed with apt-get if missing)")
@@ -72,7 +72,7 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	if o.out == "" {
-		o.out = filepath.Join(root, "BENCHMARKS.md")
+		o.out = filepath.Join(root, "docs", "BENCHMARKS.md")
 	}
 	scens, err := selectScenarios(o.only)
 	if err != nil {

@@ -1,4 +1,4 @@
-// Package config loads, defaults and validates mux's TOML configuration.
+// Package config loads, defaults and validates mux's TOML configuration and the files it names.
 package config
 
 import (
@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"maps"
 	"net"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -303,23 +302,6 @@ func Default() *Config {
 		Databases:               map[string]Database{},
 		Users:                   map[string]User{},
 	}
-}
-
-// Load reads the TOML file at path and parses it with Parse.
-func Load(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read config: %w", err)
-	}
-	c, err := Parse(data)
-	if err != nil {
-		if strings.Contains(err.Error(), "\n") {
-			// Several problems: keep one per line.
-			return nil, fmt.Errorf("config %s:\n%w", path, err)
-		}
-		return nil, fmt.Errorf("config %s: %w", path, err)
-	}
-	return c, nil
 }
 
 // Parse decodes a TOML configuration, rejects unknown keys, applies defaults

@@ -369,10 +369,11 @@ password = "x"
 }
 
 func TestExampleFile(t *testing.T) {
-	c, err := Load("../config.example.toml")
+	s, err := Load("../config.example.toml")
 	if err != nil {
 		t.Fatal(err)
 	}
+	c := s.Config
 	db, ok := c.LookupDatabase("app")
 	if !ok || db.Host != "127.0.0.1" || db.Port != 5432 {
 		t.Errorf("app = %+v, %v", db, ok)
@@ -476,10 +477,11 @@ password = "alicesecret"
 }
 
 func TestEncodeRoundTrip(t *testing.T) {
-	c, err := Load("../config.example.toml")
+	s, err := Load("../config.example.toml")
 	if err != nil {
 		t.Fatal(err)
 	}
+	c := s.Config
 	c.IgnoreStartupParameters = []string{"extra_float_digits"}
 	c.ServerCheckDelay = Duration(1500 * time.Millisecond)
 	c.MaxMessageSize = 1000 * KiB

@@ -76,7 +76,11 @@ func startMux(t *testing.T, toml string) *testMux {
 	if testing.Verbose() {
 		log = zaptest.NewLogger(t, zaptest.Level(zap.DebugLevel))
 	}
-	p, err := proxy.New(cfg, log)
+	snap, err := config.Resolve(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := proxy.New(snap, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/muxpg/mux/auth"
 	"github.com/muxpg/mux/config"
+	"github.com/muxpg/mux/userlist"
 )
 
 // Result is a converted configuration.
@@ -41,12 +42,12 @@ var now = time.Now
 // and later. Settings that cannot be carried over are reported in Notes.
 // Convert fails if the ini file is invalid for PgBouncer itself or asks for
 // something mux cannot do (auth_type cert without hba rules, pam or ldap).
-func Convert(ini *INI, auth []AuthEntry) (*Result, error) {
+func Convert(ini *INI, auth []userlist.Entry) (*Result, error) {
 	return convert(ini, auth, nil)
 }
 
 // convert is Convert; checkHBA, if not nil, checks the auth_hba_file.
-func convert(ini *INI, auth []AuthEntry, checkHBA func(path string) error) (*Result, error) {
+func convert(ini *INI, auth []userlist.Entry, checkHBA func(path string) error) (*Result, error) {
 	if ini == nil {
 		return nil, errors.New("pgbouncerconf: Convert needs an INI")
 	}
@@ -72,7 +73,7 @@ func convert(ini *INI, auth []AuthEntry, checkHBA func(path string) error) (*Res
 
 type converter struct {
 	ini      *INI
-	auth     []AuthEntry
+	auth     []userlist.Entry
 	settings map[string]KV   // [pgbouncer], the last entry for each name
 	order    []string        // setting names in file order
 	used     map[string]bool // settings already handled

@@ -16,11 +16,12 @@ import (
 
 	"github.com/muxpg/mux/auth"
 	"github.com/muxpg/mux/config"
+	"github.com/muxpg/mux/userlist"
 )
 
 // convertText parses ini, converts it and checks that mux accepts the result
 // and that every note is in it.
-func convertText(t *testing.T, ini string, entries []AuthEntry) (*Result, *config.Config) {
+func convertText(t *testing.T, ini string, entries []userlist.Entry) (*Result, *config.Config) {
 	t.Helper()
 	parsed, err := ParseINI(strings.NewReader(ini), "pgbouncer.ini")
 	if err != nil {
@@ -29,7 +30,7 @@ func convertText(t *testing.T, ini string, entries []AuthEntry) (*Result, *confi
 	return convertINI(t, parsed, entries)
 }
 
-func convertINI(t *testing.T, ini *INI, entries []AuthEntry) (*Result, *config.Config) {
+func convertINI(t *testing.T, ini *INI, entries []userlist.Entry) (*Result, *config.Config) {
 	t.Helper()
 	res, err := Convert(ini, entries)
 	if err != nil {
@@ -56,7 +57,7 @@ func noteWith(notes []string, sub string) bool {
 const base = "[databases]\napp = host=db.internal\n[pgbouncer]\nlisten_addr = 127.0.0.1\n"
 
 func TestConvertDefaults(t *testing.T) {
-	res, c := convertText(t, base, []AuthEntry{{"alice", "alice-pw"}})
+	res, c := convertText(t, base, []userlist.Entry{{User: "alice", Secret: "alice-pw"}})
 	if len(res.Notes) != 0 {
 		t.Errorf("unexpected notes: %q", res.Notes)
 	}
@@ -221,7 +222,7 @@ func TestConvertSettings(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			res, c := convertText(t, base+tt.settings, []AuthEntry{{"alice", "alice-pw"}})
+			res, c := convertText(t, base+tt.settings, []userlist.Entry{{User: "alice", Secret: "alice-pw"}})
 			if got := tt.check(c); !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("got %#v, want %#v", got, tt.want)
 			}
@@ -240,7 +241,7 @@ func TestConvertSettings(t *testing.T) {
 
 func TestConvertAuthQuery(t *testing.T) {
 	scram := auth.NewSCRAMSecret("pw", []byte("0123456789abcdef"), 4096).String()
-	entries := []AuthEntry{{"pgb_auth", scram}, {"alice", "pw"}}
+	entries := []userlist.Entry{{User: "pgb_auth", Secret: scram}, {User: "alice", Secret: "pw"}}
 	ini := `[databases]
 app = host=db1 auth_user=alice
 authdb = host=db1 dbname=postgres_auth
@@ -311,7 +312,7 @@ func TestConvertHBA(t *testing.T) {
 	writeFile(t, bad, "host all all 10.0.0.0/8 ldap\nhost all +admins all md5\n")
 	md5 := auth.MD5Secret("bob", "pw")
 
-	res, c := convertText(t, base+"auth_type = hba\nauth_hba_file = "+good+"\n", []AuthEntry{{"bob", md5}})
+	res, c := convertText(t, base+"auth_type = hba\nauth_hba_file = "+good+"\n", []userlist.Entry{{User: "bob", Secret: md5}})
 	if c.AuthHBAFile != good || c.AuthType != "md5" || c.Users["bob"].Password != md5 || len(res.Notes) != 0 {
 		t.Errorf("auth_hba_file %q, auth_type %q, users %+v, notes %q", c.AuthHBAFile, c.AuthType, c.Users, res.Notes)
 	}
@@ -340,7 +341,7 @@ func TestConvertHBA(t *testing.T) {
 
 func TestConvertPlainWithMD5Secrets(t *testing.T) {
 	md5 := auth.MD5Secret("bob", "pw")
-	_, c := convertText(t, base+"auth_type = plain\n", []AuthEntry{{"alice", "pw"}, {"bob", md5}})
+	_, c := convertText(t, base+"auth_type = plain\n", []userlist.Entry{{User: "alice", Secret: "pw"}, {User: "bob", Secret: md5}})
 	if c.AuthType != "md5" || c.Users["bob"].Password != md5 {
 		t.Fatalf("auth_type %q, users %+v", c.AuthType, c.Users)
 	}
@@ -444,7 +445,7 @@ listen_addr = *
 unix_socket_dir = /run/pgbouncer
 min_pool_size = 3
 `
-	res, c := convertText(t, ini, []AuthEntry{{"reporter", scram}})
+	res, c := convertText(t, ini, []userlist.Entry{{User: "reporter", Secret: scram}})
 	inherit := config.InheritMinPoolSize
 	want := map[string]config.Database{
 		// The later definition of app replaces the earlier one.
@@ -522,16 +523,16 @@ func TestConvertNoDatabases(t *testing.T) {
 func TestConvertUsers(t *testing.T) {
 	scram := auth.NewSCRAMSecret("pw", []byte("0123456789abcdef"), 4096).String()
 	md5 := auth.MD5Secret("bob", "pw")
-	entries := []AuthEntry{
-		{"alice", "first"},
-		{"bob", md5},
-		{"carol", scram},
-		{"alice", "second"}, // the later entry wins
-		{"empty", ""},
-		{"broken", "SCRAM-SHA-256$x"},
-		{strings.Repeat("u", 64), "pw"},
-		{"nul\x00", "pw"},
-		{"quote\"back\\slash", "p\"w\\"},
+	entries := []userlist.Entry{
+		{User: "alice", Secret: "first"},
+		{User: "bob", Secret: md5},
+		{User: "carol", Secret: scram},
+		{User: "alice", Secret: "second"}, // the later entry wins
+		{User: "empty", Secret: ""},
+		{User: "broken", Secret: "SCRAM-SHA-256$x"},
+		{User: strings.Repeat("u", 64), Secret: "pw"},
+		{User: "nul\x00", Secret: "pw"},
+		{User: "quote\"back\\slash", Secret: "p\"w\\"},
 	}
 	ini := base + "[users]\nbob = pool_mode=transaction\ncarol = pool_mode=session max_user_connections=5 pool_size=3\nonly_here = pool_mode=statement\nbob = pool_mode=statement\n"
 
@@ -582,7 +583,7 @@ func TestConvertUsers(t *testing.T) {
 		}
 	})
 	t.Run("empty auth_file", func(t *testing.T) {
-		res, _ := convertText(t, base, []AuthEntry{})
+		res, _ := convertText(t, base, []userlist.Entry{})
 		if !noteWith(res.Notes, "no user was carried over") {
 			t.Errorf("notes %q", res.Notes)
 		}
@@ -594,7 +595,7 @@ func TestConvertQuoting(t *testing.T) {
 	weird := "a\"b\\c\td\x01é€\x7f"
 	ini := "[databases]\n'db \"1\"\\x' = host=h password='" + weird + "'\n[pgbouncer]\nlisten_addr = 127.0.0.1\n" +
 		"server_reset_query = " + weird + "\nserver_check_query = SELECT '\\n' -- \x1b[31m\n"
-	res, c := convertText(t, ini, []AuthEntry{{weird, weird}})
+	res, c := convertText(t, ini, []userlist.Entry{{User: weird, Secret: weird}})
 	if got := c.Databases[`db "1"\x`].Password; got != weird {
 		t.Errorf("database password = %q", got)
 	}
@@ -649,8 +650,8 @@ func TestConvertHeaderAndDeterminism(t *testing.T) {
 	defer func() { now = old }()
 	ini := mustINI(t, base+"logfile = /x\nserver_round_robin = 1\n")
 	ini.Name = "/etc/pgbouncer/pgbouncer.ini"
-	res1, _ := convertINI(t, ini, []AuthEntry{{"b", "1"}, {"a", "2"}})
-	res2, _ := convertINI(t, ini, []AuthEntry{{"b", "1"}, {"a", "2"}})
+	res1, _ := convertINI(t, ini, []userlist.Entry{{User: "b", Secret: "1"}, {User: "a", Secret: "2"}})
+	res2, _ := convertINI(t, ini, []userlist.Entry{{User: "b", Secret: "1"}, {User: "a", Secret: "2"}})
 	if !bytes.Equal(res1.TOML, res2.TOML) || !reflect.DeepEqual(res1.Notes, res2.Notes) {
 		t.Fatal("two conversions differ")
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/muxpg/mux/hba"
+	"github.com/muxpg/mux/userlist"
 )
 
 // Import does the whole job of `mux import-pgbouncer pgbouncer.ini
@@ -38,17 +39,17 @@ func Import(iniPath, authPath string) (*Result, error) {
 			}
 		}
 	}
-	var entries []AuthEntry
+	var entries []userlist.Entry
 	if authPath != "" {
 		data, err := readRegularFile(authPath)
 		if err != nil {
 			return nil, fmt.Errorf("auth_file: %w", err)
 		}
-		if entries, err = ParseAuthFile(bytes.NewReader(data), authPath); err != nil {
+		if entries, err = userlist.Parse(bytes.NewReader(data), authPath); err != nil {
 			return nil, err
 		}
 		if entries == nil {
-			entries = []AuthEntry{} // read, but empty
+			entries = []userlist.Entry{} // read, but empty
 		}
 	}
 	return convert(ini, entries, func(path string) error {

@@ -242,63 +242,6 @@ func TestParseINIIncludeWithoutName(t *testing.T) {
 	}
 }
 
-func TestParseAuthFile(t *testing.T) {
-	tests := []struct {
-		name string
-		in   string
-		want []AuthEntry
-	}{
-		{"empty", "", nil},
-		{"comments and blank lines", ";; users\n\n# hash comment\n  ; indented\n", nil},
-		{
-			"plain md5 scram",
-			"\"alice\" \"secret\"\n\"bob\" \"md5512b4c65b87eac3465c68e92db259eba\"\n\"carol\" \"SCRAM-SHA-256$4096:c2FsdA==$a2V5:a2V5\"\n",
-			[]AuthEntry{{"alice", "secret"}, {"bob", "md5512b4c65b87eac3465c68e92db259eba"}, {"carol", "SCRAM-SHA-256$4096:c2FsdA==$a2V5:a2V5"}},
-		},
-		{
-			"doubled quotes, spaces, semicolons inside quotes",
-			"\"we\"\"ird\" \"pa ss\"\"; word\"\n\"\"\"\" \"\"\"\"\"\"\n",
-			[]AuthEntry{{`we"ird`, `pa ss"; word`}, {`"`, `""`}},
-		},
-		{
-			"rest of line ignored, tabs, CRLF",
-			"\t\"a\"\t\"b\" \"ignored\" trailing\r\n\"c\"  \"d\"\r\n",
-			[]AuthEntry{{"a", "b"}, {"c", "d"}},
-		},
-		{"empty fields", "\"\" \"\"\n", []AuthEntry{{"", ""}}},
-		{"duplicates kept in order", "\"a\" \"1\"\n\"a\" \"2\"\n", []AuthEntry{{"a", "1"}, {"a", "2"}}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := ParseAuthFile(strings.NewReader(tt.in), "userlist.txt")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !reflect.DeepEqual(got, tt.want) {
-				t.Fatalf("got  %q\nwant %q", got, tt.want)
-			}
-		})
-	}
-}
-
-func TestParseAuthFileErrors(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{"alice secret\n", "u.txt:1: user name: missing opening double quote"},
-		{"\"alice\" secret\n", "u.txt:1: password: missing opening double quote"},
-		{"\"alice\"\n", "password: missing opening double quote"},
-		{"\"a\" \"b\"\n\"alice\n", "u.txt:2: user name: missing closing double quote"},
-		{"\"alice\" \"sec\n", "password: missing closing double quote"},
-		{"\"alice\", \"b\"\n", "password: missing opening double quote"},
-		{"\"a\"\"b\"\n", "password: missing opening double quote"}, // one field: a"b
-	}
-	for _, tt := range tests {
-		_, err := ParseAuthFile(strings.NewReader(tt.in), "u.txt")
-		if err == nil || !strings.Contains(err.Error(), tt.want) {
-			t.Errorf("ParseAuthFile(%q) error = %v, want it to contain %q", tt.in, err, tt.want)
-		}
-	}
-}
-
 func TestParseConnString(t *testing.T) {
 	tests := []struct {
 		in   string

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 
 	"github.com/muxpg/mux/internal/wire"
 )
@@ -26,33 +25,20 @@ type TLS struct {
 	config *tls.Config
 }
 
-// LoadTLS reads the files for server_tls_*: the CA bundle (needed by the
-// verify modes), an optional client certificate and key, and the minimum
-// version ("tlsv1.2" or "tlsv1.3"). Mode "disable" (or "") returns nil.
-func LoadTLS(mode, caFile, certFile, keyFile, minVersion string) (*TLS, error) {
+// NewTLS builds the TLS for server_tls_* from what its files hold: the CAs
+// (needed by the verify modes; nil without a CA file), an optional client
+// certificate, and the minimum version ("tlsv1.2" or "tlsv1.3"). Mode
+// "disable" (or "") returns nil.
+func NewTLS(mode, minVersion string, cas *x509.CertPool, cert *tls.Certificate) (*TLS, error) {
 	if mode == "" || mode == "disable" {
 		return nil, nil
 	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: cas}
 	if minVersion == "tlsv1.3" {
 		cfg.MinVersion = tls.VersionTLS13
 	}
-	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
-		if err != nil {
-			return nil, fmt.Errorf("server_tls_ca_file: %w", err)
-		}
-		cfg.RootCAs = x509.NewCertPool()
-		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("server_tls_ca_file: no PEM certificate in %s", caFile)
-		}
-	}
-	if certFile != "" || keyFile != "" {
-		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-		if err != nil {
-			return nil, fmt.Errorf("server_tls_cert_file, server_tls_key_file: %w", err)
-		}
-		cfg.Certificates = []tls.Certificate{cert}
+	if cert != nil {
+		cfg.Certificates = []tls.Certificate{*cert}
 	}
 	switch mode {
 	case "prefer", "require":

@@ -3,10 +3,10 @@ package pool
 import (
 	"bytes"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/binary"
 	"io"
 	"net"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -53,39 +53,43 @@ func fakeTLSServer(t *testing.T, answer byte, cert tls.Certificate) string {
 }
 
 func TestStartTLS(t *testing.T) {
-	dir := t.TempDir()
 	ca := testpki.NewCA(t, "ca")
 	other := testpki.NewCA(t, "other")
-	caFile := ca.WriteCA(t, dir, "ca.crt")
-	otherFile := other.WriteCA(t, dir, "other.crt")
+	caPool, otherPool := x509.NewCertPool(), x509.NewCertPool()
+	caPool.AddCert(ca.Cert)
+	otherPool.AddCert(other.Cert)
 	certPEM, keyPEM := ca.Issue(t, "db", "127.0.0.1")
 	cert, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cliCert, cliKey := ca.WriteLeaf(t, dir, "client", "mux")
+	cliCert, err := tls.X509KeyPair(ca.Issue(t, "mux"))
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	for _, tc := range []struct {
-		name, mode, ca string
-		host           string // name dialled; default 127.0.0.1
-		answer         byte
-		wantTLS        bool
-		wantErr        string
+		name, mode string
+		ca         *x509.CertPool
+		host       string // name dialled; default 127.0.0.1
+		answer     byte
+		wantTLS    bool
+		wantErr    string
 	}{
 		{name: "prefer, refused", mode: "prefer", answer: 'N'},
 		{name: "prefer", mode: "prefer", answer: 'S', wantTLS: true},
 		{name: "require, refused", mode: "require", answer: 'N', wantErr: "server does not support TLS (server_tls_sslmode = require)"},
-		{name: "require, any certificate", mode: "require", ca: otherFile, answer: 'S', wantTLS: true},
-		{name: "verify-ca", mode: "verify-ca", ca: caFile, host: "db.invalid", answer: 'S', wantTLS: true},
-		{name: "verify-ca, wrong CA", mode: "verify-ca", ca: otherFile, answer: 'S', wantErr: "unknown authority"},
-		{name: "verify-full", mode: "verify-full", ca: caFile, answer: 'S', wantTLS: true},
-		{name: "verify-full, wrong name", mode: "verify-full", ca: caFile, host: "db.invalid", answer: 'S', wantErr: "db.invalid"},
-		{name: "verify-full, wrong CA", mode: "verify-full", ca: otherFile, answer: 'S', wantErr: "unknown authority"},
-		{name: "verify-full, refused", mode: "verify-full", ca: caFile, answer: 'N', wantErr: "does not support TLS"},
+		{name: "require, any certificate", mode: "require", ca: otherPool, answer: 'S', wantTLS: true},
+		{name: "verify-ca", mode: "verify-ca", ca: caPool, host: "db.invalid", answer: 'S', wantTLS: true},
+		{name: "verify-ca, wrong CA", mode: "verify-ca", ca: otherPool, answer: 'S', wantErr: "unknown authority"},
+		{name: "verify-full", mode: "verify-full", ca: caPool, answer: 'S', wantTLS: true},
+		{name: "verify-full, wrong name", mode: "verify-full", ca: caPool, host: "db.invalid", answer: 'S', wantErr: "db.invalid"},
+		{name: "verify-full, wrong CA", mode: "verify-full", ca: otherPool, answer: 'S', wantErr: "unknown authority"},
+		{name: "verify-full, refused", mode: "verify-full", ca: caPool, answer: 'N', wantErr: "does not support TLS"},
 		{name: "garbage answer", mode: "prefer", answer: 'E', wantErr: "unexpected answer"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg, err := LoadTLS(tc.mode, tc.ca, cliCert, cliKey, "tlsv1.2")
+			cfg, err := NewTLS(tc.mode, "tlsv1.2", tc.ca, &cliCert)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -126,20 +130,15 @@ func TestStartTLS(t *testing.T) {
 	}
 }
 
-func TestLoadTLS(t *testing.T) {
-	if cfg, err := LoadTLS("disable", "", "", "", ""); cfg != nil || err != nil {
+func TestNewTLS(t *testing.T) {
+	if cfg, err := NewTLS("disable", "", nil, nil); cfg != nil || err != nil {
 		t.Fatalf("disable: %v, %v", cfg, err)
 	}
-	if _, err := LoadTLS("verify-full", "", "", "", ""); err == nil {
+	if _, err := NewTLS("verify-full", "", nil, nil); err == nil {
 		t.Fatal("verify-full without a CA accepted")
 	}
-	dir := t.TempDir()
-	bad := dir + "/bad.pem"
-	if err := os.WriteFile(bad, []byte("not a certificate"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := LoadTLS("verify-ca", bad, "", "", ""); err == nil || !strings.Contains(err.Error(), "server_tls_ca_file") {
-		t.Fatalf("bad CA file: %v", err)
+	if _, err := NewTLS("verify-ca", "", nil, nil); err == nil || !strings.Contains(err.Error(), "server_tls_ca_file") {
+		t.Fatalf("verify-ca without a CA: %v", err)
 	}
 	var nilTLS *TLS
 	c1, c2 := net.Pipe()
@@ -148,7 +147,7 @@ func TestLoadTLS(t *testing.T) {
 	if got, err := nilTLS.StartTLS(c1, "tcp", "x"); got != c1 || err != nil {
 		t.Fatal("nil TLS changed the connection")
 	}
-	cfg, _ := LoadTLS("require", "", "", "", "tlsv1.3")
+	cfg, _ := NewTLS("require", "tlsv1.3", nil, nil)
 	if got, err := cfg.StartTLS(c1, "unix", ""); got != c1 || err != nil {
 		t.Fatal("TLS attempted on a Unix socket")
 	}

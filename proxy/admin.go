@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 	"go.uber.org/zap"
 
+	"github.com/muxpg/mux/config"
 	"github.com/muxpg/mux/internal/wire"
 	"github.com/muxpg/mux/pool"
 )
@@ -92,8 +93,10 @@ const (
 
 // adminRoleOf looks the user up in the configuration in force, so a RELOAD
 // that changes admin_users or stats_users applies to open sessions too.
-func (p *Proxy) adminRoleOf(user string) adminRole {
-	cfg := p.config()
+func (p *Proxy) adminRoleOf(user string) adminRole { return adminRoleIn(p.config(), user) }
+
+// adminRoleIn looks the user up in cfg's admin_users and stats_users.
+func adminRoleIn(cfg *config.Config, user string) adminRole {
 	switch {
 	case slices.Contains(cfg.AdminUsers, user):
 		return roleAdmin
@@ -112,10 +115,10 @@ func (p *Proxy) adminHooks() (reload func() error, shutdown func()) {
 }
 
 // adminWelcome admits an authenticated user to the console, or refuses
-// one who is neither in admin_users nor in stats_users. It sends what
-// PgBouncer's console sends at login.
-func (c *clientConn) adminWelcome(st *startup) error {
-	if c.p.adminRoleOf(st.user) == roleNone {
+// one who is neither in admin_users nor in stats_users of cfg, the
+// login's. It sends what PgBouncer's console sends at login.
+func (c *clientConn) adminWelcome(cfg *config.Config, st *startup) error {
+	if adminRoleIn(cfg, st.user) == roleNone {
 		return wire.Fatal(wire.CodeInvalidAuthorization, "not allowed to connect to the admin console")
 	}
 	out := wire.AppendMessage(nil, &pgproto3.AuthenticationOk{})

@@ -77,8 +77,10 @@ func authFailed(user string) *wire.Error {
 
 // authenticate runs the client-side password exchange. u is nil for an
 // unknown user: with md5 or SCRAM the exchange still runs (a mock one) so
-// that an unknown user cannot be told from a wrong password.
-func (c *clientConn) authenticate(authType, user string, u *userEntry) error {
+// that an unknown user cannot be told from a wrong password. cb is the
+// channel binding data SCRAM-SHA-256-PLUS is offered with (channelBinding;
+// nil: not offered).
+func (c *clientConn) authenticate(authType, user string, u *userEntry, cb []byte) error {
 	switch authType {
 	case config.AuthTrust:
 		if u == nil {
@@ -89,7 +91,7 @@ func (c *clientConn) authenticate(authType, user string, u *userEntry) error {
 		if u != nil && u.md5Secret() == "" && u.scramSecret() != nil {
 			// As in PostgreSQL: md5 is satisfied by SCRAM when only a SCRAM
 			// secret is stored.
-			return c.authSCRAM(user, u.scramSecret())
+			return c.authSCRAM(user, u.scramSecret(), cb)
 		}
 		return c.authMD5(user, u)
 	default:
@@ -97,7 +99,7 @@ func (c *clientConn) authenticate(authType, user string, u *userEntry) error {
 		if u != nil {
 			sec = u.scramSecret()
 		}
-		return c.authSCRAM(user, sec)
+		return c.authSCRAM(user, sec, cb)
 	}
 }
 
@@ -121,14 +123,14 @@ func (c *clientConn) authMD5(user string, u *userEntry) error {
 	return nil
 }
 
-func (c *clientConn) authSCRAM(user string, sec *auth.SCRAMSecret) error {
+func (c *clientConn) authSCRAM(user string, sec *auth.SCRAMSecret, cb []byte) error {
 	var srv *auth.SCRAMServer
 	if sec != nil {
 		srv = auth.NewSCRAMServer(sec)
 	} else {
 		srv = auth.NewMockSCRAMServer(user)
 	}
-	if cb := c.channelBinding(); cb != nil {
+	if cb != nil {
 		srv.SetChannelBinding(cb) // offers SCRAM-SHA-256-PLUS first
 	}
 	if err := c.writeMsg(&pgproto3.AuthenticationSASL{AuthMechanisms: srv.Mechanisms()}); err != nil {

@@ -43,9 +43,10 @@ type authCached struct {
 }
 
 // lookupUser returns the user entry for name from auth_query, or nil when
-// Postgres has no such login role (or an expired one).
-func (p *Proxy) lookupUser(ctx context.Context, db config.Database, authUser, name string) (*userEntry, error) {
-	cfg := p.config()
+// Postgres has no such login role (or an expired one); snap is the login's
+// snapshot.
+func (p *Proxy) lookupUser(ctx context.Context, snap *snapshot, db config.Database, authUser, name string) (*userEntry, error) {
+	cfg := snap.cfg
 	dbname := cfg.AuthDBName
 	if dbname == "" {
 		dbname = db.DBName
@@ -64,8 +65,8 @@ func (p *Proxy) lookupUser(ctx context.Context, db config.Database, authUser, na
 			a.pools = map[poolKey]*authPool{}
 			a.cache = map[poolKey]authCached{}
 		}
-		au := p.user(authUser)
-		pc := p.poolConfig(cfg, config.Database{Host: db.Host, Port: db.Port, DBName: dbname, PoolSize: authPoolSize}, authUser, au)
+		au := snap.users[authUser]
+		pc := p.poolConfig(snap, config.Database{Host: db.Host, Port: db.Port, DBName: dbname, PoolSize: authPoolSize}, authUser, au)
 		pc.MinSize = 0
 		pc.Target.MaxPrepared = 0
 		ap = &authPool{pl: pool.New(pc, p.log.Named("auth_query").With(zap.String("database", dbname), zap.String("auth_user", authUser)))}

@@ -42,7 +42,7 @@ password = "unused"
 	if err != nil {
 		tb.Fatal(err)
 	}
-	p, err := New(cfg, zap.NewNop())
+	p, err := New(resolve(tb, cfg), zap.NewNop())
 	if err != nil {
 		tb.Fatal(err)
 	}

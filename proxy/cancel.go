@@ -56,7 +56,7 @@ func (p *Proxy) cancelClient(c *clientConn) {
 	_ = conn.SetDeadline(time.Now().Add(cancelTimeout))
 	// Over TLS like the server's own connection (server_tls_sslmode).
 	host, _, _ := net.SplitHostPort(addr)
-	if conn, err = p.serverTLS.Load().StartTLS(conn, network, host); err != nil {
+	if conn, err = p.snapshot().serverTLS.StartTLS(conn, network, host); err != nil {
 		c.logger().Warn("forwarding cancel request failed", zap.Error(err))
 		return
 	}

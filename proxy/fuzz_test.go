@@ -92,7 +92,7 @@ func FuzzTrackedMessages(f *testing.F) {
 	f.Fuzz(func(t *testing.T, client, server []byte) {
 		s := &pool.Server{Stmts: pool.NewStmtCache(2)}
 		px := &Proxy{}
-		px.cfg.Store(config.Default())
+		px.snap.Store(&snapshot{cfg: config.Default()})
 		c := &clientConn{p: px, reg: newStmtRegistry(), stmts: map[string]*preparedStmt{}, track: true}
 		var out []byte
 		for len(client) >= wire.HeaderLen {
@@ -183,7 +183,7 @@ func FuzzFraming(f *testing.F) {
 		listen := !session && bytes.Contains(bytes.ToLower(in), []byte("listen"))
 
 		px := &Proxy{}
-		px.cfg.Store(config.Default())
+		px.snap.Store(&snapshot{cfg: config.Default()})
 		cli, srv := net.Pipe()
 		c := &clientConn{p: px, conn: srv, mode: mode, maxMsg: maxMsg}
 		var got []byte

@@ -16,18 +16,10 @@ import (
 	"github.com/muxpg/mux/internal/wire"
 )
 
-// loadHBA reads auth_hba_file, if set.
-func loadHBA(cfg *config.Config) (*hba.File, error) {
-	if cfg.AuthHBAFile == "" {
-		return nil, nil
-	}
-	return hba.Load(cfg.AuthHBAFile)
-}
-
-// hbaAuthenticate authenticates a client by the first auth_hba_file rule
-// matching its connection. It reports false when no file is configured.
-func (c *clientConn) hbaAuthenticate(st *startup, u *userEntry) (bool, error) {
-	f := c.p.hba.Load()
+// hbaAuthenticate authenticates a client by the first rule of f (the
+// login's auth_hba_file) matching its connection; cb is as for
+// authenticate. It reports false when no file is configured.
+func (c *clientConn) hbaAuthenticate(f *hba.File, st *startup, u *userEntry, cb []byte) (bool, error) {
 	if f == nil {
 		return false, nil
 	}
@@ -51,11 +43,11 @@ func (c *clientConn) hbaAuthenticate(st *startup, u *userEntry) (bool, error) {
 		return true, wire.Fatal(wire.CodeInvalidAuthorization, "pg_hba.conf rejects connection for host %s, user %s, database %s, %s (auth_hba_file line %d)",
 			quote(host), quote(st.user), quote(st.database), enc, r.Line)
 	case hba.Trust:
-		return true, c.authenticate(config.AuthTrust, st.user, u)
+		return true, c.authenticate(config.AuthTrust, st.user, u, cb)
 	case hba.MD5:
-		return true, c.authenticate(config.AuthMD5, st.user, u)
+		return true, c.authenticate(config.AuthMD5, st.user, u, cb)
 	case hba.ScramSHA256:
-		return true, c.authenticate(config.AuthSCRAM, st.user, u)
+		return true, c.authenticate(config.AuthSCRAM, st.user, u, cb)
 	case hba.Password:
 		return true, c.authCleartext(st.user, u)
 	case hba.Cert:

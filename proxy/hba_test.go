@@ -62,7 +62,7 @@ auth_hba_file = %q`, dir, path))
 	db := m.cfg.Databases["peerdb"]
 	db.DBName, db.User, db.Password = "muxtest", "muxuser", "muxpass"
 	m.cfg.Databases["peerdb"] = db
-	m.p.users.Store(mustUsers(t, m))
+	m.reload(t, m.cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, fmt.Sprintf("host=%s port=6432 user=%s dbname=peerdb", dir, me.Username))
@@ -112,15 +112,6 @@ client_tls_ca_file = %q`, path, certFile, keyFile, caFile))
 
 func usersEntryFor(password string) config.User { return config.User{Password: password} }
 
-func mustUsers(t *testing.T, m *testMux) *map[string]*userEntry {
-	t.Helper()
-	users, err := buildUsers(m.cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &users
-}
-
 // Reload re-reads the TLS certificate: new connections get the new one.
 func TestReloadTLSCertificate(t *testing.T) {
 	dir := t.TempDir()
@@ -145,9 +136,7 @@ func TestReloadTLSCertificate(t *testing.T) {
 		t.Fatalf("certificate CN %q, want first", got)
 	}
 	ca.WriteLeaf(t, dir, "server", "second", "127.0.0.1") // same file names
-	if err := m.p.Reload(m.cfg); err != nil {
-		t.Fatal(err)
-	}
+	m.reload(t, m.cfg)
 	if got := cn(); got != "second" {
 		t.Fatalf("after reload the certificate CN is %q, want second", got)
 	}

@@ -153,7 +153,7 @@ func startMux(t testing.TB, top string) *testMux {
 	if testing.Verbose() {
 		log = zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel))
 	}
-	p, err := New(cfg, log)
+	p, err := New(resolve(t, cfg), log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,6 +187,24 @@ func startMux(t testing.TB, top string) *testMux {
 		leakcheck.Check(t, 5*time.Second)
 	})
 	return m
+}
+
+// resolve reads the files cfg names (config.Resolve).
+func resolve(t testing.TB, cfg *config.Config) *config.Snapshot {
+	t.Helper()
+	s, err := config.Resolve(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// reload puts cfg in force, with the files it names read again.
+func (m *testMux) reload(t testing.TB, cfg *config.Config) {
+	t.Helper()
+	if err := m.p.Reload(resolve(t, cfg)); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // dsn returns a libpq keyword DSN for a client of m.

@@ -285,9 +285,7 @@ func TestReloadMovedTargetDrainsServers(t *testing.T) {
 	db := cfg.Databases["muxtest"]
 	db.Host = "localhost" // the same Postgres under another name
 	cfg.Databases["muxtest"] = db
-	if err := m.p.Reload(&cfg); err != nil {
-		t.Fatal(err)
-	}
+	m.reload(t, &cfg)
 	// The open transaction finishes on its server.
 	if err := tx.Commit(ctx); err != nil {
 		t.Fatal(err)

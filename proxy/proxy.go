@@ -19,23 +19,17 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/muxpg/mux/config"
-	"github.com/muxpg/mux/hba"
 	"github.com/muxpg/mux/internal/wire"
-	"github.com/muxpg/mux/pgbouncerconf"
 	"github.com/muxpg/mux/pool"
 )
 
 // Proxy is the multiplexer: listeners, client sessions and pools. Create it
 // with New, feed it listeners with Serve, and stop it with Shutdown.
 type Proxy struct {
-	cfg atomic.Pointer[config.Config] // replaced whole on reload
-	log *zap.Logger
-	// users is replaced whole on reload.
-	users atomic.Pointer[map[string]*userEntry]
-	// clientTLS and serverTLS are loaded by New and replaced whole by
-	// Reload (serverTLS nil: plain connections to Postgres).
-	clientTLS atomic.Pointer[clientTLS]
-	serverTLS atomic.Pointer[pool.TLS]
+	// snap is the configuration in force with its users, hba rules and
+	// TLS (snapshot.go), replaced whole by Reload.
+	snap atomic.Pointer[snapshot]
+	log  *zap.Logger
 
 	nclients atomic.Int64 // client connections being served (incl. login)
 	served   atomic.Int64 // client logins so far
@@ -51,7 +45,6 @@ type Proxy struct {
 	notifiers map[poolKey]*notifier
 	attachSeq atomic.Uint64
 	auth      authLookups
-	hba       atomic.Pointer[hba.File] // auth_hba_file; nil: auth_type for all
 	failures  loginFailures
 	obs       Observer
 
@@ -90,8 +83,9 @@ type poolKey struct {
 	user     string
 }
 
-// New builds a proxy from a validated config.
-func New(cfg *config.Config, log *zap.Logger) (*Proxy, error) {
+// New builds a proxy from a configuration and the files it names (see
+// config.Load and config.Resolve).
+func New(cs *config.Snapshot, log *zap.Logger) (*Proxy, error) {
 	p := &Proxy{
 		log:       log.Named("proxy"),
 		pools:     map[poolKey]*pool.Pool{},
@@ -103,77 +97,19 @@ func New(cfg *config.Config, log *zap.Logger) (*Proxy, error) {
 		conns:     map[net.Conn]struct{}{},
 	}
 	p.poller.log = log.Named("park")
-	users, err := buildUsers(cfg)
+	s, err := newSnapshot(cs)
 	if err != nil {
 		return nil, err
 	}
-	if err := p.loadTLS(cfg); err != nil {
-		return nil, err
-	}
-	p.cfg.Store(cfg)
-	p.users.Store(&users)
-	rules, err := loadHBA(cfg)
-	if err != nil {
-		return nil, err
-	}
-	p.hba.Store(rules)
+	p.snap.Store(s)
 	return p, nil
-}
-
-// loadTLS reads the TLS certificates and keys of both sides.
-func (p *Proxy) loadTLS(cfg *config.Config) error {
-	ct, err := loadClientTLS(cfg)
-	if err != nil {
-		return err
-	}
-	st, err := pool.LoadTLS(cfg.ServerTLSSSLMode, cfg.ServerTLSCAFile,
-		cfg.ServerTLSCertFile, cfg.ServerTLSKeyFile, cfg.ServerTLSMinVersion)
-	if err != nil {
-		return err
-	}
-	p.clientTLS.Store(ct)
-	p.serverTLS.Store(st)
-	return nil
 }
 
 // Config returns the configuration in force.
 func (p *Proxy) Config() *config.Config { return p.config() }
 
 // config returns the configuration in force.
-func (p *Proxy) config() *config.Config { return p.cfg.Load() }
-
-// user returns the configured user name, or nil.
-func (p *Proxy) user(name string) *userEntry { return (*p.users.Load())[name] }
-
-func buildUsers(cfg *config.Config) (map[string]*userEntry, error) {
-	users := make(map[string]*userEntry, len(cfg.Users))
-	if cfg.AuthFile != "" {
-		f, err := os.Open(cfg.AuthFile)
-		if err != nil {
-			return nil, fmt.Errorf("auth_file: %w", err)
-		}
-		entries, err := pgbouncerconf.ParseAuthFile(f, cfg.AuthFile)
-		f.Close()
-		if err != nil {
-			return nil, fmt.Errorf("auth_file: %w", err)
-		}
-		for _, e := range entries {
-			u, err := newUserEntry(e.User, config.User{Password: e.Secret})
-			if err != nil {
-				return nil, fmt.Errorf("auth_file %s: user %q: %w", cfg.AuthFile, e.User, err)
-			}
-			users[e.User] = u
-		}
-	}
-	for name, u := range cfg.Users {
-		e, err := newUserEntry(name, u)
-		if err != nil {
-			return nil, err
-		}
-		users[name] = e
-	}
-	return users, nil
-}
+func (p *Proxy) config() *config.Config { return p.snap.Load().cfg }
 
 // Listen opens every listener the config names: TCP addresses and the
 // Unix socket.
@@ -380,7 +316,8 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 
 // poolFor returns the pool for (database, user) and its prepared
 // statement registry, creating them. The caller holds a reference until
-// its connection ends (releasePool).
+// its connection ends (releasePool). A pool is shared: a new one takes the
+// settings and server TLS in force, read under poolMu as Reload swaps them.
 func (p *Proxy) poolFor(dbName string, db config.Database, user string, u *userEntry) (*pool.Pool, *stmtRegistry, *poolStats) {
 	key := poolKey{dbName, user}
 	p.poolMu.Lock()
@@ -390,7 +327,7 @@ func (p *Proxy) poolFor(dbName string, db config.Database, user string, u *userE
 		p.poolMu.Unlock()
 		return pl, p.stmts[key], st
 	}
-	pl := pool.New(p.poolConfig(p.config(), db, user, u),
+	pl := pool.New(p.poolConfig(p.snapshot(), db, user, u),
 		p.log.Named("pool").With(zap.String("database", dbName), zap.String("user", user)))
 	if p.config().Workers > 0 && loopsSupported {
 		pl.SetLoops(p.serverLoop)
@@ -466,8 +403,10 @@ func (p *Proxy) dropIdlePools(now time.Time) {
 	}
 }
 
-// poolConfig is the pool configuration for user's connections to db.
-func (p *Proxy) poolConfig(cfg *config.Config, db config.Database, user string, u *userEntry) pool.Config {
+// poolConfig is the pool configuration for user's connections to db under
+// the settings and server TLS of s.
+func (p *Proxy) poolConfig(s *snapshot, db config.Database, user string, u *userEntry) pool.Config {
+	cfg := s.cfg
 	t := pool.Target{
 		Host:        db.Host,
 		Port:        db.Port,
@@ -475,7 +414,7 @@ func (p *Proxy) poolConfig(cfg *config.Config, db config.Database, user string, 
 		User:        user,
 		KeepAlive:   p.keepAlive(cfg),
 		MaxPrepared: cfg.MaxPreparedStatements,
-		TLS:         p.serverTLS.Load(),
+		TLS:         s.serverTLS,
 	}
 	switch {
 	case db.User != "":

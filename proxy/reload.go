@@ -8,35 +8,27 @@ import (
 	"github.com/muxpg/mux/config"
 )
 
-// Reload applies a new, validated configuration without dropping clients:
-// users and every setting read per connection or per query take effect for
-// what comes next; each pool takes its new size and times, and a database
-// whose target moved drains its old servers (closed as they come back) while
-// new ones go to the new target. TLS certificates and keys are re-read: new
-// connections use them, open ones keep theirs. Listen addresses need a
-// restart or a hand-over; that is logged. On error nothing changes.
-func (p *Proxy) Reload(cfg *config.Config) error {
-	users, err := buildUsers(cfg)
+// Reload puts a new configuration in force without dropping clients. cs
+// holds it with the files it names already read and checked
+// (config.Load): users and every setting read per connection or per query
+// take effect for what comes next; each pool takes its new size and times,
+// and a database whose target moved drains its old servers (closed as they
+// come back) while new ones go to the new target. New connections get the
+// new TLS certificates and keys, open ones keep theirs. Listen addresses
+// need a restart or a hand-over; that is logged. On error nothing changes.
+//
+// The proxy's snapshot is built whole from cs and put in force with one
+// store: a login sees the old one or the new one, never a mix. The store
+// and the pools' update happen under poolMu, so that a pool poolFor makes
+// meanwhile gets the new settings too.
+func (p *Proxy) Reload(cs *config.Snapshot) error {
+	s, err := newSnapshot(cs)
 	if err != nil {
 		return err
 	}
-	rules, err := loadHBA(cfg)
-	if err != nil {
-		return err
-	}
-	if err := p.loadTLS(cfg); err != nil {
-		return err
-	}
-	p.hba.Store(rules)
-	old := p.config()
-	if !slices.Equal(old.Listen, cfg.Listen) || old.UnixSocketDir != cfg.UnixSocketDir {
-		p.log.Warn("listen addresses changed: they apply after a restart or hand-over")
-	}
-	p.cfg.Store(cfg)
-	p.users.Store(&users)
-
+	cfg := s.cfg
 	p.poolMu.Lock()
-	defer p.poolMu.Unlock()
+	old := p.snap.Swap(s).cfg
 	for key, pl := range p.pools {
 		db, ok := cfg.LookupDatabase(key.database)
 		if !ok {
@@ -48,7 +40,11 @@ func (p *Proxy) Reload(cfg *config.Config) error {
 			p.log.Info("database removed from the configuration", zap.String("database", key.database))
 			continue
 		}
-		pl.SetConfig(p.poolConfig(cfg, db, key.user, users[key.user]))
+		pl.SetConfig(p.poolConfig(s, db, key.user, s.users[key.user]))
+	}
+	p.poolMu.Unlock()
+	if !slices.Equal(old.Listen, cfg.Listen) || old.UnixSocketDir != cfg.UnixSocketDir {
+		p.log.Warn("listen addresses changed: they apply after a restart or hand-over")
 	}
 	p.log.Info("configuration reloaded")
 	return nil

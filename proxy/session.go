@@ -42,10 +42,13 @@ func (p *Proxy) serveConn(conn net.Conn) {
 		}
 	}()
 
-	if d := p.config().ClientLoginTimeout.D(); d > 0 {
+	// The whole login runs under one snapshot of the configuration, users,
+	// hba rules and TLS, whatever a reload swaps in meanwhile.
+	s := p.snapshot()
+	if d := s.cfg.ClientLoginTimeout.D(); d > 0 {
 		_ = conn.SetDeadline(time.Now().Add(d))
 	}
-	st, err := c.readStartup()
+	st, err := c.readStartup(s.clientTLS)
 	if err != nil {
 		c.loginFailed(err)
 		return
@@ -58,7 +61,7 @@ func (p *Proxy) serveConn(conn net.Conn) {
 		return
 	}
 	c.user, c.database = st.user, st.database
-	if err := c.login(st); err != nil {
+	if err := c.login(s, st); err != nil {
 		c.loginFailed(err)
 		return
 	}
@@ -124,10 +127,10 @@ func (c *clientConn) loginFailed(err error) {
 }
 
 // readStartup runs the pre-authentication state machine: GSSENCRequest is
-// answered 'N'; SSLRequest 'S' if client TLS is on (the handshake follows
-// and the loop goes on inside TLS), else 'N'; a CancelRequest is routed
-// (nil, nil is returned), and the StartupMessage is parsed.
-func (c *clientConn) readStartup() (*startup, error) {
+// answered 'N'; SSLRequest 'S' if client TLS (t) is on (the handshake
+// follows and the loop goes on inside TLS), else 'N'; a CancelRequest is
+// routed (nil, nil is returned), and the StartupMessage is parsed.
+func (c *clientConn) readStartup(t *clientTLS) (*startup, error) {
 	sawSSL, sawGSS := false, false
 	for {
 		body, err := readPacket(c.conn)
@@ -145,8 +148,8 @@ func (c *clientConn) readStartup() (*startup, error) {
 			if hasPendingInput(c.conn) {
 				return nil, wire.Fatal(wire.CodeProtocolViolation, "received unencrypted data after SSL request")
 			}
-			if code == wire.SSLRequestCode && c.acceptsTLS() {
-				if err := c.startTLS(); err != nil {
+			if code == wire.SSLRequestCode && c.acceptsTLS(t) {
+				if err := c.startTLS(t); err != nil {
 					return nil, err
 				}
 				sawGSS = true // no GSSENCRequest inside TLS, as in PostgreSQL
@@ -173,11 +176,12 @@ func (c *clientConn) readStartup() (*startup, error) {
 }
 
 // login authenticates the client, finds its pool and sends the welcome:
-// AuthenticationOk, ParameterStatus, BackendKeyData, ReadyForQuery.
-func (c *clientConn) login(st *startup) error {
+// AuthenticationOk, ParameterStatus, BackendKeyData, ReadyForQuery. Every
+// decision comes from s, the snapshot readStartup ran under.
+func (c *clientConn) login(s *snapshot, st *startup) error {
 	p := c.p
-	cfg := p.config()
-	if err := c.checkTLS(st.user); err != nil {
+	cfg := s.cfg
+	if err := c.checkTLS(s.clientTLS, st.user); err != nil {
 		return err
 	}
 	limit := int64(cfg.MaxClientConn)
@@ -195,10 +199,10 @@ func (c *clientConn) login(st *startup) error {
 		}
 	}
 	db, ok := cfg.LookupDatabase(st.database)
-	u := p.user(st.user)
+	u := s.users[st.user]
 	if authUser := firstNonEmpty(db.AuthUser, cfg.AuthUser); u == nil && ok && authUser != "" && !isAdminDatabase(st.database) {
 		ctx, cancel := c.waitContext()
-		found, err := p.lookupUser(ctx, db, authUser, st.user)
+		found, err := p.lookupUser(ctx, s, db, authUser, st.user)
 		cancel()
 		if err != nil {
 			c.logger().Warn("auth_query failed", zap.Error(err))
@@ -207,17 +211,18 @@ func (c *clientConn) login(st *startup) error {
 		u = found
 	}
 	// Authenticate before saying whether the database exists, as Postgres.
-	if used, err := c.hbaAuthenticate(st, u); used {
+	cb := c.channelBinding(s.clientTLS)
+	if used, err := c.hbaAuthenticate(s.hba, st, u, cb); used {
 		if err != nil {
 			c.p.noteLoginFailure(c.conn.RemoteAddr())
 			return err
 		}
-	} else if err := c.authenticate(cfg.AuthType, st.user, u); err != nil {
+	} else if err := c.authenticate(cfg.AuthType, st.user, u, cb); err != nil {
 		c.p.noteLoginFailure(c.conn.RemoteAddr())
 		return err
 	}
 	if isAdminDatabase(st.database) {
-		return c.adminWelcome(st)
+		return c.adminWelcome(cfg, st)
 	}
 	if !ok {
 		return wire.Fatal(wire.CodeInvalidCatalogName, "database %s does not exist", quote(st.database))

@@ -4,16 +4,15 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"os"
 
 	"github.com/muxpg/mux/auth"
 	"github.com/muxpg/mux/config"
 	"github.com/muxpg/mux/internal/wire"
 )
 
-// clientTLS is mux's TLS towards clients (client_tls_*), loaded once by
-// New and read-only afterwards. Its mode, not the config's, is what
-// sessions follow.
+// clientTLS is mux's TLS towards clients (client_tls_*), part of a
+// snapshot and read-only. Its mode, not the config's, is what sessions
+// follow.
 type clientTLS struct {
 	// mode is client_tls_sslmode: disable, allow, prefer, require,
 	// verify-ca or verify-full.
@@ -25,32 +24,21 @@ type clientTLS struct {
 	endPoint []byte
 }
 
-// loadClientTLS reads the certificate, key and CA files of a validated
-// config.
-func loadClientTLS(cfg *config.Config) (*clientTLS, error) {
+// newClientTLS builds the client side's TLS from a validated config and
+// the certificate, key and CAs its files hold.
+func newClientTLS(cfg *config.Config, files config.TLSFiles) (*clientTLS, error) {
 	t := &clientTLS{mode: cfg.ClientTLSSSLMode}
 	if t.mode == "" || t.mode == "disable" {
 		t.mode = "disable"
 		return t, nil
 	}
-	cert, err := tls.LoadX509KeyPair(cfg.ClientTLSCertFile, cfg.ClientTLSKeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("client_tls_cert_file, client_tls_key_file: %w", err)
+	if files.Cert == nil {
+		return nil, fmt.Errorf("client_tls_cert_file: required when client_tls_sslmode is %q", t.mode)
 	}
 	t.config = &tls.Config{
-		Certificates: []tls.Certificate{cert},
+		Certificates: []tls.Certificate{*files.Cert},
 		MinVersion:   tlsVersion(cfg.ClientTLSMinVersion),
-	}
-	if cfg.ClientTLSCAFile != "" {
-		pem, err := os.ReadFile(cfg.ClientTLSCAFile)
-		if err != nil {
-			return nil, fmt.Errorf("client_tls_ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("client_tls_ca_file: no PEM certificate in %s", cfg.ClientTLSCAFile)
-		}
-		t.config.ClientCAs = pool
+		ClientCAs:    files.CAs,
 	}
 	if t.verify() {
 		if t.config.ClientCAs == nil {
@@ -58,8 +46,8 @@ func loadClientTLS(cfg *config.Config) (*clientTLS, error) {
 		}
 		t.config.ClientAuth = tls.RequireAndVerifyClientCert
 	}
-	// LoadX509KeyPair fills Leaf: the certificate clients see first.
-	if ep, err := auth.TLSServerEndPoint(cert.Leaf); err == nil {
+	// tls.LoadX509KeyPair fills Leaf: the certificate clients see first.
+	if ep, err := auth.TLSServerEndPoint(files.Cert.Leaf); err == nil {
 		t.endPoint = ep
 	}
 	return t, nil
@@ -89,19 +77,19 @@ func (c *clientConn) isUnix() bool {
 	return c.conn.LocalAddr().Network() == "unix"
 }
 
-// acceptsTLS reports whether an SSLRequest from c is answered 'S'.
-func (c *clientConn) acceptsTLS() bool {
-	return c.p.clientTLS.Load().config != nil && !c.tls && !c.isUnix()
+// acceptsTLS reports whether an SSLRequest from c is answered 'S' under t.
+func (c *clientConn) acceptsTLS(t *clientTLS) bool {
+	return t.config != nil && !c.tls && !c.isUnix()
 }
 
-// startTLS answers an SSLRequest with 'S' and runs the TLS handshake,
-// bounded by the login deadline on the connection; the session then
+// startTLS answers an SSLRequest with 'S' and runs the TLS handshake with
+// t, bounded by the login deadline on the connection; the session then
 // continues on the encrypted connection.
-func (c *clientConn) startTLS() error {
+func (c *clientConn) startTLS(t *clientTLS) error {
 	if _, err := c.conn.Write([]byte{'S'}); err != nil {
 		return err
 	}
-	tc := tls.Server(c.conn, c.p.clientTLS.Load().config)
+	tc := tls.Server(c.conn, t.config)
 	if err := tc.Handshake(); err != nil {
 		// %v: a timed-out handshake must not get a plain-text ErrorResponse.
 		return fmt.Errorf("TLS handshake: %v", err)
@@ -111,11 +99,10 @@ func (c *clientConn) startTLS() error {
 	return nil
 }
 
-// checkTLS enforces client_tls_sslmode once the client has named its user:
-// require and the verify modes refuse plain TCP connections, and
+// checkTLS enforces t's client_tls_sslmode once the client has named its
+// user: require and the verify modes refuse plain TCP connections, and
 // verify-full wants the certificate's CN to be the user name.
-func (c *clientConn) checkTLS(user string) error {
-	t := c.p.clientTLS.Load()
+func (c *clientConn) checkTLS(t *clientTLS, user string) error {
 	if !c.tls {
 		if t.required() && !c.isUnix() {
 			return &wire.Error{Severity: "FATAL", Code: wire.CodeInvalidAuthorization,
@@ -144,10 +131,11 @@ func (c *clientConn) checkTLS(user string) error {
 }
 
 // channelBinding returns the tls-server-end-point data to offer
-// SCRAM-SHA-256-PLUS with, or nil on a plain connection.
-func (c *clientConn) channelBinding() []byte {
+// SCRAM-SHA-256-PLUS with, or nil on a plain connection; t must be the
+// TLS the handshake ran with.
+func (c *clientConn) channelBinding(t *clientTLS) []byte {
 	if !c.tls {
 		return nil
 	}
-	return c.p.clientTLS.Load().endPoint
+	return t.endPoint
 }

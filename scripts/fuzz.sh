@@ -5,13 +5,13 @@
 #
 # fuzztime is per target (default 10m), lanes how many targets run at once
 # (default 2, each with one worker), report where the summary goes
-# (default FUZZ.md). Findings stay in each package's testdata/fuzz, where
+# (default docs/FUZZ.md). Findings stay in each package's testdata/fuzz, where
 # `go test` replays them from then on.
 set -eu
 cd "$(dirname "$0")/.."
 fuzztime=${1:-10m}
 lanes=${2:-2}
-report=${3:-FUZZ.md}
+report=${3:-docs/FUZZ.md}
 logs=$(mktemp -d)
 commit=$(git rev-parse --short HEAD)
 started=$(date -u '+%Y-%m-%d %H:%M UTC')

@@ -22,7 +22,7 @@
 //	pgbench -h 127.0.0.1 -p 7500 -S -c 50 -j 2 -T 10 ...
 //	# CPU: utime+stime of the relayfloor process (/proc/PID/stat) over the run
 //
-// PERFORMANCE.md records what it measured. Authentication passes through
+// docs/PERFORMANCE.md records what it measured. Authentication passes through
 // untouched. A write that would block waits in poll(2) on that socket, which
 // stalls the loop: fine for request/response benchmarks, not for production.
 package main

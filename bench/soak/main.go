@@ -8,7 +8,7 @@
 // It starts a throwaway Postgres (internal/pgtest), fills it with
 // pgbench -i, builds mux and runs it as a separate process, drives clients
 // through it, samples the mux process every -interval, and writes the
-// samples and the verdicts to -out (SOAK.md). The exit status is 1 when a
+// samples and the verdicts to -out (docs/SOAK.md). The exit status is 1 when a
 // verdict fails, 2 for bad usage, 3 when the run could not be carried out.
 package main
 
@@ -46,7 +46,7 @@ func main() {
 	flag.IntVar(&o.clients, "clients", 2000, "client connections through mux")
 	flag.DurationVar(&o.duration, "duration", 10*time.Minute, "how long the clients run once all are connected")
 	flag.DurationVar(&o.interval, "interval", 10*time.Second, "time between samples")
-	flag.StringVar(&o.out, "out", "SOAK.md", "report file")
+	flag.StringVar(&o.out, "out", "", "report `file` (default docs/SOAK.md in the module)")
 	flag.DurationVar(&o.think, "think", 700*time.Millisecond, "mean think time between a client's transactions (uniform in [0.5, 1.5] of it)")
 	flag.IntVar(&o.connectConc, "connect-concurrency", 50, "logins in flight at once while the clients connect")
 	flag.DurationVar(&o.settle, "settle", 10*time.Second, "wait after the clients disconnect before the final sample")
@@ -74,10 +74,10 @@ func main() {
 		os.Exit(3)
 	}
 	if !r.pass() {
-		logf("FAIL: a verdict failed; see %s", o.out)
+		logf("FAIL: a verdict failed; see %s", r.o.out)
 		os.Exit(1)
 	}
-	logf("PASS; report in %s", o.out)
+	logf("PASS; report in %s", r.o.out)
 }
 
 // commandLine is how this run was invoked, for the report.

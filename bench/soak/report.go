@@ -119,7 +119,7 @@ func judge(r *result) []verdict {
 	return vs
 }
 
-// report renders SOAK.md.
+// report renders docs/SOAK.md; its links are relative to docs/.
 func report(r *result) string {
 	var b strings.Builder
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
@@ -129,7 +129,7 @@ func report(r *result) string {
 		verdict = "FAIL"
 	}
 	p("# Soak test\n\n")
-	p("Written by `go run ./bench/soak` (see [bench/soak](bench/soak/main.go)); the last run is recorded here. Every number below comes from that run.\n\n")
+	p("Written by `go run ./bench/soak` (see [bench/soak](../bench/soak/main.go)); the last run is recorded here. Every number below comes from that run.\n\n")
 	p("**Result: %s.** %d clients through mux for %v, sampled every %v.\n\n", verdict, o.clients, o.duration, o.interval)
 
 	p("## Verdicts\n\n")

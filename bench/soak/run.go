@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -78,6 +79,10 @@ func run(ctx context.Context, o options, cmdline string) (*result, error) {
 		return nil, err
 	}
 	r.commit, r.dirty = gitCommit(ctx, root)
+	if o.out == "" {
+		o.out = filepath.Join(root, "docs", "SOAK.md")
+		r.o.out = o.out
+	}
 
 	// This process holds a socket per client, and so does mux; both also
 	// need some for everything else.

@@ -33,8 +33,9 @@ type daemon struct {
 	stop       chan string   // a request to drain and exit (admin SHUTDOWN)
 }
 
-func (d *daemon) run(cfg *config.Config) int {
-	p, err := proxy.New(cfg, d.log)
+func (d *daemon) run(snap *config.Snapshot) int {
+	cfg := snap.Config
+	p, err := proxy.New(snap, d.log)
 	if err != nil {
 		d.log.Error("invalid configuration", zap.Error(err))
 		return exitUsage
@@ -176,16 +177,16 @@ func (d *daemon) drain(reason string, sigs <-chan os.Signal) {
 // reload re-reads the configuration file; an invalid one is refused and
 // the running configuration kept.
 func (d *daemon) reload() error {
-	cfg, err := config.Load(d.path)
+	snap, err := config.Load(d.path)
 	if err != nil {
 		d.log.Error("reload refused: configuration is invalid; keeping the running one", zap.Error(err))
 		return err
 	}
-	if err := d.p.Reload(cfg); err != nil {
+	if err := d.p.Reload(snap); err != nil {
 		d.log.Error("reload refused; keeping the running configuration", zap.Error(err))
 		return err
 	}
-	if lvl, err := zapcore.ParseLevel(cfg.LogLevel); err == nil {
+	if lvl, err := zapcore.ParseLevel(snap.Config.LogLevel); err == nil {
 		d.level.SetLevel(lvl)
 	}
 	return nil

@@ -97,12 +97,13 @@ tcp_keepalive = 1
 	if code := run([]string{"-check-config", cfgPath}, &checkOut, &checkErr); code != exitOK {
 		t.Fatalf("-check-config on the converted file: %s\n%s", checkErr.String(), out.String())
 	}
-	cfg, err := config.Load(cfgPath)
+	snap, err := config.Load(cfgPath)
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg := snap.Config
 	cfg.HTTPListen = ""
-	p, err := proxy.New(cfg, zap.NewNop())
+	p, err := proxy.New(snap, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}

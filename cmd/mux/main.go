@@ -83,12 +83,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "mux: -config FILE is required (see -h)")
 		return exitUsage
 	}
-	cfg, err := config.Load(*cfgPath)
+	snap, err := config.Load(*cfgPath)
 	if err != nil {
 		fmt.Fprintf(stderr, "mux: %v\n", err)
 		return exitUsage
 	}
-	log, level, err := newLogger(cfg, stderr)
+	log, level, err := newLogger(snap.Config, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "mux: %v\n", err)
 		return exitUsage
@@ -98,7 +98,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		debug.SetGCPercent(defaultGCPercent)
 	}
 	d := &daemon{path: *cfgPath, log: log, level: level}
-	return d.run(cfg)
+	return d.run(snap)
 }
 
 // newLogger builds the root logger: console text or JSON, at the configured

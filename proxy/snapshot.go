@@ -1,0 +1,50 @@
+package proxy
+
+import (
+	"github.com/muxpg/mux/config"
+	"github.com/muxpg/mux/hba"
+	"github.com/muxpg/mux/pool"
+)
+
+// snapshot is the configuration in force with everything built from it
+// that a login reads: the users with their secrets parsed, the
+// auth_hba_file rules and both sides' TLS. New and Reload build one whole
+// from a config.Snapshot, with every file already read and checked, and put
+// it in Proxy.snap with one store; nothing changes it afterwards. A login
+// loads it once and takes every decision from that one (TLS, handshake and
+// channel binding, max_client_conn, the user and its secret, the hba rule,
+// admin roles, pool mode), so a reload in the middle of a login never shows
+// it the users of one configuration with the rules or certificates of
+// another. Pools are shared and take the settings in force (poolFor,
+// Reload), as do the waits' timeouts.
+type snapshot struct {
+	cfg       *config.Config
+	users     map[string]*userEntry
+	hba       *hba.File  // nil: auth_type for all
+	clientTLS *clientTLS // never nil
+	serverTLS *pool.TLS  // nil: plain connections to Postgres
+}
+
+// newSnapshot builds the proxy's snapshot from a resolved configuration.
+func newSnapshot(cs *config.Snapshot) (*snapshot, error) {
+	cfg := cs.Config
+	s := &snapshot{cfg: cfg, hba: cs.HBA, users: make(map[string]*userEntry, len(cs.Users))}
+	for name, u := range cs.Users {
+		e, err := newUserEntry(name, u)
+		if err != nil {
+			return nil, err
+		}
+		s.users[name] = e
+	}
+	var err error
+	if s.clientTLS, err = newClientTLS(cfg, cs.ClientTLS); err != nil {
+		return nil, err
+	}
+	if s.serverTLS, err = pool.NewTLS(cfg.ServerTLSSSLMode, cfg.ServerTLSMinVersion, cs.ServerTLS.CAs, cs.ServerTLS.Cert); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// snapshot returns the snapshot in force.
+func (p *Proxy) snapshot() *snapshot { return p.snap.Load() }
