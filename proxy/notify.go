@@ -41,8 +41,10 @@ const notifyTimeout = 10 * time.Second
 // listening connection. Everyone else only changes the subscriptions under
 // mu, which is never held across I/O, and wakes run; a client that must
 // not be answered before Postgres has run its LISTEN waits, outside every
-// lock, for the round of run that takes its change. Lock order: a
-// client's mu before n.mu; n.mu is never held while taking a client's mu.
+// lock, for the round of run that takes its change. The connection's read
+// goroutine hands notifications to each listener's noteBox and never waits
+// for a client. Lock order: a client's mu before n.mu; n.mu is never held
+// while taking a client's mu.
 type notifier struct {
 	p    *Proxy
 	key  poolKey
@@ -52,8 +54,9 @@ type notifier struct {
 	ctx  context.Context    // ends when the notifier is closed
 	stop context.CancelFunc // ends ctx
 
-	mu   sync.Mutex // guards the fields below and every client's listens
-	subs map[string]map[*clientConn]struct{}
+	mu    sync.Mutex // guards the fields below and every client's listens
+	subs  map[string]map[*clientConn]struct{}
+	boxes map[*clientConn]*noteBox // of every client that has listened, until it leaves
 	// changed are channels whose subscribers came or went since run last
 	// looked; applying are those of run's round in progress. A LISTEN on
 	// one of them waits for the next round (next, made on demand).
@@ -114,9 +117,10 @@ func (p *Proxy) notifierFor(key poolKey, cfg pool.Config) *notifier {
 	cfg.CheckQuery = ""
 	n := &notifier{
 		p: p, key: key,
-		log:  p.log.Named("notify").With(zap.String("database", key.database), zap.String("user", key.user)),
-		kick: make(chan struct{}, 1),
-		subs: map[string]map[*clientConn]struct{}{},
+		log:   p.log.Named("notify").With(zap.String("database", key.database), zap.String("user", key.user)),
+		kick:  make(chan struct{}, 1),
+		subs:  map[string]map[*clientConn]struct{}{},
+		boxes: map[*clientConn]*noteBox{},
 	}
 	n.ctx, n.stop = context.WithCancel(context.Background())
 	n.pl = pool.New(cfg, n.log)
@@ -159,6 +163,9 @@ func (n *notifier) apply(c *clientConn, ops []listenOp) <-chan struct{} {
 			}
 			subs[c] = struct{}{}
 			c.listens[op.channel] = struct{}{}
+			if n.boxes[c] == nil {
+				n.boxes[c] = &noteBox{c: c}
+			}
 			_, changed := n.changed[op.channel]
 			_, applying := n.applying[op.channel]
 			wait = wait || changed || applying
@@ -226,6 +233,7 @@ func (n *notifier) forget(c *clientConn) {
 	for ch := range c.listens {
 		n.unsubscribeLocked(c, ch)
 	}
+	delete(n.boxes, c)
 }
 
 // settleLocked ends the wait for the round in progress. n.mu held.
@@ -448,8 +456,8 @@ func (n *notifier) ServerData(s *pool.Server, data []byte, ev *pool.Events) {
 		return
 	}
 	type delivery struct {
-		msg  []byte
-		subs []*clientConn
+		msg   []byte
+		boxes []*noteBox // of the channel's listeners
 	}
 	var out []delivery
 	n.buf = append(n.buf, data...)
@@ -466,9 +474,9 @@ func (n *notifier) ServerData(s *pool.Server, data []byte, ev *pool.Events) {
 			}
 			ch, _, ok := cstring(msg[wire.HeaderLen+4:])
 			if subs := n.subs[string(ch)]; ok && len(subs) > 0 {
-				d := delivery{msg: append([]byte(nil), msg...), subs: make([]*clientConn, 0, len(subs))}
+				d := delivery{msg: append([]byte(nil), msg...), boxes: make([]*noteBox, 0, len(subs))}
 				for c := range subs {
-					d.subs = append(d.subs, c)
+					d.boxes = append(d.boxes, n.boxes[c])
 				}
 				out = append(out, d)
 			}
@@ -489,8 +497,8 @@ func (n *notifier) ServerData(s *pool.Server, data []byte, ev *pool.Events) {
 	for _, d := range out {
 		body := d.msg[wire.HeaderLen:]
 		binary.BigEndian.PutUint32(body[:4], n.p.clientPIDForBackend(binary.BigEndian.Uint32(body[:4])))
-		for _, c := range d.subs {
-			c.notify(d.msg)
+		for _, b := range d.boxes {
+			b.put(d.msg)
 		}
 	}
 }
@@ -527,27 +535,84 @@ func (p *Proxy) clientPIDForBackend(pid uint32) uint32 {
 	return best.key.pid
 }
 
-// notify hands a notification to c: now if it is between transactions,
-// else after its current one.
-func (c *clientConn) notify(msg []byte) {
-	c.mu.Lock()
-	if c.gone {
-		c.mu.Unlock()
-		return
+// noteBox takes a listening client's notifications from the listening
+// connection's read goroutine, which must never wait for the client: not
+// for its mu (held while a reply to it waits for wmu), nor for its socket.
+// A flushNotes goroutine, started when notifications arrive, takes them on.
+type noteBox struct {
+	c *clientConn
+
+	mu       sync.Mutex // guards the fields below; held for no I/O
+	in       [][]byte
+	flushing bool // a flushNotes goroutine is running
+}
+
+// put hands notification msg to the client.
+func (b *noteBox) put(msg []byte) {
+	b.mu.Lock()
+	dropped := len(b.in) >= maxPendingNotifications
+	if dropped {
+		b.in = b.in[1:]
 	}
-	if c.server == nil && !c.checking && c.pending == 0 {
+	b.in = append(b.in, msg)
+	start := !b.flushing
+	b.flushing = true
+	b.mu.Unlock()
+	if dropped {
+		b.c.logger().Warn("client too busy to take notifications: oldest dropped")
+	}
+	if start {
+		go b.c.flushNotes(b)
+	}
+}
+
+// flushNotes takes the notifications in b: written at once to a client
+// between transactions, under client_write_timeout (one that cannot take
+// them in time is closed); kept in c.notes for the end of the transaction
+// otherwise (ServerData).
+func (c *clientConn) flushNotes(b *noteBox) {
+	for {
+		b.mu.Lock()
+		in := b.in
+		b.in = nil
+		if len(in) == 0 {
+			b.flushing = false
+			b.mu.Unlock()
+			return
+		}
+		b.mu.Unlock()
+
+		c.mu.Lock()
+		if c.gone {
+			c.mu.Unlock()
+			continue
+		}
+		c.notes = append(c.notes, in...)
+		if over := len(c.notes) - maxPendingNotifications; over > 0 {
+			c.notes = c.notes[over:]
+			c.logger().Warn("client too busy to take notifications: oldest dropped")
+		}
+		if !c.betweenTransactions() {
+			c.mu.Unlock()
+			continue
+		}
+		out := c.takeNotes(nil)
 		c.wmu.Lock()
 		c.mu.Unlock()
-		_, _ = c.writeLocked(msg)
+		c.armWriteDeadline()
+		_, err := c.writeLocked(out)
 		c.wmu.Unlock()
-		return
+		if err != nil {
+			c.logger().Info("closing client: writing notifications failed", zap.Error(err))
+			c.terminate()
+		}
 	}
-	if len(c.notes) >= maxPendingNotifications {
-		c.notes = c.notes[1:]
-		c.logger().Warn("client too busy to take notifications: oldest dropped")
-	}
-	c.notes = append(c.notes, msg)
-	c.mu.Unlock()
+}
+
+// betweenTransactions reports whether a notification may go to c now: it
+// holds no server and owes no reply. c.mu held.
+func (c *clientConn) betweenTransactions() bool {
+	return c.server == nil && !c.checking && c.pending == 0
 }
 
 // takeNotes returns the notifications waiting for c, appended to out, and

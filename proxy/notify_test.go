@@ -7,6 +7,7 @@ import (
 	"net"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -346,5 +347,62 @@ pool_size = 2
 		if time.Now().After(deadline) {
 			t.Fatalf("no notification once Postgres answered again: %v", err)
 		}
+	}
+}
+
+// A listener that does not read its notifications holds up no other
+// listener, and is closed after client_write_timeout.
+func TestNotifyStuckListenerStallsNobody(t *testing.T) {
+	m := startMux(t, `client_write_timeout = "2s"`)
+	ctx := context.Background()
+	// The stuck client reads nothing once it listens; a small receive
+	// buffer makes mux's writes to it block soon.
+	cfg, err := pgx.ParseConfig(m.dsn("muxuser", "muxpass", "muxtest"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DialFunc = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		var d net.Dialer
+		conn, err := d.DialContext(ctx, network, addr)
+		if tc, ok := conn.(*net.TCPConn); ok {
+			_ = tc.SetReadBuffer(4096)
+		}
+		return conn, err
+	}
+	stuck, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { stuck.Close(context.Background()) })
+	l := m.connect(t)
+	sender := m.connect(t)
+	for _, c := range []*pgx.Conn{stuck, l} {
+		if _, err := c.Exec(ctx, "LISTEN big"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// About 8 MB: more than the stuck client's socket buffers hold.
+	const count = 1000
+	if _, err := sender.Exec(ctx, "SELECT pg_notify('big', g::text || ' ' || repeat('x', 7900)) FROM generate_series(1, $1) g", count); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < count; i++ {
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		n, err := l.WaitForNotification(wctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("listener got %d of %d notifications: %v", i, count, err)
+		}
+		if want := strconv.Itoa(i+1) + " "; !strings.HasPrefix(n.Payload, want) {
+			t.Fatalf("notification %d: payload starts %q", i, n.Payload[:min(len(n.Payload), 10)])
+		}
+	}
+	// The stuck client is gone once its write timed out.
+	deadline := time.Now().Add(10 * time.Second)
+	for len(m.p.Clients()) > 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("stuck listener still connected: %d clients", len(m.p.Clients()))
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -499,8 +499,8 @@ func (c *clientConn) processTracked() error {
 	switch {
 	case apply != nil:
 		// LISTEN/UNLISTEN between transactions: nothing from a server is
-		// owed to the client, so the answer may wait outside c.mu for
-		// Postgres to confirm (notifications are delivered under c.mu).
+		// owed to the client, so the answer may wait, outside every lock,
+		// for Postgres to confirm.
 		c.mu.Unlock()
 		c.p.notifierFor(poolKey{c.database, c.user}, c.pool.Config()).applyAndWait(c, apply)
 		if synth != nil {
