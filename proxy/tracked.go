@@ -504,13 +504,14 @@ func (c *clientConn) processTracked() error {
 		c.mu.Unlock()
 		c.p.notifierFor(poolKey{c.database, c.user}, c.pool.Config()).applyAndWait(c, apply)
 		if synth != nil {
-			if werr := c.write(synth); werr != nil && ferr == nil {
+			if werr := c.writeTimed(synth); werr != nil && ferr == nil {
 				ferr = werr
 			}
 		}
 	case synth != nil:
 		c.wmu.Lock()
 		c.mu.Unlock()
+		c.armWriteDeadline()
 		_, werr := c.writeLocked(synth)
 		c.wmu.Unlock()
 		if werr != nil && ferr == nil {
