@@ -58,8 +58,8 @@ type Pool struct {
 	log  *zap.Logger
 	stop chan struct{}
 
-	tmplMu   sync.Mutex // serialises fetching the template
-	template *Template  // guarded by mu once set
+	template *Template     // guarded by mu
+	fetching chan struct{} // guarded by mu: closed when the template fetch under way ends; nil if none is
 
 	mu       sync.Mutex // guards the fields below
 	idle     []*Server  // LIFO: the most recently used server is the warmest
@@ -616,16 +616,42 @@ func (p *Pool) removeIdle(s *Server) {
 }
 
 // Template returns the parameters and setting contexts of this pool's
-// servers, connecting one if none is known yet.
+// servers, connecting one if none is known yet. One caller fetches it at a
+// time; the others wait for that fetch, each no longer than its ctx, and
+// try themselves if it failed.
 func (p *Pool) Template(ctx context.Context) (*Template, error) {
-	p.tmplMu.Lock()
-	defer p.tmplMu.Unlock()
-	p.mu.Lock()
-	t := p.template
-	p.mu.Unlock()
-	if t != nil {
-		return t, nil
+	for {
+		p.mu.Lock()
+		t, fetching := p.template, p.fetching
+		if t == nil && fetching == nil {
+			p.fetching = make(chan struct{})
+			fetching = p.fetching
+			p.mu.Unlock()
+			break
+		}
+		p.mu.Unlock()
+		if t != nil {
+			return t, nil
+		}
+		select {
+		case <-fetching:
+		case <-ctx.Done():
+			return nil, p.waitErr()
+		}
 	}
+	t, err := p.fetchTemplate(ctx)
+	p.mu.Lock()
+	if err == nil {
+		p.template = t
+	}
+	close(p.fetching)
+	p.fetching = nil
+	p.mu.Unlock()
+	return t, err
+}
+
+// fetchTemplate reads the template from a server.
+func (p *Pool) fetchTemplate(ctx context.Context) (*Template, error) {
 	s, err := p.Acquire(ctx)
 	if err != nil {
 		return nil, err
@@ -639,7 +665,7 @@ func (p *Pool) Template(ctx context.Context) (*Template, error) {
 		}
 		return nil, err
 	}
-	t = &Template{Params: map[string]string{}, Contexts: make(map[string]string, len(res.Rows))}
+	t := &Template{Params: map[string]string{}, Contexts: make(map[string]string, len(res.Rows))}
 	for k, v := range s.Startup {
 		t.Params[k] = v
 	}
@@ -649,9 +675,6 @@ func (p *Pool) Template(ctx context.Context) (*Template, error) {
 		}
 	}
 	p.Release(s)
-	p.mu.Lock()
-	p.template = t
-	p.mu.Unlock()
 	return t, nil
 }
 

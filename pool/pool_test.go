@@ -441,3 +441,56 @@ func TestLookupParamsFollowsChanges(t *testing.T) {
 		t.Fatalf("TimeZone %q, want %q", one[0], vals[1])
 	}
 }
+
+// A caller waiting for another's template fetch gives up when its own
+// context ends: the fetch (here against a server that accepts and never
+// answers) holds no lock it waits on.
+func TestTemplateWaitEndsWithItsContext(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg := target("scramrole", "scrampw")
+	tg.Port = ln.Addr().(*net.TCPAddr).Port
+	p := newPool(t, 2, tg)
+	var held []net.Conn
+	accepted := make(chan struct{})
+	go func() {
+		defer close(accepted)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c) // never answered
+		}
+	}()
+	t.Cleanup(func() { // before newPool's leak check
+		ln.Close()
+		<-accepted
+		for _, c := range held {
+			c.Close()
+		}
+	})
+
+	first := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		_, err := p.Template(ctx)
+		first <- err
+	}()
+	time.Sleep(100 * time.Millisecond) // the first fetch is under way
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if _, err := p.Template(ctx); err == nil {
+		t.Fatal("template from a server that never answers")
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("second Template call returned after %v, its context ended after 200ms", d.Round(time.Millisecond))
+	}
+	if err := <-first; err == nil {
+		t.Fatal("template from a server that never answers")
+	}
+}

@@ -262,7 +262,7 @@ func (s *adminSession) loop() error {
 			}
 			skipping = true
 			out = wire.AppendError(out, wire.Errorf(wire.CodeProtocolViolation, "admin console supports only simple query protocol"))
-			if err := c.write(out); err != nil {
+			if err := c.writeTimed(out); err != nil {
 				return err
 			}
 			continue
@@ -279,10 +279,7 @@ func (s *adminSession) loop() error {
 			return wire.Fatal(wire.CodeProtocolViolation, "invalid frontend message type %d", typ)
 		}
 		out = wire.AppendReadyForQuery(out, 'I')
-		if d := c.p.config().ClientWriteTimeout.D(); d > 0 {
-			_ = c.conn.SetWriteDeadline(time.Now().Add(d))
-		}
-		if err := c.write(out); err != nil {
+		if err := c.writeTimed(out); err != nil {
 			return err
 		}
 	}

@@ -96,7 +96,8 @@ type clientConn struct {
 	// pg_settings does not list them, so the state check reads them by name.
 	customNames map[string]struct{}
 
-	// LISTEN fan-out (notify.go), also guarded by mu.
+	// LISTEN fan-out (notify.go), also guarded by mu; listens (made at
+	// login) is guarded by the pool's notifier's mu instead.
 	listens       map[string]struct{} // channels the client listens on
 	pendingListen []listenOp          // LISTEN/UNLISTEN waiting for COMMIT
 	listenApply   []listenOp          // LISTEN/UNLISTEN to apply before answering
@@ -591,6 +592,7 @@ func (c *clientConn) sendLocked(b []byte) error {
 		}
 		return err
 	}
+	c.armWriteDeadline()
 	_, err := c.writeLocked(b)
 	c.wmu.Unlock()
 	return err
@@ -603,10 +605,11 @@ func (c *clientConn) finish(err error) {
 	if c.qtimer != nil {
 		c.qtimer.Stop()
 	}
-	listening := len(c.listens) > 0
 	c.mu.Unlock()
-	if listening {
-		c.p.notifierFor(poolKey{c.database, c.user}, c.pool.Config()).forget(c)
+	if c.listens != nil {
+		if n := c.p.existingNotifier(poolKey{c.database, c.user}); n != nil {
+			n.forget(c)
+		}
 	}
 	if c.bp != nil {
 		wire.PutBuf(c.bp)

@@ -31,19 +31,43 @@ import (
 // the oldest are dropped (and logged).
 const maxPendingNotifications = 10000
 
-// notifier is the listening connection of one pool.
-type notifier struct {
-	p   *Proxy
-	key poolKey
-	log *zap.Logger
+// notifyTimeout bounds connecting the listening connection, and waiting
+// for Postgres to confirm a round of LISTEN/UNLISTEN on it.
+const notifyTimeout = 10 * time.Second
 
-	mu     sync.Mutex // guards the fields below
-	pl     *pool.Pool // a private pool of one server
-	server *pool.Server
-	subs   map[string]map[*clientConn]struct{}
-	buf    []byte          // a partial message from the server
-	acks   []chan struct{} // one per command sent, closed at its ReadyForQuery
-	closed bool
+// notifier is the listening connection of one pool.
+//
+// Its goroutine (run) alone connects, writes to and lets go of the
+// listening connection. Everyone else only changes the subscriptions under
+// mu, which is never held across I/O, and wakes run; a client that must
+// not be answered before Postgres has run its LISTEN waits, outside every
+// lock, for the round of run that takes its change. The connection's read
+// goroutine hands notifications to each listener's noteBox and never waits
+// for a client. Lock order: a client's mu before n.mu; n.mu is never held
+// while taking a client's mu.
+type notifier struct {
+	p    *Proxy
+	key  poolKey
+	log  *zap.Logger
+	pl   *pool.Pool         // a private pool of one server, used by run
+	kick chan struct{}      // capacity 1: run has work
+	ctx  context.Context    // ends when the notifier is closed
+	stop context.CancelFunc // ends ctx
+
+	mu    sync.Mutex // guards the fields below and every client's listens
+	subs  map[string]map[*clientConn]struct{}
+	boxes map[*clientConn]*noteBox // of every client that has listened, until it leaves
+	// changed are channels whose subscribers came or went since run last
+	// looked; applying are those of run's round in progress. A LISTEN on
+	// one of them waits for the next round (next, made on demand).
+	changed  map[string]struct{}
+	applying map[string]struct{}
+	next     chan struct{}
+	server   *pool.Server  // the listening connection; cleared when it ends
+	owed     int           // ReadyForQuery still owed for the round in progress
+	settled  chan struct{} // closed when owed reaches 0 or the connection ends
+	buf      []byte        // a partial message from the server
+	closed   bool
 }
 
 // listenOp is one LISTEN or UNLISTEN of a client.
@@ -93,22 +117,35 @@ func (p *Proxy) notifierFor(key poolKey, cfg pool.Config) *notifier {
 	cfg.CheckQuery = ""
 	n := &notifier{
 		p: p, key: key,
-		log:  p.log.Named("notify").With(zap.String("database", key.database), zap.String("user", key.user)),
-		subs: map[string]map[*clientConn]struct{}{},
+		log:   p.log.Named("notify").With(zap.String("database", key.database), zap.String("user", key.user)),
+		kick:  make(chan struct{}, 1),
+		subs:  map[string]map[*clientConn]struct{}{},
+		boxes: map[*clientConn]*noteBox{},
 	}
+	n.ctx, n.stop = context.WithCancel(context.Background())
 	n.pl = pool.New(cfg, n.log)
 	p.notifiers[key] = n
+	go n.run()
 	return n
 }
 
+// existingNotifier returns the pool's notifier if it has one.
+func (p *Proxy) existingNotifier(key poolKey) *notifier {
+	p.poolMu.Lock()
+	defer p.poolMu.Unlock()
+	return p.notifiers[key]
+}
+
 // apply carries out a client's LISTEN/UNLISTEN operations. It returns a
-// channel closed once Postgres has run the commands it needed (nil if none):
+// channel closed once Postgres has run what they need (nil if nothing):
 // a client must not be told LISTEN is done before it is, or a NOTIFY
-// committed just after could be missed.
+// committed just after could be missed. An UNLISTEN takes effect at once
+// (the client is no longer handed that channel's notifications). It does
+// no I/O, so it may be called with the client's mu held.
 func (n *notifier) apply(c *clientConn, ops []listenOp) <-chan struct{} {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	sent := len(n.acks)
+	wait := false
 	for _, op := range ops {
 		switch {
 		case op.all:
@@ -122,22 +159,33 @@ func (n *notifier) apply(c *clientConn, ops []listenOp) <-chan struct{} {
 			if subs == nil {
 				subs = map[*clientConn]struct{}{}
 				n.subs[op.channel] = subs
-				n.sendLocked("LISTEN ", op.channel)
+				n.changedLocked(op.channel)
 			}
 			subs[c] = struct{}{}
 			c.listens[op.channel] = struct{}{}
+			if n.boxes[c] == nil {
+				n.boxes[c] = &noteBox{c: c}
+			}
+			_, changed := n.changed[op.channel]
+			_, applying := n.applying[op.channel]
+			wait = wait || changed || applying
 		}
 	}
-	if len(n.acks) > sent {
-		return n.acks[len(n.acks)-1]
+	if !wait || n.closed {
+		return nil
 	}
-	return nil
+	if n.next == nil {
+		n.next = make(chan struct{})
+	}
+	n.wake()
+	return n.next
 }
 
-// applyAndWait is apply, waiting (boundedly) for Postgres to confirm.
+// applyAndWait is apply, waiting (boundedly) for Postgres to confirm. No
+// lock may be held.
 func (n *notifier) applyAndWait(c *clientConn, ops []listenOp) {
 	if done := n.apply(c, ops); done != nil {
-		t := time.NewTimer(10 * time.Second)
+		t := time.NewTimer(notifyTimeout)
 		defer t.Stop()
 		select {
 		case <-done:
@@ -156,7 +204,25 @@ func (n *notifier) unsubscribeLocked(c *clientConn, ch string) {
 	delete(subs, c)
 	if len(subs) == 0 {
 		delete(n.subs, ch)
-		n.sendLocked("UNLISTEN ", ch)
+		n.changedLocked(ch)
+	}
+}
+
+// changedLocked tells run that channel ch gained its first subscriber or
+// lost its last. n.mu held.
+func (n *notifier) changedLocked(ch string) {
+	if n.changed == nil {
+		n.changed = map[string]struct{}{}
+	}
+	n.changed[ch] = struct{}{}
+	n.wake()
+}
+
+// wake tells run there is work, without waiting.
+func (n *notifier) wake() {
+	select {
+	case n.kick <- struct{}{}:
+	default:
 	}
 }
 
@@ -167,74 +233,260 @@ func (n *notifier) forget(c *clientConn) {
 	for ch := range c.listens {
 		n.unsubscribeLocked(c, ch)
 	}
+	delete(n.boxes, c)
 }
 
-// sendLocked runs LISTEN/UNLISTEN on the listening connection, connecting
-// it first if needed. n.mu held.
-func (n *notifier) sendLocked(verb, channel string) {
-	if n.closed {
-		return
+// settleLocked ends the wait for the round in progress. n.mu held.
+func (n *notifier) settleLocked() {
+	n.owed = 0
+	if n.settled != nil {
+		close(n.settled)
+		n.settled = nil
 	}
-	if n.server == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		s, err := n.pl.Acquire(ctx)
-		cancel()
-		if err != nil {
-			n.log.Warn("cannot open the listening connection; notifications will be missed until it works", zap.Error(err))
-			go n.reconnect()
-			return
+}
+
+// listenConn is the listening connection as run sees it; only run
+// touches it.
+type listenConn struct {
+	s       *pool.Server
+	on      map[string]struct{} // channels LISTENed on s
+	backoff time.Duration       // before the next attempt to connect; 0 while none failed
+	down    bool                // notifications were missed: a connection was lost or not made
+}
+
+// run owns the listening connection: each round it connects if channels
+// are wanted and there is no connection, sends LISTEN/UNLISTEN for the
+// channels whose subscribers changed, waits for Postgres to confirm them,
+// and then lets the clients waiting for that round go on.
+func (n *notifier) run() {
+	lc := &listenConn{on: map[string]struct{}{}}
+	defer func() {
+		if lc.s != nil {
+			lc.s.MarkBroken()
+			n.pl.Release(lc.s)
 		}
-		n.server = s
-		s.SetHandler(n)
+	}()
+	var retry <-chan time.Time
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-n.kick:
+		case <-retry:
+		}
+		retry = nil
+		if again := n.round(lc); again {
+			retry = time.After(lc.backoff)
+		}
 	}
-	q := append([]byte(verb), appendIdent(nil, channel)...)
-	if err := n.server.Write(wire.AppendQuery(nil, string(q))); err != nil {
-		n.log.Warn("listening connection failed", zap.Error(err))
-		return
-	}
-	n.acks = append(n.acks, make(chan struct{}))
 }
 
-// ackAllLocked releases everyone waiting for a command (the connection is
-// gone). n.mu held.
-func (n *notifier) ackAllLocked() {
-	for _, ch := range n.acks {
-		close(ch)
+// round brings the listening connection in line with the subscriptions.
+// It reports whether connecting failed and must be tried again.
+func (n *notifier) round(lc *listenConn) (again bool) {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return false
 	}
-	n.acks = nil
+	lost := lc.s != nil && n.server != lc.s
+	wanted := len(n.subs) > 0
+	n.mu.Unlock()
+	if lost {
+		n.pl.Release(lc.s)
+		lc.s, lc.down = nil, wanted // with no listener, nothing was missed
+		clear(lc.on)
+	}
+	if lc.s == nil && wanted && !n.connect(lc) {
+		n.mu.Lock()
+		next := n.next
+		n.next = nil
+		n.mu.Unlock()
+		if next != nil {
+			close(next) // nothing to wait for until it works
+		}
+		return true
+	}
+
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return false
+	}
+	changed, next := n.changed, n.next
+	n.changed, n.next = nil, nil
+	var q []byte
+	var listen, unlisten []string
+	if lc.s != nil {
+		for ch := range changed {
+			_, want := n.subs[ch]
+			_, on := lc.on[ch]
+			switch {
+			case want && !on:
+				listen = append(listen, ch)
+				q = appendListen(q, "LISTEN ", ch)
+			case !want && on:
+				unlisten = append(unlisten, ch)
+				q = appendListen(q, "UNLISTEN ", ch)
+			}
+		}
+	}
+	var settled chan struct{}
+	if q != nil {
+		n.applying = changed
+		n.owed = len(listen) + len(unlisten)
+		settled = make(chan struct{})
+		n.settled = settled
+	}
+	n.mu.Unlock()
+
+	if q != nil && n.send(lc, q, settled) {
+		for _, ch := range listen {
+			lc.on[ch] = struct{}{}
+		}
+		for _, ch := range unlisten {
+			delete(lc.on, ch)
+		}
+	}
+	n.mu.Lock()
+	n.applying = nil
+	n.mu.Unlock()
+	if next != nil {
+		close(next)
+	}
+	return false
+}
+
+// appendListen appends a Query running verb on channel.
+func appendListen(q []byte, verb, channel string) []byte {
+	return wire.AppendQuery(q, verb+string(appendIdent(nil, channel)))
+}
+
+// connect opens the listening connection; every channel listened on is
+// then to be LISTENed on it.
+func (n *notifier) connect(lc *listenConn) bool {
+	ctx, cancel := context.WithTimeout(n.ctx, notifyTimeout)
+	s, err := n.pl.Acquire(ctx)
+	cancel()
+	if err != nil {
+		if n.ctx.Err() == nil && !lc.down {
+			n.log.Warn("cannot open the listening connection; notifications will be missed until it works", zap.Error(err))
+		}
+		lc.down = true
+		lc.backoff = min(max(2*lc.backoff, 100*time.Millisecond), 5*time.Second)
+		return false
+	}
+	s.SetHandler(n)
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		n.pl.Release(s)
+		return false
+	}
+	n.server, n.buf = s, nil
+	for ch := range n.subs {
+		n.changedLocked(ch)
+	}
+	n.mu.Unlock()
+	if lc.down {
+		n.log.Warn("listening connection restored; notifications sent while it was down were missed")
+	}
+	lc.s, lc.down, lc.backoff = s, false, 0
+	return true
+}
+
+// send writes a round's commands and waits for Postgres to confirm them.
+// It reports false, the connection then being let go of, if it failed or
+// did not answer in time.
+func (n *notifier) send(lc *listenConn, q []byte, settled <-chan struct{}) bool {
+	s := lc.s
+	if err := s.Write(q); err != nil {
+		n.log.Warn("listening connection failed", zap.Error(err))
+		n.lose(s)
+		return false
+	}
+	t := time.NewTimer(notifyTimeout)
+	defer t.Stop()
+	select {
+	case <-settled:
+		n.mu.Lock()
+		ok := n.server == s
+		n.mu.Unlock()
+		return ok
+	case <-t.C:
+		n.log.Warn("listening connection did not confirm LISTEN in time; reconnecting")
+		n.lose(s)
+		return false
+	case <-n.ctx.Done():
+		return false
+	}
+}
+
+// lose gives up on listening connection s: the next round lets go of it
+// and connects again.
+func (n *notifier) lose(s *pool.Server) {
+	s.MarkBroken()
+	n.mu.Lock()
+	if n.server == s {
+		n.server = nil
+		n.buf = nil
+	}
+	n.settleLocked()
+	n.mu.Unlock()
+	n.wake()
 }
 
 // ServerData receives what the listening connection sends.
 func (n *notifier) ServerData(s *pool.Server, data []byte, ev *pool.Events) {
+	n.mu.Lock()
+	if n.server != s {
+		// A connection run has given up on.
+		n.mu.Unlock()
+		return
+	}
 	if ev.Closed != nil {
-		n.mu.Lock()
-		if n.server == s {
-			n.server = nil
-		}
-		n.ackAllLocked()
+		n.server, n.buf = nil, nil
+		n.settleLocked()
 		closed := n.closed
 		n.mu.Unlock()
-		n.pl.Release(s)
 		if !closed {
 			n.log.Warn("listening connection lost; reconnecting; notifications may have been missed", zap.Error(ev.Closed))
-			go n.reconnect()
+			n.wake()
 		}
 		return
 	}
-	n.mu.Lock()
+	type delivery struct {
+		msg   []byte
+		boxes []*noteBox // of the channel's listeners
+	}
+	var out []delivery
 	n.buf = append(n.buf, data...)
-	var notes [][]byte
 	for len(n.buf) >= wire.HeaderLen {
 		typ, l := wire.Header(n.buf)
 		if len(n.buf) < 1+l {
 			break
 		}
-		if typ == 'A' {
-			notes = append(notes, append([]byte(nil), n.buf[:1+l]...))
-		} else if typ == 'Z' && len(n.acks) > 0 {
-			close(n.acks[0])
-			n.acks = n.acks[1:]
-		} else if typ == 'E' {
+		switch typ {
+		case 'A':
+			msg := n.buf[:1+l]
+			if len(msg) < 9 {
+				break
+			}
+			ch, _, ok := cstring(msg[wire.HeaderLen+4:])
+			if subs := n.subs[string(ch)]; ok && len(subs) > 0 {
+				d := delivery{msg: append([]byte(nil), msg...), boxes: make([]*noteBox, 0, len(subs))}
+				for c := range subs {
+					d.boxes = append(d.boxes, n.boxes[c])
+				}
+				out = append(out, d)
+			}
+		case 'Z':
+			if n.owed > 0 {
+				if n.owed--; n.owed == 0 {
+					n.settleLocked()
+				}
+			}
+		case 'E':
 			sev, code := wire.ErrorSeverityAndCode(n.buf[wire.HeaderLen : 1+l])
 			n.log.Warn("listening connection reported an error", zap.ByteString("severity", sev), zap.ByteString("sqlstate", code))
 		}
@@ -242,81 +494,27 @@ func (n *notifier) ServerData(s *pool.Server, data []byte, ev *pool.Events) {
 	}
 	n.buf = append(n.buf[:0:0], n.buf...)
 	n.mu.Unlock()
-	for _, m := range notes {
-		n.deliver(m)
+	for _, d := range out {
+		body := d.msg[wire.HeaderLen:]
+		binary.BigEndian.PutUint32(body[:4], n.p.clientPIDForBackend(binary.BigEndian.Uint32(body[:4])))
+		for _, b := range d.boxes {
+			b.put(d.msg)
+		}
 	}
 }
 
-// deliver hands one NotificationResponse to every listening client.
-func (n *notifier) deliver(msg []byte) {
-	if len(msg) < 9 {
-		return
-	}
-	body := msg[wire.HeaderLen:]
-	pid := binary.BigEndian.Uint32(body[:4])
-	ch, _, ok := cstring(body[4:])
-	if !ok {
-		return
-	}
-	binary.BigEndian.PutUint32(body[:4], n.p.clientPIDForBackend(pid))
-	n.mu.Lock()
-	subs := make([]*clientConn, 0, len(n.subs[string(ch)]))
-	for c := range n.subs[string(ch)] {
-		subs = append(subs, c)
-	}
-	n.mu.Unlock()
-	for _, c := range subs {
-		c.notify(msg)
-	}
-}
-
-// reconnect reopens the listening connection and re-LISTENs every channel.
-func (n *notifier) reconnect() {
-	backoff := 100 * time.Millisecond
-	for {
-		n.mu.Lock()
-		if n.closed || n.server != nil {
-			n.mu.Unlock()
-			return
-		}
-		n.mu.Unlock()
-		time.Sleep(backoff)
-		backoff = min(2*backoff, 5*time.Second)
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		s, err := n.pl.Acquire(ctx)
-		cancel()
-		if err != nil {
-			continue
-		}
-		n.mu.Lock()
-		if n.closed {
-			n.mu.Unlock()
-			n.pl.Release(s)
-			return
-		}
-		n.server = s
-		s.SetHandler(n)
-		for ch := range n.subs {
-			n.sendLocked("LISTEN ", ch)
-		}
-		n.mu.Unlock()
-		n.log.Warn("listening connection restored; notifications sent while it was down were missed")
-		return
-	}
-}
-
-// close ends the listening connection.
+// close ends the listening connection (run lets go of it as it returns).
 func (n *notifier) close() {
 	n.mu.Lock()
 	n.closed = true
-	s := n.server
-	n.server = nil
-	n.ackAllLocked()
+	n.settleLocked()
+	next := n.next
+	n.next = nil
 	n.mu.Unlock()
-	if s != nil {
-		s.MarkBroken()
-		n.pl.Release(s)
+	if next != nil {
+		close(next)
 	}
+	n.stop()
 	n.pl.Close()
 }
 
@@ -337,27 +535,84 @@ func (p *Proxy) clientPIDForBackend(pid uint32) uint32 {
 	return best.key.pid
 }
 
-// notify hands a notification to c: now if it is between transactions,
-// else after its current one.
-func (c *clientConn) notify(msg []byte) {
-	c.mu.Lock()
-	if c.gone {
-		c.mu.Unlock()
-		return
+// noteBox takes a listening client's notifications from the listening
+// connection's read goroutine, which must never wait for the client: not
+// for its mu (held while a reply to it waits for wmu), nor for its socket.
+// A flushNotes goroutine, started when notifications arrive, takes them on.
+type noteBox struct {
+	c *clientConn
+
+	mu       sync.Mutex // guards the fields below; held for no I/O
+	in       [][]byte
+	flushing bool // a flushNotes goroutine is running
+}
+
+// put hands notification msg to the client.
+func (b *noteBox) put(msg []byte) {
+	b.mu.Lock()
+	dropped := len(b.in) >= maxPendingNotifications
+	if dropped {
+		b.in = b.in[1:]
 	}
-	if c.server == nil && !c.checking && c.pending == 0 {
+	b.in = append(b.in, msg)
+	start := !b.flushing
+	b.flushing = true
+	b.mu.Unlock()
+	if dropped {
+		b.c.logger().Warn("client too busy to take notifications: oldest dropped")
+	}
+	if start {
+		go b.c.flushNotes(b)
+	}
+}
+
+// flushNotes takes the notifications in b: written at once to a client
+// between transactions, under client_write_timeout (one that cannot take
+// them in time is closed); kept in c.notes for the end of the transaction
+// otherwise (ServerData).
+func (c *clientConn) flushNotes(b *noteBox) {
+	for {
+		b.mu.Lock()
+		in := b.in
+		b.in = nil
+		if len(in) == 0 {
+			b.flushing = false
+			b.mu.Unlock()
+			return
+		}
+		b.mu.Unlock()
+
+		c.mu.Lock()
+		if c.gone {
+			c.mu.Unlock()
+			continue
+		}
+		c.notes = append(c.notes, in...)
+		if over := len(c.notes) - maxPendingNotifications; over > 0 {
+			c.notes = c.notes[over:]
+			c.logger().Warn("client too busy to take notifications: oldest dropped")
+		}
+		if !c.betweenTransactions() {
+			c.mu.Unlock()
+			continue
+		}
+		out := c.takeNotes(nil)
 		c.wmu.Lock()
 		c.mu.Unlock()
-		_, _ = c.writeLocked(msg)
+		c.armWriteDeadline()
+		_, err := c.writeLocked(out)
 		c.wmu.Unlock()
-		return
+		if err != nil {
+			c.logger().Info("closing client: writing notifications failed", zap.Error(err))
+			c.terminate()
+		}
 	}
-	if len(c.notes) >= maxPendingNotifications {
-		c.notes = c.notes[1:]
-		c.logger().Warn("client too busy to take notifications: oldest dropped")
-	}
-	c.notes = append(c.notes, msg)
-	c.mu.Unlock()
+}
+
+// betweenTransactions reports whether a notification may go to c now: it
+// holds no server and owes no reply. c.mu held.
+func (c *clientConn) betweenTransactions() bool {
+	return c.server == nil && !c.checking && c.pending == 0
 }
 
 // takeNotes returns the notifications waiting for c, appended to out, and
@@ -409,6 +664,7 @@ func (c *clientConn) endTransaction(committed bool) {
 	ops := c.pendingListen
 	c.pendingListen = nil
 	if committed {
+		// apply does no I/O: Postgres runs the LISTENs shortly after.
 		c.p.notifierFor(poolKey{c.database, c.user}, c.pool.Config()).apply(c, ops)
 	}
 }

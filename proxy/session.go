@@ -329,6 +329,17 @@ func (c *clientConn) write(b []byte) error {
 	return err
 }
 
+// writeTimed is write for a logged-in client: bounded by
+// client_write_timeout, so a client that does not read cannot hold the
+// writer (and wmu) for ever.
+func (c *clientConn) writeTimed(b []byte) error {
+	c.wmu.Lock()
+	c.armWriteDeadline()
+	_, err := c.writeLocked(b)
+	c.wmu.Unlock()
+	return err
+}
+
 // writeLocked sends bytes to the client; c.wmu must be held. A plain socket
 // is written with raw system calls (package rawio says why).
 func (c *clientConn) writeLocked(b []byte) (int, error) {

@@ -352,6 +352,7 @@ func (c *clientConn) checkState(s *pool.Server) {
 	}
 	c.mu.Unlock()
 	if notes != nil {
+		c.armWriteDeadline()
 		_, _ = c.writeLocked(notes)
 		c.wmu.Unlock()
 	}

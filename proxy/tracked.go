@@ -499,12 +499,12 @@ func (c *clientConn) processTracked() error {
 	switch {
 	case apply != nil:
 		// LISTEN/UNLISTEN between transactions: nothing from a server is
-		// owed to the client, so the answer may wait outside c.mu for
-		// Postgres to confirm (notifications are delivered under c.mu).
+		// owed to the client, so the answer may wait, outside every lock,
+		// for Postgres to confirm.
 		c.mu.Unlock()
 		c.p.notifierFor(poolKey{c.database, c.user}, c.pool.Config()).applyAndWait(c, apply)
 		if synth != nil {
-			if werr := c.write(synth); werr != nil && ferr == nil {
+			if werr := c.writeTimed(synth); werr != nil && ferr == nil {
 				ferr = werr
 			}
 		}
@@ -544,43 +544,63 @@ func (c *clientConn) processTracked() error {
 // Errors in such a statement surface at its first Bind, on a server.
 func (c *clientConn) answerWithoutServer() bool {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.server != nil || c.stream != 0 {
+	out, ok := c.answerWithoutServerLocked()
+	if !ok {
+		c.mu.Unlock()
 		return false
+	}
+	// The write lock before letting go of mu, as in ServerData: the
+	// answer is written outside mu.
+	c.wmu.Lock()
+	c.mu.Unlock()
+	if err := c.sendLocked(out); err != nil {
+		c.mu.Lock()
+		c.gone = true
+		c.mu.Unlock()
+	}
+	c.consumed(c.w)
+	return true
+}
+
+// answerWithoutServerLocked is answerWithoutServer's work under c.mu: the
+// answer, or false if the run needs a server.
+func (c *clientConn) answerWithoutServerLocked() ([]byte, bool) {
+	if c.server != nil || c.stream != 0 {
+		return nil, false
 	}
 	buf := (*c.bp)[c.r:c.w]
 	pos := 0
 	for pos < len(buf) {
 		if len(buf)-pos < wire.HeaderLen {
-			return false
+			return nil, false
 		}
 		typ, l := wire.Header(buf[pos:])
 		if l < 4 || pos+1+l > len(buf) {
-			return false // only whole runs
+			return nil, false // only whole runs
 		}
 		body := buf[pos+wire.HeaderLen : pos+1+l]
 		switch typ {
 		case 'S', 'H':
 		case 'C':
 			if name, ok := statementTarget(body); !ok || len(name) == 0 {
-				return false
+				return nil, false
 			}
 		case 'P':
 			name, rest, ok1 := cstring(body)
 			query, types, ok2 := cstring(rest)
 			if !ok1 || !ok2 || len(name) == 0 {
-				return false
+				return nil, false
 			}
 			if _, dup := c.stmts[string(name)]; dup || !c.reg.isVerified(query, types) {
-				return false
+				return nil, false
 			}
 		default:
-			return false
+			return nil, false
 		}
 		pos += 1 + l
 	}
 	if pos == 0 {
-		return false
+		return nil, false
 	}
 	var out []byte
 	pos = 0
@@ -614,10 +634,5 @@ func (c *clientConn) answerWithoutServer() bool {
 		}
 		pos += 1 + l
 	}
-	c.wmu.Lock()
-	if err := c.sendLocked(out); err != nil {
-		c.gone = true
-	}
-	c.consumed(c.w)
-	return true
+	return out, true
 }
