@@ -47,6 +47,12 @@ type env struct {
 	maxPrepared bool
 }
 
+// PgBouncer versions that added a setting the benchmark uses.
+var (
+	pgbouncerSoReuseport  = [2]int{1, 12}
+	pgbouncerMaxPrepStmts = [2]int{1, 21}
+)
+
 func newEnv(ctx context.Context, o options, tmp, pgbouncerBin, muxBin, idleBin string) (*env, error) {
 	e := &env{o: o, tmp: tmp, pgbouncerBin: pgbouncerBin, muxBin: muxBin, idleBin: idleBin}
 	owner, err := proxyOwner()
@@ -54,9 +60,15 @@ func newEnv(ctx context.Context, o options, tmp, pgbouncerBin, muxBin, idleBin s
 		return nil, err
 	}
 	e.owner = owner
-	e.pgbouncerVer, e.maxPrepared, err = pgbouncerVersion(ctx, pgbouncerBin)
+	var ver [2]int
+	e.pgbouncerVer, ver, err = pgbouncerVersion(ctx, pgbouncerBin)
 	if err != nil {
 		return nil, err
+	}
+	e.maxPrepared = versionAtLeast(ver, pgbouncerMaxPrepStmts)
+	if o.pgbouncerProcs > 1 && ver != [2]int{} && !versionAtLeast(ver, pgbouncerSoReuseport) {
+		return nil, fmt.Errorf("PgBouncer x%d needs so_reuseport, which %s lacks (added in 1.12); pass -pgbouncer-procs 1",
+			o.pgbouncerProcs, e.pgbouncerVer)
 	}
 
 	c, err := pgtest.Start(pgtest.Options{MaxConnections: o.maxConns})
@@ -210,19 +222,23 @@ func ensurePgBouncer(ctx context.Context, flagPath string) (string, error) {
 	return "", errors.New("pgbouncer still not found after apt-get install")
 }
 
-// pgbouncerVersion returns PgBouncer's version line and whether it knows
-// max_prepared_statements (added in 1.21).
-func pgbouncerVersion(ctx context.Context, bin string) (string, bool, error) {
+// pgbouncerVersion returns PgBouncer's version line and its major and
+// minor version, zero if the line does not say.
+func pgbouncerVersion(ctx context.Context, bin string) (string, [2]int, error) {
 	out, err := exec.CommandContext(ctx, bin, "--version").Output()
 	if err != nil {
-		return "", false, fmt.Errorf("%s --version: %v", bin, err)
+		return "", [2]int{}, fmt.Errorf("%s --version: %v", bin, err)
 	}
 	line := strings.TrimSpace(strings.SplitN(string(out), "\n", 2)[0])
-	var major, minor int
-	if _, err := fmt.Sscanf(line, "PgBouncer %d.%d", &major, &minor); err != nil {
-		return line, false, nil
+	var v [2]int
+	if _, err := fmt.Sscanf(line, "PgBouncer %d.%d", &v[0], &v[1]); err != nil {
+		return line, [2]int{}, nil
 	}
-	return line, major > 1 || (major == 1 && minor >= 21), nil
+	return line, v, nil
+}
+
+func versionAtLeast(v, min [2]int) bool {
+	return v[0] > min[0] || (v[0] == min[0] && v[1] >= min[1])
 }
 
 func goBuild(ctx context.Context, root, out, pkg string) error {
@@ -234,21 +250,99 @@ func goBuild(ctx context.Context, root, out, pkg string) error {
 	return nil
 }
 
-// proxy is a running PgBouncer or mux.
+// proxy is a running PgBouncer, N PgBouncers sharing a port, or mux.
 type proxy struct {
-	name    string
-	port    int
-	cmd     *exec.Cmd
-	logPath string
-	done    chan error
+	name  string // target key
+	port  int
+	procs []*proxyProc
 }
 
-func (p *proxy) pid() int { return p.cmd.Process.Pid }
+// proxyProc is one process of a proxy.
+type proxyProc struct {
+	cmd     *exec.Cmd
+	logPath string
+	stopSig os.Signal  // PgBouncer: SIGTERM, immediate shutdown; mux: SIGINT, stop without waiting for clients
+	done    chan error // cmd.Wait's result, put back by whoever reads it
+}
 
-// startProxy starts a fresh PgBouncer or mux in its own directory and waits
-// until it accepts a logged-in client.
-func (e *env) startProxy(ctx context.Context, sys string, n int) (*proxy, error) {
-	dir := filepath.Join(e.tmp, fmt.Sprintf("%s-%d", sys, n))
+// pid is the first process's id: the only one but for PgBouncer xN.
+func (p *proxy) pid() int { return p.procs[0].cmd.Process.Pid }
+
+// cpus returns each process's CPU time so far.
+func (p *proxy) cpus() ([]time.Duration, error) {
+	out := make([]time.Duration, len(p.procs))
+	for i, pp := range p.procs {
+		d, err := proc.ReadCPU(pp.cmd.Process.Pid)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = d
+	}
+	return out, nil
+}
+
+// cpu returns the CPU time of all the proxy's processes together.
+func (p *proxy) cpu() (time.Duration, error) {
+	ds, err := p.cpus()
+	var sum time.Duration
+	for _, d := range ds {
+		sum += d
+	}
+	return sum, err
+}
+
+// peakRSS returns the sum of the processes' peak RSS (VmHWM), in bytes.
+func (p *proxy) peakRSS() (int64, error) {
+	var sum int64
+	for _, pp := range p.procs {
+		m, err := proc.ReadMem(pp.cmd.Process.Pid)
+		if err != nil {
+			return 0, err
+		}
+		sum += m.Peak
+	}
+	return sum, nil
+}
+
+// logTail is the end of each process's log, at most n bytes of each.
+func (p *proxy) logTail(n int) string {
+	var parts []string
+	for _, pp := range p.procs {
+		if t := tailFile(pp.logPath, n); t != "" {
+			if len(p.procs) > 1 {
+				t = filepath.Base(pp.logPath) + ":\n" + t
+			}
+			parts = append(parts, t)
+		}
+	}
+	return strings.Join(parts, "\n")
+}
+
+// start starts one process of p, logging to logPath.
+func (p *proxy) start(cmd *exec.Cmd, dir, logPath string, stopSig os.Signal) error {
+	cmd.Dir = dir
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return err
+	}
+	cmd.Stdout = logFile
+	cmd.Stderr = logFile
+	err = cmd.Start()
+	logFile.Close()
+	if err != nil {
+		return fmt.Errorf("start %s: %v", p.name, err)
+	}
+	pp := &proxyProc{cmd: cmd, logPath: logPath, stopSig: stopSig, done: make(chan error, 1)}
+	go func() { pp.done <- cmd.Wait() }()
+	p.procs = append(p.procs, pp)
+	return nil
+}
+
+// startProxy starts a fresh proxy for t in its own directory and waits
+// until it accepts a logged-in client (and, for PgBouncer xN, until all
+// its processes listen).
+func (e *env) startProxy(ctx context.Context, t target, n int) (*proxy, error) {
+	dir := filepath.Join(e.tmp, fmt.Sprintf("%s-%d", t.key, n))
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -256,54 +350,65 @@ func (e *env) startProxy(ctx context.Context, sys string, n int) (*proxy, error)
 	if err != nil {
 		return nil, err
 	}
-	p := &proxy{name: sys, port: port, logPath: filepath.Join(dir, sys+".log"), done: make(chan error, 1)}
-	var cmd *exec.Cmd
-	switch sys {
-	case sysPgBouncer:
-		ini := filepath.Join(dir, "pgbouncer.ini")
+	p := &proxy{name: t.key, port: port}
+	switch t.kind {
+	case kindPgBouncer:
 		users := filepath.Join(dir, "userlist.txt")
-		if err := e.writeOwned(ini, []byte(e.pgbouncerIni(port, users))); err != nil {
-			return nil, err
-		}
 		if err := e.writeOwned(users, []byte(fmt.Sprintf("%q %q\n", benchUser, e.scramSecret))); err != nil {
 			return nil, err
 		}
 		if err := e.chown(dir); err != nil {
 			return nil, err
 		}
-		cmd = exec.Command(e.pgbouncerBin, ini)
-		if e.owner != nil {
-			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: e.owner}
+		for i, pool := range splitPool(poolSize, t.procs) {
+			name := "pgbouncer"
+			if t.procs > 1 {
+				name = fmt.Sprintf("pgbouncer-%d", i+1)
+			}
+			ini := filepath.Join(dir, name+".ini")
+			if err := e.writeOwned(ini, []byte(e.pgbouncerIni(port, users, pool, t.procs > 1))); err != nil {
+				p.stop()
+				return nil, err
+			}
+			cmd := exec.Command(e.pgbouncerBin, ini)
+			if e.owner != nil {
+				cmd.SysProcAttr = &syscall.SysProcAttr{Credential: e.owner}
+			}
+			if err := p.start(cmd, dir, filepath.Join(dir, name+".log"), syscall.SIGTERM); err != nil {
+				p.stop()
+				return nil, err
+			}
 		}
-	case sysMux:
+	case kindMux:
 		conf := filepath.Join(dir, "mux.toml")
-		if err := os.WriteFile(conf, []byte(e.muxConfig(port)), 0o600); err != nil {
+		if err := os.WriteFile(conf, []byte(e.muxConfig(port, t.workers)), 0o600); err != nil {
 			return nil, err
 		}
-		cmd = exec.Command(e.muxBin, "-config", conf)
+		if err := p.start(exec.Command(e.muxBin, "-config", conf), dir, filepath.Join(dir, "mux.log"), os.Interrupt); err != nil {
+			return nil, err
+		}
 	default:
-		return nil, fmt.Errorf("unknown proxy %q", sys)
+		return nil, fmt.Errorf("%s is not a proxy", t.key)
 	}
-	cmd.Dir = dir
-	logFile, err := os.Create(p.logPath)
-	if err != nil {
-		return nil, err
-	}
-	cmd.Stdout = logFile
-	cmd.Stderr = logFile
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
-		return nil, fmt.Errorf("start %s: %v", sys, err)
-	}
-	logFile.Close()
-	p.cmd = cmd
-	go func() { p.done <- cmd.Wait() }()
 
 	if err := p.waitReady(ctx, 15*time.Second); err != nil {
 		p.stop()
-		return nil, fmt.Errorf("%s does not accept clients: %v\n%s", sys, err, tailFile(p.logPath, 2000))
+		return nil, fmt.Errorf("%s does not accept clients: %v\n%s", t.key, err, p.logTail(2000))
 	}
 	return p, nil
+}
+
+// splitPool splits a pool of size connections between n processes as
+// evenly as it goes: 20 between 2 is 10 and 10, between 3 is 7, 7 and 6.
+func splitPool(size, n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = size / n
+		if i < size%n {
+			out[i]++
+		}
+	}
+	return out
 }
 
 // dsn is a connection string for a client of the benchmark.
@@ -312,23 +417,35 @@ func dsn(port int) string {
 		port, benchUser, benchPassword, benchDB)
 }
 
-// waitReady logs in as a client and runs SELECT 1 until that works.
+// waitReady waits until every process listens on the port and a client
+// logs in and runs SELECT 1. With so_reuseport the kernel hands each
+// connection to one of the listeners, so a log-in alone does not show
+// that all of them are up: the listeners are counted in /proc/net/tcp.
 func (p *proxy) waitReady(ctx context.Context, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		select {
-		case err := <-p.done:
-			p.done <- err
-			return fmt.Errorf("exited: %v", err)
-		default:
+		for i, pp := range p.procs {
+			select {
+			case err := <-pp.done:
+				pp.done <- err
+				if len(p.procs) > 1 {
+					return fmt.Errorf("process %d exited: %v", i+1, err)
+				}
+				return fmt.Errorf("exited: %v", err)
+			default:
+			}
 		}
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		conn, err := pgconn.Connect(cctx, dsn(p.port))
+		err := p.listening()
 		if err == nil {
-			_, err = conn.Exec(cctx, "SELECT 1").ReadAll()
-			conn.Close(cctx)
+			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			var conn *pgconn.PgConn
+			conn, err = pgconn.Connect(cctx, dsn(p.port))
+			if err == nil {
+				_, err = conn.Exec(cctx, "SELECT 1").ReadAll()
+				conn.Close(cctx)
+			}
+			cancel()
 		}
-		cancel()
 		if err == nil {
 			return nil
 		}
@@ -339,24 +456,43 @@ func (p *proxy) waitReady(ctx context.Context, timeout time.Duration) error {
 	}
 }
 
-// stop ends the proxy at once (PgBouncer: SIGTERM, immediate shutdown;
-// mux: SIGINT, stop without waiting for clients) and kills it if it has
-// not exited after 10 seconds.
-func (p *proxy) stop() {
-	sig := os.Interrupt
-	if p.name == sysPgBouncer {
-		sig = syscall.SIGTERM
+// listening checks that as many sockets listen on p's port as p has
+// processes; for one process, the log-in that follows is check enough.
+func (p *proxy) listening() error {
+	if len(p.procs) < 2 {
+		return nil
 	}
-	_ = p.cmd.Process.Signal(sig)
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
+	n, err := proc.TCPListeners(p.port)
+	if err != nil {
+		return err
+	}
+	if n != len(p.procs) {
+		return fmt.Errorf("%d of %d processes listen on port %d", n, len(p.procs), p.port)
+	}
+	return nil
+}
+
+// stop ends every process at once with its stop signal and kills those
+// that have not exited after 10 seconds.
+func (p *proxy) stop() {
+	for _, pp := range p.procs {
+		_ = pp.cmd.Process.Signal(pp.stopSig)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for _, pp := range p.procs {
+		select {
+		case err := <-pp.done:
+			pp.done <- err
+		case <-time.After(time.Until(deadline)):
+			_ = pp.cmd.Process.Kill()
+			pp.done <- <-pp.done
+		}
 	}
 }
 
-func (e *env) pgbouncerIni(port int, userlist string) string {
+// pgbouncerIni is the configuration of one PgBouncer process with a pool
+// of pool server connections; reuseport lets several share the port.
+func (e *env) pgbouncerIni(port int, userlist string, pool int, reuseport bool) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "; written by bench\n[databases]\n")
 	fmt.Fprintf(&b, "%s = host=127.0.0.1 port=%d dbname=%s user=%s password=%s\n",
@@ -365,7 +501,10 @@ func (e *env) pgbouncerIni(port int, userlist string) string {
 	fmt.Fprintf(&b, "listen_addr = 127.0.0.1\nlisten_port = %d\n", port)
 	fmt.Fprintf(&b, "unix_socket_dir =\n")
 	fmt.Fprintf(&b, "auth_type = scram-sha-256\nauth_file = %s\n", userlist)
-	fmt.Fprintf(&b, "pool_mode = transaction\ndefault_pool_size = 20\nmax_client_conn = 11000\n")
+	fmt.Fprintf(&b, "pool_mode = transaction\ndefault_pool_size = %d\nmax_client_conn = 11000\n", pool)
+	if reuseport {
+		fmt.Fprintf(&b, "so_reuseport = 1\n")
+	}
 	if e.maxPrepared {
 		fmt.Fprintf(&b, "max_prepared_statements = 200\n")
 	} else {
@@ -374,19 +513,39 @@ func (e *env) pgbouncerIni(port int, userlist string) string {
 	return b.String()
 }
 
-func (e *env) muxConfig(port int) string {
+// muxConfig is mux's configuration; workers > 0 writes the workers key.
+func (e *env) muxConfig(port, workers int) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# written by bench: shipped defaults plus what equivalence with PgBouncer needs\n")
 	fmt.Fprintf(&b, "listen = [\"127.0.0.1:%d\"]\n", port)
 	fmt.Fprintf(&b, "max_client_conn = 11000\n")
 	fmt.Fprintf(&b, "auth_type = \"scram-sha-256\"\n")
 	fmt.Fprintf(&b, "pool_mode = \"transaction\"\n")
-	fmt.Fprintf(&b, "default_pool_size = 20\n")
+	fmt.Fprintf(&b, "default_pool_size = %d\n", poolSize)
+	if workers > 0 {
+		fmt.Fprintf(&b, "workers = %d\n", workers)
+	}
 	fmt.Fprintf(&b, "http_listen = \"\"\n\n")
 	fmt.Fprintf(&b, "[databases.%s]\nhost = \"127.0.0.1\"\nport = %d\ndbname = %q\nuser = %q\npassword = %q\n\n",
 		benchDB, e.cluster.Port, benchDB, benchUser, benchPassword)
 	fmt.Fprintf(&b, "[users.%s]\npassword = %q\n", benchUser, e.scramSecret)
 	return b.String()
+}
+
+// checkMuxWorkers asks mux (-check-config) whether it takes each workers
+// value, so that a build without the key fails here and not in every run.
+func (e *env) checkMuxWorkers(ctx context.Context, workers []int) error {
+	for _, w := range workers {
+		conf := filepath.Join(e.tmp, fmt.Sprintf("check-workers-%d.toml", w))
+		if err := os.WriteFile(conf, []byte(e.muxConfig(1, w)), 0o600); err != nil {
+			return err
+		}
+		out, err := exec.CommandContext(ctx, e.muxBin, "-check-config", conf).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("-mux-workers %d: this mux does not take `workers = %d`: %s", w, w, strings.TrimSpace(string(out)))
+		}
+	}
+	return nil
 }
 
 // writeOwned writes a file readable only by the user the proxy runs as.

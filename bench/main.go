@@ -6,6 +6,7 @@
 //
 //	go run ./bench                # the full run, under 10 minutes on 2 cores
 //	go run ./bench -T 3 -rounds 1 # a quick smoke run
+//	go run ./bench -only S-50,S-1000 -mux-workers 1,2 # mux's workers against PgBouncer x2
 //
 // It starts a throwaway Postgres (internal/pgtest), installs PgBouncer with
 // apt-get if it is missing, builds mux from this checkout, and runs every
@@ -22,6 +23,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -38,6 +41,13 @@ type options struct {
 	only         string // comma-separated scenario keys, "" for all
 	keep         bool   // keep the temporary directory
 	pgbouncerBin string
+	// pgbouncerProcs is N of the PgBouncer xN target: N processes sharing
+	// the port with so_reuseport, as operators run PgBouncer on many
+	// cores. Below 2 there is no such target.
+	pgbouncerProcs int
+	// muxWorkers are the values of mux's workers key to run, one target
+	// each; none by default, because mux rejects keys it does not know.
+	muxWorkers []int
 }
 
 func main() {
@@ -51,8 +61,14 @@ func main() {
 	flag.StringVar(&o.only, "only", "", "run only these comma-separated scenario `keys` ("+scenarioKeys()+")")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configurations, logs)")
 	flag.StringVar(&o.pgbouncerBin, "pgbouncer", "", "PgBouncer `binary` (default: found in PATH or /usr/sbin, installed with apt-get if missing)")
+	flag.IntVar(&o.pgbouncerProcs, "pgbouncer-procs", 2, "`N` of the \"PgBouncer xN\" target in the -S scenarios with 50 and 1,000 clients: N PgBouncers on one port with so_reuseport, the pool split between them (0 or 1: no such target)")
+	flag.Func("mux-workers", "also run mux with \"workers = N\" in its configuration, one target for each N in this comma-separated `list` (e.g. 1,2), in the -S scenarios with 50 and 1,000 clients (default: none; the key is not written)", func(s string) error {
+		ws, err := parseWorkers(s)
+		o.muxWorkers = ws
+		return err
+	})
 	flag.Parse()
-	if o.duration < 1 || o.rounds < 1 || o.scale < 1 || o.idleClients < 1 || flag.NArg() > 0 {
+	if o.duration < 1 || o.rounds < 1 || o.scale < 1 || o.idleClients < 1 || o.pgbouncerProcs < 0 || flag.NArg() > 0 {
 		flag.Usage()
 		os.Exit(2)
 	}
@@ -62,6 +78,23 @@ func main() {
 		fmt.Fprintf(os.Stderr, "bench: %v\n", err)
 		os.Exit(1)
 	}
+}
+
+// parseWorkers parses -mux-workers: distinct positive integers, separated
+// by commas.
+func parseWorkers(s string) ([]int, error) {
+	var ws []int
+	for _, f := range strings.Split(s, ",") {
+		w, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || w < 1 {
+			return nil, fmt.Errorf("%q is not a positive number of workers", f)
+		}
+		if slices.Contains(ws, w) {
+			return nil, fmt.Errorf("%d given twice", w)
+		}
+		ws = append(ws, w)
+	}
+	return ws, nil
 }
 
 func run(ctx context.Context, o options) error {
@@ -78,6 +111,10 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
+	if o.pgbouncerProcs > poolSize {
+		return fmt.Errorf("-pgbouncer-procs %d: more processes than the %d server connections to split between them", o.pgbouncerProcs, poolSize)
+	}
+	targets := targetsOf(o)
 	fdLimit := raiseFDLimit(65536)
 	logf("open-files limit for this process and its children: %d", fdLimit)
 	if fdLimit < uint64(o.idleClients)+1000 {
@@ -122,18 +159,21 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	defer env.close()
+	if err := env.checkMuxWorkers(ctx, o.muxWorkers); err != nil {
+		return err
+	}
 	setupDone := time.Now()
 
 	results := newResults()
 	for r := 1; r <= o.rounds; r++ {
 		for _, sc := range scens {
-			for _, sys := range systemOrder(r) {
+			for _, t := range runOrder(targetsIn(targets, sc), r) {
 				if err := ctx.Err(); err != nil {
 					return errors.New("interrupted")
 				}
-				res := env.runOne(ctx, sc, sys, r)
-				results.add(sc.key, sys, res)
-				logf("round %d  %-12s %-10s %s", r, sc.key, sys, res.summary())
+				res := env.runOne(ctx, sc, t, r)
+				results.add(sc.key, t.key, res)
+				logf("round %d  %-12s %-15s %s", r, sc.key, t.key, res.summary())
 			}
 		}
 	}
@@ -147,23 +187,25 @@ func run(ctx context.Context, o options) error {
 	info.SetupTime = setupDone.Sub(began)
 	info.BenchTime = benchTime
 	info.TotalTime = time.Since(began)
-	report := renderReport(info, o, scens, results)
+	report := renderReport(info, o, targets, scens, results)
 	if err := os.WriteFile(o.out, []byte(report), 0o644); err != nil {
 		return err
 	}
 	logf("wrote %s (total %s)", o.out, info.TotalTime.Round(time.Second))
-	fmt.Print(summaryText(scens, results))
+	fmt.Print(summaryText(targets, scens, results))
 	return nil
 }
 
-// systemOrder is the order in which the systems run in round r: direct
-// first, then PgBouncer and mux, swapping the two proxies every round so
-// that neither always runs right after the other.
-func systemOrder(r int) []string {
-	if r%2 == 1 {
-		return []string{sysDirect, sysPgBouncer, sysMux}
+// runOrder is the order in which ts, direct first, run in round r: direct,
+// then the proxies, reversed every other round so that no proxy always
+// runs right after the same one (with one PgBouncer and one mux, they
+// swap places every round).
+func runOrder(ts []target, r int) []target {
+	out := slices.Clone(ts)
+	if r%2 == 0 && len(out) > 1 {
+		slices.Reverse(out[1:])
 	}
-	return []string{sysDirect, sysMux, sysPgBouncer}
+	return out
 }
 
 // repoRoot finds the directory of the go.mod of module github.com/muxpg/mux,

@@ -249,15 +249,34 @@ func median(rs *results, key, sys string, m metric) float64 {
 	return stats.Median(values(rs.get(key, sys), m))
 }
 
-func renderReport(in *info, o options, scens []scenario, rs *results) string {
+// pgbouncerX returns the PgBouncer xN target, if the run has one.
+func pgbouncerX(ts []target) (target, bool) {
+	for _, t := range ts {
+		if t.kind == kindPgBouncer && t.procs > 1 {
+			return t, true
+		}
+	}
+	return target{}, false
+}
+
+func renderReport(in *info, o options, ts []target, scens []scenario, rs *results) string {
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	px, hasX := pgbouncerX(ts)
 
 	w("# Benchmarks: mux vs PgBouncer vs direct Postgres\n\n")
 	w("Written by `go run ./bench` on %s (UTC). Reproduce with that command from a\n", in.Date.Format("2006-01-02 15:04"))
 	w("checkout; see the \"Benchmarks\" section of README.md. Numbers are **medians** of\n")
 	w("%d interleaved rounds, followed by every round in parentheses; ratios are\n", o.rounds)
-	w("mux's median divided by PgBouncer's.\n\n")
+	w("mux's median divided by PgBouncer's (one process). \"mux\" in a ratio is always\n")
+	w("mux as shipped, with no `workers` key.")
+	if hasX {
+		w(" In the `-S` scenarios with 50 and 1,000 clients\n")
+		w("PgBouncer also runs as %s, %d processes sharing the port with `so_reuseport` and\n", px.title, px.procs)
+		w("the pool split between them, as it is run on many cores; the ratios to it are\n")
+		w("mux's median divided by its median.")
+	}
+	w("\n\n")
 
 	w("## Machine and versions\n\n")
 	w("| | |\n|---|---|\n")
@@ -280,8 +299,12 @@ func renderReport(in *info, o options, scens []scenario, rs *results) string {
 
 	w("## Summary: mux / PgBouncer (medians)\n\n")
 	w("Below 1.00× is better for mux except for tps. For the idle-clients scenario\n")
-	w("\"CPU\" is per query and \"RSS\" is RSS per idle client.\n\n")
-	writeLoadNote(&b, scens, rs)
+	w("\"CPU\" is per query and \"RSS\" is RSS per idle client.")
+	if hasX {
+		w(" Rows \"vs %s\" divide by\n%s's medians instead: CPU and RSS are those of its %d processes together.", px.title, px.title, px.procs)
+	}
+	w("\n\n")
+	writeLoadNote(&b, ts, scens, rs)
 	w("| scenario | tps | avg latency | p99 latency | proxy CPU per tx | proxy RSS | failures PgBouncer / mux |\n")
 	w("|---|---|---|---|---|---|---|\n")
 	for _, sc := range scens {
@@ -293,14 +316,21 @@ func renderReport(in *info, o options, scens []scenario, rs *results) string {
 			pm := pgbenchMetrics()
 			ms = []metric{pm[0], pm[1], pm[2], pm[3], pm[4], pm[5]}
 		}
-		w("| %s ", scenarioTitle(sc, o))
-		for _, m := range ms[:5] {
-			w("| %s ", fmtRatio(median(rs, sc.key, sysMux, m), median(rs, sc.key, sysPgBouncer, m)))
+		row := func(title, pgb string) {
+			w("| %s ", title)
+			for _, m := range ms[:5] {
+				w("| %s ", fmtRatio(median(rs, sc.key, sysMux, m), median(rs, sc.key, pgb, m)))
+			}
+			w("| %s / %s |\n", fmtInt(sumOf(rs, sc.key, pgb, ms[5])), fmtInt(sumOf(rs, sc.key, sysMux, ms[5])))
 		}
-		w("| %s / %s |\n", fmtInt(sumOf(rs, sc.key, sysPgBouncer, ms[5])), fmtInt(sumOf(rs, sc.key, sysMux, ms[5])))
+		row(scenarioTitle(sc, o), sysPgBouncer)
+		if hasX && px.runsIn(sc) {
+			row(scenarioTitle(sc, o)+", vs "+px.title, px.key)
+		}
 	}
 	w("\n")
 	writeGoals(&b, o, scens, rs)
+	writeWorkers(&b, o, ts, scens, rs)
 
 	w("## Scenarios\n\n")
 	for _, sc := range scens {
@@ -311,44 +341,123 @@ func renderReport(in *info, o options, scens []scenario, rs *results) string {
 		} else {
 			ms = pgbenchMetrics()
 		}
-		w("| metric | %s | %s | %s | mux / PgBouncer |\n|---|---|---|---|---|\n",
-			systemTitle(sysDirect), systemTitle(sysPgBouncer), systemTitle(sysMux))
+		sts := targetsIn(ts, sc)
+		// The ratio columns: mux over each PgBouncer target of sc.
+		pgbs := []target{}
+		for _, t := range sts {
+			if t.kind == kindPgBouncer {
+				pgbs = append(pgbs, t)
+			}
+		}
+		w("| metric ")
+		for _, t := range sts {
+			w("| %s ", t.title)
+		}
+		for _, t := range pgbs {
+			w("| mux / %s ", t.title)
+		}
+		w("|\n|---%s|\n", strings.Repeat("|---", len(sts)+len(pgbs)))
 		for _, m := range ms {
 			w("| %s ", m.name)
-			for _, sys := range systems {
-				w("| %s ", cell(values(rs.get(sc.key, sys), m), m.fmt))
+			for _, t := range sts {
+				w("| %s ", cell(values(rs.get(sc.key, t.key), m), m.fmt))
 			}
-			ratio := fmtRatio(median(rs, sc.key, sysMux, m), median(rs, sc.key, sysPgBouncer, m))
-			if m.name == otherMetric.name {
-				ratio = "—"
+			for _, t := range pgbs {
+				ratio := fmtRatio(median(rs, sc.key, sysMux, m), median(rs, sc.key, t.key, m))
+				if m.name == otherMetric.name {
+					ratio = "—"
+				}
+				w("| %s ", ratio)
 			}
-			w("| %s |\n", ratio)
+			w("|\n")
 		}
 		if sc.key == "S-1" {
-			w("| **added avg latency over direct, µs** | — ")
-			var med [2]float64
-			for i, sys := range []string{sysPgBouncer, sysMux} {
-				d := addedLatency(rs, sc.key, sys)
-				med[i] = stats.Median(d)
+			w("| **added avg latency over direct, µs** ")
+			med := map[string]float64{}
+			for _, t := range sts {
+				if t.kind == kindDirect {
+					w("| — ")
+					continue
+				}
+				d := addedLatency(rs, sc.key, t.key)
+				med[t.key] = stats.Median(d)
 				w("| %s ", cell(d, fmtFixed(1)))
 			}
-			w("| %s |\n", fmtRatio(med[1], med[0]))
+			for _, t := range pgbs {
+				w("| %s ", fmtRatio(med[sysMux], med[t.key]))
+			}
+			w("|\n")
 		}
 		w("\n")
-		writeNotes(&b, sc, rs)
+		writeNotes(&b, ts, sc, rs)
 	}
 
 	w("## Method\n\n")
-	writeMethod(&b, in, o)
+	writeMethod(&b, in, o, ts)
 	return b.String()
 }
 
+// writeWorkers writes the table of mux's workers targets, if the run has
+// any: each against mux as shipped and against PgBouncer.
+func writeWorkers(b *strings.Builder, o options, ts []target, scens []scenario, rs *results) {
+	var workers []target
+	for _, t := range ts {
+		if t.kind == kindMux && t.workers > 0 {
+			workers = append(workers, t)
+		}
+	}
+	if len(workers) == 0 {
+		return
+	}
+	px, hasX := pgbouncerX(ts)
+	w := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
+	w("## mux workers\n\n")
+	w("mux with `workers = N` in its configuration, next to mux as shipped (no `workers` key)\n")
+	w("in the same rounds. Medians; tps and CPU per 1,000 tx ratios are this row's median over\n")
+	w("the named target's.\n\n")
+	w("| scenario | mux | tps | p99 latency, ms | proxy CPU per 1,000 tx, ms | proxy peak RSS, MiB | tps / mux | tps / PgBouncer | CPU / PgBouncer ")
+	if hasX {
+		w("| tps / %s | CPU / %s ", px.title, px.title)
+	}
+	w("|\n|---|---|---|---|---|---|---|---|---")
+	if hasX {
+		w("|---|---")
+	}
+	w("|\n")
+	pm := pgbenchMetrics()
+	tps, p99, cpu, rss := pm[0], pm[2], pm[3], pm[4]
+	for _, sc := range scens {
+		if !sc.scaling {
+			continue
+		}
+		for _, t := range append([]target{{key: sysMux, title: "mux", kind: kindMux}}, workers...) {
+			name := "no `workers` key"
+			if t.workers > 0 {
+				name = fmt.Sprintf("`workers = %d`", t.workers)
+			}
+			mt := median(rs, sc.key, t.key, tps)
+			mc := median(rs, sc.key, t.key, cpu)
+			w("| %s | %s | %s | %s | %s | %s | %s | %s | %s ", sc.key, name, fmtInt(mt),
+				fmtFixed(3)(median(rs, sc.key, t.key, p99)), fmtFixed(1)(mc),
+				fmtFixed(1)(median(rs, sc.key, t.key, rss)),
+				fmtRatio(mt, median(rs, sc.key, sysMux, tps)),
+				fmtRatio(mt, median(rs, sc.key, sysPgBouncer, tps)),
+				fmtRatio(mc, median(rs, sc.key, sysPgBouncer, cpu)))
+			if hasX {
+				w("| %s | %s ", fmtRatio(mt, median(rs, sc.key, px.key, tps)), fmtRatio(mc, median(rs, sc.key, px.key, cpu)))
+			}
+			w("|\n")
+		}
+	}
+	w("\n")
+}
+
 // writeLoadNote says how much CPU other processes took during the runs.
-func writeLoadNote(b *strings.Builder, scens []scenario, rs *results) {
+func writeLoadNote(b *strings.Builder, ts []target, scens []scenario, rs *results) {
 	var all []float64
 	for _, sc := range scens {
-		for _, sys := range systems {
-			for _, r := range rs.get(sc.key, sys) {
+		for _, t := range ts {
+			for _, r := range rs.get(sc.key, t.key) {
 				if r.skipped == "" && !math.IsNaN(r.otherPct) {
 					all = append(all, r.otherPct)
 				}
@@ -404,11 +513,22 @@ func addedLatency(rs *results, key, sys string) []float64 {
 	return out
 }
 
-func writeNotes(b *strings.Builder, sc scenario, rs *results) {
+func writeNotes(b *strings.Builder, ts []target, sc scenario, rs *results) {
 	var notes []string
-	for _, sys := range systems {
+	for _, t := range targetsIn(ts, sc) {
+		if t.procs > 1 {
+			var split []string
+			for _, r := range rs.get(sc.key, t.key) {
+				if len(r.procCPU) > 1 {
+					split = append(split, r.cpuSplit())
+				}
+			}
+			if len(split) > 0 {
+				notes = append(notes, fmt.Sprintf("- %s: each process's share of their CPU, per round: %s", t.title, strings.Join(split, ", ")))
+			}
+		}
 		seen := map[string]bool{}
-		for i, r := range rs.get(sc.key, sys) {
+		for i, r := range rs.get(sc.key, t.key) {
 			msg := r.err
 			if r.skipped != "" {
 				msg = "not run: " + r.skipped
@@ -417,11 +537,11 @@ func writeNotes(b *strings.Builder, sc scenario, rs *results) {
 				continue
 			}
 			if seen[msg] {
-				notes = append(notes, fmt.Sprintf("- %s, round %d: same as above", systemTitle(sys), i+1))
+				notes = append(notes, fmt.Sprintf("- %s, round %d: same as above", t.title, i+1))
 				continue
 			}
 			seen[msg] = true
-			notes = append(notes, fmt.Sprintf("- %s, round %d: %s", systemTitle(sys), i+1, oneLine(msg, 300)))
+			notes = append(notes, fmt.Sprintf("- %s, round %d: %s", t.title, i+1, oneLine(msg, 300)))
 		}
 	}
 	if len(notes) > 0 {
@@ -495,12 +615,12 @@ func writeGoals(b *strings.Builder, o options, scens []scenario, rs *results) {
 	fmt.Fprintf(b, "## Issue 7 targets, checked against this run\n\n| target | this run | |\n|---|---|---|\n%s\n\n", strings.Join(lines, "\n"))
 }
 
-func writeMethod(b *strings.Builder, in *info, o options) {
+func writeMethod(b *strings.Builder, in *info, o options, ts []target) {
 	w := func(s string) { b.WriteString(s + "\n") }
 	w(fmt.Sprintf("- One machine: Postgres, the proxy, pgbench and the load tool share its %d CPUs.", in.NProc))
 	w(fmt.Sprintf("- Postgres: a throwaway cluster (internal/pgtest: fsync off, max_connections %d),", o.maxConns))
 	w(fmt.Sprintf("  database `bench` filled once with `pgbench -i -s %d`.", o.scale))
-	w("- Both proxies: TCP on 127.0.0.1, transaction pooling, pool size 20, client authentication")
+	w(fmt.Sprintf("- Both proxies: TCP on 127.0.0.1, transaction pooling, pool size %d, client authentication", poolSize))
 	w("  SCRAM-SHA-256 against the role's stored secret (PgBouncer's userlist.txt and mux's `[users]`")
 	w("  hold the `pg_authid.rolpassword` value), log-in to Postgres with the role's password given")
 	w("  in the database entry, client limit 11,000. Everything else is each proxy's default; mux")
@@ -510,9 +630,34 @@ func writeMethod(b *strings.Builder, in *info, o options) {
 	if in.MaxPrepMsg != "" {
 		w("- " + in.MaxPrepMsg)
 	}
+	if px, ok := pgbouncerX(ts); ok {
+		pools := splitPool(poolSize, px.procs)
+		ps := make([]string, len(pools))
+		for i, n := range pools {
+			ps[i] = strconv.Itoa(n)
+		}
+		w(fmt.Sprintf("- %s: %d PgBouncer processes with `so_reuseport = 1` listening on the same port, so", px.title, px.procs))
+		w("  that the kernel hands each new connection to one of them, as PgBouncer is run on many cores;")
+		w(fmt.Sprintf("  `default_pool_size` %s (the pool of %d split between them), the rest as for one", strings.Join(ps, ", "), poolSize))
+		w("  PgBouncer. A run starts when a client logs in and /proc/net/tcp shows every process listening.")
+		w("  Its CPU per transaction is that of all its processes together, its peak RSS the sum of theirs;")
+		w("  each process's share of the CPU is noted under the scenario. It runs in the `-S` scenarios")
+		w("  with 50 and 1,000 clients: at 1 client one process serves everything.")
+	}
+	var workers []string
+	for _, t := range ts {
+		if t.kind == kindMux && t.workers > 0 {
+			workers = append(workers, strconv.Itoa(t.workers))
+		}
+	}
+	if len(workers) > 0 {
+		w(fmt.Sprintf("- mux workers=N (N = %s): mux with `workers = N` added to its configuration, otherwise", strings.Join(workers, ", ")))
+		w("  the same; in the `-S` scenarios with 50 and 1,000 clients. Ratios labelled mux use mux")
+		w("  without the key.")
+	}
 	w("- Every run starts a fresh proxy process and stops it afterwards, so CPU and RSS belong to that")
 	w(fmt.Sprintf("  run alone. Rounds are interleaved: in each of the %d rounds every scenario runs against", o.rounds))
-	w("  direct, then PgBouncer and mux, whose order alternates from round to round.")
+	w("  direct, then each proxy target, in an order that is reversed every other round.")
 	w(fmt.Sprintf("- pgbench: `pgbench -n -S -M <mode> -c <clients> -j 2 -T %d -l` (`-j 1` for one client;", o.duration))
 	w(fmt.Sprintf("  `-T %d` at 1,000 clients: one more second per 100 clients, because pgbench's clock runs", o.duration+10))
 	w("  while its clients log in),")
@@ -544,10 +689,24 @@ func writeMethod(b *strings.Builder, in *info, o options) {
 	w("  The same tool runs alone: `go run ./bench/idleclients -h`.")
 }
 
-// summaryText is the short table printed at the end of a run.
-func summaryText(scens []scenario, rs *results) string {
+// summaryText is the short table printed at the end of a run: median tps
+// (idle: p99 ms) of every target, "—" where it did not run, then mux's
+// ratio to each PgBouncer target.
+func summaryText(ts []target, scens []scenario, rs *results) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n%-14s %12s %12s %12s %8s   %s\n", "scenario", "direct", "pgbouncer", "mux", "mux/pgb", "(median tps; idle: p99 ms)")
+	var pgbs []target
+	const col = 17
+	fmt.Fprintf(&b, "\n%-14s", "scenario")
+	for _, t := range ts {
+		fmt.Fprintf(&b, " %*s", col, t.key)
+		if t.kind == kindPgBouncer {
+			pgbs = append(pgbs, t)
+		}
+	}
+	for _, t := range pgbs {
+		fmt.Fprintf(&b, " %*s", col, "mux/"+t.key)
+	}
+	fmt.Fprintf(&b, "   %s\n", "(median tps; idle: p99 ms)")
 	pm := pgbenchMetrics()
 	for _, sc := range scens {
 		m := pm[0]
@@ -556,10 +715,15 @@ func summaryText(scens []scenario, rs *results) string {
 			m = idleMetrics(0)[6]
 			f = fmtFixed(1)
 		}
-		d := median(rs, sc.key, sysDirect, m)
-		p := median(rs, sc.key, sysPgBouncer, m)
+		fmt.Fprintf(&b, "%-14s", sc.key)
+		for _, t := range ts {
+			fmt.Fprintf(&b, " %*s", col, f(median(rs, sc.key, t.key, m)))
+		}
 		x := median(rs, sc.key, sysMux, m)
-		fmt.Fprintf(&b, "%-14s %12s %12s %12s %8s\n", sc.key, f(d), f(p), f(x), fmtRatio(x, p))
+		for _, t := range pgbs {
+			fmt.Fprintf(&b, " %*s", col, fmtRatio(x, median(rs, sc.key, t.key, m)))
+		}
+		b.WriteString("\n")
 	}
 	return b.String()
 }

@@ -22,22 +22,22 @@ import (
 	"github.com/muxpg/mux/bench/internal/stats"
 )
 
-// runOne runs scenario sc against system sys once.
-func (e *env) runOne(ctx context.Context, sc scenario, sys string, round int) *runResult {
+// runOne runs scenario sc against target t once.
+func (e *env) runOne(ctx context.Context, sc scenario, t target, round int) *runResult {
 	res := newRunResult()
 	clients := sc.clients
 	if sc.kind == kindIdle {
 		clients = e.o.idleClients
 	}
-	if sys == sysDirect && clients+5 > e.o.maxConns {
+	if t.kind == kindDirect && clients+5 > e.o.maxConns {
 		res.skipped = fmt.Sprintf("%s clients exceed max_connections (%d)", fmtInt(float64(clients)), e.o.maxConns)
 		return res
 	}
 	port := e.cluster.Port
 	var p *proxy
-	if sys != sysDirect {
+	if t.kind != kindDirect {
 		var err error
-		p, err = e.startProxy(ctx, sys, runSeq.next())
+		p, err = e.startProxy(ctx, t, runSeq.next())
 		if err != nil {
 			res.err = err.Error()
 			return res
@@ -58,8 +58,8 @@ func (e *env) runOne(ctx context.Context, sc scenario, sys string, round int) *r
 	}
 	res.otherPct = e.snapshot(p).otherLoad(before, res.clientCPU)
 	if p != nil && res.err != "" {
-		if t := tailFile(p.logPath, 600); t != "" {
-			logf("%s log (end):\n%s", sys, t)
+		if tail := p.logTail(600); tail != "" {
+			logf("%s log (end):\n%s", t.key, tail)
 		}
 	}
 	return res
@@ -71,7 +71,7 @@ type snapshot struct {
 	ok       bool
 	machine  proc.Machine
 	postgres time.Duration // the postmaster and its children
-	proxy    time.Duration
+	proxy    time.Duration // all its processes
 	self     time.Duration // this process
 }
 
@@ -85,7 +85,7 @@ func (e *env) snapshot(p *proxy) snapshot {
 		return s
 	}
 	if p != nil {
-		if s.proxy, err = proc.ReadCPU(p.pid()); err != nil {
+		if s.proxy, err = p.cpu(); err != nil {
 			return s
 		}
 	}
@@ -160,9 +160,9 @@ func (e *env) runPgbench(ctx context.Context, sc scenario, port int, p *proxy, r
 	cmd.Stdout = &stdout
 	cmd.Stderr = &stderr
 
-	var cpu0 time.Duration
+	var cpu0 []time.Duration
 	if p != nil {
-		if cpu0, err = proc.ReadCPU(p.pid()); err != nil {
+		if cpu0, err = p.cpus(); err != nil {
 			return err
 		}
 	}
@@ -171,18 +171,29 @@ func (e *env) runPgbench(ctx context.Context, sc scenario, port int, p *proxy, r
 		res.clientCPU = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	}
 	if p != nil {
-		cpu1, err := proc.ReadCPU(p.pid())
+		cpu1, err := p.cpus()
 		if err != nil {
 			return fmt.Errorf("%s is gone after pgbench: %v", p.name, err)
 		}
-		mem, err := proc.ReadMem(p.pid())
+		peak, err := p.peakRSS()
 		if err != nil {
 			return err
 		}
-		res.rssPeak = float64(mem.Peak)
+		res.rssPeak = float64(peak)
+		// The proxy's CPU is that of all its processes together.
+		var used time.Duration
+		for i := range cpu1 {
+			used += cpu1[i] - cpu0[i]
+		}
+		if len(cpu1) > 1 {
+			res.procCPU = make([]time.Duration, len(cpu1))
+			for i := range cpu1 {
+				res.procCPU[i] = cpu1[i] - cpu0[i]
+			}
+		}
 		defer func() {
 			if res.tx > 0 && !res.invalid {
-				res.cpuPer1k = float64(cpu1-cpu0) / float64(time.Millisecond) * 1000 / res.tx
+				res.cpuPer1k = float64(used) / float64(time.Millisecond) * 1000 / res.tx
 			}
 		}()
 	}
@@ -288,8 +299,8 @@ func readTxLog(dir string) ([]float64, error) {
 
 // runIdle runs bench/idleclients against the proxy.
 func (e *env) runIdle(ctx context.Context, port int, p *proxy, res *runResult) error {
-	if p == nil {
-		return errors.New("the idle scenario needs a proxy")
+	if p == nil || len(p.procs) > 1 {
+		return errors.New("the idle scenario needs a proxy of one process")
 	}
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
@@ -307,8 +318,8 @@ func (e *env) runIdle(ctx context.Context, port int, p *proxy, res *runResult) e
 	if err := json.Unmarshal(stdout.Bytes(), &ir); err != nil {
 		return fmt.Errorf("idleclients: %v %s", runErr, tailString(stderr.String(), 500))
 	}
-	if mem, err := proc.ReadMem(p.pid()); err == nil {
-		res.rssPeak = float64(mem.Peak)
+	if peak, err := p.peakRSS(); err == nil {
+		res.rssPeak = float64(peak)
 	}
 	res.idle = &ir
 	res.failures = float64(ir.ConnectFailures + ir.QueryFailures)

@@ -9,26 +9,86 @@ import (
 	"github.com/muxpg/mux/bench/internal/idle"
 )
 
-// The systems compared.
+// The keys of the three systems every scenario runs against. Results are
+// kept by target key, and a ratio labelled "mux" is always the default mux
+// (sysMux, no workers key) over one PgBouncer process (sysPgBouncer).
 const (
 	sysDirect    = "direct"
 	sysPgBouncer = "pgbouncer"
 	sysMux       = "mux"
 )
 
-var systems = []string{sysDirect, sysPgBouncer, sysMux}
+// poolSize is the server pool of each proxy: default_pool_size of the one
+// PgBouncer and of mux; PgBouncer xN splits it between its processes.
+const poolSize = 20
 
-// systemTitle is how a system is named in the report.
-func systemTitle(sys string) string {
-	switch sys {
-	case sysDirect:
-		return "direct"
-	case sysPgBouncer:
-		return "PgBouncer"
-	case sysMux:
-		return "mux"
+type systemKind int
+
+const (
+	kindDirect systemKind = iota
+	kindPgBouncer
+	kindMux
+)
+
+// target is one system the scenarios run against: direct Postgres, one
+// PgBouncer, N PgBouncers sharing a port, mux, or mux with a workers key.
+type target struct {
+	key   string // in results, in logs and in the names of run directories
+	title string // in the report
+	kind  systemKind
+	// procs is the number of PgBouncer processes; more than 1 means they
+	// listen on one port with so_reuseport and split poolSize.
+	procs int
+	// workers is written to mux's configuration as `workers`; 0 leaves the
+	// key out (mux builds that predate it reject it).
+	workers int
+	// scalingOnly targets run only in the scenarios marked scaling.
+	scalingOnly bool
+}
+
+func (t target) runsIn(sc scenario) bool { return !t.scalingOnly || sc.scaling }
+
+// pgbouncerXKey is the key of the PgBouncer xN target, n > 1.
+func pgbouncerXKey(n int) string { return fmt.Sprintf("pgbouncer-x%d", n) }
+
+// targetsOf lists the targets of a run: the three systems, then PgBouncer
+// xN (unless -pgbouncer-procs is below 2) and one mux per -mux-workers value.
+func targetsOf(o options) []target {
+	ts := []target{
+		{key: sysDirect, title: "direct", kind: kindDirect},
+		{key: sysPgBouncer, title: "PgBouncer", kind: kindPgBouncer, procs: 1},
 	}
-	return sys
+	if o.pgbouncerProcs > 1 {
+		ts = append(ts, target{key: pgbouncerXKey(o.pgbouncerProcs), title: fmt.Sprintf("PgBouncer x%d", o.pgbouncerProcs),
+			kind: kindPgBouncer, procs: o.pgbouncerProcs, scalingOnly: true})
+	}
+	ts = append(ts, target{key: sysMux, title: "mux", kind: kindMux})
+	for _, w := range o.muxWorkers {
+		ts = append(ts, target{key: fmt.Sprintf("mux-workers-%d", w), title: fmt.Sprintf("mux workers=%d", w),
+			kind: kindMux, workers: w, scalingOnly: true})
+	}
+	return ts
+}
+
+// targetsIn is the subset of ts that runs in sc, in the same order.
+func targetsIn(ts []target, sc scenario) []target {
+	var out []target
+	for _, t := range ts {
+		if t.runsIn(sc) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// findTarget returns the target with key, if ts has it.
+func findTarget(ts []target, key string) (target, bool) {
+	for _, t := range ts {
+		if t.key == key {
+			return t, true
+		}
+	}
+	return target{}, false
 }
 
 type scenarioKind int
@@ -45,13 +105,18 @@ type scenario struct {
 	kind    scenarioKind
 	clients int    // pgbench -c; for kindIdle set from -idle-clients
 	mode    string // pgbench -M
+	// scaling scenarios also run the targets that ask how a proxy uses
+	// more cores (PgBouncer xN, mux workers=N): the `-S` ones with many
+	// clients, where one process is the limit. At 1 client, or in the
+	// other modes, they would only repeat the single process's numbers.
+	scaling bool
 }
 
 func allScenarios() []scenario {
 	return []scenario{
 		{key: "S-1", title: "`pgbench -S`, 1 client", clients: 1, mode: "simple"},
-		{key: "S-50", title: "`pgbench -S`, 50 clients", clients: 50, mode: "simple"},
-		{key: "S-1000", title: "`pgbench -S`, 1,000 clients", clients: 1000, mode: "simple"},
+		{key: "S-50", title: "`pgbench -S`, 50 clients", clients: 50, mode: "simple", scaling: true},
+		{key: "S-1000", title: "`pgbench -S`, 1,000 clients", clients: 1000, mode: "simple", scaling: true},
 		{key: "extended-50", title: "`pgbench -M extended -S`, 50 clients", clients: 50, mode: "extended"},
 		{key: "prepared-50", title: "`pgbench -M prepared -S`, 50 clients", clients: 50, mode: "prepared"},
 		{key: "idle", title: "idle clients, then `SELECT 1` from every client in 3 rounds", kind: kindIdle},
@@ -109,6 +174,10 @@ type runResult struct {
 	rssPeak  float64 // proxy VmHWM, bytes
 	failures float64 // pgbench: failed transactions + aborted clients; idle: failed connections + failed queries
 
+	// procCPU is each proxy process's CPU time during the run, when the
+	// proxy has more than one (PgBouncer xN); cpuPer1k is their sum.
+	procCPU []time.Duration
+
 	clientCPU time.Duration // CPU time of pgbench or the load tool
 	otherPct  float64       // CPU used by other processes, % of the machine
 
@@ -136,12 +205,31 @@ func (r *runResult) summary() string {
 		if !math.IsNaN(r.cpuPer1k) {
 			s += fmt.Sprintf(", %.1f ms CPU/1k tx, peak RSS %.1f MiB", r.cpuPer1k, r.rssPeak/(1<<20))
 		}
+		if len(r.procCPU) > 1 {
+			s += ", CPU split " + r.cpuSplit()
+		}
 	}
 	s += fmt.Sprintf(", other load %.0f%%", r.otherPct)
 	if r.err != "" {
 		s += " — error: " + r.err
 	}
 	return s
+}
+
+// cpuSplit is each process's share of the proxy's CPU time, "52/48%".
+func (r *runResult) cpuSplit() string {
+	var total time.Duration
+	for _, d := range r.procCPU {
+		total += d
+	}
+	if total <= 0 {
+		return "—"
+	}
+	parts := make([]string, len(r.procCPU))
+	for i, d := range r.procCPU {
+		parts[i] = fmt.Sprintf("%.0f", 100*float64(d)/float64(total))
+	}
+	return strings.Join(parts, "/") + "%"
 }
 
 // idleResult is the JSON printed by bench/idleclients.

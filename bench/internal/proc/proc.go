@@ -203,3 +203,36 @@ func FreePort() (int, error) {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
+
+// tcpListen is the state LISTEN in the st column of /proc/net/tcp.
+const tcpListen = "0A"
+
+// TCPListeners counts the IPv4 sockets that listen on port, on any
+// address, from /proc/net/tcp. Processes sharing a port with SO_REUSEPORT
+// each have their own listening socket there.
+func TCPListeners(port int) (int, error) {
+	f, err := os.Open("/proc/net/tcp")
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	n := 0
+	sc := bufio.NewScanner(f)
+	sc.Scan() // the header line
+	for sc.Scan() {
+		// "sl local_address rem_address st ...", addresses as hex
+		// "0100007F:1F90".
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 4 || fields[3] != tcpListen {
+			continue
+		}
+		_, hexPort, ok := strings.Cut(fields[1], ":")
+		if !ok {
+			continue
+		}
+		if p, err := strconv.ParseUint(hexPort, 16, 16); err == nil && int(p) == port {
+			n++
+		}
+	}
+	return n, sc.Err()
+}
