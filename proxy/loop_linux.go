@@ -190,6 +190,7 @@ func (l *evloop) runTasks() bool {
 		t := &l.run[i]
 		switch t.kind {
 		case taskAddClient:
+			t.c.lc.added = true
 			l.clients[t.c.id] = t.c
 			if !l.watch(t.c.id, t.c.raw.Control, true) {
 				t.c.loopEnd(errors.New("cannot poll the client's socket"))

@@ -65,6 +65,7 @@ type loopClient struct {
 	loop   *evloop
 	state  lcState
 	masked bool // the socket is out of the loop's set
+	added  bool // the loop has taken the client up (taskAddClient)
 	// onLoop is true while the loop runs the client's input; false while
 	// an offloaded goroutine does (set before it starts, reset on taskBack).
 	onLoop bool
@@ -83,10 +84,10 @@ type loopClient struct {
 // loopDriven reports whether the caller runs on c's loop.
 func (c *clientConn) onLoop() bool { return c.lc != nil && c.lc.onLoop }
 
-// startLoop hands a logged-in client to loop l.
-func (c *clientConn) startLoop(l *evloop) {
-	c.lc = &loopClient{loop: l, onLoop: true}
-	l.post(loopTask{kind: taskAddClient, c: c})
+// startLoop hands a logged-in client to its loop.
+func (c *clientConn) startLoop() {
+	c.lc.onLoop = true
+	c.lc.loop.post(loopTask{kind: taskAddClient, c: c})
 }
 
 // loopReadable runs when the client's socket is readable (or may be).
@@ -372,6 +373,9 @@ func (c *clientConn) loopGranted(s *pool.Server, err error) {
 // terminate closed its socket, or the sweeper saw its idle deadline pass.
 func (c *clientConn) loopWake() {
 	lc := c.lc
+	if !lc.added {
+		return // still logging in: its own goroutine ends it
+	}
 	switch lc.state {
 	case lcEnded, lcOffloaded:
 		return // the offload's end looks again

@@ -208,8 +208,23 @@ func (p *Proxy) sweepLoop(stop <-chan struct{}, done chan<- struct{}) {
 	}
 }
 
-// ParkedClients is the number of clients parked now.
-func (p *Proxy) ParkedClients() int { return p.poller.count() }
+// ParkedClients is the number of idle clients that hold no goroutine:
+// parked ones (the goroutine driver) and the idle clients of the event
+// loops, which never have one.
+func (p *Proxy) ParkedClients() int {
+	n := p.poller.count()
+	for _, c := range p.loggedInClients(nil) {
+		if c.lc == nil {
+			continue
+		}
+		c.mu.Lock()
+		if c.idleLocked() {
+			n++
+		}
+		c.mu.Unlock()
+	}
+	return n
+}
 
 // loggedInClients appends every logged-in client to dst.
 func (p *Proxy) loggedInClients(dst []*clientConn) []*clientConn {

@@ -61,6 +61,13 @@ func (p *Proxy) serveConn(conn net.Conn) {
 		return
 	}
 	c.user, c.database = st.user, st.database
+	if !isAdminDatabase(c.database) && rawio.RawConn(c.conn) != nil {
+		// The driver is chosen before login registers the client, so
+		// that whoever finds it there (KILL, the sweeper) sees which.
+		if l := p.pickLoop(); l != nil {
+			c.lc = &loopClient{loop: l}
+		}
+	}
 	if err := c.login(s, st); err != nil {
 		c.loginFailed(err)
 		return
@@ -81,8 +88,8 @@ func (p *Proxy) serveConn(conn net.Conn) {
 func (c *clientConn) serveRelay(accepted net.Conn) {
 	c.accepted = accepted
 	c.startRelay()
-	if l := c.p.pickLoop(); l != nil && c.raw != nil {
-		c.startLoop(l)
+	if c.lc != nil {
+		c.startLoop()
 		return
 	}
 	c.run()
