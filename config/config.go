@@ -64,8 +64,9 @@ type Config struct {
 	MaxClientConn int `toml:"max_client_conn"`
 	// Workers is the number of event loops that relay plain-TCP clients
 	// and read servers (Linux); 0 relays with a goroutine per busy
-	// connection. Read at start only. Default 1.
-	Workers int `toml:"workers"`
+	// connection. "auto": one per four CPUs, at least one. Read at start
+	// only. Default "auto".
+	Workers Workers `toml:"workers"`
 	// AuthType is how clients authenticate: trust, md5 or scram-sha-256.
 	// Default scram-sha-256.
 	AuthType string `toml:"auth_type"`
@@ -288,7 +289,7 @@ func Default() *Config {
 		AuthQuery:               DefaultAuthQuery,
 		ListenFanout:            true,
 		ClientWriteTimeout:      Duration(60 * time.Second),
-		Workers:                 1,
+		Workers:                 AutoWorkers,
 		ShutdownTimeout:         Duration(30 * time.Second),
 		AdminUsers:              []string{},
 		StatsUsers:              []string{},

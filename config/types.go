@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -161,5 +162,63 @@ func tomlTypeName(v any) string {
 		return "a date-time"
 	default:
 		return fmt.Sprintf("a %T", v)
+	}
+}
+
+// Workers is the number of event loops: an integer (0: none, a goroutine
+// per busy connection instead), or "auto" (AutoWorkers), the default.
+type Workers int
+
+// AutoWorkers is the value of "auto": one loop per four CPUs, at least one.
+const AutoWorkers Workers = -1
+
+// N returns the number of loops, with "auto" worked out for this machine.
+// One loop per four CPUs: on 2 cores one loop with GOMAXPROCS=1 relays a
+// transaction at the least CPU (docs/PERFORMANCE.md), and operators run
+// PgBouncer as about one process per four cores with so_reuseport.
+func (w Workers) N() int {
+	if w == AutoWorkers {
+		return max(1, runtime.NumCPU()/4)
+	}
+	return int(w)
+}
+
+// String is "auto" or the number.
+func (w Workers) String() string {
+	if w == AutoWorkers {
+		return "auto"
+	}
+	return strconv.Itoa(int(w))
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (w Workers) MarshalText() ([]byte, error) { return []byte(w.String()), nil }
+
+// UnmarshalTOML implements toml.Unmarshaler: an integer or "auto".
+func (w *Workers) UnmarshalTOML(v any) error {
+	switch v := v.(type) {
+	case string:
+		if strings.EqualFold(strings.TrimSpace(v), "auto") {
+			*w = AutoWorkers
+			return nil
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil {
+			return fmt.Errorf("workers must be an integer or \"auto\", not %q", v)
+		}
+		*w = Workers(n)
+		if n < 0 {
+			*w = -2 // refused by validation, not taken for "auto"
+		}
+		return nil
+	case int64:
+		if v < 0 || v > math.MaxInt32 {
+			*w = -2
+			return nil
+		}
+		*w = Workers(v)
+		return nil
+	default:
+		return fmt.Errorf("workers must be an integer or \"auto\", not %s", tomlTypeName(v))
 	}
 }

@@ -130,9 +130,8 @@ func (c *Config) problems() []error {
 		ck.add(k("unix_socket_mode"), "%v", err)
 	}
 	ck.atLeast(k("max_client_conn"), c.MaxClientConn, 1)
-	ck.atLeast(k("workers"), c.Workers, 0)
-	if c.Workers > 256 {
-		ck.add(k("workers"), "must be at most 256 (one loop per core is plenty)")
+	if c.Workers != AutoWorkers && (c.Workers < 0 || c.Workers > 256) {
+		ck.add(k("workers"), "must be \"auto\" or from 0 to 256 (one loop per core is plenty), got %d", int(c.Workers))
 	}
 
 	// Authentication and pooling.

@@ -23,6 +23,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"time"
 
@@ -96,6 +97,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer func() { _ = log.Sync() }()
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(defaultGCPercent)
+	}
+	if w := snap.Config.Workers.N(); w > 0 && os.Getenv("GOMAXPROCS") == "" && w < runtime.GOMAXPROCS(0) {
+		// The loops do the relaying: a P more than there are loops only
+		// moves a loop from thread to thread when it sleeps and wakes
+		// (docs/PERFORMANCE.md, "GOMAXPROCS with the loops").
+		runtime.GOMAXPROCS(w)
+		log.Info("GOMAXPROCS set to the number of event loops", zap.Int("gomaxprocs", w))
 	}
 	d := &daemon{path: *cfgPath, log: log, level: level}
 	return d.run(snap)
