@@ -62,7 +62,7 @@ func main() {
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configurations, logs)")
 	flag.StringVar(&o.pgbouncerBin, "pgbouncer", "", "PgBouncer `binary` (default: found in PATH or /usr/sbin, installed with apt-get if missing)")
 	flag.IntVar(&o.pgbouncerProcs, "pgbouncer-procs", 2, "`N` of the \"PgBouncer xN\" target in the -S scenarios with 50 and 1,000 clients: N PgBouncers on one port with so_reuseport, the pool split between them (0 or 1: no such target)")
-	flag.Func("mux-workers", "also run mux with \"workers = N\" in its configuration, one target for each N in this comma-separated `list` (e.g. 1,2), in the -S scenarios with 50 and 1,000 clients (default: none; the key is not written)", func(s string) error {
+	flag.Func("mux-workers", "also run mux with \"workers = N\" in its configuration, one target for each N in this comma-separated `list` (e.g. 0,2; 0 is the goroutine driver), in the -S scenarios with 50 and 1,000 clients (default: none; the key is not written)", func(s string) error {
 		ws, err := parseWorkers(s)
 		o.muxWorkers = ws
 		return err
@@ -80,14 +80,14 @@ func main() {
 	}
 }
 
-// parseWorkers parses -mux-workers: distinct positive integers, separated
-// by commas.
+// parseWorkers parses -mux-workers: distinct integers of at least 0 (0:
+// mux's goroutine driver), separated by commas.
 func parseWorkers(s string) ([]int, error) {
 	var ws []int
 	for _, f := range strings.Split(s, ",") {
 		w, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || w < 1 {
-			return nil, fmt.Errorf("%q is not a positive number of workers", f)
+		if err != nil || w < 0 {
+			return nil, fmt.Errorf("%q is not a number of workers (0 or more)", f)
 		}
 		if slices.Contains(ws, w) {
 			return nil, fmt.Errorf("%d given twice", w)

@@ -25,7 +25,7 @@ func TestParseWorkers(t *testing.T) {
 	if ws, err := parseWorkers("1, 2,4"); err != nil || !slices.Equal(ws, []int{1, 2, 4}) {
 		t.Errorf("parseWorkers(\"1, 2,4\") = %v, %v", ws, err)
 	}
-	for _, bad := range []string{"", "0", "1,,2", "x", "2,2"} {
+	for _, bad := range []string{"", "-1", "1,,2", "x", "2,2"} {
 		if ws, err := parseWorkers(bad); err == nil {
 			t.Errorf("parseWorkers(%q) = %v, want an error", bad, ws)
 		}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -197,4 +199,44 @@ func TestLoopCrossLoopEvents(t *testing.T) {
 
 func isClosed(err error) bool {
 	return errors.Is(err, net.ErrClosed) || err != nil && (strings.Contains(err.Error(), "EOF") || strings.Contains(err.Error(), "closed"))
+}
+
+// In steady state a loop relays a transaction without allocating: the
+// whole test process's allocations are counted while an external pgbench
+// (simple and extended protocol, 10 clients sharing a pool of 4, so that
+// most transactions wait for a server) runs through mux.
+func TestLoopRelayDoesNotAllocate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	m := startMux(t, "workers = 1\npool_mode = \"transaction\"\ndefault_pool_size = 4")
+	script := t.TempDir() + "/select.sql"
+	if err := os.WriteFile(script, []byte("SELECT 1;\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := pgEnv(m.host, m.port, "muxuser", "muxpass", "muxtest")
+	for _, mode := range []string{"simple", "extended"} {
+		args := []string{"-n", "-f", script, "-M", mode, "-c", "10", "-j", "2"}
+		// Warm up: servers connected, buffers and waiters made.
+		if _, stderr, err := runTool(t, time.Minute, "", env, "pgbench", append(args, "-T", "1")...); err != nil {
+			t.Fatalf("pgbench: %v\n%s", err, stderr)
+		}
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		out, stderr, err := runTool(t, time.Minute, "", env, "pgbench", append(args, "-t", "2000")...)
+		runtime.ReadMemStats(&after)
+		if err != nil {
+			t.Fatalf("pgbench: %v\n%s", err, stderr)
+		}
+		if !strings.Contains(out, "number of transactions actually processed: 20000") {
+			t.Fatalf("pgbench did not run 20,000 transactions:\n%s", out)
+		}
+		perTx := float64(after.Mallocs-before.Mallocs) / 20000
+		t.Logf("%s: %.3f allocations per transaction (%d in all)", mode, perTx, after.Mallocs-before.Mallocs)
+		// The background (timers, the sweeper, pgbench's process start
+		// seen through os/exec) allocates a little, whatever the load.
+		if perTx > 0.2 {
+			t.Errorf("%s: %.2f allocations per transaction, want none in steady state", mode, perTx)
+		}
+	}
 }

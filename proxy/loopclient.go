@@ -57,6 +57,9 @@ var (
 	errWaitServer = errors.New("waiting for a server")
 	// errOffload stops processing: the next step may block.
 	errOffload = errors.New("offload to a goroutine")
+	// errInFlight stops processing: the rest of it runs on a goroutine
+	// already (offloadTail).
+	errInFlight = errors.New("processing goes on off the loop")
 )
 
 // loopClient is a loop-driven client's driver state. Fields are owned by
@@ -79,6 +82,13 @@ type loopClient struct {
 	turn     bool    // the wait was handed free capacity: connect
 	sout     *[]byte // server bytes the server's socket did not take yet
 	soutS    *pool.Server
+
+	// The raw read and write steps, bound once (a closure or method value
+	// made per call would allocate), and the write step's state.
+	readStep, writeStep func(fd uintptr)
+	wb                  []byte
+	wn                  int
+	werr                error
 }
 
 // loopDriven reports whether the caller runs on c's loop.
@@ -87,6 +97,7 @@ func (c *clientConn) onLoop() bool { return c.lc != nil && c.lc.onLoop }
 // startLoop hands a logged-in client to its loop.
 func (c *clientConn) startLoop() {
 	c.lc.onLoop = true
+	c.lc.readStep, c.lc.writeStep = c.ctlRead, c.ctlWrite
 	c.lc.loop.post(loopTask{kind: taskAddClient, c: c})
 }
 
@@ -115,11 +126,6 @@ func (c *clientConn) loopProcess() {
 	if c.bp == nil {
 		return
 	}
-	if c.track && c.mayListen() {
-		// LISTEN waits for the notifier's server: not on the loop.
-		c.offload()
-		return
-	}
 	process := c.process
 	if c.track {
 		process = c.processTracked
@@ -134,27 +140,10 @@ func (c *clientConn) loopProcess() {
 		lc.state = lcWaiting
 	case err == errOffload:
 		c.offload()
+	case err == errInFlight:
 	default:
 		c.loopEnd(err)
 	}
-}
-
-// mayListen reports whether the buffered input has a Query or Parse that
-// could be LISTEN or UNLISTEN (the byte filter, as process uses it).
-func (c *clientConn) mayListen() bool {
-	buf := (*c.bp)[c.r:c.w]
-	for len(buf) >= wire.HeaderLen {
-		typ, l := wire.Header(buf)
-		end := min(1+l, len(buf))
-		if l < 4 {
-			return false
-		}
-		if (typ == 'Q' || typ == 'P') && findWords(buf[wire.HeaderLen:end])&wordListen != 0 {
-			return true
-		}
-		buf = buf[end:]
-	}
-	return false
 }
 
 // fillNB reads what the client sent without waiting: syscall.EAGAIN if
@@ -170,7 +159,7 @@ func (c *clientConn) fillNB() error {
 		}
 	}
 	c.nread, c.rerr = 0, nil
-	if err := c.raw.Control(c.ctlRead); err != nil {
+	if err := c.raw.Control(c.lc.readStep); err != nil {
 		return err
 	}
 	if c.nread > 0 {
@@ -235,6 +224,17 @@ func (c *clientConn) offload() {
 	go func() {
 		err := c.offloaded()
 		lc.loop.post(loopTask{kind: taskBack, c: c, err: err})
+	}()
+}
+
+// offloadTail runs the rest of a processing step on a goroutine, which
+// hands the client back when it is done.
+func (c *clientConn) offloadTail(rest func() error) {
+	lc := c.lc
+	lc.state = lcOffloaded
+	lc.onLoop = false
+	go func() {
+		lc.loop.post(loopTask{kind: taskBack, c: c, err: rest()})
 	}()
 }
 
@@ -463,29 +463,16 @@ func (c *clientConn) serverWrite(s *pool.Server, b []byte) error {
 // unlocks wmu (slow true): the caller must not unlock it. s, if not nil,
 // is the server whose reply this is: it is paused until the write is done.
 func (c *clientConn) writeNB(b []byte, s *pool.Server) (slow bool, err error) {
-	var n int
-	var werr error
-	if c.raw == nil {
+	lc := c.lc
+	if c.raw == nil || lc == nil {
 		// TLS: crypto/tls writes block; every reply is finished by a
 		// goroutine.
 		return c.flushLater(b, s), nil
 	}
-	cerr := c.raw.Control(func(fd uintptr) {
-		for n < len(b) {
-			m, e := rawio.Write(fd, b[n:])
-			switch e {
-			case nil:
-				n += m
-				continue
-			case syscall.EINTR:
-				continue
-			case syscall.EAGAIN:
-			default:
-				werr = &net.OpError{Op: "write", Net: "tcp", Err: e}
-			}
-			return
-		}
-	})
+	lc.wb, lc.wn, lc.werr = b, 0, nil
+	cerr := c.raw.Control(lc.writeStep)
+	n, werr := lc.wn, lc.werr
+	lc.wb, lc.werr = nil, nil
 	if cerr != nil {
 		return false, cerr
 	}
@@ -493,6 +480,26 @@ func (c *clientConn) writeNB(b []byte, s *pool.Server) (slow bool, err error) {
 		return false, werr
 	}
 	return c.flushLater(b[n:], s), nil
+}
+
+// ctlWrite is writeNB's step under RawConn.Control: write what the socket
+// takes.
+func (c *clientConn) ctlWrite(fd uintptr) {
+	lc := c.lc
+	for lc.wn < len(lc.wb) {
+		m, e := rawio.Write(fd, lc.wb[lc.wn:])
+		switch e {
+		case nil:
+			lc.wn += m
+			continue
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+		default:
+			lc.werr = &net.OpError{Op: "write", Net: "tcp", Err: e}
+		}
+		return
+	}
 }
 
 // flushLater hands the unwritten rest of a reply, and wmu, to a goroutine,

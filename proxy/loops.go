@@ -26,7 +26,7 @@ func (p *Proxy) pickLoop() *evloop {
 	defer ls.mu.Unlock()
 	if !ls.started {
 		ls.started = true
-		n := p.config().Workers
+		n := p.config().Workers.N()
 		if !loopsSupported {
 			n = 0
 		}

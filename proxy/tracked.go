@@ -496,12 +496,37 @@ func (c *clientConn) processTracked() error {
 	}
 	apply := c.listenApply
 	c.listenApply = nil
+	if apply != nil && c.onLoop() {
+		// LISTEN waits for the notifier's server: the rest runs off the
+		// loop.
+		c.mu.Unlock()
+		c.offloadTracked(s, apply, synth, out, outp, release, pos, ferr)
+		return errInFlight
+	}
+	return c.trackedTail(s, apply, synth, out, outp, release, pos, ferr, true)
+}
+
+// offloadTracked runs trackedTail on a goroutine (a function of its own
+// so that processTracked's variables are not captured, and allocated, on
+// every call).
+func (c *clientConn) offloadTracked(s *pool.Server, apply []listenOp, synth, out []byte, outp *[]byte, release bool, pos int, ferr error) {
+	c.offloadTail(func() error {
+		return c.trackedTail(s, apply, synth, out, outp, release, pos, ferr, false)
+	})
+}
+
+// trackedTail ends processTracked, with c.mu held if locked: the answers
+// mux made, the run to the server, the release of a server taken for
+// nothing.
+func (c *clientConn) trackedTail(s *pool.Server, apply []listenOp, synth, out []byte, outp *[]byte, release bool, pos int, ferr error, locked bool) error {
 	switch {
 	case apply != nil:
 		// LISTEN/UNLISTEN between transactions: nothing from a server is
 		// owed to the client, so the answer may wait, outside every lock,
 		// for Postgres to confirm.
-		c.mu.Unlock()
+		if locked {
+			c.mu.Unlock()
+		}
 		c.p.notifierFor(poolKey{c.database, c.user}, c.pool.Config()).applyAndWait(c, apply)
 		if synth != nil {
 			if werr := c.writeTimed(synth); werr != nil && ferr == nil {
