@@ -30,11 +30,17 @@ type Loop interface {
 // loopState is what the loop that reads a server keeps on it. Owned by that
 // loop's goroutine, except loop and rc, which are set before polling starts.
 type loopState struct {
-	loop   Loop
-	rc     syscall.RawConn
-	readFn func(fd uintptr) // s.rawRead, bound once
-	n      int
-	err    error
+	loop    Loop
+	rc      syscall.RawConn
+	readFn  func(fd uintptr) // s.rawRead, bound once
+	writeFn func(fd uintptr) // s.rawWrite, bound once
+	n       int              // the read step's result
+	err     error            // the read step's error
+	// The write step's state. TryWrite runs on the loop of the client
+	// that holds the server, which need not be the loop that reads it.
+	wb     []byte
+	wn     int
+	werr   error
 	paused bool // a handler asked for back-pressure (Pause)
 	ended  bool // the server failed; done is closed
 }
@@ -61,22 +67,10 @@ func (s *Server) TryWrite(b []byte) (n int, err error) {
 	if s.lp.rc == nil {
 		return len(b), s.Write(b)
 	}
-	cerr := s.lp.rc.Control(func(fd uintptr) {
-		for n < len(b) {
-			m, e := rawio.Write(fd, b[n:])
-			switch e {
-			case nil:
-				n += m
-				continue
-			case syscall.EINTR:
-				continue
-			case syscall.EAGAIN:
-			default:
-				err = &net.OpError{Op: "write", Net: s.network, Err: e}
-			}
-			return
-		}
-	})
+	s.lp.wb, s.lp.wn, s.lp.werr = b, 0, nil
+	cerr := s.lp.rc.Control(s.lp.writeFn)
+	n, err = s.lp.wn, s.lp.werr
+	s.lp.wb, s.lp.werr = nil, nil
 	if cerr != nil {
 		err = cerr
 	}
@@ -86,12 +80,30 @@ func (s *Server) TryWrite(b []byte) (n int, err error) {
 	return n, err
 }
 
+// rawWrite is TryWrite's step under RawConn.Control.
+func (s *Server) rawWrite(fd uintptr) {
+	for s.lp.wn < len(s.lp.wb) {
+		m, e := rawio.Write(fd, s.lp.wb[s.lp.wn:])
+		switch e {
+		case nil:
+			s.lp.wn += m
+			continue
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+		default:
+			s.lp.werr = &net.OpError{Op: "write", Net: s.network, Err: e}
+		}
+		return
+	}
+}
+
 // startReading hands s to a loop, or to a read goroutine of its own.
 func (s *Server) startReading(l Loop) {
 	if l != nil {
 		if rc := rawio.RawConn(s.conn); rc != nil {
 			s.lp.loop, s.lp.rc = l, rc
-			s.lp.readFn = s.rawRead
+			s.lp.readFn, s.lp.writeFn = s.rawRead, s.rawWrite
 			s.rs.bp = wire.GetBuf(wire.SmallBufSize)
 			if l.AddServer(s) {
 				return
