@@ -52,7 +52,9 @@ func (s *Server) Loop() Loop { return s.lp.loop }
 func (s *Server) Token() uint64 { return s.ID }
 
 // Control runs fn with the server's socket (loop-read servers only); an
-// error if it is closed.
+// error if it is closed. A client writes to the server it holds this way
+// without waiting (its own state: a write that ends after the reply has
+// been read and the server handed on must touch nothing of the server's).
 func (s *Server) Control(fn func(fd uintptr)) error {
 	if s.lp.rc == nil {
 		return net.ErrClosed
@@ -60,50 +62,12 @@ func (s *Server) Control(fn func(fd uintptr)) error {
 	return s.lp.rc.Control(fn)
 }
 
-// TryWrite writes what the socket takes now, without waiting: n < len(b)
-// with a nil error means the socket is full. A server read by a goroutine
-// is written the blocking way.
-func (s *Server) TryWrite(b []byte) (n int, err error) {
-	if s.lp.rc == nil {
-		return len(b), s.Write(b)
-	}
-	s.lp.wb, s.lp.wn, s.lp.werr = b, 0, nil
-	cerr := s.lp.rc.Control(s.lp.writeFn)
-	n, err = s.lp.wn, s.lp.werr
-	s.lp.wb, s.lp.werr = nil, nil
-	if cerr != nil {
-		err = cerr
-	}
-	if err != nil {
-		s.MarkBroken()
-	}
-	return n, err
-}
-
-// rawWrite is TryWrite's step under RawConn.Control.
-func (s *Server) rawWrite(fd uintptr) {
-	for s.lp.wn < len(s.lp.wb) {
-		m, e := rawio.Write(fd, s.lp.wb[s.lp.wn:])
-		switch e {
-		case nil:
-			s.lp.wn += m
-			continue
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-		default:
-			s.lp.werr = &net.OpError{Op: "write", Net: s.network, Err: e}
-		}
-		return
-	}
-}
-
 // startReading hands s to a loop, or to a read goroutine of its own.
 func (s *Server) startReading(l Loop) {
 	if l != nil {
 		if rc := rawio.RawConn(s.conn); rc != nil {
 			s.lp.loop, s.lp.rc = l, rc
-			s.lp.readFn, s.lp.writeFn = s.rawRead, s.rawWrite
+			s.lp.readFn = s.rawRead
 			s.rs.bp = wire.GetBuf(wire.SmallBufSize)
 			if l.AddServer(s) {
 				return

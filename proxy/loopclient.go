@@ -89,6 +89,13 @@ type loopClient struct {
 	wb                  []byte
 	wn                  int
 	werr                error
+	// The same for writes to the server (ctlServerWrite): the client's,
+	// not the server's, since the server is the next client's as soon as
+	// its reply has been read.
+	serverStep func(fd uintptr)
+	swb        []byte
+	swn        int
+	swerr      error
 }
 
 // loopDriven reports whether the caller runs on c's loop.
@@ -97,7 +104,7 @@ func (c *clientConn) onLoop() bool { return c.lc != nil && c.lc.onLoop }
 // startLoop hands a logged-in client to its loop.
 func (c *clientConn) startLoop() {
 	c.lc.onLoop = true
-	c.lc.readStep, c.lc.writeStep = c.ctlRead, c.ctlWrite
+	c.lc.readStep, c.lc.writeStep, c.lc.serverStep = c.ctlRead, c.ctlWrite, c.ctlServerWrite
 	c.lc.loop.post(loopTask{kind: taskAddClient, c: c})
 }
 
@@ -446,8 +453,15 @@ func (c *clientConn) serverWrite(s *pool.Server, b []byte) error {
 		*lc.sout = append(*lc.sout, b...)
 		return nil
 	}
-	n, err := s.TryWrite(b)
+	lc.swb, lc.swn, lc.swerr = b, 0, nil
+	cerr := s.Control(lc.serverStep)
+	n, err := lc.swn, lc.swerr
+	lc.swb, lc.swerr = nil, nil
+	if err == nil {
+		err = cerr
+	}
 	if err != nil {
+		s.MarkBroken()
 		return err
 	}
 	if n < len(b) {
@@ -480,6 +494,26 @@ func (c *clientConn) writeNB(b []byte, s *pool.Server) (slow bool, err error) {
 		return false, werr
 	}
 	return c.flushLater(b[n:], s), nil
+}
+
+// ctlServerWrite is serverWrite's step under RawConn.Control: write what
+// the server's socket takes.
+func (c *clientConn) ctlServerWrite(fd uintptr) {
+	lc := c.lc
+	for lc.swn < len(lc.swb) {
+		m, e := rawio.Write(fd, lc.swb[lc.swn:])
+		switch e {
+		case nil:
+			lc.swn += m
+			continue
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+		default:
+			lc.swerr = &net.OpError{Op: "write", Net: "tcp", Err: e}
+		}
+		return
+	}
 }
 
 // ctlWrite is writeNB's step under RawConn.Control: write what the socket
