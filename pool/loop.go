@@ -108,8 +108,8 @@ func (s *Server) ReadReady() (ended bool) {
 	if s.lp.ended {
 		return true
 	}
-	if s.lp.paused {
-		return false
+	if s.lp.paused && !s.broken.Load() {
+		return false // a closed server still ends (PokeServer)
 	}
 	b := s.readSpace()
 	if b == nil {

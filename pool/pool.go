@@ -259,16 +259,17 @@ func (p *Pool) acquire(l waitLimit) (*Server, error) {
 	return p.acquireFrom(l, false)
 }
 
-// AcquireTurn is AcquireTimeout for a caller whose AcquireFunc wait was
-// handed free capacity (nil server, nil error): it may connect even with
-// others queued behind it.
-func (p *Pool) AcquireTurn(d time.Duration) (*Server, error) {
-	var l waitLimit
-	if d > 0 {
-		l.deadline = time.Now().Add(d)
-	}
-	return p.acquireFrom(l, true)
+// AcquireTurn is Acquire for a caller whose AcquireFunc wait was handed
+// free capacity (nil server, nil error): it may connect even with others
+// queued behind it. It waits until deadline (zero: no limit), the one
+// its first wait had.
+func (p *Pool) AcquireTurn(deadline time.Time) (*Server, error) {
+	return p.acquireFrom(waitLimit{deadline: deadline}, true)
 }
+
+// PassTurn hands free capacity that an AcquireFunc waiter was given, and
+// will not use, to the next waiter.
+func (p *Pool) PassTurn() { p.wakeOne() }
 
 func (p *Pool) acquireFrom(l waitLimit, turn bool) (*Server, error) {
 	// turn is set once this caller was woken for free capacity, or failed

@@ -71,7 +71,11 @@ func (c *clientConn) attach() (*pool.Server, error) {
 			// A loop's wait was handed free capacity: connect.
 			c.lc.turn = false
 			start = c.lc.since
-			s, err = c.pool.AcquireTurn(time.Until(start.Add(c.p.config().QueryWaitTimeout.D())))
+			var deadline time.Time
+			if d := c.p.config().QueryWaitTimeout.D(); d > 0 {
+				deadline = start.Add(d)
+			}
+			s, err = c.pool.AcquireTurn(deadline)
 		} else {
 			s, err = c.pool.AcquireTimeout(c.p.config().QueryWaitTimeout.D())
 		}

@@ -462,22 +462,6 @@ func (c *clientConn) terminate() {
 	c.wake()
 }
 
-// sendLocked writes a reply mux made itself, with c.wmu held; it unlocks
-// wmu. On the loop the write never blocks (writeNB).
-func (c *clientConn) sendLocked(b []byte) error {
-	if c.onLoop() {
-		slow, err := c.writeNB(b, nil)
-		if !slow {
-			c.wmu.Unlock()
-		}
-		return err
-	}
-	c.armWriteDeadline()
-	_, err := c.writeLocked(b)
-	c.wmu.Unlock()
-	return err
-}
-
 // finish ends a session: reports err to the client if it is one mux can
 // phrase, and returns or closes the server the client held.
 func (c *clientConn) finish(err error) {

@@ -127,7 +127,9 @@ func (l *evloop) loop() {
 	step := func(fd uintptr) bool {
 		for !stop {
 			n, _, e := syscall.RawSyscall6(syscall.SYS_EPOLL_PWAIT, fd, uintptr(unsafe.Pointer(&l.events[0])), uintptr(len(l.events)), 0, 0, 0)
-			if e != 0 && e != syscall.EINTR {
+			if e == syscall.EINTR {
+				n = 0
+			} else if e != 0 {
 				l.log.Error("epoll_pwait failed", zap.Error(e))
 				stop = true
 				break

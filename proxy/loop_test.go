@@ -8,9 +8,11 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 )
 
@@ -239,4 +241,80 @@ func TestLoopRelayDoesNotAllocate(t *testing.T) {
 			t.Errorf("%s: %.2f allocations per transaction, want none in steady state", mode, perTx)
 		}
 	}
+}
+
+// A client whose notifications fill its socket (the notifier's writer then
+// holds the client's write lock in a blocking write) sends a query: its
+// reply reaches the loop, which must queue it rather than wait for the
+// lock, so the loop's other clients carry on; the client gets its reply
+// once it reads.
+func TestLoopNotifierWriteStallsNobody(t *testing.T) {
+	m := startMux(t, "workers = 1\npool_mode = \"transaction\"\nclient_write_timeout = \"20s\"")
+	ctx := context.Background()
+	// A small receive buffer, set before connecting: shrinking it on a
+	// connection that advertised a larger window stalls TCP itself.
+	stuck := dialRawWith(t, m, &net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		return rc.Control(func(fd uintptr) {
+			_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 16384)
+		})
+	}})
+	stuck.fe.Send(&pgproto3.Query{String: "LISTEN big"})
+	if err := stuck.fe.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	stuck.expect(t, "CommandComplete", "ReadyForQuery")
+	sender := m.connect(t)
+	if _, err := sender.Exec(ctx, "SELECT pg_notify('big', g::text || ' ' || repeat('x', 7900)) FROM generate_series(1, 1000) g"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(700 * time.Millisecond) // the notifications fill the socket
+	stuck.fe.Send(&pgproto3.Query{String: "SELECT 'the reply'::text"})
+	if err := stuck.fe.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+
+	serveOthers(t, m, 20, 5*time.Second)
+
+	// The stuck client reads: notifications, and its reply.
+	_ = stuck.conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+	notes, replied := 0, false
+	for !replied || notes < 1000 {
+		msg, err := stuck.fe.Receive()
+		if err != nil {
+			t.Fatalf("after %d notifications (reply seen: %v): %v", notes, replied, err)
+		}
+		switch msg := msg.(type) {
+		case *pgproto3.NotificationResponse:
+			notes++
+		case *pgproto3.DataRow:
+			if string(msg.Values[0]) != "the reply" {
+				t.Fatalf("reply %q", msg.Values[0])
+			}
+		case *pgproto3.ReadyForQuery:
+			replied = true
+		}
+	}
+}
+
+// dialRawWith is dialRaw (muxuser) with the client's socket made by d.
+func dialRawWith(t *testing.T, m *testMux, d *net.Dialer) *rawClient {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cfg, err := pgconn.ParseConfig(m.dsn("muxuser", "muxpass", "muxtest"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DialFunc = d.DialContext
+	pc, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc, err := pc.Hijack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { hc.Conn.Close() })
+	return &rawClient{conn: hc.Conn, fe: hc.Frontend}
 }

@@ -72,9 +72,14 @@ type loopClient struct {
 	// onLoop is true while the loop runs the client's input; false while
 	// an offloaded goroutine does (set before it starts, reset on taskBack).
 	onLoop bool
-	// flushing is set while a goroutine finishes a write the client's
-	// socket did not take (any goroutine may read it).
+	// flushing is set while replies wait in out for a goroutine to write
+	// them (any goroutine may read it; clientout.go).
 	flushing atomic.Bool
+	out      outQueue
+	// soutBusy is set while sout holds bytes for the client's server:
+	// a reply that looks like a clean end then must not pool the server
+	// (a COPY refused mid-stream), read by the server's loop.
+	soutBusy atomic.Bool
 	waiter   *pool.Waiter
 	ticket   gateTicket // held from the gate through the wait
 	since    time.Time  // when the wait for a server began
@@ -98,8 +103,12 @@ type loopClient struct {
 	swerr      error
 }
 
-// loopDriven reports whether the caller runs on c's loop.
+// onLoop reports whether the caller runs c's input on c's loop.
 func (c *clientConn) onLoop() bool { return c.lc != nil && c.lc.onLoop }
+
+// loopDriven reports whether an event loop drives c (else a goroutine
+// does; c.lc may still hold its output queue).
+func (c *clientConn) loopDriven() bool { return c.lc != nil && c.lc.loop != nil }
 
 // startLoop hands a logged-in client to its loop.
 func (c *clientConn) startLoop() {
@@ -261,10 +270,23 @@ func (c *clientConn) offloaded() error {
 		lc.soutS = nil
 		err := s.Write(*bp)
 		wire.PutBuf(bp)
+		lc.soutBusy.Store(false)
 		if err != nil {
 			return wire.Fatal(wire.CodeConnectionFailure, "server connection lost: %v", err)
 		}
 	}
+	err := c.offloadedInput()
+	if lc.turn {
+		// Handed free capacity it did not use (answered without a server,
+		// or ended): the next waiter may connect instead.
+		lc.turn = false
+		c.pool.PassTurn()
+	}
+	return err
+}
+
+// offloadedInput runs the buffered input on the offload's goroutine.
+func (c *clientConn) offloadedInput() error {
 	if c.bp == nil {
 		return nil
 	}
@@ -348,8 +370,11 @@ func (c *clientConn) loopGranted(s *pool.Server, err error) {
 	lc := c.lc
 	if lc.state != lcWaiting {
 		// Ended meanwhile: what it was handed goes back.
-		if s != nil {
+		switch {
+		case s != nil:
 			c.pool.Release(s)
+		case err == nil:
+			c.pool.PassTurn()
 		}
 		return
 	}
@@ -423,22 +448,37 @@ func (c *clientConn) loopEnd(err error) {
 		c.loopMask(true)
 	}
 	lc.loop.forget(c)
-	if bp := lc.sout; bp != nil {
-		lc.sout = nil
-		wire.PutBuf(bp)
-	}
+	sout, soutS := lc.sout, lc.soutS
+	lc.sout, lc.soutS = nil, nil
 	if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
 		err = io.EOF
 	}
-	go c.end(err)
+	go func() {
+		if sout != nil {
+			// What the client sent before it left (a COMMIT, say) still
+			// reaches its server, as with the goroutine driver.
+			_ = soutS.Write(*sout)
+			wire.PutBuf(sout)
+			lc.soutBusy.Store(false)
+		}
+		c.end(err)
+	}()
 }
 
 // loopFlushed runs once a slow write has finished: the client is read
 // again.
 func (c *clientConn) loopFlushed() {
 	lc := c.lc
-	if lc.state == lcReading && lc.masked {
+	if lc.state != lcReading || lc.flushing.Load() {
+		return
+	}
+	if lc.masked {
 		c.loopMask(false)
+	}
+	if lc.state == lcReading {
+		// Input read before the flush (a grant may have come meanwhile)
+		// may hold whole messages; the socket may say nothing more.
+		c.loopProcess()
 	}
 }
 
@@ -446,8 +486,20 @@ func (c *clientConn) loopFlushed() {
 // not take at once is kept (lc.sout) and finished by an offload.
 func (c *clientConn) serverWrite(s *pool.Server, b []byte) error {
 	lc := c.lc
-	if lc == nil || !lc.onLoop || s.Loop() == nil {
+	if lc == nil || !lc.onLoop {
 		return s.Write(b)
+	}
+	if s.Loop() == nil {
+		// A server read by a goroutine (TLS to Postgres) has no raw
+		// socket: its write may block, so it is finished off the loop.
+		if lc.sout == nil {
+			lc.sout = wire.GetBuf(len(b))
+			*lc.sout = (*lc.sout)[:0]
+			lc.soutS = s
+			lc.soutBusy.Store(true)
+		}
+		*lc.sout = append(*lc.sout, b...)
+		return nil
 	}
 	if lc.sout != nil {
 		*lc.sout = append(*lc.sout, b...)
@@ -468,32 +520,9 @@ func (c *clientConn) serverWrite(s *pool.Server, b []byte) error {
 		bp := wire.GetBuf(len(b) - n)
 		*bp = append((*bp)[:0], b[n:]...)
 		lc.sout, lc.soutS = bp, s
+		lc.soutBusy.Store(true)
 	}
 	return nil
-}
-
-// writeNB writes a reply to the client from the loop, with c.wmu held. If
-// the socket does not take all of it, a goroutine finishes the write and
-// unlocks wmu (slow true): the caller must not unlock it. s, if not nil,
-// is the server whose reply this is: it is paused until the write is done.
-func (c *clientConn) writeNB(b []byte, s *pool.Server) (slow bool, err error) {
-	lc := c.lc
-	if c.raw == nil || lc == nil {
-		// TLS: crypto/tls writes block; every reply is finished by a
-		// goroutine.
-		return c.flushLater(b, s), nil
-	}
-	lc.wb, lc.wn, lc.werr = b, 0, nil
-	cerr := c.raw.Control(lc.writeStep)
-	n, werr := lc.wn, lc.werr
-	lc.wb, lc.werr = nil, nil
-	if cerr != nil {
-		return false, cerr
-	}
-	if werr != nil || n == len(b) {
-		return false, werr
-	}
-	return c.flushLater(b[n:], s), nil
 }
 
 // ctlServerWrite is serverWrite's step under RawConn.Control: write what
@@ -533,40 +562,6 @@ func (c *clientConn) ctlWrite(fd uintptr) {
 			lc.werr = &net.OpError{Op: "write", Net: "tcp", Err: e}
 		}
 		return
-	}
-}
-
-// flushLater hands the unwritten rest of a reply, and wmu, to a goroutine,
-// pausing s (if not nil) until it is written.
-func (c *clientConn) flushLater(b []byte, s *pool.Server) bool {
-	rest := wire.GetBuf(len(b))
-	*rest = append((*rest)[:0], b...)
-	if c.lc != nil {
-		c.lc.flushing.Store(true)
-	}
-	if s != nil && s.Loop() != nil {
-		s.Pause()
-	}
-	go c.flush(rest, s)
-	return true
-}
-
-// flush finishes a slow write (wmu held, handed over by writeNB), bounded
-// by client_write_timeout.
-func (c *clientConn) flush(rest *[]byte, s *pool.Server) {
-	c.armWriteDeadline()
-	_, err := c.writeLocked(*rest)
-	c.wmu.Unlock()
-	wire.PutBuf(rest)
-	if s != nil && s.Loop() != nil {
-		s.Loop().(*evloop).post(loopTask{kind: taskResumeServer, s: s})
-	}
-	if c.lc != nil {
-		c.lc.flushing.Store(false)
-		c.lc.loop.post(loopTask{kind: taskFlushed, c: c})
-	}
-	if err != nil {
-		c.terminate()
 	}
 }
 

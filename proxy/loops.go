@@ -24,6 +24,28 @@ func (p *Proxy) pickLoop() *evloop {
 	ls := &p.loops
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
+	ls.startLocked(p)
+	if len(ls.all) == 0 {
+		return nil
+	}
+	l := ls.all[ls.next%uint32(len(ls.all))]
+	ls.next++
+	return l
+}
+
+// loopsOn reports whether mux relays with event loops (decided once, at
+// the first client or pool: workers is read at start only).
+func (p *Proxy) loopsOn() bool {
+	ls := &p.loops
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	ls.startLocked(p)
+	return len(ls.all) > 0
+}
+
+// startLocked starts the loops the configuration asks for, once. ls.mu
+// held.
+func (ls *loops) startLocked(p *Proxy) {
 	if !ls.started {
 		ls.started = true
 		n := p.config().Workers.N()
@@ -39,12 +61,6 @@ func (p *Proxy) pickLoop() *evloop {
 			ls.all = append(ls.all, l)
 		}
 	}
-	if len(ls.all) == 0 {
-		return nil
-	}
-	l := ls.all[ls.next%uint32(len(ls.all))]
-	ls.next++
-	return l
 }
 
 // serverLoop picks the loop that reads a new server (pool.SetLoops).

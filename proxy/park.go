@@ -109,7 +109,7 @@ func (c *clientConn) resume() {
 // can end it (terminate, idle timeout). A session that is not parked is
 // left to its goroutine.
 func (c *clientConn) wake() {
-	if c.lc != nil {
+	if c.loopDriven() {
 		c.lc.loop.post(loopTask{kind: taskWake, c: c})
 		return
 	}
@@ -174,7 +174,7 @@ func (p *Proxy) sweepLoop(stop <-chan struct{}, done chan<- struct{}) {
 			c.idleSeen = free
 			expired := !c.idleDeadline.IsZero() && !now.Before(c.idleDeadline)
 			c.mu.Unlock()
-			if c.lc != nil {
+			if c.loopDriven() {
 				// The loop holds an idle client at no cost; an expired
 				// deadline is its to act on.
 				if expired {
@@ -214,7 +214,7 @@ func (p *Proxy) sweepLoop(stop <-chan struct{}, done chan<- struct{}) {
 func (p *Proxy) ParkedClients() int {
 	n := p.poller.count()
 	for _, c := range p.loggedInClients(nil) {
-		if c.lc == nil {
+		if !c.loopDriven() {
 			continue
 		}
 		c.mu.Lock()

@@ -329,7 +329,7 @@ func (p *Proxy) poolFor(dbName string, db config.Database, user string, u *userE
 	}
 	pl := pool.New(p.poolConfig(p.snapshot(), db, user, u),
 		p.log.Named("pool").With(zap.String("database", dbName), zap.String("user", user)))
-	if p.config().Workers.N() > 0 && loopsSupported {
+	if p.loopsOn() {
 		pl.SetLoops(p.serverLoop)
 	}
 	p.pools[key] = pl

@@ -82,6 +82,11 @@ func (c *clientConn) serverData(s *pool.Server, data []byte, ev *pool.Events, on
 	case !clean || c.mode == config.PoolModeSession:
 	case c.txStatus == 'I':
 		release = true
+		if c.lc != nil && c.lc.soutBusy.Load() {
+			// Client bytes for this server still wait to be written
+			// (a COPY the server refused mid-stream): not reusable.
+			s.MarkBroken()
+		}
 	case c.mode == config.PoolModeStatement:
 		abort = true
 		// Refused before it sees ReadyForQuery 'T', the client cannot send
@@ -113,28 +118,18 @@ func (c *clientConn) serverData(s *pool.Server, data []byte, ev *pool.Events, on
 	idleInTx := !detach && !check && ev.Ready > 0 && c.pending == 0
 	// Take the write lock before letting go of mu: replies reach the
 	// client in the order mu saw them (see trackServerData).
-	c.wmu.Lock()
-	c.mu.Unlock()
 	var werr error
-	slow := false
 	if len(out) > 0 {
-		if onLoop {
-			// The rest of a write the socket does not take is finished
-			// by a goroutine, which unlocks wmu; s is paused meanwhile
-			// unless it is let go of now.
-			var held *pool.Server
-			if !detach && !check {
-				held = s
-			}
-			slow, werr = c.writeNB(out, held)
-		} else {
-			c.armWriteDeadline()
-			_, werr = c.writeLocked(out)
+		// On the loop what the client does not take now waits in its
+		// output queue, and s (unless let go of now) is paused meanwhile.
+		var held *pool.Server
+		if !detach && !check {
+			held = s
 		}
+		werr = c.sendOrdered(out, held, onLoop)
 		c.stats.bytesOut.Add(int64(len(out)))
-	}
-	if !slow {
-		c.wmu.Unlock()
+	} else {
+		c.mu.Unlock()
 	}
 	if bp != nil {
 		wire.PutBuf(bp)

@@ -61,12 +61,16 @@ func (p *Proxy) serveConn(conn net.Conn) {
 		return
 	}
 	c.user, c.database = st.user, st.database
-	if !isAdminDatabase(c.database) && rawio.RawConn(c.conn) != nil {
+	if !isAdminDatabase(c.database) && rawio.RawConn(c.conn) != nil && s.cfg.ServerTLSSSLMode == "disable" {
 		// The driver is chosen before login registers the client, so
 		// that whoever finds it there (KILL, the sweeper) sees which.
 		if l := p.pickLoop(); l != nil {
 			c.lc = &loopClient{loop: l}
 		}
+	} else if !isAdminDatabase(c.database) && p.loopsOn() {
+		// A TLS client relays on a goroutine, but its servers' replies
+		// come from loops, which write through its output queue.
+		c.lc = &loopClient{}
 	}
 	if err := c.login(s, st); err != nil {
 		c.loginFailed(err)
@@ -88,7 +92,7 @@ func (p *Proxy) serveConn(conn net.Conn) {
 func (c *clientConn) serveRelay(accepted net.Conn) {
 	c.accepted = accepted
 	c.startRelay()
-	if c.lc != nil {
+	if c.loopDriven() {
 		c.startLoop()
 		return
 	}
@@ -350,6 +354,17 @@ func (c *clientConn) writeTimed(b []byte) error {
 // writeLocked sends bytes to the client; c.wmu must be held. A plain socket
 // is written with raw system calls (package rawio says why).
 func (c *clientConn) writeLocked(b []byte) (int, error) {
+	if c.lc != nil {
+		// Replies a loop queued (clientout.go) go first.
+		if err := c.writeQueued(); err != nil {
+			return 0, err
+		}
+	}
+	return c.writeRaw(b)
+}
+
+// writeRaw is writeLocked without the output queue.
+func (c *clientConn) writeRaw(b []byte) (int, error) {
 	if c.wr == nil && c.raw != nil {
 		// Made on first use: a client that only idles never pays for it.
 		c.wr = rawio.NewWriter(c.raw)

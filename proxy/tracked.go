@@ -534,9 +534,7 @@ func (c *clientConn) trackedTail(s *pool.Server, apply []listenOp, synth, out []
 			}
 		}
 	case synth != nil:
-		c.wmu.Lock()
-		c.mu.Unlock()
-		werr := c.sendLocked(synth)
+		werr := c.sendOrdered(synth, nil, c.onLoop())
 		if werr != nil && ferr == nil {
 			ferr = werr
 		}

@@ -21,9 +21,7 @@ func (c *clientConn) answerWithoutServer() bool {
 	}
 	// The write lock before letting go of mu, as in ServerData: the
 	// answer is written outside mu.
-	c.wmu.Lock()
-	c.mu.Unlock()
-	if err := c.sendLocked(out); err != nil {
+	if err := c.sendOrdered(out, nil, c.onLoop()); err != nil {
 		c.mu.Lock()
 		c.gone = true
 		c.mu.Unlock()
