@@ -199,17 +199,24 @@ func (c *clientConn) rawRead(fd uintptr) bool {
 	}
 }
 
+// compactInput makes room at the end of the input buffer for the next
+// read.
+func (c *clientConn) compactInput() {
+	if c.bp == nil {
+		return
+	}
+	buf := *c.bp
+	if c.r == c.w {
+		c.r, c.w = 0, 0
+	} else if c.w == len(buf) && c.r > 0 {
+		c.w = copy(buf, buf[c.r:c.w])
+		c.r = 0
+	}
+}
+
 // fill reads more client bytes into the input buffer.
 func (c *clientConn) fill() error {
-	if c.bp != nil {
-		buf := *c.bp
-		if c.r == c.w {
-			c.r, c.w = 0, 0
-		} else if c.w == len(buf) && c.r > 0 {
-			c.w = copy(buf, buf[c.r:c.w])
-			c.r = 0
-		}
-	}
+	c.compactInput()
 	if c.raw != nil {
 		c.nread, c.rerr = 0, nil
 		if err := c.raw.Read(c.readFn); err != nil {

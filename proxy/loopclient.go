@@ -165,15 +165,7 @@ func (c *clientConn) loopProcess() {
 // fillNB reads what the client sent without waiting: syscall.EAGAIN if
 // nothing.
 func (c *clientConn) fillNB() error {
-	if c.bp != nil {
-		buf := *c.bp
-		if c.r == c.w {
-			c.r, c.w = 0, 0
-		} else if c.w == len(buf) && c.r > 0 {
-			c.w = copy(buf, buf[c.r:c.w])
-			c.r = 0
-		}
-	}
+	c.compactInput()
 	c.nread, c.rerr = 0, nil
 	if err := c.raw.Control(c.lc.readStep); err != nil {
 		return err
@@ -529,39 +521,19 @@ func (c *clientConn) serverWrite(s *pool.Server, b []byte) error {
 // the server's socket takes.
 func (c *clientConn) ctlServerWrite(fd uintptr) {
 	lc := c.lc
-	for lc.swn < len(lc.swb) {
-		m, e := rawio.Write(fd, lc.swb[lc.swn:])
-		switch e {
-		case nil:
-			lc.swn += m
-			continue
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-		default:
-			lc.swerr = &net.OpError{Op: "write", Net: "tcp", Err: e}
-		}
-		return
+	lc.swn, lc.swerr = rawio.WriteAvailable(fd, lc.swb)
+	if lc.swerr != nil {
+		lc.swerr = &net.OpError{Op: "write", Net: "tcp", Err: lc.swerr}
 	}
 }
 
-// ctlWrite is writeNB's step under RawConn.Control: write what the socket
-// takes.
+// ctlWrite is tryWrite's step under RawConn.Control: write what the
+// client's socket takes.
 func (c *clientConn) ctlWrite(fd uintptr) {
 	lc := c.lc
-	for lc.wn < len(lc.wb) {
-		m, e := rawio.Write(fd, lc.wb[lc.wn:])
-		switch e {
-		case nil:
-			lc.wn += m
-			continue
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-		default:
-			lc.werr = &net.OpError{Op: "write", Net: "tcp", Err: e}
-		}
-		return
+	lc.wn, lc.werr = rawio.WriteAvailable(fd, lc.wb)
+	if lc.werr != nil {
+		lc.werr = &net.OpError{Op: "write", Net: "tcp", Err: lc.werr}
 	}
 }
 

@@ -150,3 +150,21 @@ func RawConn(conn net.Conn) syscall.RawConn {
 	}
 	return rc
 }
+
+// WriteAvailable writes as much of b as the non-blocking descriptor takes
+// now: n < len(b) with a nil error means the socket is full (EAGAIN).
+func WriteAvailable(fd uintptr, b []byte) (n int, err error) {
+	for n < len(b) {
+		m, e := Write(fd, b[n:])
+		switch e {
+		case nil:
+			n += m
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return n, nil
+		default:
+			return n, e
+		}
+	}
+	return n, nil
+}
