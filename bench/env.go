@@ -381,7 +381,7 @@ func (e *env) startProxy(ctx context.Context, t target, n int) (*proxy, error) {
 		}
 	case kindMux:
 		conf := filepath.Join(dir, "mux.toml")
-		if err := os.WriteFile(conf, []byte(e.muxConfig(port, t.workers)), 0o600); err != nil {
+		if err := os.WriteFile(conf, []byte(e.muxConfig(port, t.workers, t.workersKey)), 0o600); err != nil {
 			return nil, err
 		}
 		if err := p.start(exec.Command(e.muxBin, "-config", conf), dir, filepath.Join(dir, "mux.log"), os.Interrupt); err != nil {
@@ -513,8 +513,8 @@ func (e *env) pgbouncerIni(port int, userlist string, pool int, reuseport bool) 
 	return b.String()
 }
 
-// muxConfig is mux's configuration; workers > 0 writes the workers key.
-func (e *env) muxConfig(port, workers int) string {
+// muxConfig is mux's configuration; with key, the workers key is written.
+func (e *env) muxConfig(port, workers int, key bool) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# written by bench: shipped defaults plus what equivalence with PgBouncer needs\n")
 	fmt.Fprintf(&b, "listen = [\"127.0.0.1:%d\"]\n", port)
@@ -522,7 +522,7 @@ func (e *env) muxConfig(port, workers int) string {
 	fmt.Fprintf(&b, "auth_type = \"scram-sha-256\"\n")
 	fmt.Fprintf(&b, "pool_mode = \"transaction\"\n")
 	fmt.Fprintf(&b, "default_pool_size = %d\n", poolSize)
-	if workers > 0 {
+	if key {
 		fmt.Fprintf(&b, "workers = %d\n", workers)
 	}
 	fmt.Fprintf(&b, "http_listen = \"\"\n\n")
@@ -537,7 +537,7 @@ func (e *env) muxConfig(port, workers int) string {
 func (e *env) checkMuxWorkers(ctx context.Context, workers []int) error {
 	for _, w := range workers {
 		conf := filepath.Join(e.tmp, fmt.Sprintf("check-workers-%d.toml", w))
-		if err := os.WriteFile(conf, []byte(e.muxConfig(1, w)), 0o600); err != nil {
+		if err := os.WriteFile(conf, []byte(e.muxConfig(1, w, true)), 0o600); err != nil {
 			return err
 		}
 		out, err := exec.CommandContext(ctx, e.muxBin, "-check-config", conf).CombinedOutput()

@@ -42,6 +42,8 @@ type target struct {
 	// workers is written to mux's configuration as `workers`; 0 leaves the
 	// key out (mux builds that predate it reject it).
 	workers int
+	// workersKey: workers is written (a -mux-workers target), 0 included.
+	workersKey bool
 	// scalingOnly targets run only in the scenarios marked scaling.
 	scalingOnly bool
 }
@@ -65,7 +67,7 @@ func targetsOf(o options) []target {
 	ts = append(ts, target{key: sysMux, title: "mux", kind: kindMux})
 	for _, w := range o.muxWorkers {
 		ts = append(ts, target{key: fmt.Sprintf("mux-workers-%d", w), title: fmt.Sprintf("mux workers=%d", w),
-			kind: kindMux, workers: w, scalingOnly: true})
+			kind: kindMux, workers: w, workersKey: true, scalingOnly: true})
 	}
 	return ts
 }
