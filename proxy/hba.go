@@ -6,7 +6,6 @@ import (
 	"net"
 	"os/user"
 	"strconv"
-	"syscall"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
@@ -120,21 +119,13 @@ func (c *clientConn) authPeer(name string, u *userEntry) error {
 	if !ok {
 		return wire.Fatal(wire.CodeInvalidAuthorization, "peer authentication failed for user %s: not a Unix-socket connection", quote(name))
 	}
-	raw, err := uc.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var cred *syscall.Ucred
-	var credErr error
-	_ = raw.Control(func(fd uintptr) {
-		cred, credErr = syscall.GetsockoptUcred(int(fd), syscall.SOL_SOCKET, syscall.SO_PEERCRED)
-	})
+	uid, credErr := peerUID(uc)
 	if credErr != nil {
 		return wire.Fatal(wire.CodeInvalidAuthorization, "peer authentication failed for user %s: %v", quote(name), credErr)
 	}
-	osUser, err := user.LookupId(strconv.Itoa(int(cred.Uid)))
+	osUser, err := user.LookupId(strconv.Itoa(int(uid)))
 	if err != nil {
-		return wire.Fatal(wire.CodeInvalidAuthorization, "peer authentication failed for user %s: local user with ID %d does not exist", quote(name), cred.Uid)
+		return wire.Fatal(wire.CodeInvalidAuthorization, "peer authentication failed for user %s: local user with ID %d does not exist", quote(name), uid)
 	}
 	if osUser.Username != name {
 		return wire.Fatal(wire.CodeInvalidAuthorization, "Peer authentication failed for user %s: the connecting process runs as %s", quote(name), quote(osUser.Username))
