@@ -110,10 +110,19 @@ func (c *clientConn) onLoop() bool { return c.lc != nil && c.lc.onLoop }
 // does; c.lc may still hold its output queue).
 func (c *clientConn) loopDriven() bool { return c.lc != nil && c.lc.loop != nil }
 
+// newLoopClient returns the loop state of a client that loop l drives, or,
+// with l nil, of one that only has the output queue (its servers may be
+// read by loops: TLS clients, clients of servers reached over TLS that
+// fell back to plain TCP).
+func (c *clientConn) newLoopClient(l *evloop) *loopClient {
+	lc := &loopClient{loop: l}
+	lc.readStep, lc.writeStep, lc.serverStep = c.ctlRead, c.ctlWrite, c.ctlServerWrite
+	return lc
+}
+
 // startLoop hands a logged-in client to its loop.
 func (c *clientConn) startLoop() {
 	c.lc.onLoop = true
-	c.lc.readStep, c.lc.writeStep, c.lc.serverStep = c.ctlRead, c.ctlWrite, c.ctlServerWrite
 	c.lc.loop.post(loopTask{kind: taskAddClient, c: c})
 }
 

@@ -65,12 +65,12 @@ func (p *Proxy) serveConn(conn net.Conn) {
 		// The driver is chosen before login registers the client, so
 		// that whoever finds it there (KILL, the sweeper) sees which.
 		if l := p.pickLoop(); l != nil {
-			c.lc = &loopClient{loop: l}
+			c.lc = c.newLoopClient(l)
 		}
 	} else if !isAdminDatabase(c.database) && p.loopsOn() {
 		// A TLS client relays on a goroutine, but its servers' replies
 		// come from loops, which write through its output queue.
-		c.lc = &loopClient{}
+		c.lc = c.newLoopClient(nil)
 	}
 	if err := c.login(s, st); err != nil {
 		c.loginFailed(err)
