@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 )
 
@@ -253,7 +252,7 @@ func TestLoopNotifierWriteStallsNobody(t *testing.T) {
 	ctx := context.Background()
 	// A small receive buffer, set before connecting: shrinking it on a
 	// connection that advertised a larger window stalls TCP itself.
-	stuck := dialRawWith(t, m, &net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+	stuck := dialRawWith(t, m, "muxuser", "muxpass", "muxtest", &net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
 		return rc.Control(func(fd uintptr) {
 			_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 16384)
 		})
@@ -295,26 +294,4 @@ func TestLoopNotifierWriteStallsNobody(t *testing.T) {
 			replied = true
 		}
 	}
-}
-
-// dialRawWith is dialRaw (muxuser) with the client's socket made by d.
-func dialRawWith(t *testing.T, m *testMux, d *net.Dialer) *rawClient {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	cfg, err := pgconn.ParseConfig(m.dsn("muxuser", "muxpass", "muxtest"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.DialFunc = d.DialContext
-	pc, err := pgconn.ConnectConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hc, err := pc.Hijack()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { hc.Conn.Close() })
-	return &rawClient{conn: hc.Conn, fe: hc.Frontend}
 }

@@ -214,35 +214,17 @@ func (c *clientConn) loopMask(on bool) {
 
 // loopResume puts a client back to reading after a wait or an offload.
 func (c *clientConn) loopResume() {
-	lc := c.lc
-	lc.state = lcReading
+	c.lc.state = lcReading
 	if c.isGone() {
 		// Terminated meanwhile: its socket left the set unheard.
 		c.loopEnd(net.ErrClosed)
 		return
 	}
-	if lc.flushing.Load() {
-		return // loopFlushed resumes it
-	}
-	if lc.masked {
-		c.loopMask(false)
-	}
-	if lc.state == lcReading {
-		// Input read before the wait may hold more whole messages.
-		c.loopProcess()
-	}
+	c.loopFlushed()
 }
 
 // offload runs the client's next steps on a goroutine.
-func (c *clientConn) offload() {
-	lc := c.lc
-	lc.state = lcOffloaded
-	lc.onLoop = false
-	go func() {
-		err := c.offloaded()
-		lc.loop.post(loopTask{kind: taskBack, c: c, err: err})
-	}()
-}
+func (c *clientConn) offload() { c.offloadTail(c.offloaded) }
 
 // offloadTail runs the rest of a processing step on a goroutine, which
 // hands the client back when it is done.
@@ -466,12 +448,12 @@ func (c *clientConn) loopEnd(err error) {
 	}()
 }
 
-// loopFlushed runs once a slow write has finished: the client is read
-// again.
+// loopFlushed reads a reading client again once nothing it is owed waits
+// to be written (after a flush, a wait or an offload).
 func (c *clientConn) loopFlushed() {
 	lc := c.lc
 	if lc.state != lcReading || lc.flushing.Load() {
-		return
+		return // a flush under way calls again when it ends
 	}
 	if lc.masked {
 		c.loopMask(false)

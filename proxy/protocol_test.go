@@ -325,9 +325,23 @@ type rawClient struct {
 // dialRaw logs in through mux with pgconn and takes over the connection.
 func dialRaw(t *testing.T, m *testMux, user, password, db string) *rawClient {
 	t.Helper()
+	return dialRawWith(t, m, user, password, db, nil)
+}
+
+// dialRawWith is dialRaw with the client's socket made by d (nil: the
+// default dialer).
+func dialRawWith(t *testing.T, m *testMux, user, password, db string, d *net.Dialer) *rawClient {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	pc, err := pgconn.Connect(ctx, m.dsn(user, password, db))
+	cfg, err := pgconn.ParseConfig(m.dsn(user, password, db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d != nil {
+		cfg.DialFunc = d.DialContext
+	}
+	pc, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
