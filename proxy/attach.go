@@ -127,7 +127,8 @@ func (c *clientConn) adopt(s *pool.Server, start time.Time) (*pool.Server, error
 		c.mu.Unlock()
 	}
 	c.mu.Lock()
-	c.server, c.pending, c.dirty, c.txStatus = s, 0, false, 'I'
+	c.server = s
+	c.core.Attached()
 	c.idleSeen = false
 	c.queue, c.qhead, c.sskip = c.queue[:0], 0, 0
 	c.mu.Unlock()

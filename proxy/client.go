@@ -12,10 +12,10 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/muxpg/mux/config"
 	"github.com/muxpg/mux/internal/rawio"
 	"github.com/muxpg/mux/internal/wire"
 	"github.com/muxpg/mux/pool"
+	"github.com/muxpg/mux/session"
 	"github.com/muxpg/mux/sqllex"
 )
 
@@ -34,7 +34,6 @@ type clientConn struct {
 	// Set during login, read-only afterwards.
 	user, database string
 	key            cancelKey
-	mode           string // config.PoolMode*
 	pool           *pool.Pool
 	reg            *stmtRegistry // the pool's prepared statements
 	stats          *poolStats    // the pool's totals
@@ -49,26 +48,20 @@ type clientConn struct {
 	wr     *rawio.Writer         // raw writes to conn, made at the first write after login (guarded by wmu)
 	bp     *[]byte               // input buffer; nil while idle
 	r, w   int                   // unprocessed input is (*bp)[r:w]
-	stream int                   // bytes of a passed-through message still to come
+	fr     session.Framer        // frames the input
 	nread  int
 	rerr   error
 
-	mu       sync.Mutex // guards the fields below
-	server   *pool.Server
-	pending  int  // Sync/Query/FunctionCall forwarded, not yet answered by ReadyForQuery
-	dirty    bool // extended-protocol messages forwarded since the last Sync
-	txStatus byte
-	tls      bool   // set at login, read-only: the client connection is TLS
-	gone     bool   // the client connection is closed or closing
-	waiting  bool   // waiting for a server from the pool
-	track    bool   // set at login, read-only: prepared statements are tracked (prepared.go)
-	want     params // tracked reported parameters this client sees
+	mu      sync.Mutex // guards the fields below
+	server  *pool.Server
+	core    session.Core // release state, timing and pool mode (set at login)
+	tls     bool         // set at login, read-only: the client connection is TLS
+	gone    bool         // the client connection is closed or closing
+	waiting bool         // waiting for a server from the pool
+	track   bool         // set at login, read-only: prepared statements are tracked (prepared.go)
+	want    params       // tracked reported parameters this client sees
 
-	// Timing for stats, guarded by mu.
-	lastRequest time.Time   // when the client last sent a run of messages
-	queryStart  time.Time   // start of the query being answered
-	xactStart   time.Time   // start of the current transaction
-	qtimer      *time.Timer // query_timeout, armed while a query runs
+	qtimer *time.Timer // query_timeout, armed while a query runs; guarded by mu
 
 	// Prepared statement tracking (transaction and statement mode; see
 	// prepared.go), also guarded by mu.
@@ -119,7 +112,7 @@ type clientConn struct {
 
 	// sink, when set, receives forwarded runs instead of a server: the
 	// framing fuzz target drives the production read loop through it.
-	sink func(data []byte, b batch) error
+	sink func(data []byte, b session.Run) error
 
 	// lc drives the client from an event loop (loopclient.go); nil for
 	// the goroutine driver. Set before the relay starts.
@@ -149,7 +142,7 @@ func (c *clientConn) startRelay() {
 		c.readFn = c.rawRead
 	}
 	c.mu.Lock()
-	c.txStatus = 'I'
+	c.core.Attached()
 	c.canPark = c.raw != nil && c.p.poller.enabled()
 	c.mu.Unlock()
 	c.armIdleTimeout()
@@ -242,120 +235,97 @@ func (c *clientConn) fill() error {
 	return err
 }
 
-// batch accumulates what a run of forwarded client messages does to the
-// session's release state.
-type batch struct {
-	syncs int  // messages that will each be answered by ReadyForQuery
-	state int8 // 0: unchanged, 1: ends dirty, -1: ends clean (Sync/Query last)
-}
+// Message types the framer hands over whole: a transaction- or
+// statement-mode client's Query and Parse are looked into for LISTEN.
+var (
+	wholeNone  session.TypeSet
+	wholeQuery = session.Types('Q', 'P')
+)
 
 // process frames the buffered input, forwards whole runs of messages to
 // the server, and handles those mux must act on.
 func (c *clientConn) process() error {
-	buf := *c.bp
 	pos := c.r
-	stream0 := c.stream
-	var b batch
-	if c.stream > 0 {
-		adv := min(c.stream, c.w-pos)
-		pos += adv
-		c.stream -= adv
+	fr0 := c.fr
+	whole := &wholeNone
+	if c.core.Mode != session.Session {
+		whole = &wholeQuery
 	}
-	for c.stream == 0 && c.w-pos >= wire.HeaderLen {
-		typ, l := wire.Header(buf[pos:])
-		if err := c.checkFrame(typ, l); err != nil {
-			if ferr := c.forward(buf[c.r:pos], b); ferr != nil {
+	var run session.Run
+	for {
+		f, err := c.fr.Next((*c.bp)[pos:c.w], whole, c.maxMsg)
+		if err != nil {
+			if ferr := c.forward((*c.bp)[c.r:pos], run); ferr != nil {
 				return ferr
 			}
 			return err
 		}
-		total := 1 + l
-		whole := c.w-pos >= total
-		switch typ {
-		case 'Q', 'P':
-			if c.mode == config.PoolModeSession {
-				break
-			}
-			if !whole {
-				c.growFor(total, &pos)
-				buf = *c.bp
-				goto partial
-			}
-			// The byte filter first: lexOptions takes c.mu.
-			if findWords(buf[pos+wire.HeaderLen:pos+total])&wordListen == 0 {
-				break
-			}
-			if repl := refuseListen(buf[pos:pos+total], c.lexOptions()); repl != nil {
-				if err := c.forward(buf[c.r:pos], b); err != nil {
-					return err
-				}
-				b = batch{}
-				c.r = pos
-				if typ == 'Q' {
-					b.syncs++
-					b.state = -1
-				} else {
-					b.state = 1
-				}
-				// Input is consumed only once forwarded: a loop-driven
-				// client that must wait for a server runs this again.
-				if err := c.forward(repl, b); err != nil {
-					return err
-				}
-				b = batch{}
-				pos += total
-				c.r = pos
-				continue
-			}
-		case 'X':
-			if err := c.forward(buf[c.r:pos], b); err != nil {
+		switch {
+		case f.Kind == session.Short:
+		case f.Kind == session.Partial:
+			c.growFor(f.Len, &pos)
+		case f.Kind != session.Rest && f.Type == 'X':
+			if err := c.forward((*c.bp)[c.r:pos], run); err != nil {
 				return err
 			}
 			c.r = c.w
 			return errTerminate
+		case f.Kind == session.Whole && whole.Has(f.Type):
+			done, err := c.inspect(pos, f.Len, &run)
+			if err != nil {
+				return err
+			}
+			if !done {
+				run.Add(f.Type)
+			}
+			pos += f.Len
+			continue
+		default:
+			if f.Kind != session.Rest {
+				run.Add(f.Type)
+			}
+			pos += f.Len
+			continue
 		}
-		b.add(typ)
-		if !whole {
-			c.stream = total - (c.w - pos)
-			pos = c.w
-			break
-		}
-		pos += total
+		break
 	}
-partial:
-	err := c.forward((*c.bp)[c.r:pos], b)
+	err := c.forward((*c.bp)[c.r:pos], run)
 	if err == errWaitServer || err == errOffload {
 		// Nothing was forwarded: processed again once a server is there.
-		c.stream = stream0
+		c.fr = fr0
 		return err
 	}
 	c.consumed(pos)
 	return err
 }
 
-// checkFrame refuses a message header mux cannot frame: a length outside
-// [4, max_message_size] or a type no frontend sends (Terminate passes).
-func (c *clientConn) checkFrame(typ byte, l int) error {
-	if l < 4 || l > c.maxMsg {
-		return wire.Fatal(wire.CodeProtocolViolation, "invalid message length %d for message type %q (max_message_size is %d bytes)", l, typ, c.maxMsg)
+// inspect looks into a whole Query or Parse of n bytes at pos for LISTEN,
+// which transaction and statement mode refuse. done reports that it
+// forwarded the run so far and the refusal in the message's place.
+func (c *clientConn) inspect(pos, n int, run *session.Run) (done bool, err error) {
+	m := (*c.bp)[pos : pos+n]
+	// The byte filter first: lexOptions takes c.mu.
+	if findWords(m[wire.HeaderLen:])&wordListen == 0 {
+		return false, nil
 	}
-	switch typ {
-	case 'Q', 'S', 'F', 'P', 'B', 'E', 'D', 'C', 'H', 'd', 'c', 'f', 'X':
-		return nil
+	repl := refuseListen(m, c.lexOptions())
+	if repl == nil {
+		return false, nil
 	}
-	return wire.Fatal(wire.CodeProtocolViolation, "invalid frontend message type %d", typ)
-}
-
-// add records what forwarding one message of type typ does to the
-// release state.
-func (b *batch) add(typ byte) {
-	switch typ {
-	case 'Q', 'S', 'F':
-		b.syncs++
-		b.state = -1
-	case 'P', 'B', 'E', 'D', 'C':
-		b.state = 1
+	if err := c.forward((*c.bp)[c.r:pos], *run); err != nil {
+		return false, err
 	}
+	*run = session.Run{}
+	c.r = pos
+	var rr session.Run
+	rr.Add(m[0])
+	// Input is consumed only once forwarded: a loop-driven client that
+	// must wait for a server runs this again.
+	if err := c.forward(repl, rr); err != nil {
+		return false, err
+	}
+	c.r = pos + n
+	return true, nil
 }
 
 // consumed marks the input up to pos processed, and gives the buffer back
@@ -400,7 +370,7 @@ func (c *clientConn) growFor(total int, pos *int) {
 
 // forward writes a run of client messages to the session's server,
 // acquiring one first if the client holds none.
-func (c *clientConn) forward(data []byte, b batch) error {
+func (c *clientConn) forward(data []byte, b session.Run) error {
 	if len(data) == 0 {
 		return nil
 	}
@@ -425,29 +395,15 @@ func (c *clientConn) forward(data []byte, b batch) error {
 }
 
 // count applies a run's effect on the release state. c.mu must be held.
-func (c *clientConn) count(b batch) {
-	now := time.Now()
-	c.lastRequest = now
-	if c.pending == 0 && !c.dirty {
-		c.queryStart = now
-		if c.txStatus == 'I' {
-			c.xactStart = now
-		}
-		if b.syncs > 0 {
-			c.armQueryTimeout()
-		}
+func (c *clientConn) count(b session.Run) {
+	starts, awaits := c.core.Sent(b, time.Now())
+	if starts && b.Syncs > 0 {
+		c.armQueryTimeout()
 	}
-	if c.pending == 0 && b.syncs > 0 && !c.idleDeadline.IsZero() {
+	if awaits && !c.idleDeadline.IsZero() {
 		// idle_transaction_timeout is for a client that sends nothing:
 		// not while it waits for its query's result.
 		c.setIdleDeadline(time.Time{})
-	}
-	c.pending += b.syncs
-	switch b.state {
-	case 1:
-		c.dirty = true
-	case -1:
-		c.dirty = false
 	}
 }
 
@@ -512,8 +468,8 @@ func (c *clientConn) finish(err error) {
 	s := c.server
 	c.server = nil
 	c.gone = true
-	clean := c.pending == 0 && !c.dirty
-	status := c.txStatus
+	clean := c.core.Clean()
+	status := c.core.Status()
 	pinned, loaded := c.pinReason != "", c.loaded
 	c.mu.Unlock()
 	if s == nil {
@@ -531,13 +487,13 @@ func (c *clientConn) finish(err error) {
 	switch {
 	case status != 'I':
 		q = "ROLLBACK"
-	case c.mode == config.PoolModeSession:
+	case c.core.Mode == session.Session:
 		q = c.p.config().ServerResetQuery
 	}
 	if q != "" {
 		if _, err := execReset(s, q); err != nil {
 			s.MarkBroken()
-		} else if c.mode == config.PoolModeSession {
+		} else if c.core.Mode == session.Session {
 			// DISCARD ALL / RESET ALL put every setting back to its default.
 			s.Applied = map[string]string{}
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/muxpg/mux/config"
 	"github.com/muxpg/mux/internal/wire"
 	"github.com/muxpg/mux/pool"
+	"github.com/muxpg/mux/session"
 	"github.com/muxpg/mux/sqllex"
 )
 
@@ -151,11 +152,11 @@ func FuzzFraming(f *testing.F) {
 	f.Add(append(msg('Q', "LISTEN a\x00"), 'X', 0, 0, 0, 4), []byte{}, false)
 	f.Add([]byte{'Q', 0x40, 0, 0, 0}, []byte{1}, true)
 	f.Add([]byte{'Z', 0, 0, 0, 4}, []byte{}, true)
-	f.Fuzz(func(t *testing.T, in, cuts []byte, session bool) {
+	f.Fuzz(func(t *testing.T, in, cuts []byte, sessionMode bool) {
 		const maxMsg = 1 << 12
-		mode := config.PoolModeTransaction
-		if session {
-			mode = config.PoolModeSession
+		mode := session.Transaction
+		if sessionMode {
+			mode = session.Session
 		}
 		// The model: which prefix of in must reach the server, and how many
 		// replies it asks for.
@@ -167,7 +168,7 @@ func FuzzFraming(f *testing.F) {
 				break
 			}
 			whole := len(in)-pos >= 1+l
-			if !whole && !session && (typ == 'Q' || typ == 'P') {
+			if !whole && !sessionMode && (typ == 'Q' || typ == 'P') {
 				break
 			}
 			if typ == 'Q' || typ == 'S' || typ == 'F' {
@@ -180,17 +181,17 @@ func FuzzFraming(f *testing.F) {
 			pos += 1 + l
 			end = pos
 		}
-		listen := !session && bytes.Contains(bytes.ToLower(in), []byte("listen"))
+		listen := !sessionMode && bytes.Contains(bytes.ToLower(in), []byte("listen"))
 
 		px := &Proxy{}
 		px.snap.Store(&snapshot{cfg: config.Default()})
 		cli, srv := net.Pipe()
-		c := &clientConn{p: px, conn: srv, mode: mode, maxMsg: maxMsg}
+		c := &clientConn{p: px, conn: srv, core: session.Core{Mode: mode}, maxMsg: maxMsg}
 		var got []byte
 		gotSyncs := 0
-		c.sink = func(data []byte, b batch) error {
+		c.sink = func(data []byte, b session.Run) error {
 			got = append(got, data...)
-			gotSyncs += b.syncs
+			gotSyncs += b.Syncs
 			return nil
 		}
 		go func() {

@@ -612,7 +612,7 @@ func (c *clientConn) flushNotes(b *noteBox) {
 // betweenTransactions reports whether a notification may go to c now: it
 // holds no server and owes no reply. c.mu held.
 func (c *clientConn) betweenTransactions() bool {
-	return c.server == nil && !c.checking && c.pending == 0
+	return c.server == nil && !c.checking && c.core.Pending() == 0
 }
 
 // takeNotes returns the notifications waiting for c, appended to out, and
@@ -631,10 +631,10 @@ func (c *clientConn) takeNotes(out []byte) []byte {
 // c.mu held.
 func (c *clientConn) listenQuery(dst []byte, sql []byte, opt sqllex.Options) ([]byte, bool) {
 	ops, ok := parseListenQuery(sql, opt)
-	if !ok || c.txStatus == 'E' {
+	if !ok || c.core.Status() == 'E' {
 		return dst, false
 	}
-	if c.txStatus == 'I' {
+	if c.core.Status() == 'I' {
 		// Applied by processTracked once c.mu is released, before the
 		// client gets its answer.
 		c.listenApply = append(c.listenApply, ops...)

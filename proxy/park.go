@@ -74,7 +74,7 @@ func (c *clientConn) readFailed(err error) error {
 // tryPark parks the session if it is still idle: nothing buffered or half
 // read, no server, not ending.
 func (c *clientConn) tryPark() bool {
-	if c.bp != nil || c.stream > 0 || c.raw == nil {
+	if c.bp != nil || c.fr.Mid() || c.raw == nil {
 		return false
 	}
 	c.mu.Lock()
@@ -163,7 +163,7 @@ func (p *Proxy) sweepLoop(stop <-chan struct{}, done chan<- struct{}) {
 		now := time.Now()
 		for _, c := range clients {
 			c.mu.Lock()
-			last := c.lastRequest
+			last := c.core.LastRequest()
 			if last.Before(c.connected) {
 				last = c.connected
 			}

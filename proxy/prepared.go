@@ -169,7 +169,7 @@ func (c *clientConn) appendSynth(out []byte) []byte {
 	for e := c.head(); e != nil && e.synth != nil; e = c.head() {
 		out = append(out, e.synth...)
 		if e.synthZ {
-			out = wire.AppendReadyForQuery(out, c.txStatus)
+			out = wire.AppendReadyForQuery(out, c.core.Status())
 		}
 		c.pop()
 	}

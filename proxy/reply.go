@@ -8,9 +8,9 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/muxpg/mux/config"
 	"github.com/muxpg/mux/internal/wire"
 	"github.com/muxpg/mux/pool"
+	"github.com/muxpg/mux/session"
 )
 
 // ServerData relays what the session's server sent to the client, and
@@ -64,44 +64,31 @@ func (c *clientConn) serverData(s *pool.Server, data []byte, ev *pool.Events, on
 		c.want.follow(s)
 	}
 	if ev.Ready > 0 {
-		c.pending = max(c.pending-ev.Ready, 0)
-		c.txStatus = ev.Status
-		c.finishedQueries(ev.Ready)
+		c.finishedQueries(c.core.Answered(ev.Ready, ev.Status, time.Now()), ev.Ready)
 	}
 	if ev.ErrCode != "" {
 		c.stats.errors.Add(1)
 		c.stats.obs.ErrorSent(ev.ErrCode)
 	}
-	clean := c.pending == 0 && !c.dirty
-	var release, abort, fatal bool
-	switch {
-	case ev.Fatal:
-		fatal = true
-	case ev.Ready == 0:
-		// Only part of a reply, or asynchronous messages.
-	case !clean || c.mode == config.PoolModeSession:
-	case c.txStatus == 'I':
-		release = true
+	d := c.core.Decide(session.Reply{Ready: ev.Ready, Fatal: ev.Fatal}, c.needsStateCheck())
+	switch d {
+	case session.Release:
 		if c.lc != nil && c.lc.soutBusy.Load() {
 			// Client bytes for this server still wait to be written
 			// (a COPY the server refused mid-stream): not reusable.
 			s.MarkBroken()
 		}
-	case c.mode == config.PoolModeStatement:
-		abort = true
+	case session.RefuseTransaction:
 		// Refused before it sees ReadyForQuery 'T', the client cannot send
 		// anything into the transaction.
 		if endsWithReady(out) {
 			out = out[:len(out)-6]
 		}
-	}
-	check := release && c.needsStateCheck()
-	if check {
-		release = false
+	case session.Check:
 		c.checking = true
 		c.checkDone = make(chan struct{})
 	}
-	if len(c.notes) > 0 && ev.Ready > 0 && c.txStatus == 'I' && c.pending == 0 && !fatal {
+	if len(c.notes) > 0 && ev.Ready > 0 && c.core.Status() == 'I' && c.core.Pending() == 0 && d != session.Close {
 		// Notifications held during the transaction go out after it.
 		if bp == nil {
 			bp = wire.GetBuf(len(out) + 1024)
@@ -110,12 +97,10 @@ func (c *clientConn) serverData(s *pool.Server, data []byte, ev *pool.Events, on
 		out = c.takeNotes(out)
 		*bp = out
 	}
-	detach := fatal || release || abort
-	if detach {
+	if d.Detaches() {
 		c.server = nil
 		c.queue, c.qhead, c.sskip = c.queue[:0], 0, 0
 	}
-	idleInTx := !detach && !check && ev.Ready > 0 && c.pending == 0
 	// Take the write lock before letting go of mu: replies reach the
 	// client in the order mu saw them (see trackServerData).
 	var werr error
@@ -123,7 +108,7 @@ func (c *clientConn) serverData(s *pool.Server, data []byte, ev *pool.Events, on
 		// On the loop what the client does not take now waits in its
 		// output queue, and s (unless let go of now) is paused meanwhile.
 		var held *pool.Server
-		if !detach && !check {
+		if !d.Detaches() && d != session.Check {
 			held = s
 		}
 		werr = c.sendOrdered(out, held, onLoop)
@@ -134,23 +119,26 @@ func (c *clientConn) serverData(s *pool.Server, data []byte, ev *pool.Events, on
 	if bp != nil {
 		wire.PutBuf(bp)
 	}
-	if onLoop && abort {
-		go c.refuseTransaction(s) // sendError and ROLLBACK wait: not on the loop
-		return
-	}
+	c.carryOut(s, d, werr, onLoop)
+}
 
+// carryOut does what serverData decided for server s; werr is the error
+// writing the replies to the client, if any.
+func (c *clientConn) carryOut(s *pool.Server, d session.Decision, werr error, onLoop bool) {
 	switch {
-	case check:
+	case d == session.RefuseTransaction && onLoop:
+		go c.refuseTransaction(s) // sendError and ROLLBACK wait: not on the loop
+	case d == session.Check:
 		if werr != nil {
 			c.terminate()
 		}
 		go c.checkState(s)
-	case fatal:
+	case d == session.Close:
 		c.terminate()
 		c.pool.Release(s)
-	case abort:
+	case d == session.RefuseTransaction:
 		c.refuseTransaction(s)
-	case release:
+	case d == session.Release:
 		c.pool.Release(s)
 		if werr != nil {
 			c.terminate()
@@ -171,7 +159,7 @@ func (c *clientConn) serverData(s *pool.Server, data []byte, ev *pool.Events, on
 			s.MarkBroken()
 			c.pool.Release(s)
 		}
-	case idleInTx:
+	case d == session.Idle:
 		c.armIdleTimeout()
 	}
 }
@@ -186,23 +174,19 @@ func (c *clientConn) refuseTransaction(s *pool.Server) {
 
 // finishedQueries accounts n answered queries, and the transaction if it
 // ended. c.mu must be held.
-func (c *clientConn) finishedQueries(n int) {
-	now := time.Now()
-	d := now.Sub(c.queryStart)
+func (c *clientConn) finishedQueries(t session.Timed, n int) {
 	c.stats.queries.Add(int64(n))
-	c.stats.queryUs.Add(d.Microseconds())
-	c.stats.obs.Query(d)
-	c.queryStart = now
-	if c.pending > 0 {
+	c.stats.queryUs.Add(t.Query.Microseconds())
+	c.stats.obs.Query(t.Query)
+	if c.core.Pending() > 0 {
 		c.armQueryTimeout() // the next pipelined query starts now
 	} else if c.qtimer != nil {
 		c.qtimer.Stop()
 	}
-	if c.txStatus == 'I' && c.pending == 0 {
-		xd := now.Sub(c.xactStart)
+	if t.XactEnded {
 		c.stats.xacts.Add(1)
-		c.stats.xactUs.Add(xd.Microseconds())
-		c.stats.obs.Transaction(xd)
+		c.stats.xactUs.Add(t.Xact.Microseconds())
+		c.stats.obs.Transaction(t.Xact)
 	}
 }
 

@@ -13,10 +13,10 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/muxpg/mux/auth"
-	"github.com/muxpg/mux/config"
 	"github.com/muxpg/mux/internal/rawio"
 	"github.com/muxpg/mux/internal/wire"
 	"github.com/muxpg/mux/pool"
+	"github.com/muxpg/mux/session"
 )
 
 // serveConn runs one accepted connection from its first byte to its close.
@@ -82,7 +82,7 @@ func (p *Proxy) serveConn(conn net.Conn) {
 		return
 	}
 	if ce := p.log.Check(zap.DebugLevel, "client logged in"); ce != nil {
-		ce.Write(zap.Uint64("client_id", c.id), zap.String("pool_mode", c.mode))
+		ce.Write(zap.Uint64("client_id", c.id), zap.Stringer("pool_mode", c.core.Mode))
 	}
 	relaying = true
 	go c.serveRelay(conn)
@@ -241,9 +241,9 @@ func (c *clientConn) login(s *snapshot, st *startup) error {
 	if err := p.admin.loginAllowed(st.database); err != nil {
 		return err
 	}
-	c.mode = cfg.PoolModeFor(db, st.user)
+	c.core.Mode = session.ModeOf(cfg.PoolModeFor(db, st.user))
 	c.pinPolicy = db.PinPolicy
-	if c.mode != config.PoolModeSession && cfg.MaxPreparedStatements > 0 {
+	if c.core.Mode != session.Session && cfg.MaxPreparedStatements > 0 {
 		c.track = true
 		c.stmts = map[string]*preparedStmt{}
 		c.listens = map[string]struct{}{}

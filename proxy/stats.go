@@ -200,9 +200,9 @@ func (p *Proxy) Clients() []ClientInfo {
 	for _, c := range list {
 		c.mu.Lock()
 		ci := ClientInfo{
-			ID: c.id, User: c.user, Database: c.database, PoolMode: c.mode,
+			ID: c.id, User: c.user, Database: c.database, PoolMode: c.core.Mode.String(),
 			Remote: c.conn.RemoteAddr(), Local: c.conn.LocalAddr(),
-			ConnectTime: c.connected, RequestTime: c.lastRequest,
+			ConnectTime: c.connected, RequestTime: c.core.LastRequest(),
 			BackendKeyPID: c.key.pid, ApplicationName: c.want.v[paramApplicationName],
 			TLS: c.tls, PreparedCount: len(c.stmts), PinReason: c.pinReason,
 		}

@@ -46,7 +46,7 @@ func (c *clientConn) armQueryTimeout() {
 func (c *clientConn) queryTimedOut() {
 	d := c.p.config().QueryTimeout.D()
 	c.mu.Lock()
-	overdue := c.server != nil && c.pending > 0 && time.Since(c.queryStart) >= d-time.Millisecond
+	overdue := c.server != nil && c.core.Pending() > 0 && time.Since(c.core.QueryStart()) >= d-time.Millisecond
 	c.mu.Unlock()
 	if overdue {
 		c.logger().Info("query_timeout: cancelling query", zap.Duration("query_timeout", d))
@@ -66,8 +66,8 @@ func (c *clientConn) armIdleTimeout() {
 	attached := c.server != nil
 	var d time.Duration
 	switch {
-	case attached && c.pending > 0: // busy: the server has the next move
-	case attached && (c.txStatus != 'I' || c.dirty):
+	case attached && c.core.Pending() > 0: // busy: the server has the next move
+	case attached && (c.core.Status() != 'I' || c.core.Dirty()):
 		d = cfg.IdleTransactionTimeout.D()
 	case !attached:
 		d = cfg.ClientIdleTimeout.D()

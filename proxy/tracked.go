@@ -9,9 +9,9 @@ import (
 	"bytes"
 	"strings"
 
-	"github.com/muxpg/mux/config"
 	"github.com/muxpg/mux/internal/wire"
 	"github.com/muxpg/mux/pool"
+	"github.com/muxpg/mux/session"
 	"github.com/muxpg/mux/sqllex"
 )
 
@@ -157,7 +157,7 @@ func (c *clientConn) trackClientMessage(dst []byte, s *pool.Server, msg []byte) 
 			break
 		}
 		c.reg.clientParses.Add(1)
-		if c.txStatus == 'E' {
+		if c.core.Status() == 'E' {
 			// An aborted transaction refuses the Parse (25P02); let the
 			// server say so, registering nothing.
 			return c.appendRaise(dst, s, 'P', "25P02", "current transaction is aborted, commands ignored until end of transaction block")
@@ -340,7 +340,7 @@ func (c *clientConn) trackQuery(dst []byte, s *pool.Server, msg []byte) (out []b
 			return true
 		})
 	}
-	if n == 1 && dealloc != nil && c.txStatus != 'E' {
+	if n == 1 && dealloc != nil && c.core.Status() != 'E' {
 		if name, ok := identName(dealloc); ok {
 			st := c.stmts[name]
 			if st == nil {
@@ -407,18 +407,20 @@ func identName(b []byte) (string, bool) {
 func (c *clientConn) processTracked() error {
 	buf := *c.bp
 	pos := c.r
-	if c.stream == 0 {
-		if c.w-pos < wire.HeaderLen {
-			return nil
-		}
-		typ, l := wire.Header(buf[pos:])
-		if typ == 'X' {
+	if !c.fr.Mid() {
+		if c.w-pos >= wire.HeaderLen && buf[pos] == 'X' {
 			c.r = c.w
 			return errTerminate
 		}
-		if l >= 4 && l <= c.maxMsg && c.w-pos < 1+l && typ != 'd' && typ != 'F' {
+		probe := c.fr
+		f, err := probe.Next(buf[pos:c.w], &wholeTracked, c.maxMsg)
+		switch {
+		case err != nil: // refused below, once the server is there
+		case f.Kind == session.Short:
+			return nil
+		case f.Kind == session.Partial:
 			// The first message is not all here yet: no server needed.
-			c.growFor(1+l, &pos)
+			c.growFor(f.Len, &pos)
 			return nil
 		}
 	}
@@ -430,67 +432,20 @@ func (c *clientConn) processTracked() error {
 		return err
 	}
 	outp := wire.GetBuf(c.w - pos + 512)
-	out := (*outp)[:0]
-	if c.stream > 0 {
-		adv := min(c.stream, c.w-pos)
-		out = append(out, buf[pos:pos+adv]...)
-		pos += adv
-		c.stream -= adv
-	}
-	var b batch
-	var ferr error
-	for c.stream == 0 && c.w-pos >= wire.HeaderLen {
-		typ, l := wire.Header(buf[pos:])
-		if ferr = c.checkFrame(typ, l); ferr != nil {
-			break
-		}
-		if typ == 'X' {
-			ferr = errTerminate
-			pos = c.w
-			break
-		}
-		total := 1 + l
-		if c.w-pos < total {
-			if typ == 'd' || typ == 'F' {
-				// Large COPY data and function calls stream through.
-				if typ == 'F' {
-					c.push(expectation{msg: 'F'})
-					b.add('F')
-				}
-				out = append(out, buf[pos:c.w]...)
-				c.stream = total - (c.w - pos)
-				pos = c.w
-				break
-			}
-			c.r = pos
-			c.growFor(total, &pos)
-			break
-		}
-		msg := buf[pos : pos+total]
-		counted := true
-		if typ == 'Q' {
-			out, counted = c.trackQuery(out, s, msg)
-		} else {
-			out = c.trackClientMessage(out, s, msg)
-		}
-		if counted {
-			b.add(typ)
-		}
-		pos += total
-	}
+	out, pos, b, ferr := c.trackRun(s, (*outp)[:0], pos)
 	c.count(b)
 	// Replies mux made up that nothing from the server precedes go out now.
 	var synth []byte
 	if h := c.head(); h != nil && h.synth != nil {
 		synth = c.appendSynth(nil)
-		if c.pending == 0 && c.txStatus == 'I' && len(c.notes) > 0 {
+		if c.core.Pending() == 0 && c.core.Status() == 'I' && len(c.notes) > 0 {
 			synth = c.takeNotes(synth)
 		}
 	}
 	// mux answered everything itself (a DEALLOCATE, say): a server taken
 	// for this run and owed nothing goes straight back.
-	release := len(out) == 0 && c.pending == 0 && !c.dirty && c.txStatus == 'I' &&
-		c.head() == nil && c.mode != config.PoolModeSession && !c.needsStateCheck()
+	release := len(out) == 0 && c.core.Clean() && c.core.Status() == 'I' &&
+		c.head() == nil && c.core.Mode != session.Session && !c.needsStateCheck()
 	if release {
 		c.server = nil
 	}
@@ -504,6 +459,54 @@ func (c *clientConn) processTracked() error {
 		return errInFlight
 	}
 	return c.trackedTail(s, apply, synth, out, outp, release, pos, ferr, true)
+}
+
+// wholeTracked: a tracked client's messages are rewritten whole, except
+// COPY data and function calls, which may be larger than any buffer and
+// stream through.
+var wholeTracked = session.TypesExcept('d', 'F')
+
+// trackRun frames the input from pos and appends to out what the server
+// holding s must get for it. It returns the run's effect on the release
+// state and the error that stopped it, if any.
+func (c *clientConn) trackRun(s *pool.Server, out []byte, pos int) ([]byte, int, session.Run, error) {
+	buf := *c.bp
+	var b session.Run
+	for {
+		f, err := c.fr.Next(buf[pos:c.w], &wholeTracked, c.maxMsg)
+		if err != nil {
+			return out, pos, b, err
+		}
+		switch {
+		case f.Kind == session.Short:
+			return out, pos, b, nil
+		case f.Kind == session.Partial:
+			c.r = pos
+			c.growFor(f.Len, &pos)
+			return out, pos, b, nil
+		case f.Kind != session.Rest && f.Type == 'X':
+			return out, c.w, b, errTerminate
+		case f.Kind == session.Whole:
+			msg := buf[pos : pos+f.Len]
+			counted := true
+			if f.Type == 'Q' {
+				out, counted = c.trackQuery(out, s, msg)
+			} else {
+				out = c.trackClientMessage(out, s, msg)
+			}
+			if counted {
+				b.Add(f.Type)
+			}
+		case f.Kind == session.Begin && f.Type == 'F':
+			c.push(expectation{msg: 'F'})
+			b.Add('F')
+			fallthrough
+		default:
+			// Large COPY data and function calls stream through.
+			out = append(out, buf[pos:pos+f.Len]...)
+		}
+		pos += f.Len
+	}
 }
 
 // offloadTracked runs trackedTail on a goroutine (a function of its own

@@ -33,7 +33,7 @@ func (c *clientConn) answerWithoutServer() bool {
 // answerWithoutServerLocked is answerWithoutServer's work under c.mu: the
 // answer, or false if the run needs a server.
 func (c *clientConn) answerWithoutServerLocked() ([]byte, bool) {
-	if c.server != nil || c.stream != 0 {
+	if c.server != nil || c.fr.Mid() {
 		return nil, false
 	}
 	buf := (*c.bp)[c.r:c.w]
