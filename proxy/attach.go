@@ -19,7 +19,7 @@ func (c *clientConn) holdServer() (*pool.Server, error) {
 	for {
 		c.mu.Lock()
 		if c.onLoop() {
-			if c.checking {
+			if c.pin.checking {
 				c.mu.Unlock()
 				return nil, errOffload // waitCheck blocks
 			}
@@ -129,8 +129,8 @@ func (c *clientConn) adopt(s *pool.Server, start time.Time) (*pool.Server, error
 	c.mu.Lock()
 	c.server = s
 	c.core.Attached()
-	c.idleSeen = false
-	c.queue, c.qhead, c.sskip = c.queue[:0], 0, 0
+	c.park.idleSeen = false
+	c.trk.queue, c.trk.qhead, c.trk.sskip = c.trk.queue[:0], 0, 0
 	c.mu.Unlock()
 	c.lastBackend.Store(s.KeyPID)
 	c.attachSeq.Store(c.p.attachSeq.Add(1))

@@ -23,9 +23,12 @@ import (
 // for a leaving client (ROLLBACK, server_reset_query).
 const resetTimeout = 5 * time.Second
 
-// clientConn is one client session (client <-> proxy). Its goroutine reads
-// the client and writes to the server; the server's read goroutine writes
-// the replies to the client (ServerData).
+// clientConn is one client session (client <-> proxy). Its driver (an
+// event loop, or a goroutine) reads the client and writes to the server;
+// the server's reader writes the replies to the client (ServerData). The
+// protocol decisions are the session core's (core); the rest is in owned
+// parts: input (the read side), tracker (prepared statements), pinning
+// (session state), listening (LISTEN) and parking.
 type clientConn struct {
 	p    *Proxy
 	conn net.Conn // client <-> proxy
@@ -42,29 +45,55 @@ type clientConn struct {
 	maxMsg         int
 	extra          []setting // non-reported settings from startup, sorted
 
-	// Read state, owned by the client goroutine.
-	raw    syscall.RawConn       // set before the relay starts (under wmu: writes read it)
-	readFn func(fd uintptr) bool // c.rawRead, bound once
-	wr     *rawio.Writer         // raw writes to conn, made at the first write after login (guarded by wmu)
-	bp     *[]byte               // input buffer; nil while idle
-	r, w   int                   // unprocessed input is (*bp)[r:w]
-	fr     session.Framer        // frames the input
-	nread  int
-	rerr   error
+	in input // owned by the session's driver
 
-	mu      sync.Mutex // guards the fields below
+	mu      sync.Mutex // guards the fields below, and the parts it names
 	server  *pool.Server
 	core    session.Core // release state, timing and pool mode (set at login)
 	tls     bool         // set at login, read-only: the client connection is TLS
 	gone    bool         // the client connection is closed or closing
 	waiting bool         // waiting for a server from the pool
 	track   bool         // set at login, read-only: prepared statements are tracked (prepared.go)
-	want    params       // tracked reported parameters this client sees
+	// poolReleased is not guarded by mu: releasePool sets it, on the
+	// goroutine that ends the connection (here for the padding).
+	poolReleased bool
+	want         params      // tracked reported parameters this client sees
+	qtimer       *time.Timer // query_timeout, armed while a query runs
 
-	qtimer *time.Timer // query_timeout, armed while a query runs; guarded by mu
+	trk         tracker       // prepared statements (prepared.go), guarded by mu
+	pin         pinning       // session state and pinning (sessionstate.go), guarded by mu
+	ln          listening     // LISTEN fan-out (notify.go), guarded by mu
+	lastBackend atomic.Uint32 // backend PID of the last server used
+	attachSeq   atomic.Uint64 // when that server was attached
+	park        parking       // parking (park.go)
 
-	// Prepared statement tracking (transaction and statement mode; see
-	// prepared.go), also guarded by mu.
+	wr            *rawio.Writer // raw writes to conn, made at the first write after login (guarded by wmu)
+	wmu           sync.Mutex    // serialises writes to conn
+	writeDeadline int64         // guarded by wmu: the write deadline set last, in Unix nanoseconds
+
+	// sink, when set, receives forwarded runs instead of a server: the
+	// framing fuzz target drives the production read loop through it.
+	sink func(data []byte, b session.Run) error
+
+	// lc drives the client from an event loop (loopclient.go); nil for
+	// the goroutine driver. Set before the relay starts.
+	lc *loopClient
+}
+
+// input is the client's read side, owned by the session's driver.
+type input struct {
+	raw    syscall.RawConn       // set before the relay starts (under wmu: writes read it)
+	readFn func(fd uintptr) bool // c.rawRead, bound once
+	bp     *[]byte               // input buffer; nil while idle
+	r, w   int                   // unprocessed input is (*bp)[r:w]
+	fr     session.Framer        // frames the input
+	nread  int
+	rerr   error
+}
+
+// tracker is the client's prepared statements in transaction and
+// statement mode (prepared.go, tracked.go).
+type tracker struct {
 	stmts        map[string]*preparedStmt // the client's statement names
 	portals      map[string]*preparedStmt // statement behind each portal
 	unnamedParse []byte                   // the client's last Parse(""), resent when its server changes
@@ -74,49 +103,40 @@ type clientConn struct {
 	sskip        int      // server bytes of a passed-through message still to come
 	evicted      []string // scratch for StmtCache.Add
 	unnamedHit   stateHit // what the lexer saw in the client's unnamed statement
+}
 
-	// Session state (sessionstate.go), also guarded by mu.
-	pinPolicy  string // pin, error or allow
-	stateDirty bool   // this transaction may have changed session state
-	loaded     bool   // the client ran LOAD: its server can never be reused
-	checking   bool   // a state check holds the server
-	// poolReleased is not guarded by mu: releasePool sets it, on the
-	// goroutine that ends the connection (here for the padding).
-	poolReleased bool
-	pinReason    string        // why the client keeps its server ("" if it does not)
-	checkDone    chan struct{} // closed when the check ends
+// pinning is what the client may have changed in its server's session
+// state, and whether that keeps the server (sessionstate.go).
+type pinning struct {
+	policy     string        // pin, error or allow
+	stateDirty bool          // this transaction may have changed session state
+	loaded     bool          // the client ran LOAD: its server can never be reused
+	checking   bool          // a state check holds the server
+	reason     string        // why the client keeps its server ("" if it does not)
+	checkDone  chan struct{} // closed when the check ends
 	// customNames are custom settings ("app.x") the client may have set:
 	// pg_settings does not list them, so the state check reads them by name.
 	customNames map[string]struct{}
+}
 
-	// LISTEN fan-out (notify.go), also guarded by mu; listens (made at
-	// login) is guarded by the pool's notifier's mu instead.
-	listens       map[string]struct{} // channels the client listens on
-	pendingListen []listenOp          // LISTEN/UNLISTEN waiting for COMMIT
-	listenApply   []listenOp          // LISTEN/UNLISTEN to apply before answering
-	notes         [][]byte            // notifications waiting for the transaction to end
-	sawCommit     bool                // the last CommandComplete was COMMIT
-	lastBackend   atomic.Uint32       // backend PID of the last server used
-	attachSeq     atomic.Uint64       // when that server was attached
+// listening is the client's LISTEN state (notify.go). listens (made at
+// login) is guarded by the pool's notifier's mu, the rest by the client's.
+type listening struct {
+	listens   map[string]struct{} // channels the client listens on
+	pending   []listenOp          // LISTEN/UNLISTEN waiting for COMMIT
+	apply     []listenOp          // LISTEN/UNLISTEN to apply before answering
+	notes     [][]byte            // notifications waiting for the transaction to end
+	sawCommit bool                // the last CommandComplete was COMMIT
+}
 
-	// Parking (park.go).
+// parking is the goroutine driver's parking state (park.go).
+type parking struct {
 	accepted     net.Conn     // the connection as accepted, for connDone
-	parkState    atomic.Int32 // running, parkAsked or parked
-	canPark      bool         // guarded by mu: a plain socket mux can poll itself
+	state        atomic.Int32 // running, parkAsked or parked
+	can          bool         // guarded by mu: a plain socket mux can poll itself
 	inEpoll      bool         // owned by the session's goroutine: the socket is in the poller's set
 	idleSeen     bool         // guarded by mu: a sweep saw the client without a server
 	idleDeadline time.Time    // guarded by mu: the read deadline armIdleTimeout set
-
-	wmu           sync.Mutex // serialises writes to conn
-	writeDeadline int64      // guarded by wmu: the write deadline set last, in Unix nanoseconds
-
-	// sink, when set, receives forwarded runs instead of a server: the
-	// framing fuzz target drives the production read loop through it.
-	sink func(data []byte, b session.Run) error
-
-	// lc drives the client from an event loop (loopclient.go); nil for
-	// the goroutine driver. Set before the relay starts.
-	lc *loopClient
 }
 
 // logger returns a logger carrying the client's identity. It is built on
@@ -136,14 +156,14 @@ var errTerminate = errors.New("client terminated")
 func (c *clientConn) startRelay() {
 	raw := rawio.RawConn(c.conn)
 	c.wmu.Lock() // writeLocked reads raw from other goroutines
-	c.raw = raw
+	c.in.raw = raw
 	c.wmu.Unlock()
 	if raw != nil {
-		c.readFn = c.rawRead
+		c.in.readFn = c.rawRead
 	}
 	c.mu.Lock()
 	c.core.Attached()
-	c.canPark = c.raw != nil && c.p.poller.enabled()
+	c.park.can = c.in.raw != nil && c.p.poller.enabled()
 	c.mu.Unlock()
 	c.armIdleTimeout()
 	c.p.startSweeper()
@@ -172,22 +192,22 @@ func (c *clientConn) relay() error {
 // rawRead is called by RawConn.Read: it takes a buffer only once data is
 // there, so an idle client holds none.
 func (c *clientConn) rawRead(fd uintptr) bool {
-	if c.bp == nil {
-		c.bp = wire.GetBuf(wire.SmallBufSize)
+	if c.in.bp == nil {
+		c.in.bp = wire.GetBuf(wire.SmallBufSize)
 	}
 	for {
-		n, err := rawio.Read(fd, (*c.bp)[c.w:])
+		n, err := rawio.Read(fd, (*c.in.bp)[c.in.w:])
 		if err == syscall.EINTR {
 			continue
 		}
 		if err == syscall.EAGAIN {
-			if c.w == 0 {
-				wire.PutBuf(c.bp)
-				c.bp = nil
+			if c.in.w == 0 {
+				wire.PutBuf(c.in.bp)
+				c.in.bp = nil
 			}
 			return false
 		}
-		c.nread, c.rerr = n, err
+		c.in.nread, c.in.rerr = n, err
 		return true
 	}
 }
@@ -195,37 +215,37 @@ func (c *clientConn) rawRead(fd uintptr) bool {
 // compactInput makes room at the end of the input buffer for the next
 // read.
 func (c *clientConn) compactInput() {
-	if c.bp == nil {
+	if c.in.bp == nil {
 		return
 	}
-	buf := *c.bp
-	if c.r == c.w {
-		c.r, c.w = 0, 0
-	} else if c.w == len(buf) && c.r > 0 {
-		c.w = copy(buf, buf[c.r:c.w])
-		c.r = 0
+	buf := *c.in.bp
+	if c.in.r == c.in.w {
+		c.in.r, c.in.w = 0, 0
+	} else if c.in.w == len(buf) && c.in.r > 0 {
+		c.in.w = copy(buf, buf[c.in.r:c.in.w])
+		c.in.r = 0
 	}
 }
 
 // fill reads more client bytes into the input buffer.
 func (c *clientConn) fill() error {
 	c.compactInput()
-	if c.raw != nil {
-		c.nread, c.rerr = 0, nil
-		if err := c.raw.Read(c.readFn); err != nil {
+	if c.in.raw != nil {
+		c.in.nread, c.in.rerr = 0, nil
+		if err := c.in.raw.Read(c.in.readFn); err != nil {
 			return err
 		}
-		if c.nread > 0 {
-			c.w += c.nread
+		if c.in.nread > 0 {
+			c.in.w += c.in.nread
 			return nil
 		}
-		return c.rerr
+		return c.in.rerr
 	}
-	if c.bp == nil {
-		c.bp = wire.GetBuf(wire.SmallBufSize)
+	if c.in.bp == nil {
+		c.in.bp = wire.GetBuf(wire.SmallBufSize)
 	}
-	n, err := c.conn.Read((*c.bp)[c.w:])
-	c.w += n
+	n, err := c.conn.Read((*c.in.bp)[c.in.w:])
+	c.in.w += n
 	if n > 0 {
 		return nil
 	}
@@ -245,17 +265,17 @@ var (
 // process frames the buffered input, forwards whole runs of messages to
 // the server, and handles those mux must act on.
 func (c *clientConn) process() error {
-	pos := c.r
-	fr0 := c.fr
+	pos := c.in.r
+	fr0 := c.in.fr
 	whole := &wholeNone
 	if c.core.Mode != session.Session {
 		whole = &wholeQuery
 	}
 	var run session.Run
 	for {
-		f, err := c.fr.Next((*c.bp)[pos:c.w], whole, c.maxMsg)
+		f, err := c.in.fr.Next((*c.in.bp)[pos:c.in.w], whole, c.maxMsg)
 		if err != nil {
-			if ferr := c.forward((*c.bp)[c.r:pos], run); ferr != nil {
+			if ferr := c.forward((*c.in.bp)[c.in.r:pos], run); ferr != nil {
 				return ferr
 			}
 			return err
@@ -265,10 +285,10 @@ func (c *clientConn) process() error {
 		case f.Kind == session.Partial:
 			c.growFor(f.Len, &pos)
 		case f.Kind != session.Rest && f.Type == 'X':
-			if err := c.forward((*c.bp)[c.r:pos], run); err != nil {
+			if err := c.forward((*c.in.bp)[c.in.r:pos], run); err != nil {
 				return err
 			}
-			c.r = c.w
+			c.in.r = c.in.w
 			return errTerminate
 		case f.Kind == session.Whole && whole.Has(f.Type):
 			done, err := c.inspect(pos, f.Len, &run)
@@ -289,10 +309,10 @@ func (c *clientConn) process() error {
 		}
 		break
 	}
-	err := c.forward((*c.bp)[c.r:pos], run)
+	err := c.forward((*c.in.bp)[c.in.r:pos], run)
 	if err == errWaitServer || err == errOffload {
 		// Nothing was forwarded: processed again once a server is there.
-		c.fr = fr0
+		c.in.fr = fr0
 		return err
 	}
 	c.consumed(pos)
@@ -303,7 +323,7 @@ func (c *clientConn) process() error {
 // which transaction and statement mode refuse. done reports that it
 // forwarded the run so far and the refusal in the message's place.
 func (c *clientConn) inspect(pos, n int, run *session.Run) (done bool, err error) {
-	m := (*c.bp)[pos : pos+n]
+	m := (*c.in.bp)[pos : pos+n]
 	// The byte filter first: lexOptions takes c.mu.
 	if findWords(m[wire.HeaderLen:])&wordListen == 0 {
 		return false, nil
@@ -312,11 +332,11 @@ func (c *clientConn) inspect(pos, n int, run *session.Run) (done bool, err error
 	if repl == nil {
 		return false, nil
 	}
-	if err := c.forward((*c.bp)[c.r:pos], *run); err != nil {
+	if err := c.forward((*c.in.bp)[c.in.r:pos], *run); err != nil {
 		return false, err
 	}
 	*run = session.Run{}
-	c.r = pos
+	c.in.r = pos
 	var rr session.Run
 	rr.Add(m[0])
 	// Input is consumed only once forwarded: a loop-driven client that
@@ -324,18 +344,18 @@ func (c *clientConn) inspect(pos, n int, run *session.Run) (done bool, err error
 	if err := c.forward(repl, rr); err != nil {
 		return false, err
 	}
-	c.r = pos + n
+	c.in.r = pos + n
 	return true, nil
 }
 
 // consumed marks the input up to pos processed, and gives the buffer back
 // once all of it is.
 func (c *clientConn) consumed(pos int) {
-	c.r = pos
-	if c.r == c.w {
-		c.r, c.w = 0, 0
-		wire.PutBuf(c.bp)
-		c.bp = nil
+	c.in.r = pos
+	if c.in.r == c.in.w {
+		c.in.r, c.in.w = 0, 0
+		wire.PutBuf(c.in.bp)
+		c.in.bp = nil
 	}
 }
 
@@ -356,16 +376,16 @@ func (c *clientConn) lexOptionsLocked() sqllex.Options {
 // growFor makes room for a message of total bytes that must be read whole,
 // keeping the unprocessed input.
 func (c *clientConn) growFor(total int, pos *int) {
-	buf := *c.bp
-	if total <= len(buf)-c.r {
+	buf := *c.in.bp
+	if total <= len(buf)-c.in.r {
 		return
 	}
-	nb := wire.GetBuf(total + (*pos - c.r))
-	n := copy(*nb, buf[c.r:c.w])
-	*pos -= c.r
-	c.r, c.w = 0, n
-	wire.PutBuf(c.bp)
-	c.bp = nb
+	nb := wire.GetBuf(total + (*pos - c.in.r))
+	n := copy(*nb, buf[c.in.r:c.in.w])
+	*pos -= c.in.r
+	c.in.r, c.in.w = 0, n
+	wire.PutBuf(c.in.bp)
+	c.in.bp = nb
 }
 
 // forward writes a run of client messages to the session's server,
@@ -400,7 +420,7 @@ func (c *clientConn) count(b session.Run) {
 	if starts && b.Syncs > 0 {
 		c.armQueryTimeout()
 	}
-	if awaits && !c.idleDeadline.IsZero() {
+	if awaits && !c.park.idleDeadline.IsZero() {
 		// idle_transaction_timeout is for a client that sends nothing:
 		// not while it waits for its query's result.
 		c.setIdleDeadline(time.Time{})
@@ -433,14 +453,14 @@ func (c *clientConn) finish(err error) {
 		c.qtimer.Stop()
 	}
 	c.mu.Unlock()
-	if c.listens != nil {
+	if c.ln.listens != nil {
 		if n := c.p.existingNotifier(poolKey{c.database, c.user}); n != nil {
 			n.forget(c)
 		}
 	}
-	if c.bp != nil {
-		wire.PutBuf(c.bp)
-		c.bp = nil
+	if c.in.bp != nil {
+		wire.PutBuf(c.in.bp)
+		c.in.bp = nil
 	}
 	var we *wire.Error
 	switch {
@@ -470,7 +490,7 @@ func (c *clientConn) finish(err error) {
 	c.gone = true
 	clean := c.core.Clean()
 	status := c.core.Status()
-	pinned, loaded := c.pinReason != "", c.loaded
+	pinned, loaded := c.pin.reason != "", c.pin.loaded
 	c.mu.Unlock()
 	if s == nil {
 		return

@@ -18,6 +18,8 @@ package proxy
 import (
 	"sync"
 
+	"github.com/muxpg/mux/evloop"
+
 	"github.com/muxpg/mux/internal/wire"
 	"github.com/muxpg/mux/pool"
 )
@@ -62,7 +64,7 @@ func (c *clientConn) sendHeld(b []byte, s *pool.Server) error {
 	queued := lc.out.q != nil || lc.out.dead
 	lc.out.mu.Unlock()
 	n := 0
-	if !queued && c.raw != nil {
+	if !queued && c.in.raw != nil {
 		var err error
 		if n, err = c.tryWrite(b); err != nil {
 			c.wmu.Unlock()
@@ -81,7 +83,7 @@ func (c *clientConn) sendHeld(b []byte, s *pool.Server) error {
 func (c *clientConn) tryWrite(b []byte) (int, error) {
 	lc := c.lc
 	lc.wb, lc.wn, lc.werr = b, 0, nil
-	cerr := c.raw.Control(lc.writeStep)
+	cerr := c.in.raw.Control(lc.writeStep)
 	n, err := lc.wn, lc.werr
 	lc.wb, lc.werr = nil, nil
 	if err == nil {
@@ -133,10 +135,10 @@ func (c *clientConn) drain() {
 			lc.out.mu.Unlock()
 			c.wmu.Unlock()
 			for _, s := range paused {
-				s.Loop().(*evloop).post(loopTask{kind: taskResumeServer, s: s})
+				s.Loop().(*evloop.Loop).ResumeServer(s)
 			}
 			if c.loopDriven() {
-				lc.loop.post(loopTask{kind: taskFlushed, c: c})
+				lc.loop.Post(c, evloop.Event{Kind: evFlushed})
 			}
 			return
 		}

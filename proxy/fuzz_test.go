@@ -94,7 +94,7 @@ func FuzzTrackedMessages(f *testing.F) {
 		s := &pool.Server{Stmts: pool.NewStmtCache(2)}
 		px := &Proxy{}
 		px.snap.Store(&snapshot{cfg: config.Default()})
-		c := &clientConn{p: px, reg: newStmtRegistry(), stmts: map[string]*preparedStmt{}, track: true}
+		c := &clientConn{p: px, reg: newStmtRegistry(), trk: tracker{stmts: map[string]*preparedStmt{}}, track: true}
 		var out []byte
 		for len(client) >= wire.HeaderLen {
 			_, l := wire.Header(client)
@@ -210,9 +210,9 @@ func FuzzFraming(f *testing.F) {
 		}()
 		err := c.relay()
 		srv.Close()
-		if c.bp != nil {
-			if len(*c.bp) > 2*maxMsg+wire.SmallBufSize {
-				t.Fatalf("input buffer grew to %d bytes with max_message_size %d", len(*c.bp), maxMsg)
+		if c.in.bp != nil {
+			if len(*c.in.bp) > 2*maxMsg+wire.SmallBufSize {
+				t.Fatalf("input buffer grew to %d bytes with max_message_size %d", len(*c.in.bp), maxMsg)
 			}
 		}
 		var we *wire.Error

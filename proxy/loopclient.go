@@ -35,6 +35,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/muxpg/mux/evloop"
+
 	"go.uber.org/zap"
 
 	"github.com/muxpg/mux/internal/rawio"
@@ -65,12 +67,12 @@ var (
 // loopClient is a loop-driven client's driver state. Fields are owned by
 // the loop's goroutine unless marked.
 type loopClient struct {
-	loop   *evloop
+	loop   *evloop.Loop
 	state  lcState
 	masked bool // the socket is out of the loop's set
-	added  bool // the loop has taken the client up (taskAddClient)
+	added  bool // the loop has taken the client up (Started)
 	// onLoop is true while the loop runs the client's input; false while
-	// an offloaded goroutine does (set before it starts, reset on taskBack).
+	// an offloaded goroutine does (set before it starts, reset on evBack).
 	onLoop bool
 	// flushing is set while replies wait in out for a goroutine to write
 	// them (any goroutine may read it; clientout.go).
@@ -114,7 +116,7 @@ func (c *clientConn) loopDriven() bool { return c.lc != nil && c.lc.loop != nil 
 // with l nil, of one that only has the output queue (its servers may be
 // read by loops: TLS clients, clients of servers reached over TLS that
 // fell back to plain TCP).
-func (c *clientConn) newLoopClient(l *evloop) *loopClient {
+func (c *clientConn) newLoopClient(l *evloop.Loop) *loopClient {
 	lc := &loopClient{loop: l}
 	lc.readStep, lc.writeStep, lc.serverStep = c.ctlRead, c.ctlWrite, c.ctlServerWrite
 	return lc
@@ -123,11 +125,47 @@ func (c *clientConn) newLoopClient(l *evloop) *loopClient {
 // startLoop hands a logged-in client to its loop.
 func (c *clientConn) startLoop() {
 	c.lc.onLoop = true
-	c.lc.loop.post(loopTask{kind: taskAddClient, c: c})
+	c.lc.loop.Add(c.id, c)
 }
 
-// loopReadable runs when the client's socket is readable (or may be).
-func (c *clientConn) loopReadable() {
+// Events posted to a loop-driven client (evloop.Event.Kind).
+const (
+	evWake    uint8 = iota // the client may have to end (terminate, idle timeout)
+	evGrant                // the wait for a server ended (S, Err)
+	evBack                 // offloaded work is done (Err)
+	evFlushed              // a slow write to the client finished
+)
+
+// Control implements evloop.Conn.
+func (c *clientConn) Control(f func(fd uintptr)) error { return c.in.raw.Control(f) }
+
+// Started implements evloop.Conn: the loop drives c from now on.
+func (c *clientConn) Started(err error) {
+	c.lc.added = true
+	if err != nil {
+		c.loopEnd(err)
+		return
+	}
+	c.Readable()
+}
+
+// Handle implements evloop.Conn.
+func (c *clientConn) Handle(ev evloop.Event) {
+	switch ev.Kind {
+	case evWake:
+		c.loopWake()
+	case evGrant:
+		c.loopGranted(ev.S, ev.Err)
+	case evBack:
+		c.loopBack(ev.Err)
+	case evFlushed:
+		c.loopFlushed()
+	}
+}
+
+// Readable implements evloop.Conn: the client's socket is readable (or
+// may be).
+func (c *clientConn) Readable() {
 	lc := c.lc
 	if lc.state != lcReading || lc.flushing.Load() {
 		if lc.state != lcEnded {
@@ -148,7 +186,7 @@ func (c *clientConn) loopReadable() {
 // loopProcess relays the buffered input.
 func (c *clientConn) loopProcess() {
 	lc := c.lc
-	if c.bp == nil {
+	if c.in.bp == nil {
 		return
 	}
 	process := c.process
@@ -175,25 +213,25 @@ func (c *clientConn) loopProcess() {
 // nothing.
 func (c *clientConn) fillNB() error {
 	c.compactInput()
-	c.nread, c.rerr = 0, nil
-	if err := c.raw.Control(c.lc.readStep); err != nil {
+	c.in.nread, c.in.rerr = 0, nil
+	if err := c.in.raw.Control(c.lc.readStep); err != nil {
 		return err
 	}
-	if c.nread > 0 {
-		c.w += c.nread
+	if c.in.nread > 0 {
+		c.in.w += c.in.nread
 		return nil
 	}
-	if c.rerr == nil {
+	if c.in.rerr == nil {
 		return syscall.EAGAIN
 	}
-	return c.rerr
+	return c.in.rerr
 }
 
 // ctlRead is fillNB's step under RawConn.Control: rawRead without the
 // wait.
 func (c *clientConn) ctlRead(fd uintptr) {
 	if !c.rawRead(fd) {
-		c.rerr = syscall.EAGAIN
+		c.in.rerr = syscall.EAGAIN
 	}
 }
 
@@ -204,7 +242,7 @@ func (c *clientConn) loopMask(on bool) {
 	if lc.masked == on {
 		return
 	}
-	if c.lc.loop.watch(c.id, c.raw.Control, !on) || on {
+	if c.lc.loop.Watch(c.id, c.in.raw.Control, !on) || on {
 		lc.masked = on
 		return
 	}
@@ -233,7 +271,7 @@ func (c *clientConn) offloadTail(rest func() error) {
 	lc.state = lcOffloaded
 	lc.onLoop = false
 	go func() {
-		lc.loop.post(loopTask{kind: taskBack, c: c, err: rest()})
+		lc.loop.Post(c, evloop.Event{Kind: evBack, Err: rest()})
 	}()
 }
 
@@ -270,7 +308,7 @@ func (c *clientConn) offloaded() error {
 
 // offloadedInput runs the buffered input on the offload's goroutine.
 func (c *clientConn) offloadedInput() error {
-	if c.bp == nil {
+	if c.in.bp == nil {
 		return nil
 	}
 	process := c.process
@@ -316,7 +354,7 @@ func (c *clientConn) loopAttach() error {
 		// idles, does not pay for it.
 		l := lc.loop
 		lc.waiter = pool.NewWaiter(func(s *pool.Server, err error) {
-			l.post(loopTask{kind: taskGrant, c: c, s: s, err: err})
+			l.Post(c, evloop.Event{Kind: evGrant, S: s, Err: err})
 		})
 	}
 	s, ok := c.pool.AcquireFunc(deadline, lc.waiter)
@@ -406,7 +444,7 @@ func (c *clientConn) loopWake() {
 		return
 	}
 	c.mu.Lock()
-	dl := c.idleDeadline
+	dl := c.park.idleDeadline
 	c.mu.Unlock()
 	if !dl.IsZero() && !time.Now().Before(dl) {
 		c.loopEnd(os.ErrDeadlineExceeded)
@@ -416,7 +454,7 @@ func (c *clientConn) loopWake() {
 		c.loopEnd(net.ErrClosed)
 		return
 	}
-	c.loopReadable()
+	c.Readable()
 }
 
 // loopEnd ends the session: the loop forgets the client, and a goroutine
@@ -430,7 +468,7 @@ func (c *clientConn) loopEnd(err error) {
 	if !lc.masked {
 		c.loopMask(true)
 	}
-	lc.loop.forget(c)
+	lc.loop.Forget(c.id)
 	sout, soutS := lc.sout, lc.soutS
 	lc.sout, lc.soutS = nil, nil
 	if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
@@ -537,5 +575,5 @@ func (c *clientConn) end(err error) {
 	c.p.unregister(c)
 	c.releasePool()
 	c.conn.Close()
-	c.p.connDone(c.accepted)
+	c.p.connDone(c.park.accepted)
 }

@@ -3,6 +3,8 @@ package proxy
 import (
 	"sync"
 
+	"github.com/muxpg/mux/evloop"
+
 	"go.uber.org/zap"
 
 	"github.com/muxpg/mux/pool"
@@ -13,14 +15,14 @@ import (
 type loops struct {
 	mu      sync.Mutex
 	started bool
-	all     []*evloop
+	all     []*evloop.Loop
 	next    uint32 // round robin, guarded by mu
 }
 
 // pickLoop returns the loop for a new client or server, or nil when mux
 // relays with goroutines (workers = 0, or no event loops on this
 // platform).
-func (p *Proxy) pickLoop() *evloop {
+func (p *Proxy) pickLoop() *evloop.Loop {
 	ls := &p.loops
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
@@ -49,11 +51,11 @@ func (ls *loops) startLocked(p *Proxy) {
 	if !ls.started {
 		ls.started = true
 		n := p.config().Workers.N()
-		if !loopsSupported {
+		if !evloop.Supported {
 			n = 0
 		}
 		for i := 0; i < n; i++ {
-			l, err := newLoop(p.log.Named("loop"))
+			l, err := evloop.New(p.log.Named("loop"))
 			if err != nil {
 				p.log.Warn("event loop not started: relaying with goroutines", zap.Error(err))
 				break
@@ -79,6 +81,6 @@ func (p *Proxy) stopLoops() {
 	ls.all = nil
 	ls.mu.Unlock()
 	for _, l := range all {
-		l.stop()
+		l.Stop()
 	}
 }

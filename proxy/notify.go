@@ -149,7 +149,7 @@ func (n *notifier) apply(c *clientConn, ops []listenOp) <-chan struct{} {
 	for _, op := range ops {
 		switch {
 		case op.all:
-			for ch := range c.listens {
+			for ch := range c.ln.listens {
 				n.unsubscribeLocked(c, ch)
 			}
 		case op.unlisten:
@@ -162,7 +162,7 @@ func (n *notifier) apply(c *clientConn, ops []listenOp) <-chan struct{} {
 				n.changedLocked(op.channel)
 			}
 			subs[c] = struct{}{}
-			c.listens[op.channel] = struct{}{}
+			c.ln.listens[op.channel] = struct{}{}
 			if n.boxes[c] == nil {
 				n.boxes[c] = &noteBox{c: c}
 			}
@@ -196,7 +196,7 @@ func (n *notifier) applyAndWait(c *clientConn, ops []listenOp) {
 }
 
 func (n *notifier) unsubscribeLocked(c *clientConn, ch string) {
-	delete(c.listens, ch)
+	delete(c.ln.listens, ch)
 	subs := n.subs[ch]
 	if subs == nil {
 		return
@@ -230,7 +230,7 @@ func (n *notifier) wake() {
 func (n *notifier) forget(c *clientConn) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	for ch := range c.listens {
+	for ch := range c.ln.listens {
 		n.unsubscribeLocked(c, ch)
 	}
 	delete(n.boxes, c)
@@ -568,7 +568,7 @@ func (b *noteBox) put(msg []byte) {
 
 // flushNotes takes the notifications in b: written at once to a client
 // between transactions, under client_write_timeout (one that cannot take
-// them in time is closed); kept in c.notes for the end of the transaction
+// them in time is closed); kept in c.ln.notes for the end of the transaction
 // otherwise (ServerData).
 func (c *clientConn) flushNotes(b *noteBox) {
 	for {
@@ -587,9 +587,9 @@ func (c *clientConn) flushNotes(b *noteBox) {
 			c.mu.Unlock()
 			continue
 		}
-		c.notes = append(c.notes, in...)
-		if over := len(c.notes) - maxPendingNotifications; over > 0 {
-			c.notes = c.notes[over:]
+		c.ln.notes = append(c.ln.notes, in...)
+		if over := len(c.ln.notes) - maxPendingNotifications; over > 0 {
+			c.ln.notes = c.ln.notes[over:]
 			c.logger().Warn("client too busy to take notifications: oldest dropped")
 		}
 		if !c.betweenTransactions() {
@@ -612,16 +612,16 @@ func (c *clientConn) flushNotes(b *noteBox) {
 // betweenTransactions reports whether a notification may go to c now: it
 // holds no server and owes no reply. c.mu held.
 func (c *clientConn) betweenTransactions() bool {
-	return c.server == nil && !c.checking && c.core.Pending() == 0
+	return c.server == nil && !c.pin.checking && c.core.Pending() == 0
 }
 
 // takeNotes returns the notifications waiting for c, appended to out, and
 // forgets them. c.mu held.
 func (c *clientConn) takeNotes(out []byte) []byte {
-	for _, m := range c.notes {
+	for _, m := range c.ln.notes {
 		out = append(out, m...)
 	}
-	c.notes = nil
+	c.ln.notes = nil
 	return out
 }
 
@@ -637,9 +637,9 @@ func (c *clientConn) listenQuery(dst []byte, sql []byte, opt sqllex.Options) ([]
 	if c.core.Status() == 'I' {
 		// Applied by processTracked once c.mu is released, before the
 		// client gets its answer.
-		c.listenApply = append(c.listenApply, ops...)
+		c.ln.apply = append(c.ln.apply, ops...)
 	} else {
-		c.pendingListen = append(c.pendingListen, ops...)
+		c.ln.pending = append(c.ln.pending, ops...)
 	}
 	var reply []byte
 	for _, op := range ops {
@@ -658,11 +658,11 @@ func (c *clientConn) listenQuery(dst []byte, sql []byte, opt sqllex.Options) ([]
 // endTransaction applies LISTENs made inside a transaction that committed,
 // and drops them if it rolled back. c.mu held.
 func (c *clientConn) endTransaction(committed bool) {
-	if len(c.pendingListen) == 0 {
+	if len(c.ln.pending) == 0 {
 		return
 	}
-	ops := c.pendingListen
-	c.pendingListen = nil
+	ops := c.ln.pending
+	c.ln.pending = nil
 	if committed {
 		// apply does no I/O: Postgres runs the LISTENs shortly after.
 		c.p.notifierFor(poolKey{c.database, c.user}, c.pool.Config()).apply(c, ops)

@@ -26,6 +26,8 @@ import (
 	"errors"
 	"os"
 	"time"
+
+	"github.com/muxpg/mux/evloop"
 )
 
 const (
@@ -55,33 +57,33 @@ func (c *clientConn) readFailed(err error) error {
 	if !errors.Is(err, os.ErrDeadlineExceeded) {
 		return err
 	}
-	if c.parkState.Load() == parkAsked && c.tryPark() {
+	if c.park.state.Load() == parkAsked && c.tryPark() {
 		return errParked
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	dl := c.idleDeadline
+	dl := c.park.idleDeadline
 	if !dl.IsZero() && !time.Now().Before(dl) {
 		return err // client_idle_timeout or idle_transaction_timeout
 	}
 	// A park request that found the client busy, or that raced with a
 	// new idle deadline: put the client's own deadline back.
 	c.setIdleDeadline(dl)
-	c.parkState.Store(running)
+	c.park.state.Store(running)
 	return nil
 }
 
 // tryPark parks the session if it is still idle: nothing buffered or half
 // read, no server, not ending.
 func (c *clientConn) tryPark() bool {
-	if c.bp != nil || c.fr.Mid() || c.raw == nil {
+	if c.in.bp != nil || c.in.fr.Mid() || c.in.raw == nil {
 		return false
 	}
 	c.mu.Lock()
 	idle := c.idleLocked()
-	if idle && c.qhead == len(c.queue) {
+	if idle && c.trk.qhead == len(c.trk.queue) {
 		// Scratch space a parked client need not keep.
-		c.queue, c.qhead, c.evicted = nil, 0, nil
+		c.trk.queue, c.trk.qhead, c.trk.evicted = nil, 0, nil
 	}
 	c.mu.Unlock()
 	if !idle {
@@ -93,14 +95,14 @@ func (c *clientConn) tryPark() bool {
 // idleLocked reports whether the client holds no server and is neither
 // waiting for one nor ending. c.mu held.
 func (c *clientConn) idleLocked() bool {
-	return c.server == nil && !c.gone && !c.waiting && !c.checking
+	return c.server == nil && !c.gone && !c.waiting && !c.pin.checking
 }
 
 // resume runs a session taken out of parked on a new goroutine.
 func (c *clientConn) resume() {
 	c.p.poller.forget(c)
 	c.mu.Lock()
-	c.setIdleDeadline(c.idleDeadline) // the park request left one in the past
+	c.setIdleDeadline(c.park.idleDeadline) // the park request left one in the past
 	c.mu.Unlock()
 	c.run()
 }
@@ -110,10 +112,10 @@ func (c *clientConn) resume() {
 // left to its goroutine.
 func (c *clientConn) wake() {
 	if c.loopDriven() {
-		c.lc.loop.post(loopTask{kind: taskWake, c: c})
+		c.lc.loop.Post(c, evloop.Event{Kind: evWake})
 		return
 	}
-	if c.parkState.CompareAndSwap(parked, running) {
+	if c.park.state.CompareAndSwap(parked, running) {
 		go c.resume()
 	}
 }
@@ -167,12 +169,12 @@ func (p *Proxy) sweepLoop(stop <-chan struct{}, done chan<- struct{}) {
 			if last.Before(c.connected) {
 				last = c.connected
 			}
-			free := c.canPark && c.idleLocked()
+			free := c.park.can && c.idleLocked()
 			// Parked once two sweeps in a row saw it without a server and
 			// it sent nothing for parkAfter.
-			idle := free && c.idleSeen && now.Sub(last) >= parkAfter
-			c.idleSeen = free
-			expired := !c.idleDeadline.IsZero() && !now.Before(c.idleDeadline)
+			idle := free && c.park.idleSeen && now.Sub(last) >= parkAfter
+			c.park.idleSeen = free
+			expired := !c.park.idleDeadline.IsZero() && !now.Before(c.park.idleDeadline)
 			c.mu.Unlock()
 			if c.loopDriven() {
 				// The loop holds an idle client at no cost; an expired
@@ -182,13 +184,13 @@ func (p *Proxy) sweepLoop(stop <-chan struct{}, done chan<- struct{}) {
 				}
 				continue
 			}
-			switch c.parkState.Load() {
+			switch c.park.state.Load() {
 			case running:
 				if expired {
 					// A backstop: the deadline itself may have been
 					// overwritten by a racing park request.
 					_ = c.conn.SetReadDeadline(past)
-				} else if idle && c.parkState.CompareAndSwap(running, parkAsked) {
+				} else if idle && c.park.state.CompareAndSwap(running, parkAsked) {
 					_ = c.conn.SetReadDeadline(past)
 				}
 			case parkAsked:

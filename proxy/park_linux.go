@@ -77,14 +77,14 @@ func (pl *poller) park(c *clientConn) bool {
 	// (EPOLLONESHOT): parking again re-arms it. Closing the socket takes it
 	// out of the set.
 	op := syscall.EPOLL_CTL_ADD
-	if c.inEpoll {
+	if c.park.inEpoll {
 		op = syscall.EPOLL_CTL_MOD
 	}
 	// Set before the state: whoever resumes c reads it after its CAS.
-	c.inEpoll = true
-	c.parkState.Store(parked)
+	c.park.inEpoll = true
+	c.park.state.Store(parked)
 	var err error
-	cerr := c.raw.Control(func(fd uintptr) {
+	cerr := c.in.raw.Control(func(fd uintptr) {
 		ev := syscall.EpollEvent{
 			Events: syscall.EPOLLIN | syscall.EPOLLRDHUP | syscall.EPOLLONESHOT,
 			Fd:     int32(uint32(c.id)),
@@ -102,7 +102,7 @@ func (pl *poller) park(c *clientConn) bool {
 	if cerr == nil && err == nil {
 		return true
 	}
-	if !c.parkState.CompareAndSwap(parked, running) {
+	if !c.park.state.CompareAndSwap(parked, running) {
 		return true // already taken up by another goroutine
 	}
 	pl.mu.Lock()

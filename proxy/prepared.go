@@ -147,20 +147,20 @@ const muxUnnamedKey = 1
 
 func init() { unnamedKeys.Store(muxUnnamedKey) }
 
-func (c *clientConn) push(e expectation) { c.queue = append(c.queue, e) }
+func (c *clientConn) push(e expectation) { c.trk.queue = append(c.trk.queue, e) }
 
 func (c *clientConn) head() *expectation {
-	if c.qhead < len(c.queue) {
-		return &c.queue[c.qhead]
+	if c.trk.qhead < len(c.trk.queue) {
+		return &c.trk.queue[c.trk.qhead]
 	}
 	return nil
 }
 
 func (c *clientConn) pop() {
-	c.queue[c.qhead] = expectation{}
-	c.qhead++
-	if c.qhead == len(c.queue) {
-		c.queue, c.qhead = c.queue[:0], 0
+	c.trk.queue[c.trk.qhead] = expectation{}
+	c.trk.qhead++
+	if c.trk.qhead == len(c.trk.queue) {
+		c.trk.queue, c.trk.qhead = c.trk.queue[:0], 0
 	}
 }
 
@@ -186,8 +186,8 @@ func (c *clientConn) undoParse(s *pool.Server, e *expectation) {
 		// ParseComplete stands for a statement the server does have.)
 		s.Stmts.Remove(e.stmt.name)
 	}
-	if e.name != "" && c.stmts[e.name] == e.stmt {
-		delete(c.stmts, e.name)
+	if e.name != "" && c.trk.stmts[e.name] == e.stmt {
+		delete(c.trk.stmts, e.name)
 		c.reg.release(e.stmt)
 	}
 }
@@ -235,14 +235,14 @@ func (c *clientConn) trackServerMessage(s *pool.Server, typ byte, body []byte, w
 		}
 	case 'C', 'I', 's':
 		if typ == 'C' && whole {
-			c.sawCommit = bytes.HasPrefix(body, []byte("COMMIT"))
+			c.ln.sawCommit = bytes.HasPrefix(body, []byte("COMMIT"))
 		}
 		if e.msg == 'E' {
 			c.pop()
 		}
 	case 'Z':
-		if whole && len(body) > 0 && body[0] == 'I' && len(c.pendingListen) > 0 {
-			c.endTransaction(c.sawCommit)
+		if whole && len(body) > 0 && body[0] == 'I' && len(c.ln.pending) > 0 {
+			c.endTransaction(c.ln.sawCommit)
 		}
 		switch e.msg {
 		case 'S', 'F':
@@ -264,9 +264,9 @@ func (c *clientConn) trackServerMessage(s *pool.Server, typ byte, body []byte, w
 // Called with c.mu held.
 func (c *clientConn) trackServerData(s *pool.Server, data []byte) (out []byte, bp *[]byte) {
 	pos, seg := 0, 0
-	if c.sskip > 0 {
-		pos = min(c.sskip, len(data))
-		c.sskip -= pos
+	if c.trk.sskip > 0 {
+		pos = min(c.trk.sskip, len(data))
+		c.trk.sskip -= pos
 	}
 	var buf []byte
 	changed := false
@@ -275,7 +275,7 @@ func (c *clientConn) trackServerData(s *pool.Server, data []byte) (out []byte, b
 		end := pos + 1 + l
 		whole := end <= len(data)
 		if !whole {
-			c.sskip = end - len(data)
+			c.trk.sskip = end - len(data)
 			end = len(data)
 		}
 		var body []byte
@@ -314,8 +314,8 @@ func (c *clientConn) trackServerData(s *pool.Server, data []byte) (out []byte, b
 func (c *clientConn) forgetStatements() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for name, st := range c.stmts {
-		delete(c.stmts, name)
+	for name, st := range c.trk.stmts {
+		delete(c.trk.stmts, name)
 		c.reg.release(st)
 	}
 }

@@ -60,7 +60,7 @@ func (c *clientConn) serverData(s *pool.Server, data []byte, ev *pool.Events, on
 		out, bp = c.trackServerData(s, data)
 	}
 	if ev.Params {
-		c.stateDirty = c.stateDirty || c.track
+		c.pin.stateDirty = c.pin.stateDirty || c.track
 		c.want.follow(s)
 	}
 	if ev.Ready > 0 {
@@ -85,10 +85,10 @@ func (c *clientConn) serverData(s *pool.Server, data []byte, ev *pool.Events, on
 			out = out[:len(out)-6]
 		}
 	case session.Check:
-		c.checking = true
-		c.checkDone = make(chan struct{})
+		c.pin.checking = true
+		c.pin.checkDone = make(chan struct{})
 	}
-	if len(c.notes) > 0 && ev.Ready > 0 && c.core.Status() == 'I' && c.core.Pending() == 0 && d != session.Close {
+	if len(c.ln.notes) > 0 && ev.Ready > 0 && c.core.Status() == 'I' && c.core.Pending() == 0 && d != session.Close {
 		// Notifications held during the transaction go out after it.
 		if bp == nil {
 			bp = wire.GetBuf(len(out) + 1024)
@@ -99,7 +99,7 @@ func (c *clientConn) serverData(s *pool.Server, data []byte, ev *pool.Events, on
 	}
 	if d.Detaches() {
 		c.server = nil
-		c.queue, c.qhead, c.sskip = c.queue[:0], 0, 0
+		c.trk.queue, c.trk.qhead, c.trk.sskip = c.trk.queue[:0], 0, 0
 	}
 	// Take the write lock before letting go of mu: replies reach the
 	// client in the order mu saw them (see trackServerData).

@@ -90,7 +90,7 @@ func (p *Proxy) serveConn(conn net.Conn) {
 
 // serveRelay runs a logged-in client's session.
 func (c *clientConn) serveRelay(accepted net.Conn) {
-	c.accepted = accepted
+	c.park.accepted = accepted
 	c.startRelay()
 	if c.loopDriven() {
 		c.startLoop()
@@ -242,11 +242,11 @@ func (c *clientConn) login(s *snapshot, st *startup) error {
 		return err
 	}
 	c.core.Mode = session.ModeOf(cfg.PoolModeFor(db, st.user))
-	c.pinPolicy = db.PinPolicy
+	c.pin.policy = db.PinPolicy
 	if c.core.Mode != session.Session && cfg.MaxPreparedStatements > 0 {
 		c.track = true
-		c.stmts = map[string]*preparedStmt{}
-		c.listens = map[string]struct{}{}
+		c.trk.stmts = map[string]*preparedStmt{}
+		c.ln.listens = map[string]struct{}{}
 	}
 	c.maxMsg = int(cfg.MaxMessageSize)
 	c.pool, c.reg, c.stats = p.poolFor(st.database, db, st.user, u)
@@ -365,9 +365,9 @@ func (c *clientConn) writeLocked(b []byte) (int, error) {
 
 // writeRaw is writeLocked without the output queue.
 func (c *clientConn) writeRaw(b []byte) (int, error) {
-	if c.wr == nil && c.raw != nil {
+	if c.wr == nil && c.in.raw != nil {
 		// Made on first use: a client that only idles never pays for it.
-		c.wr = rawio.NewWriter(c.raw)
+		c.wr = rawio.NewWriter(c.in.raw)
 	}
 	if c.wr != nil {
 		return c.wr.Write(b)

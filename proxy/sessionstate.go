@@ -213,13 +213,13 @@ func isCustomName(s string) bool {
 // check. c.mu held.
 func (c *clientConn) watchCustom(names []string) {
 	for _, n := range names {
-		if len(c.customNames) >= maxCustomNames {
+		if len(c.pin.customNames) >= maxCustomNames {
 			return
 		}
-		if c.customNames == nil {
-			c.customNames = map[string]struct{}{}
+		if c.pin.customNames == nil {
+			c.pin.customNames = map[string]struct{}{}
 		}
-		c.customNames[strings.ToLower(n)] = struct{}{}
+		c.pin.customNames[strings.ToLower(n)] = struct{}{}
 	}
 }
 
@@ -261,12 +261,12 @@ func (c *clientConn) noteState(h stateHit) string {
 	if !h.may {
 		return ""
 	}
-	c.stateDirty = true
+	c.pin.stateDirty = true
 	c.watchCustom(h.custom)
 	if h.load {
-		c.loaded = true
+		c.pin.loaded = true
 	}
-	if h.pin != "" && c.pinPolicy == "error" {
+	if h.pin != "" && c.pin.policy == "error" {
 		return h.pin
 	}
 	return ""
@@ -280,7 +280,7 @@ func pinRefusal(stmt string) string {
 // needsStateCheck reports whether the transaction that just ended must be
 // looked at before its server is released. c.mu held.
 func (c *clientConn) needsStateCheck() bool {
-	return c.track && c.pinPolicy != "allow" && (c.stateDirty || c.pinReason != "")
+	return c.track && c.pin.policy != "allow" && (c.pin.stateDirty || c.pin.reason != "")
 }
 
 // checkState reads the session state of server s after a transaction that
@@ -322,7 +322,7 @@ func (c *clientConn) checkState(s *pool.Server) {
 			reason = row[0]
 		}
 	}
-	if c.loaded {
+	if c.pin.loaded {
 		reason = "LOAD"
 	}
 	sort.Slice(extra, func(i, j int) bool { return extra[i].name < extra[j].name })
@@ -331,19 +331,19 @@ func (c *clientConn) checkState(s *pool.Server) {
 	for _, e := range extra {
 		s.Applied[e.name] = e.value
 	}
-	c.stateDirty = false
-	wasPinned := c.pinReason != ""
+	c.pin.stateDirty = false
+	wasPinned := c.pin.reason != ""
 	if reason != "" {
 		if !wasPinned {
 			c.logger().Info("client pinned to its server", zap.String("reason", reason), zap.Uint64("server_id", s.ID))
 		}
-		c.pinReason = reason
+		c.pin.reason = reason
 		c.endCheck()
 		c.mu.Unlock()
 		s.SetHandler(c)
 		return
 	}
-	c.pinReason = ""
+	c.pin.reason = ""
 	c.server = nil
 	c.endCheck()
 	notes := c.takeNotes(nil)
@@ -368,13 +368,13 @@ func (c *clientConn) checkState(s *pool.Server) {
 // stateQueryLocked is stateQuery plus the custom settings the client may
 // have set. c.mu held.
 func (c *clientConn) stateQueryLocked() string {
-	if len(c.customNames) == 0 {
+	if len(c.pin.customNames) == 0 {
 		return stateQuery
 	}
 	b := []byte(stateQuery)
 	b = append(b, "\nUNION ALL SELECT 's', n, current_setting(n, true) FROM unnest(ARRAY["...)
 	first := true
-	for n := range c.customNames {
+	for n := range c.pin.customNames {
 		if !first {
 			b = append(b, ',')
 		}
@@ -387,18 +387,18 @@ func (c *clientConn) stateQueryLocked() string {
 
 // endCheck marks the state check finished. c.mu held.
 func (c *clientConn) endCheck() {
-	c.checking = false
-	if c.checkDone != nil {
-		close(c.checkDone)
-		c.checkDone = nil
+	c.pin.checking = false
+	if c.pin.checkDone != nil {
+		close(c.pin.checkDone)
+		c.pin.checkDone = nil
 	}
 }
 
 // waitCheck waits for a running state check. c.mu held; it may be
 // released and retaken.
 func (c *clientConn) waitCheck() {
-	for c.checking {
-		ch := c.checkDone
+	for c.pin.checking {
+		ch := c.pin.checkDone
 		c.mu.Unlock()
 		<-ch
 		c.mu.Lock()

@@ -85,6 +85,6 @@ func (c *clientConn) armIdleTimeout() {
 // client goroutine attaching a server and the server goroutine releasing
 // one both set it).
 func (c *clientConn) setIdleDeadline(dl time.Time) {
-	c.idleDeadline = dl
+	c.park.idleDeadline = dl
 	_ = c.conn.SetReadDeadline(dl)
 }

@@ -82,8 +82,8 @@ func (c *clientConn) ensurePrepared(dst []byte, s *pool.Server, st *preparedStmt
 // ParseComplete (mux's own Parse), name is the client's name for st when
 // the client asked for this Parse.
 func (c *clientConn) prepareOn(dst []byte, s *pool.Server, st *preparedStmt, name string, swallow bool) []byte {
-	c.evicted = s.Stmts.Add(st.name, c.evicted[:0])
-	for _, old := range c.evicted {
+	c.trk.evicted = s.Stmts.Add(st.name, c.trk.evicted[:0])
+	for _, old := range c.trk.evicted {
 		dst = appendNamed(dst, 'C', 'S', old)
 		c.push(expectation{msg: 'C', swallow: true})
 		c.reg.evictions.Add(1)
@@ -99,11 +99,11 @@ func (c *clientConn) prepareOn(dst []byte, s *pool.Server, st *preparedStmt, nam
 // that never prepared one must not reach another client's: it gets
 // Postgres's error.
 func (c *clientConn) ensureUnnamed(dst []byte, s *pool.Server, msg byte) (out []byte, refused bool) {
-	if c.unnamedParse != nil {
-		if s.UnnamedKey != c.unnamedKey {
-			dst = append(dst, c.unnamedParse...)
+	if c.trk.unnamedParse != nil {
+		if s.UnnamedKey != c.trk.unnamedKey {
+			dst = append(dst, c.trk.unnamedParse...)
 			c.push(expectation{msg: 'P', swallow: true})
-			s.UnnamedKey = c.unnamedKey
+			s.UnnamedKey = c.trk.unnamedKey
 		}
 		return dst, false
 	}
@@ -145,15 +145,15 @@ func (c *clientConn) trackClientMessage(dst []byte, s *pool.Server, msg []byte) 
 				words = findWords(query)
 			}
 		}
-		if h := scanState(query, words, opt); h.pin != "" && c.pinPolicy == "error" {
+		if h := scanState(query, words, opt); h.pin != "" && c.pin.policy == "error" {
 			return c.appendRaise(dst, s, 'P', "0A000", pinRefusal(h.pin))
 		} else if len(name) == 0 {
-			c.unnamedHit = h
+			c.trk.unnamedHit = h
 		}
 		if len(name) == 0 {
-			c.unnamedKey = unnamedKeys.Add(1)
-			c.unnamedParse = append(c.unnamedParse[:0], msg...)
-			s.UnnamedKey = c.unnamedKey
+			c.trk.unnamedKey = unnamedKeys.Add(1)
+			c.trk.unnamedParse = append(c.trk.unnamedParse[:0], msg...)
+			s.UnnamedKey = c.trk.unnamedKey
 			break
 		}
 		c.reg.clientParses.Add(1)
@@ -162,11 +162,11 @@ func (c *clientConn) trackClientMessage(dst []byte, s *pool.Server, msg []byte) 
 			// server say so, registering nothing.
 			return c.appendRaise(dst, s, 'P', "25P02", "current transaction is aborted, commands ignored until end of transaction block")
 		}
-		if _, dup := c.stmts[string(name)]; dup {
+		if _, dup := c.trk.stmts[string(name)]; dup {
 			return c.appendRaise(dst, s, 'P', "42P05", "prepared statement \""+string(name)+"\" already exists")
 		}
 		st := c.reg.acquire(query, types)
-		c.stmts[string(name)] = st
+		c.trk.stmts[string(name)] = st
 		if s.Stmts.Has(st.name) {
 			c.reg.hits.Add(1)
 			c.push(expectation{msg: 'P', synth: parseComplete, stmt: st, name: string(name)})
@@ -185,13 +185,13 @@ func (c *clientConn) trackClientMessage(dst []byte, s *pool.Server, msg []byte) 
 				return dst
 			}
 			c.setPortal(portal, nil)
-			c.noteState(c.unnamedHit)
-			if c.unnamedHit.setConfig {
+			c.noteState(c.trk.unnamedHit)
+			if c.trk.unnamedHit.setConfig {
 				c.watchBindParams(tail)
 			}
 			break
 		}
-		st := c.stmts[string(name)]
+		st := c.trk.stmts[string(name)]
 		if st == nil {
 			return c.appendRaise(dst, s, 'B', "26000", "prepared statement \""+string(name)+"\" does not exist")
 		}
@@ -221,7 +221,7 @@ func (c *clientConn) trackClientMessage(dst []byte, s *pool.Server, msg []byte) 
 			}
 			break
 		}
-		st := c.stmts[string(name)]
+		st := c.trk.stmts[string(name)]
 		if st == nil {
 			return c.appendRaise(dst, s, 'D', "26000", "prepared statement \""+string(name)+"\" does not exist")
 		}
@@ -235,16 +235,16 @@ func (c *clientConn) trackClientMessage(dst []byte, s *pool.Server, msg []byte) 
 			break
 		}
 		if len(name) == 0 {
-			c.unnamedParse = nil
-			if s.UnnamedKey == c.unnamedKey {
+			c.trk.unnamedParse = nil
+			if s.UnnamedKey == c.trk.unnamedKey {
 				s.UnnamedKey = 0
 			}
 			break
 		}
 		// The server copy may serve other clients: only the client's name
 		// goes, and mux answers.
-		if st := c.stmts[string(name)]; st != nil {
-			delete(c.stmts, string(name))
+		if st := c.trk.stmts[string(name)]; st != nil {
+			delete(c.trk.stmts, string(name))
 			c.reg.release(st)
 		}
 		c.push(expectation{msg: 'C', synth: closeComplete})
@@ -252,11 +252,11 @@ func (c *clientConn) trackClientMessage(dst []byte, s *pool.Server, msg []byte) 
 	case 'E':
 		portal, _, _ := cstring(body)
 		dst = append(dst, msg...)
-		c.push(expectation{msg: 'E', stmt: c.portals[string(portal)]})
+		c.push(expectation{msg: 'E', stmt: c.trk.portals[string(portal)]})
 		return dst
 	case 'S', 'F':
 		if typ == 'F' {
-			c.stateDirty = true // a function may change anything
+			c.pin.stateDirty = true // a function may change anything
 		}
 		dst = append(dst, msg...)
 		c.push(expectation{msg: typ})
@@ -278,17 +278,17 @@ func (c *clientConn) trackClientMessage(dst []byte, s *pool.Server, msg []byte) 
 
 func (c *clientConn) setPortal(portal []byte, st *preparedStmt) {
 	if st == nil {
-		if len(c.portals) > 0 {
-			delete(c.portals, string(portal))
+		if len(c.trk.portals) > 0 {
+			delete(c.trk.portals, string(portal))
 		}
 		return
 	}
-	if c.portals == nil {
-		c.portals = map[string]*preparedStmt{}
-	} else if len(c.portals) > 64 {
-		clear(c.portals) // portals end with their transaction; keep this small
+	if c.trk.portals == nil {
+		c.trk.portals = map[string]*preparedStmt{}
+	} else if len(c.trk.portals) > 64 {
+		clear(c.trk.portals) // portals end with their transaction; keep this small
 	}
-	c.portals[string(portal)] = st
+	c.trk.portals[string(portal)] = st
 }
 
 // trackQuery handles a simple Query in tracked mode: LISTEN refusal,
@@ -342,7 +342,7 @@ func (c *clientConn) trackQuery(dst []byte, s *pool.Server, msg []byte) (out []b
 	}
 	if n == 1 && dealloc != nil && c.core.Status() != 'E' {
 		if name, ok := identName(dealloc); ok {
-			st := c.stmts[name]
+			st := c.trk.stmts[name]
 			if st == nil {
 				// Not one of the client's protocol-level statements: an
 				// SQL-level PREPARE on this server, or nothing (then
@@ -352,19 +352,19 @@ func (c *clientConn) trackQuery(dst []byte, s *pool.Server, msg []byte) (out []b
 				c.push(expectation{msg: 'Q'})
 				return dst, true
 			}
-			delete(c.stmts, name)
+			delete(c.trk.stmts, name)
 			c.reg.release(st)
 			c.push(expectation{msg: 'Q', synth: deallocateComplete, synthZ: true})
 			return dst, false
 		}
 	}
 	if clearKind != 0 {
-		for name, st := range c.stmts {
-			delete(c.stmts, name)
+		for name, st := range c.trk.stmts {
+			delete(c.trk.stmts, name)
 			c.reg.release(st)
 		}
 		if clearKind == 'D' {
-			c.unnamedParse = nil
+			c.trk.unnamedParse = nil
 		}
 	}
 	s.UnnamedKey = 0
@@ -405,15 +405,15 @@ func identName(b []byte) (string, bool) {
 // message that names a statement is rewritten for the server the client
 // holds, and the replies it is owed are queued.
 func (c *clientConn) processTracked() error {
-	buf := *c.bp
-	pos := c.r
-	if !c.fr.Mid() {
-		if c.w-pos >= wire.HeaderLen && buf[pos] == 'X' {
-			c.r = c.w
+	buf := *c.in.bp
+	pos := c.in.r
+	if !c.in.fr.Mid() {
+		if c.in.w-pos >= wire.HeaderLen && buf[pos] == 'X' {
+			c.in.r = c.in.w
 			return errTerminate
 		}
-		probe := c.fr
-		f, err := probe.Next(buf[pos:c.w], &wholeTracked, c.maxMsg)
+		probe := c.in.fr
+		f, err := probe.Next(buf[pos:c.in.w], &wholeTracked, c.maxMsg)
 		switch {
 		case err != nil: // refused below, once the server is there
 		case f.Kind == session.Short:
@@ -431,14 +431,14 @@ func (c *clientConn) processTracked() error {
 	if err != nil {
 		return err
 	}
-	outp := wire.GetBuf(c.w - pos + 512)
+	outp := wire.GetBuf(c.in.w - pos + 512)
 	out, pos, b, ferr := c.trackRun(s, (*outp)[:0], pos)
 	c.count(b)
 	// Replies mux made up that nothing from the server precedes go out now.
 	var synth []byte
 	if h := c.head(); h != nil && h.synth != nil {
 		synth = c.appendSynth(nil)
-		if c.core.Pending() == 0 && c.core.Status() == 'I' && len(c.notes) > 0 {
+		if c.core.Pending() == 0 && c.core.Status() == 'I' && len(c.ln.notes) > 0 {
 			synth = c.takeNotes(synth)
 		}
 	}
@@ -449,8 +449,8 @@ func (c *clientConn) processTracked() error {
 	if release {
 		c.server = nil
 	}
-	apply := c.listenApply
-	c.listenApply = nil
+	apply := c.ln.apply
+	c.ln.apply = nil
 	if apply != nil && c.onLoop() {
 		// LISTEN waits for the notifier's server: the rest runs off the
 		// loop.
@@ -470,10 +470,10 @@ var wholeTracked = session.TypesExcept('d', 'F')
 // holding s must get for it. It returns the run's effect on the release
 // state and the error that stopped it, if any.
 func (c *clientConn) trackRun(s *pool.Server, out []byte, pos int) ([]byte, int, session.Run, error) {
-	buf := *c.bp
+	buf := *c.in.bp
 	var b session.Run
 	for {
-		f, err := c.fr.Next(buf[pos:c.w], &wholeTracked, c.maxMsg)
+		f, err := c.in.fr.Next(buf[pos:c.in.w], &wholeTracked, c.maxMsg)
 		if err != nil {
 			return out, pos, b, err
 		}
@@ -481,11 +481,11 @@ func (c *clientConn) trackRun(s *pool.Server, out []byte, pos int) ([]byte, int,
 		case f.Kind == session.Short:
 			return out, pos, b, nil
 		case f.Kind == session.Partial:
-			c.r = pos
+			c.in.r = pos
 			c.growFor(f.Len, &pos)
 			return out, pos, b, nil
 		case f.Kind != session.Rest && f.Type == 'X':
-			return out, c.w, b, errTerminate
+			return out, c.in.w, b, errTerminate
 		case f.Kind == session.Whole:
 			msg := buf[pos : pos+f.Len]
 			counted := true

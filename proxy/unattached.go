@@ -26,17 +26,17 @@ func (c *clientConn) answerWithoutServer() bool {
 		c.gone = true
 		c.mu.Unlock()
 	}
-	c.consumed(c.w)
+	c.consumed(c.in.w)
 	return true
 }
 
 // answerWithoutServerLocked is answerWithoutServer's work under c.mu: the
 // answer, or false if the run needs a server.
 func (c *clientConn) answerWithoutServerLocked() ([]byte, bool) {
-	if c.server != nil || c.fr.Mid() {
+	if c.server != nil || c.in.fr.Mid() {
 		return nil, false
 	}
-	buf := (*c.bp)[c.r:c.w]
+	buf := (*c.in.bp)[c.in.r:c.in.w]
 	pos := 0
 	for pos < len(buf) {
 		if len(buf)-pos < wire.HeaderLen {
@@ -59,7 +59,7 @@ func (c *clientConn) answerWithoutServerLocked() ([]byte, bool) {
 			if !ok1 || !ok2 || len(name) == 0 {
 				return nil, false
 			}
-			if _, dup := c.stmts[string(name)]; dup || !c.reg.isVerified(query, types) {
+			if _, dup := c.trk.stmts[string(name)]; dup || !c.reg.isVerified(query, types) {
 				return nil, false
 			}
 		default:
@@ -80,8 +80,8 @@ func (c *clientConn) answerWithoutServerLocked() ([]byte, bool) {
 			out = wire.AppendReadyForQuery(out, 'I')
 		case 'C':
 			name, _, _ := cstring(body[1:])
-			if st := c.stmts[string(name)]; st != nil {
-				delete(c.stmts, string(name))
+			if st := c.trk.stmts[string(name)]; st != nil {
+				delete(c.trk.stmts, string(name))
 				c.reg.release(st)
 			}
 			out = append(out, closeComplete...)
@@ -97,7 +97,7 @@ func (c *clientConn) answerWithoutServerLocked() ([]byte, bool) {
 			}
 			c.reg.clientParses.Add(1)
 			c.reg.hits.Add(1)
-			c.stmts[string(name)] = st
+			c.trk.stmts[string(name)] = st
 			out = append(out, parseComplete...)
 		}
 		pos += 1 + l
