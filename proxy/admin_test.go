@@ -20,6 +20,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/muxpg/mux/admin"
+	"github.com/muxpg/mux/internal/wire"
 )
 
 // adminTop makes muxuser an admin and md5user a stats user.
@@ -113,8 +116,8 @@ func consoleExec(ctx context.Context, pc *pgconn.PgConn, q string) (*consoleResu
 	return out, nil
 }
 
-// admin runs a console command, failing the test on an error.
-func admin(t testing.TB, conn *pgx.Conn, q string) *consoleResult {
+// adminQuery runs a console command, failing the test on an error.
+func adminQuery(t testing.TB, conn *pgx.Conn, q string) *consoleResult {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -166,7 +169,7 @@ func TestAdminShowColumns(t *testing.T) {
 	for _, db := range []string{"pgbouncer", "mux"} {
 		conn := m.connectAs(t, "muxuser", "muxpass", db, "default_query_exec_mode=simple_protocol")
 		for show, want := range pgbouncerColumns {
-			if got := admin(t, conn, show).cols; got != want+muxExtraColumns[show] {
+			if got := adminQuery(t, conn, show).cols; got != want+muxExtraColumns[show] {
 				t.Errorf("%s on %s:\n got %s\nwant %s", show, db, got, want)
 			}
 		}
@@ -185,7 +188,7 @@ func TestAdminShowColumns(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pc.Close(ctx)
-	if v := pc.ParameterStatus("server_version"); v != pgbouncerVersion+"/bouncer" {
+	if v := pc.ParameterStatus("server_version"); v != admin.PgBouncerVersion+"/bouncer" {
 		t.Errorf("server_version %q", v)
 	}
 	res, err := consoleExec(ctx, pc, "SHOW HELP")
@@ -210,12 +213,12 @@ func TestAdminShowValues(t *testing.T) {
 	}
 	pid := queryString(t, client, "SELECT pg_backend_pid()::text")
 
-	pools := admin(t, conn, "SHOW POOLS")
+	pools := adminQuery(t, conn, "SHOW POOLS")
 	row := pools.find("database", "muxtest")
 	if row == nil || row["user"] != "muxuser" || row["cl_active"] != "1" || row["sv_active"] != "1" || row["pool_mode"] != "transaction" {
 		t.Errorf("SHOW POOLS: %v", pools.rows)
 	}
-	clients := admin(t, conn, "SHOW CLIENTS")
+	clients := adminQuery(t, conn, "SHOW CLIENTS")
 	cl := clients.find("application_name", "showme")
 	if cl == nil || cl["type"] != "C" || cl["database"] != "muxtest" || cl["state"] != "active" ||
 		cl["addr"] != "127.0.0.1" || cl["local_port"] != strconv.Itoa(m.port) || cl["link"] == "" {
@@ -224,7 +227,7 @@ func TestAdminShowValues(t *testing.T) {
 	if clients.find("database", "pgbouncer") == nil {
 		t.Errorf("SHOW CLIENTS lacks the console session: %v", clients.rows)
 	}
-	servers := admin(t, conn, "SHOW SERVERS")
+	servers := adminQuery(t, conn, "SHOW SERVERS")
 	sv := servers.find("remote_pid", pid)
 	if sv == nil || sv["type"] != "S" || sv["state"] != "active" || sv["database"] != "muxtest" ||
 		sv["port"] != strconv.Itoa(cluster.Port) || cl == nil || sv["link"] != cl["ptr"] || sv["ptr"] != cl["link"] {
@@ -234,31 +237,31 @@ func TestAdminShowValues(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	stats := admin(t, conn, "SHOW STATS").find("database", "muxtest")
+	stats := adminQuery(t, conn, "SHOW STATS").find("database", "muxtest")
 	if n, _ := strconv.Atoi(stats["total_xact_count"]); n < 2 {
 		t.Errorf("SHOW STATS: %v", stats)
 	}
 	if n, _ := strconv.Atoi(stats["total_received"]); n == 0 {
 		t.Errorf("SHOW STATS: %v", stats)
 	}
-	totals := admin(t, conn, "SHOW TOTALS").find("name", "total_query_count")
+	totals := adminQuery(t, conn, "SHOW TOTALS").find("name", "total_query_count")
 	if n, _ := strconv.Atoi(totals["value"]); n < 3 {
 		t.Errorf("SHOW TOTALS: %v", totals)
 	}
 
-	dbs := admin(t, conn, "SHOW DATABASES")
+	dbs := adminQuery(t, conn, "SHOW DATABASES")
 	if r := dbs.find("name", "bench"); r == nil || r["force_user"] != "benchuser" || r["pool_size"] != "20" || r["pool_mode"] != "NULL" {
 		t.Errorf("SHOW DATABASES: %v", dbs.rows)
 	}
-	nservers := strconv.Itoa(len(admin(t, conn, "SHOW SERVERS").rows))
+	nservers := strconv.Itoa(len(adminQuery(t, conn, "SHOW SERVERS").rows))
 	if r := dbs.find("name", "muxtest"); r == nil || r["current_connections"] != nservers || r["paused"] != "0" || r["host"] != cluster.Host {
 		t.Errorf("SHOW DATABASES (%s servers): %v", nservers, dbs.rows)
 	}
-	users := admin(t, conn, "SHOW USERS")
+	users := adminQuery(t, conn, "SHOW USERS")
 	if len(users.rows) != len(m.cfg.Users) || users.find("name", "md5user") == nil {
 		t.Errorf("SHOW USERS: %v", users.rows)
 	}
-	cfgRows := admin(t, conn, "SHOW CONFIG")
+	cfgRows := adminQuery(t, conn, "SHOW CONFIG")
 	if r := cfgRows.find("key", "admin_users"); r == nil || r["value"] != "muxuser" || r["default"] != "" {
 		t.Errorf("SHOW CONFIG admin_users: %v", r)
 	}
@@ -266,7 +269,7 @@ func TestAdminShowValues(t *testing.T) {
 		t.Errorf("SHOW CONFIG listen: %v", r)
 	}
 	for _, show := range []string{"SHOW CONFIG", "SHOW USERS", "SHOW DATABASES"} {
-		s := fmt.Sprint(admin(t, conn, show).rows)
+		s := fmt.Sprint(adminQuery(t, conn, show).rows)
 		var secrets []string
 		for _, u := range m.cfg.Users {
 			secrets = append(secrets, u.Password)
@@ -280,13 +283,13 @@ func TestAdminShowValues(t *testing.T) {
 			}
 		}
 	}
-	if r := admin(t, conn, "SHOW LISTS").find("list", "pools"); r["items"] != "1" {
+	if r := adminQuery(t, conn, "SHOW LISTS").find("list", "pools"); r["items"] != "1" {
 		t.Errorf("SHOW LISTS pools: %v", r)
 	}
-	if r := admin(t, conn, "SHOW MEM").find("name", "server_cache"); r == nil || r["used"] != nservers {
+	if r := adminQuery(t, conn, "SHOW MEM").find("name", "server_cache"); r == nil || r["used"] != nservers {
 		t.Errorf("SHOW MEM server_cache: %v", r)
 	}
-	if v := admin(t, conn, "SHOW VERSION").rows[0]["version"]; !strings.HasPrefix(v, "PgBouncer "+pgbouncerVersion) {
+	if v := adminQuery(t, conn, "SHOW VERSION").rows[0]["version"]; !strings.HasPrefix(v, "PgBouncer "+admin.PgBouncerVersion) {
 		t.Errorf("SHOW VERSION %q", v)
 	}
 }
@@ -302,13 +305,13 @@ func TestAdminAccess(t *testing.T) {
 		t.Errorf("wrong password: SQLSTATE %q, want 28P01", code)
 	}
 	stats := m.adminConn(t, "md5user", "md5pass")
-	admin(t, stats, "SHOW POOLS")
+	adminQuery(t, stats, "SHOW POOLS")
 	for _, q := range []string{"PAUSE", "PAUSE muxtest", "RELOAD", "KILL muxtest", "DISABLE muxtest", "SHUTDOWN"} {
-		if code := adminErr(t, stats, q); code != codeInsufficientPrivilege {
+		if code := adminErr(t, stats, q); code != wire.CodeInsufficientPrivilege {
 			t.Errorf("stats user %s: SQLSTATE %q, want 42501", q, code)
 		}
 	}
-	if v := admin(t, stats, "SHOW VERSION").rows; len(v) != 1 {
+	if v := adminQuery(t, stats, "SHOW VERSION").rows; len(v) != 1 {
 		t.Fatalf("SHOW VERSION after refusals: %v", v)
 	}
 }
@@ -319,7 +322,7 @@ func TestAdminCommands(t *testing.T) {
 	m := startMux(t, adminTop)
 	conn := m.adminConn(t, "muxuser", "muxpass")
 	for _, q := range []string{"show version;", "  Show Version ; ", "SHOW\tversion"} {
-		admin(t, conn, q)
+		adminQuery(t, conn, q)
 	}
 	for q, code := range map[string]string{
 		"SHOW":                   "08P01",
@@ -341,13 +344,13 @@ func TestAdminCommands(t *testing.T) {
 			t.Errorf("%q: SQLSTATE %q, want %q", q, got, code)
 		}
 	}
-	admin(t, conn, `PAUSE "muxtest"`)
-	if r := admin(t, conn, "SHOW DATABASES").find("name", "muxtest"); r["paused"] != "1" {
+	adminQuery(t, conn, `PAUSE "muxtest"`)
+	if r := adminQuery(t, conn, "SHOW DATABASES").find("name", "muxtest"); r["paused"] != "1" {
 		t.Errorf("after PAUSE: %v", r)
 	}
-	admin(t, conn, "resume muxtest;")
-	admin(t, conn, "PAUSE")
-	admin(t, conn, "RESUME")
+	adminQuery(t, conn, "resume muxtest;")
+	adminQuery(t, conn, "PAUSE")
+	adminQuery(t, conn, "RESUME")
 
 	// The extended protocol gets one error per Sync; the session goes on.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -357,7 +360,7 @@ func TestAdminCommands(t *testing.T) {
 	if !errors.As(err, &pe) || pe.Code != "08P01" || !strings.Contains(pe.Message, "simple query protocol") {
 		t.Fatalf("extended protocol: %v", err)
 	}
-	admin(t, conn, "SHOW VERSION")
+	adminQuery(t, conn, "SHOW VERSION")
 }
 
 // PAUSE waits for the transaction in progress, then holds new transactions
@@ -418,10 +421,10 @@ func TestAdminPauseResume(t *testing.T) {
 	case <-time.After(300 * time.Millisecond):
 	}
 	waitFor(t, "the held client to show as waiting", 5*time.Second, func() bool {
-		r := admin(t, conn, "SHOW POOLS").find("database", "muxtest")
+		r := adminQuery(t, conn, "SHOW POOLS").find("database", "muxtest")
 		return r != nil && r["cl_waiting"] == "1"
 	})
-	admin(t, conn, "RESUME muxtest")
+	adminQuery(t, conn, "RESUME muxtest")
 	if err := <-queried; err != nil {
 		t.Fatalf("held query: %v", err)
 	}
@@ -438,16 +441,16 @@ func TestAdminDisableEnable(t *testing.T) {
 	m := startMux(t, adminTop)
 	conn := m.adminConn(t, "muxuser", "muxpass")
 	client := m.connect(t)
-	admin(t, conn, "DISABLE muxtest")
+	adminQuery(t, conn, "DISABLE muxtest")
 	if code := connectErr(t, m.dsn("muxuser", "muxpass", "muxtest")); code != "57P03" {
 		t.Errorf("login to a disabled database: SQLSTATE %q, want 57P03", code)
 	}
-	if r := admin(t, conn, "SHOW DATABASES").find("name", "muxtest"); r["disabled"] != "1" {
+	if r := adminQuery(t, conn, "SHOW DATABASES").find("name", "muxtest"); r["disabled"] != "1" {
 		t.Errorf("SHOW DATABASES: %v", r)
 	}
 	queryString(t, client, "SELECT 'still here'")
 	m.connectAs(t, "muxuser", "muxpass", "bench") // other databases are open
-	admin(t, conn, "ENABLE muxtest")
+	adminQuery(t, conn, "ENABLE muxtest")
 	m.connect(t)
 }
 
@@ -466,7 +469,7 @@ func TestAdminKill(t *testing.T) {
 	}
 	queryString(t, inTx, "SELECT 'in a transaction'")
 
-	admin(t, conn, "KILL muxtest")
+	adminQuery(t, conn, "KILL muxtest")
 	for name, c := range map[string]*pgx.Conn{"idle": idle, "in transaction": inTx} {
 		_, err := c.Exec(ctx, "SELECT 1")
 		if err == nil {
@@ -491,7 +494,7 @@ func TestAdminKill(t *testing.T) {
 		t.Fatalf("login after KILL finished before RESUME (%v)", err)
 	case <-time.After(300 * time.Millisecond):
 	}
-	admin(t, conn, "RESUME muxtest")
+	adminQuery(t, conn, "RESUME muxtest")
 	if err := <-loggedIn; err != nil {
 		t.Fatal(err)
 	}
@@ -505,12 +508,12 @@ func TestAdminReconnectWaitClose(t *testing.T) {
 		conn := m.adminConn(t, "muxuser", "muxpass")
 		client := m.connect(t)
 		before := queryString(t, client, "SELECT pg_backend_pid()::text")
-		admin(t, conn, "RECONNECT muxtest")
+		adminQuery(t, conn, "RECONNECT muxtest")
 		if after := queryString(t, client, "SELECT pg_backend_pid()::text"); after == before {
 			t.Fatalf("backend %s kept after RECONNECT", before)
 		}
-		admin(t, conn, "RECONNECT")
-		admin(t, conn, "WAIT_CLOSE")
+		adminQuery(t, conn, "RECONNECT")
+		adminQuery(t, conn, "WAIT_CLOSE")
 	})
 	t.Run("session", func(t *testing.T) {
 		m := startMux(t, adminTop+"\npool_mode = \"session\"")
@@ -522,8 +525,8 @@ func TestAdminReconnectWaitClose(t *testing.T) {
 		}
 		defer client.Close(ctx)
 		before := queryString(t, client, "SELECT pg_backend_pid()::text")
-		admin(t, conn, "RECONNECT muxtest")
-		if r := admin(t, conn, "SHOW SERVERS").find("remote_pid", before); r == nil || r["close_needed"] != "1" {
+		adminQuery(t, conn, "RECONNECT muxtest")
+		if r := adminQuery(t, conn, "SHOW SERVERS").find("remote_pid", before); r == nil || r["close_needed"] != "1" {
 			t.Fatalf("SHOW SERVERS after RECONNECT: %v", r)
 		}
 		if again := queryString(t, client, "SELECT pg_backend_pid()::text"); again != before {
@@ -569,7 +572,7 @@ func TestAdminReloadShutdown(t *testing.T) {
 		return reloadErr
 	}, func() { shutdowns.Add(1) })
 	conn := m.adminConn(t, "muxuser", "muxpass")
-	admin(t, conn, "RELOAD")
+	adminQuery(t, conn, "RELOAD")
 	mu.Lock()
 	reloadErr = errors.New("pool_mode: bad value")
 	mu.Unlock()
@@ -577,7 +580,7 @@ func TestAdminReloadShutdown(t *testing.T) {
 	defer cancel()
 	_, err := consoleExec(ctx, conn.PgConn(), "reload;")
 	var pe *pgconn.PgError
-	if !errors.As(err, &pe) || pe.Code != codeConfigFileError || !strings.Contains(pe.Message, "pool_mode: bad value") {
+	if !errors.As(err, &pe) || pe.Code != wire.CodeConfigFileError || !strings.Contains(pe.Message, "pool_mode: bad value") {
 		t.Fatalf("failed RELOAD: %v", err)
 	}
 	if reloads.Load() != 2 {

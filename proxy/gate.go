@@ -7,11 +7,36 @@ package proxy
 
 import (
 	"context"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/muxpg/mux/internal/wire"
 	"github.com/muxpg/mux/pool"
 )
+
+// adminPoll is how often a client held at a paused database looks at
+// state nothing signals: its own termination (KILL), mux shutting down.
+const adminPoll = 20 * time.Millisecond
+
+// adminState is the gate: what the console's PAUSE, KILL and DISABLE
+// change in a running proxy (through consoleTarget, admin.go), and what
+// clients consult at login and before they take a server. The zero value
+// is ready; mu guards everything but the atomics.
+type adminState struct {
+	mu        sync.Mutex
+	pauseAll  bool            // PAUSE without a database
+	paused    map[string]bool // PAUSE db (and KILL db), by the name clients ask for
+	disabled  map[string]bool // DISABLE db
+	admitting map[string]int  // clients let through while something is paused, not yet holding a server
+	resumed   chan struct{}   // closed when a pause is lifted; nil until someone waits
+
+	// npaused is pauseAll plus len(paused): while 0, clients pass the gate
+	// without taking mu. passing counts clients that did so and do not hold
+	// their server yet; PAUSE waits for it to drain.
+	npaused atomic.Int32
+	passing atomic.Int64
+}
 
 // setPaused pauses db, or everything if db is "".
 func (a *adminState) setPaused(db string) {
@@ -34,12 +59,12 @@ func (a *adminState) resume(db string) error {
 	defer a.mu.Unlock()
 	switch {
 	case db == "" && !a.pauseAll && len(a.paused) == 0:
-		return wire.Errorf(codeNotInPrerequisite, "pooler is not paused")
+		return wire.Errorf(wire.CodeObjectNotInPrerequisiteState, "pooler is not paused")
 	case db == "":
 		a.pauseAll = false
 		clear(a.paused)
 	case !a.paused[db]:
-		return wire.Errorf(codeNotInPrerequisite, "database %s is not paused", db)
+		return wire.Errorf(wire.CodeObjectNotInPrerequisiteState, "database %s is not paused", db)
 	default:
 		delete(a.paused, db)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/muxpg/mux/admin"
 	"github.com/muxpg/mux/config"
 	"github.com/muxpg/mux/internal/wire"
 	"github.com/muxpg/mux/pool"
@@ -67,9 +68,10 @@ type Proxy struct {
 	refusing  atomic.Bool    // logins are refused with 57P03 (draining with listeners open)
 	wg        sync.WaitGroup // accept loops and connection goroutines
 
-	// admin is the console's state: paused and disabled databases, its
-	// sessions (admin.go).
-	admin adminState
+	// admin is the gate the console's PAUSE, KILL and DISABLE set
+	// (gate.go); console is the console itself, with its sessions.
+	admin   adminState
+	console *admin.Console
 	// OnReload and OnShutdown run the console's RELOAD and SHUTDOWN; set by
 	// cmd/mux before Serve (nil: the command is refused). Version is shown
 	// by SHOW VERSION.
@@ -96,6 +98,7 @@ func New(cs *config.Snapshot, log *zap.Logger) (*Proxy, error) {
 		keys:      map[uint32]*clientConn{},
 		conns:     map[net.Conn]struct{}{},
 	}
+	p.console = admin.New(consoleTarget{p})
 	p.poller.log = log.Named("park")
 	s, err := newSnapshot(cs)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 	"go.uber.org/zap"
 
+	"github.com/muxpg/mux/admin"
 	"github.com/muxpg/mux/auth"
 	"github.com/muxpg/mux/internal/rawio"
 	"github.com/muxpg/mux/internal/wire"
@@ -61,13 +62,13 @@ func (p *Proxy) serveConn(conn net.Conn) {
 		return
 	}
 	c.user, c.database = st.user, st.database
-	if !isAdminDatabase(c.database) && rawio.RawConn(c.conn) != nil && s.cfg.ServerTLSSSLMode == "disable" {
+	if !admin.IsDatabase(c.database) && rawio.RawConn(c.conn) != nil && s.cfg.ServerTLSSSLMode == "disable" {
 		// The driver is chosen before login registers the client, so
 		// that whoever finds it there (KILL, the sweeper) sees which.
 		if l := p.pickLoop(); l != nil {
 			c.lc = c.newLoopClient(l)
 		}
-	} else if !isAdminDatabase(c.database) && p.loopsOn() {
+	} else if !admin.IsDatabase(c.database) && p.loopsOn() {
 		// A TLS client relays on a goroutine, but its servers' replies
 		// come from loops, which write through its output queue.
 		c.lc = c.newLoopClient(nil)
@@ -77,8 +78,8 @@ func (p *Proxy) serveConn(conn net.Conn) {
 		return
 	}
 	_ = conn.SetDeadline(time.Time{})
-	if isAdminDatabase(c.database) {
-		c.serveAdmin()
+	if admin.IsDatabase(c.database) {
+		c.serveAdmin(st)
 		return
 	}
 	if ce := p.log.Check(zap.DebugLevel, "client logged in"); ce != nil {
@@ -196,7 +197,7 @@ func (c *clientConn) login(s *snapshot, st *startup) error {
 		return err
 	}
 	limit := int64(cfg.MaxClientConn)
-	if isAdminDatabase(st.database) {
+	if admin.IsDatabase(st.database) {
 		// A flood of clients must not lock the operator out.
 		limit += adminReservedConns
 	}
@@ -211,7 +212,7 @@ func (c *clientConn) login(s *snapshot, st *startup) error {
 	}
 	db, ok := cfg.LookupDatabase(st.database)
 	u := s.users[st.user]
-	if authUser := firstNonEmpty(db.AuthUser, cfg.AuthUser); u == nil && ok && authUser != "" && !isAdminDatabase(st.database) {
+	if authUser := firstNonEmpty(db.AuthUser, cfg.AuthUser); u == nil && ok && authUser != "" && !admin.IsDatabase(st.database) {
 		ctx, cancel := c.waitContext()
 		found, err := p.lookupUser(ctx, s, db, authUser, st.user)
 		cancel()
@@ -232,7 +233,7 @@ func (c *clientConn) login(s *snapshot, st *startup) error {
 		c.p.noteLoginFailure(c.conn.RemoteAddr())
 		return err
 	}
-	if isAdminDatabase(st.database) {
+	if admin.IsDatabase(st.database) {
 		return c.adminWelcome(cfg, st)
 	}
 	if !ok {

@@ -9,7 +9,7 @@ import (
 )
 
 // ours marks goroutines started by mux's own packages (not test code).
-var ours = []string{"muxpg/mux/proxy.", "muxpg/mux/pool.", "muxpg/mux/metrics.", "muxpg/mux/internal/"}
+var ours = []string{"muxpg/mux/proxy.", "muxpg/mux/admin.", "muxpg/mux/pool.", "muxpg/mux/metrics.", "muxpg/mux/internal/"}
 
 // Check waits up to timeout for every goroutine running mux code (outside
 // test files) to end, and fails t with their stacks if some do not.

@@ -58,6 +58,11 @@ const (
 	CodeInvalidParameterValue    = "22023"
 	CodeProgramLimitExceeded     = "54000"
 	CodeInternalError            = "XX000"
+
+	// The admin console's own.
+	CodeInsufficientPrivilege        = "42501"
+	CodeObjectNotInPrerequisiteState = "55000"
+	CodeConfigFileError              = "F0000"
 )
 
 // Error is an error mux reports to a client as an ErrorResponse.

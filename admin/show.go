@@ -1,9 +1,8 @@
-package proxy
+package admin
 
 import (
 	"cmp"
 	"fmt"
-	"math"
 	"net"
 	"reflect"
 	"slices"
@@ -11,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unsafe"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
@@ -19,31 +17,6 @@ import (
 	"github.com/muxpg/mux/internal/wire"
 	"github.com/muxpg/mux/pool"
 )
-
-// Column types of console results, as PgBouncer declares them.
-var colTypes = map[string]struct {
-	oid  uint32
-	size int16
-}{
-	"text":    {25, -1},
-	"int4":    {23, 4},
-	"int8":    {20, 8},
-	"numeric": {1700, -1},
-}
-
-// columns builds a RowDescription from "name:type name:type …".
-func columns(spec string) []pgproto3.FieldDescription {
-	var out []pgproto3.FieldDescription
-	for _, f := range strings.Fields(spec) {
-		name, typ, _ := strings.Cut(f, ":")
-		t, ok := colTypes[typ]
-		if !ok {
-			panic("admin: bad column type in " + f)
-		}
-		out = append(out, pgproto3.FieldDescription{Name: []byte(name), DataTypeOID: t.oid, DataTypeSize: t.size, TypeModifier: -1})
-	}
-	return out
-}
 
 // The SHOW results, column for column PgBouncer 1.18's.
 var (
@@ -94,94 +67,39 @@ const consoleHelp = `
 	SHUTDOWN
 	WAIT_CLOSE [<db>]`
 
-// resultSet accumulates one SHOW's reply.
-type resultSet struct {
-	cols []pgproto3.FieldDescription
-	out  []byte
-	vals [][]byte
-}
-
-func newResult(cols []pgproto3.FieldDescription) *resultSet {
-	return &resultSet{cols: cols, out: wire.AppendMessage(nil, &pgproto3.RowDescription{Fields: cols})}
-}
-
-// row appends a DataRow. Values are strings, integers or nil (NULL);
-// integers in int4 columns are clamped to int4's range.
-func (r *resultSet) row(vals ...any) {
-	if len(vals) != len(r.cols) {
-		panic(fmt.Sprintf("admin: %d values for %d columns", len(vals), len(r.cols)))
-	}
-	r.vals = r.vals[:0]
-	for i, v := range vals {
-		var n int64
-		switch v := v.(type) {
-		case nil:
-			r.vals = append(r.vals, nil)
-			continue
-		case string:
-			r.vals = append(r.vals, []byte(v))
-			continue
-		case int:
-			n = int64(v)
-		case int64:
-			n = v
-		case uint32:
-			n = int64(v)
-		default:
-			panic(fmt.Sprintf("admin: value of type %T", v))
-		}
-		if r.cols[i].DataTypeOID == 23 {
-			n = max(min(n, math.MaxInt32), math.MinInt32)
-		}
-		r.vals = append(r.vals, strconv.AppendInt(nil, n, 10))
-	}
-	r.out = wire.AppendMessage(r.out, &pgproto3.DataRow{Values: r.vals})
-}
-
-func (r *resultSet) finish() []byte {
-	return wire.AppendMessage(r.out, &pgproto3.CommandComplete{CommandTag: []byte("SHOW")})
-}
-
 // show answers SHOW what; nil for an unknown subject.
-func (s *adminSession) show(what string) ([]byte, *wire.Error) {
-	p := s.c.p
+func (con *Console) show(what string) ([]byte, *wire.Error) {
 	switch what {
 	case "HELP":
 		out := wire.AppendMessage(nil, &pgproto3.NoticeResponse{Severity: "NOTICE", SeverityUnlocalized: "NOTICE",
 			Code: "00000", Message: "Console usage", Detail: consoleHelp})
 		return wire.AppendMessage(out, &pgproto3.CommandComplete{CommandTag: []byte("SHOW")}), nil
 	case "VERSION":
-		r := newResult(showVersionCols)
-		v := "PgBouncer " + pgbouncerVersion + " (mux"
-		if p.Version != "" {
-			v += " " + p.Version
-		}
-		r.row(v + ")")
-		return r.finish(), nil
+		return con.showVersion(), nil
 	case "POOLS":
-		return p.showPools(), nil
+		return showPools(con.t.Pools()), nil
 	case "STATS":
-		return p.showStats(true, true), nil
+		return con.showStats(true, true), nil
 	case "STATS_TOTALS":
-		return p.showStats(true, false), nil
+		return con.showStats(true, false), nil
 	case "STATS_AVERAGES":
-		return p.showStats(false, true), nil
+		return con.showStats(false, true), nil
 	case "TOTALS":
-		return p.showTotals(), nil
+		return con.showTotals(), nil
 	case "CLIENTS":
-		return p.showClients(), nil
+		return con.showClients(), nil
 	case "SERVERS":
-		return p.showServers(), nil
+		return showServers(con.t.Pools(), con.t.Clients()), nil
 	case "DATABASES":
-		return p.showDatabases(), nil
+		return con.showDatabases(), nil
 	case "USERS":
-		return p.showUsers(), nil
+		return showUsers(con.t.Config()), nil
 	case "CONFIG":
-		return p.showConfig(), nil
+		return showConfig(con.t.Config()), nil
 	case "LISTS":
-		return p.showLists(), nil
+		return con.showLists(), nil
 	case "MEM":
-		return p.showMem(), nil
+		return con.showMem(), nil
 	case "DNS_HOSTS":
 		return newResult(showDNSHostsCols).finish(), nil
 	case "DNS_ZONES":
@@ -192,16 +110,14 @@ func (s *adminSession) show(what string) ([]byte, *wire.Error) {
 	return nil, nil
 }
 
-// poolCounts returns each pool's counters (servers being connected are
-// in Total only).
-func (p *Proxy) poolCounts() map[poolKey]pool.Stats {
-	p.poolMu.Lock()
-	defer p.poolMu.Unlock()
-	out := make(map[poolKey]pool.Stats, len(p.pools))
-	for k, pl := range p.pools {
-		out[k] = pl.Stats()
+func (con *Console) showVersion() []byte {
+	r := newResult(showVersionCols)
+	v := "PgBouncer " + PgBouncerVersion + " (mux"
+	if mv := con.t.Version(); mv != "" {
+		v += " " + mv
 	}
-	return out
+	r.row(v + ")")
+	return r.finish()
 }
 
 // splitWait gives PgBouncer's seconds and microseconds columns.
@@ -210,10 +126,9 @@ func splitWait(d time.Duration) (int64, int64) {
 	return us / 1e6, us % 1e6
 }
 
-func (p *Proxy) showPools() []byte {
-	counts := p.poolCounts()
+func showPools(pools []Pool) []byte {
 	r := newResult(showPoolsCols)
-	for _, pi := range p.Pools() {
+	for _, pi := range pools {
 		active, idle := 0, 0
 		for _, si := range pi.Servers {
 			if si.State == "idle" {
@@ -222,143 +137,11 @@ func (p *Proxy) showPools() []byte {
 				active++
 			}
 		}
-		login := max(counts[poolKey{pi.Database, pi.User}].Total-len(pi.Servers), 0)
+		login := max(pi.Total-len(pi.Servers), 0)
 		sec, us := splitWait(pi.MaxWait)
 		// PgBouncer counts a logged-in client without a server as active.
 		r.row(pi.Database, pi.User, pi.ClientsActive+pi.ClientsIdle, pi.ClientsWaiting, 0, 0,
 			active, 0, 0, idle, 0, 0, login, sec, us, pi.PoolMode)
-	}
-	return r.finish()
-}
-
-// statsPeriod is how far apart the samples behind SHOW STATS's averages
-// are at least: PgBouncer's default stats_period.
-const statsPeriod = 60 * time.Second
-
-// statsSample is every database's totals at one time.
-type statsSample struct {
-	at   time.Time
-	byDB map[string]PoolStats
-}
-
-// dbStats sums the pools' totals per database.
-func (p *Proxy) dbStats() (map[string]PoolStats, []string) {
-	by := map[string]PoolStats{}
-	var names []string
-	for _, pi := range p.Pools() {
-		st, ok := by[pi.Database]
-		if !ok {
-			names = append(names, pi.Database)
-		}
-		st.Transactions += pi.Stats.Transactions
-		st.Queries += pi.Stats.Queries
-		st.BytesReceived += pi.Stats.BytesReceived
-		st.BytesSent += pi.Stats.BytesSent
-		st.TransactionTime += pi.Stats.TransactionTime
-		st.QueryTime += pi.Stats.QueryTime
-		st.WaitTime += pi.Stats.WaitTime
-		st.Waits += pi.Stats.Waits
-		by[pi.Database] = st
-	}
-	sort.Strings(names)
-	return by, names
-}
-
-// averages returns per-database averages over the last stats period, like
-// PgBouncer: counts and bytes per second, transaction and query times per
-// transaction and query, wait time per second (all µs). Samples are taken
-// when asked, at least statsPeriod apart; before two exist, all are 0.
-func (p *Proxy) averages(now time.Time, cur map[string]PoolStats) map[string][7]int64 {
-	a := &p.admin
-	a.statsMu.Lock()
-	if a.statsLast == nil || now.Sub(a.statsLast.at) >= statsPeriod {
-		a.statsPrev, a.statsLast = a.statsLast, &statsSample{at: now, byDB: cur}
-	}
-	prev, last := a.statsPrev, a.statsLast
-	a.statsMu.Unlock()
-	out := map[string][7]int64{}
-	if prev == nil {
-		return out
-	}
-	dur := last.at.Sub(prev.at).Microseconds()
-	if dur <= 0 {
-		return out
-	}
-	for db, l := range last.byDB {
-		o := prev.byDB[db]
-		if l.Transactions < o.Transactions || l.Queries < o.Queries || l.BytesReceived < o.BytesReceived ||
-			l.BytesSent < o.BytesSent || l.Waits < o.Waits {
-			continue // a pool of db was dropped (autodb_idle_timeout): its totals restart
-		}
-		xacts, queries := l.Transactions-o.Transactions, l.Queries-o.Queries
-		var avg [7]int64
-		avg[0] = 1e6 * xacts / dur
-		avg[1] = 1e6 * queries / dur
-		avg[2] = 1e6 * (l.BytesReceived - o.BytesReceived) / dur
-		avg[3] = 1e6 * (l.BytesSent - o.BytesSent) / dur
-		if xacts > 0 {
-			avg[4] = (l.TransactionTime - o.TransactionTime).Microseconds() / xacts
-		}
-		if queries > 0 {
-			avg[5] = (l.QueryTime - o.QueryTime).Microseconds() / queries
-		}
-		avg[6] = 1e6 * (l.WaitTime - o.WaitTime).Microseconds() / dur
-		out[db] = avg
-	}
-	return out
-}
-
-func totalsOf(st PoolStats) [7]int64 {
-	return [7]int64{st.Transactions, st.Queries, st.BytesReceived, st.BytesSent,
-		st.TransactionTime.Microseconds(), st.QueryTime.Microseconds(), st.WaitTime.Microseconds()}
-}
-
-// showStats answers SHOW STATS (totals and averages), STATS_TOTALS and
-// STATS_AVERAGES.
-func (p *Proxy) showStats(withTotals, withAvgs bool) []byte {
-	by, names := p.dbStats()
-	avgs := p.averages(time.Now(), by)
-	cols := showStatsPartCols
-	if withTotals && withAvgs {
-		cols = showStatsCols
-	}
-	r := newResult(cols)
-	for _, db := range names {
-		vals := []any{db}
-		if withTotals {
-			for _, v := range totalsOf(by[db]) {
-				vals = append(vals, v)
-			}
-		}
-		if withAvgs {
-			for _, v := range avgs[db] {
-				vals = append(vals, v)
-			}
-		}
-		r.row(vals...)
-	}
-	return r.finish()
-}
-
-func (p *Proxy) showTotals() []byte {
-	by, _ := p.dbStats()
-	avgs := p.averages(time.Now(), by)
-	var tot, avg [7]int64
-	for db, st := range by {
-		for i, v := range totalsOf(st) {
-			tot[i] += v
-		}
-		for i, v := range avgs[db] {
-			avg[i] += v
-		}
-	}
-	r := newResult(showTotalsCols)
-	names := [7]string{"xact_count", "query_count", "client_bytes", "server_bytes", "xact_time", "query_time", "wait_time"}
-	for i, n := range names {
-		r.row("total_"+n, tot[i])
-	}
-	for i, n := range names {
-		r.row("avg_"+n, avg[i])
 	}
 	return r.finish()
 }
@@ -412,37 +195,43 @@ type clientRow struct {
 	pinReason                string
 }
 
-func (p *Proxy) showClients() []byte {
+func tlsStatus(on bool) string {
+	if on {
+		return "TLS"
+	}
+	return ""
+}
+
+// clientRows returns the regular clients and the console's, by ID.
+func (con *Console) clientRows() []clientRow {
 	var rows []clientRow
-	for _, ci := range p.Clients() {
+	for _, ci := range con.t.Clients() {
 		cr := clientRow{id: ci.ID, user: ci.User, database: ci.Database, state: "active",
 			remote: ci.Remote, local: ci.Local, connected: ci.ConnectTime, lastRequest: ci.RequestTime,
-			appName: ci.ApplicationName, pinReason: ci.PinReason}
-		if ci.State == "waiting" {
+			appName: ci.ApplicationName, pinReason: ci.PinReason, tlsStatus: tlsStatus(ci.TLS)}
+		if ci.Waiting {
 			cr.state = "waiting" // since when is not recorded: wait stays 0
 		}
 		if ci.ServerID != 0 {
 			cr.link = ptr(ci.ServerID)
 		}
-		if ci.TLS {
-			cr.tlsStatus = "TLS"
-		}
 		rows = append(rows, cr)
 	}
-	p.admin.mu.Lock()
-	for c, s := range p.admin.sessions {
-		cr := clientRow{id: c.id, user: c.user, database: c.database, state: "active",
-			remote: c.conn.RemoteAddr(), local: c.conn.LocalAddr(), connected: c.connected,
-			lastRequest: time.Unix(0, s.lastReq.Load()), appName: s.appName}
-		if c.tls {
-			cr.tlsStatus = "TLS"
-		}
-		rows = append(rows, cr)
+	con.mu.Lock()
+	for s := range con.sessions {
+		pr := &s.peer
+		rows = append(rows, clientRow{id: pr.ID, user: pr.User, database: pr.Database, state: "active",
+			remote: pr.Conn.RemoteAddr(), local: pr.Conn.LocalAddr(), connected: pr.Connected,
+			lastRequest: time.Unix(0, s.lastReq.Load()), appName: pr.AppName, tlsStatus: tlsStatus(pr.TLS)})
 	}
-	p.admin.mu.Unlock()
+	con.mu.Unlock()
 	slices.SortFunc(rows, func(a, b clientRow) int { return cmp.Compare(a.id, b.id) })
+	return rows
+}
+
+func (con *Console) showClients() []byte {
 	r := newResult(showClientsCols)
-	for _, cr := range rows {
+	for _, cr := range con.clientRows() {
 		addr, port := addrPort(cr.remote, cr.local)
 		laddr, lport := addrPort(cr.local, cr.local)
 		req := cr.lastRequest
@@ -455,15 +244,15 @@ func (p *Proxy) showClients() []byte {
 	return r.finish()
 }
 
-func (p *Proxy) showServers() []byte {
+func showServers(pools []Pool, clients []Client) []byte {
 	owner := map[uint64]uint64{} // server ID → client ID
-	for _, ci := range p.Clients() {
+	for _, ci := range clients {
 		if ci.ServerID != 0 {
 			owner[ci.ServerID] = ci.ID
 		}
 	}
 	r := newResult(showSocketsCols)
-	for _, pi := range p.Pools() {
+	for _, pi := range pools {
 		slices.SortFunc(pi.Servers, func(a, b pool.ServerInfo) int { return cmp.Compare(a.ID, b.ID) })
 		for _, si := range pi.Servers {
 			addr, port := splitAddr(si.Address)
@@ -479,15 +268,19 @@ func (p *Proxy) showServers() []byte {
 			if id, ok := owner[si.ID]; ok {
 				link = ptr(id)
 			}
-			closeNeeded := 0
-			if si.CloseNeeded {
-				closeNeeded = 1
-			}
 			r.row("S", pi.Target.User, pi.Database, si.State, addr, port, laddr, lport,
-				sqlTime(si.ConnectTime), sqlTime(req), 0, 0, closeNeeded, ptr(si.ID), link, si.BackendPID, "", "")
+				sqlTime(si.ConnectTime), sqlTime(req), 0, 0, flag(si.CloseNeeded), ptr(si.ID), link, si.BackendPID, "", "")
 		}
 	}
 	return r.finish()
+}
+
+// flag shows a boolean as PgBouncer's int4 0 or 1.
+func flag(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // nullIfEmpty shows "" as NULL, as PgBouncer shows unset values.
@@ -498,12 +291,9 @@ func nullIfEmpty(s string) any {
 	return s
 }
 
-func (p *Proxy) showDatabases() []byte {
-	cfg := p.config()
-	conns := map[string]int{}
-	for _, pi := range p.Pools() {
-		conns[pi.Database] += len(pi.Servers)
-	}
+// databaseNames lists cfg's databases and those reached through "*" that
+// have servers (conns), sorted.
+func databaseNames(cfg *config.Config, conns map[string]int) []string {
 	names := make([]string, 0, len(cfg.Databases)+len(conns))
 	for name := range cfg.Databases {
 		if name != config.WildcardDatabase {
@@ -516,33 +306,34 @@ func (p *Proxy) showDatabases() []byte {
 		}
 	}
 	sort.Strings(names)
-	a := &p.admin
+	return names
+}
+
+func (con *Console) showDatabases() []byte {
+	cfg := con.t.Config()
+	conns := map[string]int{}
+	for _, pi := range con.t.Pools() {
+		conns[pi.Database] += len(pi.Servers)
+	}
 	r := newResult(showDatabasesCols)
-	for _, name := range names {
+	for _, name := range databaseNames(cfg, conns) {
 		db, ok := cfg.LookupDatabase(name)
 		if !ok {
 			continue // a pool left over from a database a reload removed
 		}
-		raw := cfg.Databases[name]
-		if _, explicit := cfg.Databases[name]; !explicit {
+		raw, explicit := cfg.Databases[name]
+		if !explicit {
 			raw = cfg.Databases[config.WildcardDatabase]
 		}
-		paused, disabled := 0, 0
-		if a.isPaused(name) {
-			paused = 1
-		}
-		if a.isDisabled(name) {
-			disabled = 1
-		}
+		paused, disabled := con.t.Held(name)
 		r.row(name, db.Host, db.Port, db.DBName, nullIfEmpty(db.User), db.PoolSize, db.MinPoolSize, 0,
-			nullIfEmpty(raw.PoolMode), 0, conns[name], paused, disabled)
+			nullIfEmpty(raw.PoolMode), 0, conns[name], flag(paused), flag(disabled))
 	}
 	return r.finish()
 }
 
 // showUsers lists user names and pool modes; never secrets.
-func (p *Proxy) showUsers() []byte {
-	cfg := p.config()
+func showUsers(cfg *config.Config) []byte {
 	names := make([]string, 0, len(cfg.Users))
 	for name := range cfg.Users {
 		names = append(names, name)
@@ -561,10 +352,10 @@ var restartOnlyKeys = map[string]bool{
 	"http_listen": true, "log_format": true, "handover_socket": true,
 }
 
-// showConfig lists the top-level settings of the configuration in force
-// (with passwords redacted) next to their defaults.
-func (p *Proxy) showConfig() []byte {
-	cur := reflect.ValueOf(p.config().Redacted()).Elem()
+// showConfig lists the top-level settings of cfg (with passwords
+// redacted) next to their defaults.
+func showConfig(cfg *config.Config) []byte {
+	cur := reflect.ValueOf(cfg.Redacted()).Elem()
 	def := reflect.ValueOf(config.Default()).Elem()
 	type kv struct{ key, value, def string }
 	var list []kv
@@ -610,32 +401,25 @@ func configValue(v reflect.Value) string {
 	return fmt.Sprint(v.Interface())
 }
 
-func (p *Proxy) showLists() []byte {
-	cfg := p.config()
-	counts := p.poolCounts()
-	servers := 0
-	for _, st := range counts {
-		servers += st.Total
-	}
+func (con *Console) showLists() []byte {
+	cfg := con.t.Config()
+	l := con.t.Lists()
+	consoles := con.Sessions()
 	dbs := 0
 	for name := range cfg.Databases {
 		if name != config.WildcardDatabase {
 			dbs++
 		}
 	}
-	loggedIn := p.loggedIn()
-	p.admin.mu.Lock()
-	consoles := len(p.admin.sessions)
-	p.admin.mu.Unlock()
 	r := newResult(showListsCols)
 	r.row("databases", dbs)
 	r.row("users", len(cfg.Users))
-	r.row("pools", len(counts))
+	r.row("pools", l.Pools)
 	r.row("free_clients", 0)
-	r.row("used_clients", loggedIn+consoles)
-	r.row("login_clients", max(p.NumClients()-loggedIn-consoles, 0))
+	r.row("used_clients", l.LoggedIn+consoles)
+	r.row("login_clients", max(l.Connections-l.LoggedIn-consoles, 0))
 	r.row("free_servers", 0)
-	r.row("used_servers", servers)
+	r.row("used_servers", l.Servers)
 	for _, n := range []string{"dns_names", "dns_zones", "dns_queries", "dns_pending"} {
 		r.row(n, 0)
 	}
@@ -646,33 +430,16 @@ func (p *Proxy) showLists() []byte {
 // is the bytes of one object (structure only, or the average for
 // prepared statements), used the number alive, free 0 (mux keeps no free
 // lists; buffers are pooled by the Go runtime), memtotal size × used.
-func (p *Proxy) showMem() []byte {
-	counts := p.poolCounts()
-	servers := 0
-	for _, st := range counts {
-		servers += st.Total
-	}
-	stmts, stmtBytes := 0, 0
-	p.poolMu.Lock()
-	for _, reg := range p.stmts {
-		reg.mu.Lock()
-		stmts += len(reg.byKey)
-		for _, st := range reg.byKey {
-			stmtBytes += int(unsafe.Sizeof(*st)) + len(st.key) + len(st.parse)
-		}
-		reg.mu.Unlock()
-	}
-	p.poolMu.Unlock()
-	p.admin.mu.Lock()
-	consoles := len(p.admin.sessions)
-	p.admin.mu.Unlock()
+func (con *Console) showMem() []byte {
+	l, m := con.t.Lists(), con.t.Mem()
+	consoles := con.Sessions()
 	r := newResult(showMemCols)
 	add := func(name string, size, used int) { r.row(name, size, used, 0, size*used) }
-	add("client_cache", int(unsafe.Sizeof(clientConn{})), p.loggedIn()+consoles)
-	add("server_cache", int(unsafe.Sizeof(pool.Server{})), servers)
-	add("pool_cache", int(unsafe.Sizeof(pool.Pool{})+unsafe.Sizeof(stmtRegistry{})+unsafe.Sizeof(poolStats{})), len(counts))
-	if stmts > 0 {
-		r.row("prepared_statement_cache", stmtBytes/stmts, stmts, 0, stmtBytes)
+	add("client_cache", m.ClientSize, l.LoggedIn+consoles)
+	add("server_cache", m.ServerSize, l.Servers)
+	add("pool_cache", m.PoolSize, l.Pools)
+	if m.Statements > 0 {
+		r.row("prepared_statement_cache", m.StatementBytes/m.Statements, m.Statements, 0, m.StatementBytes)
 	} else {
 		add("prepared_statement_cache", 0, 0)
 	}

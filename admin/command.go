@@ -1,0 +1,207 @@
+package admin
+
+import (
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/muxpg/mux/internal/wire"
+)
+
+// command is a parsed console command.
+type command struct {
+	verb   string // upper case
+	arg    string // SHOW's subject (upper case) or a database name
+	hasArg bool
+}
+
+// parseCommand splits "VERB [arg][;]": verbs and SHOW subjects are
+// case-insensitive, a database name is taken as written or double-quoted.
+func parseCommand(q string) (command, bool) {
+	q = strings.TrimSpace(q)
+	q = strings.TrimSpace(strings.TrimSuffix(q, ";"))
+	words, ok := splitWords(q)
+	if !ok || len(words) == 0 {
+		return command{}, false
+	}
+	cmd := command{verb: strings.ToUpper(words[0])}
+	if cmd.verb == "SET" {
+		return cmd, true // refused whatever follows
+	}
+	if len(words) > 2 {
+		return command{}, false
+	}
+	if len(words) == 2 {
+		cmd.arg, cmd.hasArg = words[1], true
+	}
+	switch cmd.verb {
+	case "SHOW":
+		if !cmd.hasArg {
+			return command{}, false
+		}
+		cmd.arg = strings.ToUpper(cmd.arg)
+	case "PAUSE", "RESUME", "RECONNECT", "WAIT_CLOSE", "KILL", "DISABLE", "ENABLE":
+	case "RELOAD", "SHUTDOWN", "SUSPEND":
+		if cmd.hasArg {
+			return command{}, false
+		}
+	default:
+		return command{}, false
+	}
+	return cmd, true
+}
+
+// splitWords splits on white space; a word may be double-quoted, with ""
+// standing for a quote inside it.
+func splitWords(s string) ([]string, bool) {
+	var words []string
+	for {
+		s = strings.TrimLeft(s, " \t\r\n")
+		if s == "" {
+			return words, true
+		}
+		if s[0] != '"' {
+			i := strings.IndexAny(s, " \t\r\n")
+			if i < 0 {
+				i = len(s)
+			}
+			words = append(words, s[:i])
+			s = s[i:]
+			continue
+		}
+		w, rest, ok := quotedWord(s)
+		if !ok {
+			return nil, false
+		}
+		words = append(words, w)
+		s = rest
+	}
+}
+
+// quotedWord reads the double-quoted word s starts with, which must end
+// at white space or the end of s.
+func quotedWord(s string) (word, rest string, ok bool) {
+	var b strings.Builder
+	i := 1
+	for {
+		j := strings.IndexByte(s[i:], '"')
+		if j < 0 {
+			return "", "", false
+		}
+		b.WriteString(s[i : i+j])
+		i += j + 1
+		if i < len(s) && s[i] == '"' {
+			b.WriteByte('"')
+			i++
+			continue
+		}
+		break
+	}
+	if i < len(s) && !strings.ContainsRune(" \t\r\n", rune(s[i])) {
+		return "", "", false
+	}
+	return b.String(), s[i:], true
+}
+
+// checkDatabase refuses a command's database argument that is the
+// console's own or unknown, and a missing one where it is required.
+func (s *session) checkDatabase(cmd command) error {
+	if cmd.hasArg {
+		db := cmd.arg
+		if IsDatabase(db) {
+			return wire.Errorf(wire.CodeFeatureNotSupported, "cannot %s admin db: %s", strings.ToLower(cmd.verb), db)
+		}
+		if !s.con.t.KnownDatabase(db) {
+			return wire.Errorf(wire.CodeInvalidCatalogName, "no such database: %s", db)
+		}
+	}
+	switch cmd.verb {
+	case "KILL", "DISABLE", "ENABLE":
+		if !cmd.hasArg {
+			return wire.Errorf(wire.CodeProtocolViolation, "a database is required")
+		}
+	}
+	return nil
+}
+
+// command runs an admin-only command and returns its CommandComplete tag
+// ("" for an unknown command).
+func (s *session) command(cmd command) (string, error) {
+	if err := s.checkDatabase(cmd); err != nil {
+		return "", err
+	}
+	t, db := s.con.t, cmd.arg
+	switch cmd.verb {
+	case "PAUSE":
+		return cmd.verb, s.pause(db)
+	case "RESUME":
+		return cmd.verb, t.Resume(db)
+	case "DISABLE", "ENABLE":
+		t.SetDisabled(db, cmd.verb == "DISABLE")
+		return cmd.verb, nil
+	case "KILL":
+		t.Kill(db)
+		return cmd.verb, nil
+	case "RECONNECT":
+		t.Reconnect(db)
+		return cmd.verb, nil
+	case "WAIT_CLOSE":
+		return cmd.verb, s.waitClose(db)
+	case "RELOAD":
+		return cmd.verb, s.reload()
+	case "SHUTDOWN":
+		return "", s.shutdown()
+	case "SUSPEND", "SET":
+		return "", wire.Errorf(wire.CodeFeatureNotSupported, "%s is not supported by mux: change the configuration file and RELOAD", cmd.verb)
+	}
+	return "", nil
+}
+
+func (s *session) reload() error {
+	err := s.con.t.Reload()
+	switch {
+	case errors.Is(err, ErrNotAvailable):
+		return wire.Errorf(wire.CodeFeatureNotSupported, "RELOAD is not available: this mux was not started from a configuration file")
+	case err != nil:
+		return wire.Errorf(wire.CodeConfigFileError, "reload failed, the running configuration is kept: %v", err)
+	}
+	return nil
+}
+
+// shutdown starts stopping mux; the session then ends without a reply.
+func (s *session) shutdown() error {
+	if err := s.con.t.Shutdown(s.peer.User); err != nil {
+		return wire.Errorf(wire.CodeFeatureNotSupported, "SHUTDOWN is not available in this process")
+	}
+	return errLeave
+}
+
+// pause stops handing out servers for db (all if ""), waits until every
+// server of it is back in its pool, and closes them. Clients then wait
+// until RESUME.
+func (s *session) pause(db string) error {
+	t := s.con.t
+	t.Pause(db)
+	if err := s.waitUntil(func() bool { return t.PauseComplete(db) }); err != nil {
+		return err
+	}
+	t.Reconnect(db)
+	return nil
+}
+
+// waitClose waits until no server of db (all if "") is waiting to be
+// closed after RECONNECT (or a reload that moved the database).
+func (s *session) waitClose(db string) error {
+	return s.waitUntil(func() bool { return !s.con.t.CloseNeeded(db) })
+}
+
+// waitUntil polls done until it holds, or mux stops.
+func (s *session) waitUntil(done func() bool) error {
+	for !done() {
+		if s.closing.Load() {
+			return wire.Fatal(wire.CodeAdminShutdown, "terminating connection due to administrator command")
+		}
+		time.Sleep(poll)
+	}
+	return nil
+}

@@ -1,0 +1,58 @@
+package admin
+
+import (
+	"reflect"
+	"testing"
+)
+
+func TestParseCommand(t *testing.T) {
+	for _, tc := range []struct {
+		q    string
+		want command
+		ok   bool
+	}{
+		{"show version;", command{verb: "SHOW", arg: "VERSION", hasArg: true}, true},
+		{"  Show Version ; ", command{verb: "SHOW", arg: "VERSION", hasArg: true}, true},
+		{"SHOW\tversion", command{verb: "SHOW", arg: "VERSION", hasArg: true}, true},
+		{"pause", command{verb: "PAUSE"}, true},
+		{"pause MyDb", command{verb: "PAUSE", arg: "MyDb", hasArg: true}, true},
+		{`PAUSE "my db"`, command{verb: "PAUSE", arg: "my db", hasArg: true}, true},
+		{`kill "a""b"`, command{verb: "KILL", arg: `a"b`, hasArg: true}, true},
+		{"SET pool_mode = 'x'", command{verb: "SET"}, true},
+		{"reload", command{verb: "RELOAD"}, true},
+		{"SHOW", command{}, false},
+		{"", command{}, false},
+		{"select 1", command{}, false},
+		{"show version; show mem", command{}, false},
+		{"pause muxtest extra", command{}, false},
+		{"reload now", command{}, false},
+		{`pause "unterminated`, command{}, false},
+		{`pause "a"b`, command{}, false},
+	} {
+		got, ok := parseCommand(tc.q)
+		if ok != tc.ok || got != tc.want {
+			t.Errorf("parseCommand(%q) = %+v, %v; want %+v, %v", tc.q, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+func TestSplitWords(t *testing.T) {
+	for in, want := range map[string][]string{
+		"":                nil,
+		"  a  b\tc\n":     {"a", "b", "c"},
+		`"x y" z`:         {"x y", "z"},
+		`"" a`:            {"", "a"},
+		`"say ""hi"""`:    {`say "hi"`},
+		"\"tab\"\t\"nl\"": {"tab", "nl"},
+	} {
+		got, ok := splitWords(in)
+		if !ok || !reflect.DeepEqual(got, want) {
+			t.Errorf("splitWords(%q) = %q, %v; want %q", in, got, ok, want)
+		}
+	}
+	for _, in := range []string{`"open`, `"a"b`, `x "y`} {
+		if got, ok := splitWords(in); ok {
+			t.Errorf("splitWords(%q) = %q, want a refusal", in, got)
+		}
+	}
+}
