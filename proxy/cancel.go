@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"crypto/subtle"
 	"encoding/binary"
 	"io"
 	"net"
@@ -9,6 +8,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/muxpg/mux/internal/cancelkey"
 	"github.com/muxpg/mux/internal/wire"
 )
 
@@ -21,7 +21,12 @@ const cancelTimeout = 5 * time.Second
 // using now, and drops it if it is using none. The server stays out of the
 // pool until Postgres has handled the request, so a late cancel can never
 // reach the server's next client.
-func (p *Proxy) cancel(k cancelKey) {
+func (p *Proxy) cancel(k cancelkey.Key) {
+	if owner := p.instance.Owner(k); owner != p.instance {
+		// Forwarding to the instance that issued it is the fleet's job.
+		p.log.Debug("cancel request for another instance dropped", zap.Uint16("instance", uint16(owner)))
+		return
+	}
 	c := p.lookupKey(k)
 	if c == nil {
 		p.log.Debug("cancel request for unknown key dropped")
@@ -72,12 +77,4 @@ func (p *Proxy) cancelClient(c *clientConn) {
 	// Postgres closes the connection once it has signalled the backend.
 	_, _ = io.Copy(io.Discard, conn)
 	c.logger().Info("cancel request forwarded", zap.Uint64("server_id", s.ID))
-}
-
-// keyMatches compares cancel secrets in constant time.
-func keyMatches(a, b uint32) bool {
-	var x, y [4]byte
-	binary.BigEndian.PutUint32(x[:], a)
-	binary.BigEndian.PutUint32(y[:], b)
-	return subtle.ConstantTimeCompare(x[:], y[:]) == 1
 }

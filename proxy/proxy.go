@@ -5,7 +5,6 @@ package proxy
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -19,6 +18,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/muxpg/mux/config"
+	"github.com/muxpg/mux/internal/cancelkey"
 	"github.com/muxpg/mux/internal/wire"
 	"github.com/muxpg/mux/pool"
 )
@@ -56,9 +56,14 @@ type Proxy struct {
 		ended      bool          // Shutdown stopped it: do not start again
 	}
 
-	keysMu sync.Mutex             // guards keys and conns
+	keysMu sync.Mutex             // guards keys, longKeys and conns
 	keys   map[uint32]*clientConn // by mux-issued BackendKeyData process ID
-	conns  map[net.Conn]struct{}  // every accepted connection, for shutdown
+	// longKeys holds the whole secret of 3.2 clients' keys, by PID.
+	longKeys map[uint32][]byte
+	// instance names this mux in its fleet in the cancel keys it issues;
+	// 0: mux runs alone (a peer_id setting will set it).
+	instance cancelkey.Instance
+	conns    map[net.Conn]struct{} // every accepted connection, for shutdown
 
 	lnMu      sync.Mutex
 	listeners []net.Listener
@@ -437,22 +442,33 @@ func (p *Proxy) poolConfig(s *snapshot, db config.Database, user string, u *user
 	}
 }
 
-// register issues a random BackendKeyData for c.
-func (p *Proxy) register(c *clientConn) {
-	var b [8]byte
+// registerTries bounds the search for a free PID: in a fleet an instance
+// has 2^17-1 of them (package cancelkey), and a full set must fail a login,
+// not spin.
+const registerTries = 64
+
+// register issues c a random cancel key, unique among live clients, for
+// protocol 3.minor, and returns it for the BackendKeyData.
+func (p *Proxy) register(c *clientConn, minor uint32) (cancelkey.Key, error) {
 	p.keysMu.Lock()
 	defer p.keysMu.Unlock()
-	for {
-		_, _ = rand.Read(b[:])
-		pid := binary.BigEndian.Uint32(b[:4]) & 0x7fffffff // positive, as a real PID
-		if pid == 0 || p.keys[pid] != nil {
+	for range registerTries {
+		k := p.instance.Issue(minor)
+		if p.keys[k.PID] != nil {
 			continue
 		}
-		c.key = cancelKey{pid: pid, secret: binary.BigEndian.Uint32(b[4:])}
-		p.keys[pid] = c
+		c.key = cancelKey{pid: k.PID, secret: k.Head()}
+		p.keys[k.PID] = c
+		if k.Long() {
+			if p.longKeys == nil {
+				p.longKeys = map[uint32][]byte{}
+			}
+			p.longKeys[k.PID] = k.Secret
+		}
 		p.served.Add(1)
-		return
+		return k, nil
 	}
+	return cancelkey.Key{}, wire.Fatal(wire.CodeTooManyConnections, "sorry, too many clients already (no cancel key left for this instance)")
 }
 
 func (p *Proxy) unregister(c *clientConn) {
@@ -462,15 +478,24 @@ func (p *Proxy) unregister(c *clientConn) {
 	p.keysMu.Lock()
 	if p.keys[c.key.pid] == c {
 		delete(p.keys, c.key.pid)
+		delete(p.longKeys, c.key.pid)
 	}
 	p.keysMu.Unlock()
 }
 
-func (p *Proxy) lookupKey(k cancelKey) *clientConn {
+// lookupKey returns the client that was issued k, or nil.
+func (p *Proxy) lookupKey(k cancelkey.Key) *clientConn {
 	p.keysMu.Lock()
 	defer p.keysMu.Unlock()
-	c := p.keys[k.pid]
-	if c == nil || !keyMatches(c.key.secret, k.secret) {
+	c := p.keys[k.PID]
+	if c == nil {
+		return nil
+	}
+	issued := cancelkey.Key{PID: c.key.pid, Secret: p.longKeys[k.PID]}
+	if issued.Secret == nil {
+		issued.Secret = binary.BigEndian.AppendUint32(nil, c.key.secret)
+	}
+	if !p.instance.Matches(issued, k) {
 		return nil
 	}
 	return c

@@ -14,6 +14,7 @@ import (
 
 	"github.com/muxpg/mux/auth"
 	"github.com/muxpg/mux/config"
+	"github.com/muxpg/mux/internal/cancelkey"
 	"github.com/muxpg/mux/internal/rawio"
 	"github.com/muxpg/mux/internal/wire"
 	"github.com/muxpg/mux/pool"
@@ -170,10 +171,11 @@ func (c *clientConn) readStartup(t *clientTLS) (*startup, error) {
 				return nil, err
 			}
 		case wire.CancelRequestCode:
-			if len(body) != 12 {
+			k, err := cancelkey.ParseCancelRequest(body)
+			if err != nil {
 				return nil, wire.Fatal(wire.CodeProtocolViolation, "invalid length of cancel request")
 			}
-			c.p.cancel(cancelKey{pid: binary.BigEndian.Uint32(body[4:8]), secret: binary.BigEndian.Uint32(body[8:12])})
+			c.p.cancel(k)
 			return nil, nil
 		default:
 			major, minor := code>>16, code&0xffff
@@ -203,8 +205,8 @@ func (c *clientConn) login(s *snapshot, st *startup) error {
 	if cfg.MaxClientConn > 0 && p.nclients.Load() > limit {
 		return wire.Fatal(wire.CodeTooManyConnections, "sorry, too many clients already (max_client_conn = %d)", cfg.MaxClientConn)
 	}
-	if st.minor > 0 || len(st.unknownPQ) > 0 {
-		nv := pgproto3.NegotiateProtocolVersion{NewestMinorProtocol: 0, UnrecognizedOptions: st.unknownPQ}
+	if st.minor > protocolMinor || len(st.unknownPQ) > 0 {
+		nv := pgproto3.NegotiateProtocolVersion{NewestMinorProtocol: protocolMinor, UnrecognizedOptions: st.unknownPQ}
 		if err := c.writeMsg(&nv); err != nil {
 			return err
 		}
@@ -267,7 +269,10 @@ func (c *clientConn) login(s *snapshot, st *startup) error {
 		return err
 	}
 	c.want, c.extra = want, extra
-	p.register(c)
+	key, err := p.register(c, protocolMinor)
+	if err != nil {
+		return err
+	}
 
 	out := wire.AppendMessage(nil, &pgproto3.AuthenticationOk{})
 	for name, v := range tmpl.Params {
@@ -278,12 +283,14 @@ func (c *clientConn) login(s *snapshot, st *startup) error {
 		}
 		out = wire.AppendMessage(out, &pgproto3.ParameterStatus{Name: name, Value: v})
 	}
-	var secret [4]byte
-	binary.BigEndian.PutUint32(secret[:], c.key.secret)
-	out = wire.AppendMessage(out, &pgproto3.BackendKeyData{ProcessID: c.key.pid, SecretKey: secret[:]})
+	out = cancelkey.AppendBackendKeyData(out, key)
 	out = wire.AppendReadyForQuery(out, 'I')
 	return c.write(out)
 }
+
+// protocolMinor is the newest protocol 3.x mux speaks with clients; a
+// client asking for a later one is answered NegotiateProtocolVersion.
+const protocolMinor = 0
 
 // adminReservedConns are connections beyond max_client_conn kept for the
 // admin console.

@@ -32,7 +32,10 @@ type setting struct {
 	value string
 }
 
-// cancelKey is a CancelRequest's target.
+// cancelKey is the part of a mux-issued cancel key (package cancelkey) a
+// session keeps: the process ID and the secret's first four bytes, all of
+// a 3.0 secret. A longer secret is kept whole in Proxy.longKeys, so the
+// 3.2 protocol costs clientConn nothing.
 type cancelKey struct {
 	pid    uint32
 	secret uint32
