@@ -118,7 +118,7 @@ func (p *Proxy) adminHooks() (reload func() error, shutdown func()) {
 // one who is neither in admin_users nor in stats_users of cfg, the
 // login's. It sends what PgBouncer's console sends at login.
 func (c *clientConn) adminWelcome(cfg *config.Config, st *startup) error {
-	if adminRoleIn(cfg, st.user) == roleNone {
+	if adminRoleIn(cfg, st.User) == roleNone {
 		return wire.Fatal(wire.CodeInvalidAuthorization, "not allowed to connect to the admin console")
 	}
 	out := wire.AppendMessage(nil, &pgproto3.AuthenticationOk{})
@@ -144,9 +144,9 @@ func (c *clientConn) adminWelcome(cfg *config.Config, st *startup) error {
 		return err
 	}
 	s := &adminSession{c: c}
-	for _, set := range st.settings {
-		if set.name == "application_name" {
-			s.appName = set.value
+	for _, set := range st.Settings {
+		if set.Name == "application_name" {
+			s.appName = set.Value
 		}
 	}
 	s.lastReq.Store(time.Now().UnixNano())

@@ -12,6 +12,15 @@ import (
 	"github.com/muxpg/mux/internal/wire"
 )
 
+// cancelKey is the part of a mux-issued cancel key (package cancelkey) a
+// session keeps: the process ID and the secret's first four bytes, all of
+// a 3.0 secret. A longer secret is kept whole in Proxy.longKeys, so the
+// 3.2 protocol costs clientConn nothing.
+type cancelKey struct {
+	pid    uint32
+	secret uint32
+}
+
 // cancelTimeout bounds the connection mux makes to Postgres to forward a
 // cancel request, and so how long the cancelled server is held back from
 // the pool.

@@ -20,6 +20,7 @@ import (
 	"github.com/muxpg/mux/config"
 	"github.com/muxpg/mux/internal/cancelkey"
 	"github.com/muxpg/mux/internal/wire"
+	"github.com/muxpg/mux/login"
 	"github.com/muxpg/mux/pool"
 )
 
@@ -45,7 +46,7 @@ type Proxy struct {
 	notifiers map[poolKey]*notifier
 	attachSeq atomic.Uint64
 	auth      authLookups
-	failures  loginFailures
+	failures  login.Failures
 	obs       Observer
 
 	poller  poller     // parked idle clients (park.go)
@@ -323,7 +324,7 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 // statement registry, creating them. The caller holds a reference until
 // its connection ends (releasePool). A pool is shared: a new one takes the
 // settings and server TLS in force, read under poolMu as Reload swaps them.
-func (p *Proxy) poolFor(dbName string, db config.Database, user string, u *userEntry) (*pool.Pool, *stmtRegistry, *poolStats) {
+func (p *Proxy) poolFor(dbName string, db config.Database, user string, u *login.User) (*pool.Pool, *stmtRegistry, *poolStats) {
 	key := poolKey{dbName, user}
 	p.poolMu.Lock()
 	if pl := p.pools[key]; pl != nil {
@@ -410,7 +411,7 @@ func (p *Proxy) dropIdlePools(now time.Time) {
 
 // poolConfig is the pool configuration for user's connections to db under
 // the settings and server TLS of s.
-func (p *Proxy) poolConfig(s *snapshot, db config.Database, user string, u *userEntry) pool.Config {
+func (p *Proxy) poolConfig(s *snapshot, db config.Database, user string, u *login.User) pool.Config {
 	cfg := s.cfg
 	t := pool.Target{
 		Host:        db.Host,
@@ -427,7 +428,7 @@ func (p *Proxy) poolConfig(s *snapshot, db config.Database, user string, u *user
 	case db.Password != "":
 		t.Password = db.Password
 	case u != nil:
-		t.Password = u.password
+		t.Password = u.Password
 	}
 	return pool.Config{
 		Target:         t,
