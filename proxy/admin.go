@@ -20,7 +20,7 @@ import (
 // one who is neither in admin_users nor in stats_users of cfg, the
 // login's.
 func (c *clientConn) adminWelcome(cfg *config.Config, st *startup) error {
-	out, err := admin.Welcome(cfg, st.user)
+	out, err := admin.Welcome(cfg, st.User)
 	if err != nil {
 		return err
 	}
@@ -33,9 +33,9 @@ func (c *clientConn) serveAdmin(st *startup) {
 		ID: c.id, User: c.user, Database: c.database, TLS: c.tls, Connected: c.connected,
 		Conn: c.conn, Write: c.writeTimed, SendError: c.sendError, Log: c.logger(),
 	}
-	for _, set := range st.settings {
-		if set.name == "application_name" {
-			peer.AppName = set.value
+	for _, set := range st.Settings {
+		if set.Name == "application_name" {
+			peer.AppName = set.Value
 		}
 	}
 	c.p.console.Serve(peer)

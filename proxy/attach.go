@@ -120,7 +120,7 @@ func (c *clientConn) adopt(s *pool.Server, start time.Time) (*pool.Server, error
 		}
 		s.Applied = make(map[string]string, len(c.extra))
 		for _, e := range c.extra {
-			s.Applied[e.name] = e.value
+			s.Applied[e.Name] = e.Value
 		}
 		c.mu.Lock()
 		c.want.follow(s)

@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/muxpg/mux/config"
+	"github.com/muxpg/mux/login"
 	"github.com/muxpg/mux/pool"
 )
 
@@ -38,14 +39,14 @@ type authPool struct {
 }
 
 type authCached struct {
-	entry *userEntry // nil: no such login role
+	entry *login.User // nil: no such login role
 	until time.Time
 }
 
 // lookupUser returns the user entry for name from auth_query, or nil when
 // Postgres has no such login role (or an expired one); snap is the login's
 // snapshot.
-func (p *Proxy) lookupUser(ctx context.Context, snap *snapshot, db config.Database, authUser, name string) (*userEntry, error) {
+func (p *Proxy) lookupUser(ctx context.Context, snap *snapshot, db config.Database, authUser, name string) (*login.User, error) {
 	cfg := snap.cfg
 	dbname := cfg.AuthDBName
 	if dbname == "" {
@@ -97,10 +98,10 @@ func (p *Proxy) lookupUser(ctx context.Context, snap *snapshot, db config.Databa
 		return nil, err
 	}
 	pl.Release(s)
-	var entry *userEntry
+	var entry *login.User
 	if len(res.Rows) == 1 && len(res.Rows[0]) >= 2 && res.Rows[0][1] != "" {
-		if e, err := newUserEntry(name, config.User{Password: res.Rows[0][1]}); err == nil {
-			e.fromQuery = true
+		if e, err := login.NewUser(name, config.User{Password: res.Rows[0][1]}); err == nil {
+			e.FromQuery = true
 			entry = e
 		}
 	}

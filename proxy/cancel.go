@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"crypto/subtle"
 	"encoding/binary"
 	"io"
 	"net"
@@ -9,8 +8,18 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/muxpg/mux/internal/cancelkey"
 	"github.com/muxpg/mux/internal/wire"
 )
+
+// cancelKey is the part of a mux-issued cancel key (package cancelkey) a
+// session keeps: the process ID and the secret's first four bytes, all of
+// a 3.0 secret. A longer secret is kept whole in Proxy.longKeys, so the
+// 3.2 protocol costs clientConn nothing.
+type cancelKey struct {
+	pid    uint32
+	secret uint32
+}
 
 // cancelTimeout bounds the connection mux makes to Postgres to forward a
 // cancel request, and so how long the cancelled server is held back from
@@ -21,7 +30,12 @@ const cancelTimeout = 5 * time.Second
 // using now, and drops it if it is using none. The server stays out of the
 // pool until Postgres has handled the request, so a late cancel can never
 // reach the server's next client.
-func (p *Proxy) cancel(k cancelKey) {
+func (p *Proxy) cancel(k cancelkey.Key) {
+	if owner := p.instance.Owner(k); owner != p.instance {
+		// Forwarding to the instance that issued it is the fleet's job.
+		p.log.Debug("cancel request for another instance dropped", zap.Uint16("instance", uint16(owner)))
+		return
+	}
 	c := p.lookupKey(k)
 	if c == nil {
 		p.log.Debug("cancel request for unknown key dropped")
@@ -72,12 +86,4 @@ func (p *Proxy) cancelClient(c *clientConn) {
 	// Postgres closes the connection once it has signalled the backend.
 	_, _ = io.Copy(io.Discard, conn)
 	c.logger().Info("cancel request forwarded", zap.Uint64("server_id", s.ID))
-}
-
-// keyMatches compares cancel secrets in constant time.
-func keyMatches(a, b uint32) bool {
-	var x, y [4]byte
-	binary.BigEndian.PutUint32(x[:], a)
-	binary.BigEndian.PutUint32(y[:], b)
-	return subtle.ConstantTimeCompare(x[:], y[:]) == 1
 }

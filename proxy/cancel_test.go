@@ -2,9 +2,15 @@ package proxy
 
 import (
 	"context"
+	"encoding/binary"
+	"io"
+	"net"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/muxpg/mux/internal/cancelkey"
+	"github.com/muxpg/mux/internal/wire"
 )
 
 func TestCancelRunningQuery(t *testing.T) {
@@ -86,5 +92,39 @@ func TestCancelIdleClientIsDropped(t *testing.T) {
 	}
 	if _, err := b.Exec(ctx, "SELECT pg_sleep(0.3)"); err != nil {
 		t.Fatalf("b's query failed after a's idle cancel: %v", err)
+	}
+}
+
+// A CancelRequest may carry a 3.0 key or a longer 3.2 one (PostgreSQL 18:
+// up to 256 bytes of secret); an unknown key of either length is dropped
+// without a word, a length no version allows is a protocol violation.
+func TestCancelRequestLengths(t *testing.T) {
+	m := startMux(t, "")
+	cancelReq := func(secretLen int) []byte {
+		b := make([]byte, 12+secretLen)
+		binary.BigEndian.PutUint32(b[0:4], uint32(len(b)))
+		binary.BigEndian.PutUint32(b[4:8], wire.CancelRequestCode)
+		binary.BigEndian.PutUint32(b[8:12], 1)
+		return b
+	}
+	for _, n := range []int{4, cancelkey.LongSecretLen, cancelkey.MaxSecretLen} {
+		conn, err := net.DialTimeout("tcp", net.JoinHostPort(m.host, itoa(m.port)), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := conn.Write(cancelReq(n)); err != nil {
+			t.Fatal(err)
+		}
+		var one [1]byte
+		if k, err := conn.Read(one[:]); k != 0 || err != io.EOF {
+			t.Fatalf("cancel request with a %d-byte secret: %d bytes, %v; want a silent close", n, k, err)
+		}
+		conn.Close()
+	}
+	for _, n := range []int{0, cancelkey.MaxSecretLen + 1} {
+		if code := rawError(t, m, cancelReq(n)); code != "08P01" {
+			t.Fatalf("cancel request with a %d-byte secret: %s, want 08P01", n, code)
+		}
 	}
 }

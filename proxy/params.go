@@ -94,29 +94,29 @@ func clientParams(st *startup, tmpl *pool.Template, ignored func(string) bool) (
 		}
 	}
 	byName := map[string]string{}
-	for _, s := range st.settings {
-		if ignored(s.name) {
+	for _, s := range st.Settings {
+		if ignored(s.Name) {
 			continue
 		}
-		if i, ok := canonicalTracked[s.name]; ok {
-			want.set(i, s.value)
+		if i, ok := canonicalTracked[s.Name]; ok {
+			want.set(i, s.Value)
 			continue
 		}
-		ctx, known := tmpl.Contexts[s.name]
+		ctx, known := tmpl.Contexts[s.Name]
 		switch {
-		case !known && !strings.Contains(s.name, "."):
-			return params{}, nil, wire.Fatal(wire.CodeUndefinedObject, "unrecognized configuration parameter %s", quote(s.name))
+		case !known && !strings.Contains(s.Name, "."):
+			return params{}, nil, wire.Fatal(wire.CodeUndefinedObject, "unrecognized configuration parameter %s", quote(s.Name))
 		case fixedAtStart[ctx]:
 			return params{}, nil, &wire.Error{Severity: "FATAL", Code: wire.CodeCantChangeRuntimeParam,
-				Message: "parameter " + quote(s.name) + " can only be set when a server process starts, so mux cannot apply it to a pooled connection",
+				Message: "parameter " + quote(s.Name) + " can only be set when a server process starts, so mux cannot apply it to a pooled connection",
 				Hint:    "set it in postgresql.conf or with ALTER ROLE/DATABASE, or list it in ignore_startup_parameters"}
 		}
-		byName[s.name] = s.value
+		byName[s.Name] = s.Value
 	}
 	for n, v := range byName {
-		extra = append(extra, setting{name: n, value: v})
+		extra = append(extra, setting{Name: n, Value: v})
 	}
-	sort.Slice(extra, func(i, j int) bool { return extra[i].name < extra[j].name })
+	sort.Slice(extra, func(i, j int) bool { return extra[i].Name < extra[j].Name })
 	return want, extra, nil
 }
 
@@ -175,8 +175,8 @@ func syncSQL(s *pool.Server, want params, extra []setting) string {
 		}
 	}
 	for _, e := range extra {
-		if cur, ok := s.Applied[e.name]; !ok || cur != e.value {
-			add(e.name, e.value)
+		if cur, ok := s.Applied[e.Name]; !ok || cur != e.Value {
+			add(e.Name, e.Value)
 		}
 	}
 	var resets []string
@@ -198,7 +198,7 @@ func syncSQL(s *pool.Server, want params, extra []setting) string {
 
 func hasSetting(list []setting, name string) bool {
 	for _, s := range list {
-		if s.name == name {
+		if s.Name == name {
 			return true
 		}
 	}

@@ -5,7 +5,6 @@ package proxy
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -20,7 +19,9 @@ import (
 
 	"github.com/muxpg/mux/admin"
 	"github.com/muxpg/mux/config"
+	"github.com/muxpg/mux/internal/cancelkey"
 	"github.com/muxpg/mux/internal/wire"
+	"github.com/muxpg/mux/login"
 	"github.com/muxpg/mux/pool"
 )
 
@@ -46,7 +47,7 @@ type Proxy struct {
 	notifiers map[poolKey]*notifier
 	attachSeq atomic.Uint64
 	auth      authLookups
-	failures  loginFailures
+	failures  login.Failures
 	obs       Observer
 
 	poller  poller     // parked idle clients (park.go)
@@ -57,9 +58,14 @@ type Proxy struct {
 		ended      bool          // Shutdown stopped it: do not start again
 	}
 
-	keysMu sync.Mutex             // guards keys and conns
+	keysMu sync.Mutex             // guards keys, longKeys and conns
 	keys   map[uint32]*clientConn // by mux-issued BackendKeyData process ID
-	conns  map[net.Conn]struct{}  // every accepted connection, for shutdown
+	// longKeys holds the whole secret of 3.2 clients' keys, by PID.
+	longKeys map[uint32][]byte
+	// instance names this mux in its fleet in the cancel keys it issues;
+	// 0: mux runs alone (a peer_id setting will set it).
+	instance cancelkey.Instance
+	conns    map[net.Conn]struct{} // every accepted connection, for shutdown
 
 	lnMu      sync.Mutex
 	listeners []net.Listener
@@ -321,7 +327,7 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 // statement registry, creating them. The caller holds a reference until
 // its connection ends (releasePool). A pool is shared: a new one takes the
 // settings and server TLS in force, read under poolMu as Reload swaps them.
-func (p *Proxy) poolFor(dbName string, db config.Database, user string, u *userEntry) (*pool.Pool, *stmtRegistry, *poolStats) {
+func (p *Proxy) poolFor(dbName string, db config.Database, user string, u *login.User) (*pool.Pool, *stmtRegistry, *poolStats) {
 	key := poolKey{dbName, user}
 	p.poolMu.Lock()
 	if pl := p.pools[key]; pl != nil {
@@ -408,7 +414,7 @@ func (p *Proxy) dropIdlePools(now time.Time) {
 
 // poolConfig is the pool configuration for user's connections to db under
 // the settings and server TLS of s.
-func (p *Proxy) poolConfig(s *snapshot, db config.Database, user string, u *userEntry) pool.Config {
+func (p *Proxy) poolConfig(s *snapshot, db config.Database, user string, u *login.User) pool.Config {
 	cfg := s.cfg
 	t := pool.Target{
 		Host:        db.Host,
@@ -425,7 +431,7 @@ func (p *Proxy) poolConfig(s *snapshot, db config.Database, user string, u *user
 	case db.Password != "":
 		t.Password = db.Password
 	case u != nil:
-		t.Password = u.password
+		t.Password = u.Password
 	}
 	return pool.Config{
 		Target:         t,
@@ -440,22 +446,33 @@ func (p *Proxy) poolConfig(s *snapshot, db config.Database, user string, u *user
 	}
 }
 
-// register issues a random BackendKeyData for c.
-func (p *Proxy) register(c *clientConn) {
-	var b [8]byte
+// registerTries bounds the search for a free PID: in a fleet an instance
+// has 2^17-1 of them (package cancelkey), and a full set must fail a login,
+// not spin.
+const registerTries = 64
+
+// register issues c a random cancel key, unique among live clients, for
+// protocol 3.minor, and returns it for the BackendKeyData.
+func (p *Proxy) register(c *clientConn, minor uint32) (cancelkey.Key, error) {
 	p.keysMu.Lock()
 	defer p.keysMu.Unlock()
-	for {
-		_, _ = rand.Read(b[:])
-		pid := binary.BigEndian.Uint32(b[:4]) & 0x7fffffff // positive, as a real PID
-		if pid == 0 || p.keys[pid] != nil {
+	for range registerTries {
+		k := p.instance.Issue(minor)
+		if p.keys[k.PID] != nil {
 			continue
 		}
-		c.key = cancelKey{pid: pid, secret: binary.BigEndian.Uint32(b[4:])}
-		p.keys[pid] = c
+		c.key = cancelKey{pid: k.PID, secret: k.Head()}
+		p.keys[k.PID] = c
+		if k.Long() {
+			if p.longKeys == nil {
+				p.longKeys = map[uint32][]byte{}
+			}
+			p.longKeys[k.PID] = k.Secret
+		}
 		p.served.Add(1)
-		return
+		return k, nil
 	}
+	return cancelkey.Key{}, wire.Fatal(wire.CodeTooManyConnections, "sorry, too many clients already (no cancel key left for this instance)")
 }
 
 func (p *Proxy) unregister(c *clientConn) {
@@ -465,15 +482,24 @@ func (p *Proxy) unregister(c *clientConn) {
 	p.keysMu.Lock()
 	if p.keys[c.key.pid] == c {
 		delete(p.keys, c.key.pid)
+		delete(p.longKeys, c.key.pid)
 	}
 	p.keysMu.Unlock()
 }
 
-func (p *Proxy) lookupKey(k cancelKey) *clientConn {
+// lookupKey returns the client that was issued k, or nil.
+func (p *Proxy) lookupKey(k cancelkey.Key) *clientConn {
 	p.keysMu.Lock()
 	defer p.keysMu.Unlock()
-	c := p.keys[k.pid]
-	if c == nil || !keyMatches(c.key.secret, k.secret) {
+	c := p.keys[k.PID]
+	if c == nil {
+		return nil
+	}
+	issued := cancelkey.Key{PID: c.key.pid, Secret: p.longKeys[k.PID]}
+	if issued.Secret == nil {
+		issued.Secret = binary.BigEndian.AppendUint32(nil, c.key.secret)
+	}
+	if !p.instance.Matches(issued, k) {
 		return nil
 	}
 	return c

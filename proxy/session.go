@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"io"
 	"net"
@@ -14,8 +13,10 @@ import (
 
 	"github.com/muxpg/mux/admin"
 	"github.com/muxpg/mux/auth"
+	"github.com/muxpg/mux/internal/cancelkey"
 	"github.com/muxpg/mux/internal/rawio"
 	"github.com/muxpg/mux/internal/wire"
+	"github.com/muxpg/mux/login"
 	"github.com/muxpg/mux/pool"
 	"github.com/muxpg/mux/session"
 )
@@ -49,19 +50,22 @@ func (p *Proxy) serveConn(conn net.Conn) {
 	if d := s.cfg.ClientLoginTimeout.D(); d > 0 {
 		_ = conn.SetDeadline(time.Now().Add(d))
 	}
-	st, err := c.readStartup(s.clientTLS)
+	lg := login.NewConn(conn)
+	st, key, err := login.ReadStartup(lg, s.clientTLS)
+	c.conn, c.tls = lg.Conn, lg.TLS // TLS may have replaced conn
 	if err != nil {
 		c.loginFailed(err)
 		return
 	}
-	if st == nil {
-		return // a cancel request, handled
+	if key != nil {
+		p.cancel(*key)
+		return
 	}
 	if p.refusing.Load() {
 		c.loginFailed(wire.Fatal(wire.CodeCannotConnectNow, "the database system is shutting down"))
 		return
 	}
-	c.user, c.database = st.user, st.database
+	c.user, c.database = st.User, st.Database
 	if !admin.IsDatabase(c.database) && rawio.RawConn(c.conn) != nil && s.cfg.ServerTLSSSLMode == "disable" {
 		// The driver is chosen before login registers the client, so
 		// that whoever finds it there (KILL, the sweeper) sees which.
@@ -73,7 +77,7 @@ func (p *Proxy) serveConn(conn net.Conn) {
 		// come from loops, which write through its output queue.
 		c.lc = c.newLoopClient(nil)
 	}
-	if err := c.login(s, st); err != nil {
+	if err := c.login(s, st, lg); err != nil {
 		c.loginFailed(err)
 		return
 	}
@@ -138,111 +142,64 @@ func (c *clientConn) loginFailed(err error) {
 	c.logger().Info("login failed", zap.Error(err))
 }
 
-// readStartup runs the pre-authentication state machine: GSSENCRequest is
-// answered 'N'; SSLRequest 'S' if client TLS (t) is on (the handshake
-// follows and the loop goes on inside TLS), else 'N'; a CancelRequest is
-// routed (nil, nil is returned), and the StartupMessage is parsed.
-func (c *clientConn) readStartup(t *clientTLS) (*startup, error) {
-	sawSSL, sawGSS := false, false
-	for {
-		body, err := readPacket(c.conn)
-		if err != nil {
-			return nil, err
-		}
-		code := binary.BigEndian.Uint32(body[:4])
-		switch code {
-		case wire.SSLRequestCode, wire.GSSENCRequestCode:
-			if len(body) != 4 || (code == wire.SSLRequestCode && sawSSL) || (code == wire.GSSENCRequestCode && sawGSS) {
-				return nil, wire.Fatal(wire.CodeProtocolViolation, "unsupported frontend protocol request")
-			}
-			sawSSL = sawSSL || code == wire.SSLRequestCode
-			sawGSS = sawGSS || code == wire.GSSENCRequestCode
-			if hasPendingInput(c.conn) {
-				return nil, wire.Fatal(wire.CodeProtocolViolation, "received unencrypted data after SSL request")
-			}
-			if code == wire.SSLRequestCode && c.acceptsTLS(t) {
-				if err := c.startTLS(t); err != nil {
-					return nil, err
-				}
-				sawGSS = true // no GSSENCRequest inside TLS, as in PostgreSQL
-				continue
-			}
-			if _, err := c.conn.Write([]byte{'N'}); err != nil {
-				return nil, err
-			}
-		case wire.CancelRequestCode:
-			if len(body) != 12 {
-				return nil, wire.Fatal(wire.CodeProtocolViolation, "invalid length of cancel request")
-			}
-			c.p.cancel(cancelKey{pid: binary.BigEndian.Uint32(body[4:8]), secret: binary.BigEndian.Uint32(body[8:12])})
-			return nil, nil
-		default:
-			major, minor := code>>16, code&0xffff
-			if major != 3 {
-				return nil, wire.Fatal(wire.CodeFeatureNotSupported,
-					"unsupported frontend protocol %d.%d: server supports 3.0 to 3.0", major, minor)
-			}
-			return parseStartup(minor, body[4:])
-		}
-	}
-}
-
-// login authenticates the client, finds its pool and sends the welcome:
-// AuthenticationOk, ParameterStatus, BackendKeyData, ReadyForQuery. Every
-// decision comes from s, the snapshot readStartup ran under.
-func (c *clientConn) login(s *snapshot, st *startup) error {
+// login authenticates the client (lg: its connection to package login),
+// finds its pool and sends the welcome: AuthenticationOk, ParameterStatus,
+// BackendKeyData, ReadyForQuery. Every decision comes from s, the snapshot
+// ReadStartup ran under.
+func (c *clientConn) login(s *snapshot, st *startup, lg *login.Conn) error {
 	p := c.p
 	cfg := s.cfg
-	if err := c.checkTLS(s.clientTLS, st.user); err != nil {
+	if err := lg.CheckTLS(s.clientTLS, st.User); err != nil {
 		return err
 	}
 	limit := int64(cfg.MaxClientConn)
-	if admin.IsDatabase(st.database) {
+	if admin.IsDatabase(st.Database) {
 		// A flood of clients must not lock the operator out.
 		limit += adminReservedConns
 	}
 	if cfg.MaxClientConn > 0 && p.nclients.Load() > limit {
 		return wire.Fatal(wire.CodeTooManyConnections, "sorry, too many clients already (max_client_conn = %d)", cfg.MaxClientConn)
 	}
-	if st.minor > 0 || len(st.unknownPQ) > 0 {
-		nv := pgproto3.NegotiateProtocolVersion{NewestMinorProtocol: 0, UnrecognizedOptions: st.unknownPQ}
+	if st.Minor > protocolMinor || len(st.UnknownPQ) > 0 {
+		nv := pgproto3.NegotiateProtocolVersion{NewestMinorProtocol: protocolMinor, UnrecognizedOptions: st.UnknownPQ}
 		if err := c.writeMsg(&nv); err != nil {
 			return err
 		}
 	}
-	db, ok := cfg.LookupDatabase(st.database)
-	u := s.users[st.user]
-	if authUser := firstNonEmpty(db.AuthUser, cfg.AuthUser); u == nil && ok && authUser != "" && !admin.IsDatabase(st.database) {
+	db, ok := cfg.LookupDatabase(st.Database)
+	u := s.users[st.User]
+	if authUser := firstNonEmpty(db.AuthUser, cfg.AuthUser); u == nil && ok && authUser != "" && !admin.IsDatabase(st.Database) {
 		ctx, cancel := c.waitContext()
-		found, err := p.lookupUser(ctx, s, db, authUser, st.user)
+		found, err := p.lookupUser(ctx, s, db, authUser, st.User)
 		cancel()
 		if err != nil {
 			c.logger().Warn("auth_query failed", zap.Error(err))
-			return wire.Fatal(wire.CodeConnectionFailure, "could not look up user %s with auth_query: %v", quote(st.user), err)
+			return wire.Fatal(wire.CodeConnectionFailure, "could not look up user %s with auth_query: %v", quote(st.User), err)
 		}
 		u = found
 	}
 	// Authenticate before saying whether the database exists, as Postgres.
-	cb := c.channelBinding(s.clientTLS)
-	if used, err := c.hbaAuthenticate(s.hba, st, u, cb); used {
+	cb := lg.ChannelBinding(s.clientTLS)
+	if used, err := lg.HBAAuthenticate(s.hba, st, u, cb); used {
 		if err != nil {
-			c.p.noteLoginFailure(c.conn.RemoteAddr())
+			p.failures.Note(lg.RemoteAddr())
 			return err
 		}
-	} else if err := c.authenticate(cfg.AuthType, st.user, u, cb); err != nil {
-		c.p.noteLoginFailure(c.conn.RemoteAddr())
+	} else if err := lg.Authenticate(cfg.AuthType, st.User, u, cb); err != nil {
+		p.failures.Note(lg.RemoteAddr())
 		return err
 	}
-	if admin.IsDatabase(st.database) {
+	c.scramKey = lg.ScramKey
+	if admin.IsDatabase(st.Database) {
 		return c.adminWelcome(cfg, st)
 	}
 	if !ok {
-		return wire.Fatal(wire.CodeInvalidCatalogName, "database %s does not exist", quote(st.database))
+		return wire.Fatal(wire.CodeInvalidCatalogName, "database %s does not exist", quote(st.Database))
 	}
-	if err := p.admin.loginAllowed(st.database); err != nil {
+	if err := p.admin.loginAllowed(st.Database); err != nil {
 		return err
 	}
-	c.core.Mode = session.ModeOf(cfg.PoolModeFor(db, st.user))
+	c.core.Mode = session.ModeOf(cfg.PoolModeFor(db, st.User))
 	c.pin.policy = db.PinPolicy
 	if c.core.Mode != session.Session && cfg.MaxPreparedStatements > 0 {
 		c.track = true
@@ -250,8 +207,8 @@ func (c *clientConn) login(s *snapshot, st *startup) error {
 		c.ln.listens = map[string]struct{}{}
 	}
 	c.maxMsg = int(cfg.MaxMessageSize)
-	c.pool, c.reg, c.stats = p.poolFor(st.database, db, st.user, u)
-	if c.scramKey != nil && u != nil && u.secret.Kind == auth.SecretSCRAM && db.User == "" && db.Password == "" {
+	c.pool, c.reg, c.stats = p.poolFor(st.Database, db, st.User, u)
+	if c.scramKey != nil && u != nil && u.Secret.Kind == auth.SecretSCRAM && db.User == "" && db.Password == "" {
 		// The client proved the key of the very secret Postgres holds for
 		// this role: mux logs in to Postgres with it (pass-through).
 		c.pool.SetClientKey(*c.scramKey)
@@ -268,7 +225,10 @@ func (c *clientConn) login(s *snapshot, st *startup) error {
 		return err
 	}
 	c.want, c.extra = want, extra
-	p.register(c)
+	key, err := p.register(c, protocolMinor)
+	if err != nil {
+		return err
+	}
 
 	out := wire.AppendMessage(nil, &pgproto3.AuthenticationOk{})
 	for name, v := range tmpl.Params {
@@ -279,12 +239,22 @@ func (c *clientConn) login(s *snapshot, st *startup) error {
 		}
 		out = wire.AppendMessage(out, &pgproto3.ParameterStatus{Name: name, Value: v})
 	}
-	var secret [4]byte
-	binary.BigEndian.PutUint32(secret[:], c.key.secret)
-	out = wire.AppendMessage(out, &pgproto3.BackendKeyData{ProcessID: c.key.pid, SecretKey: secret[:]})
+	out = cancelkey.AppendBackendKeyData(out, key)
 	out = wire.AppendReadyForQuery(out, 'I')
 	return c.write(out)
 }
+
+// The login's types, as the session sees them.
+type (
+	startup = login.Startup
+	setting = login.Setting
+)
+
+func quote(s string) string { return `"` + s + `"` }
+
+// protocolMinor is the newest protocol 3.x mux speaks with clients; a
+// client asking for a later one is answered NegotiateProtocolVersion.
+const protocolMinor = 0
 
 // adminReservedConns are connections beyond max_client_conn kept for the
 // admin console.

@@ -314,7 +314,7 @@ func (c *clientConn) checkState(s *pool.Server) {
 		if row[0] == "s" {
 			name := strings.ToLower(row[1])
 			if _, tracked := canonicalTracked[name]; !tracked && len(row) > 2 {
-				extra = append(extra, setting{name: name, value: row[2]})
+				extra = append(extra, setting{Name: name, Value: row[2]})
 			}
 			continue
 		}
@@ -325,11 +325,11 @@ func (c *clientConn) checkState(s *pool.Server) {
 	if c.pin.loaded {
 		reason = "LOAD"
 	}
-	sort.Slice(extra, func(i, j int) bool { return extra[i].name < extra[j].name })
+	sort.Slice(extra, func(i, j int) bool { return extra[i].Name < extra[j].Name })
 	c.extra = extra
 	s.Applied = make(map[string]string, len(extra))
 	for _, e := range extra {
-		s.Applied[e.name] = e.value
+		s.Applied[e.Name] = e.Value
 	}
 	c.pin.stateDirty = false
 	wasPinned := c.pin.reason != ""

@@ -3,6 +3,7 @@ package proxy
 import (
 	"github.com/muxpg/mux/config"
 	"github.com/muxpg/mux/hba"
+	"github.com/muxpg/mux/login"
 	"github.com/muxpg/mux/pool"
 )
 
@@ -19,25 +20,25 @@ import (
 // Reload), as do the waits' timeouts.
 type snapshot struct {
 	cfg       *config.Config
-	users     map[string]*userEntry
-	hba       *hba.File  // nil: auth_type for all
-	clientTLS *clientTLS // never nil
-	serverTLS *pool.TLS  // nil: plain connections to Postgres
+	users     map[string]*login.User
+	hba       *hba.File        // nil: auth_type for all
+	clientTLS *login.ClientTLS // never nil
+	serverTLS *pool.TLS        // nil: plain connections to Postgres
 }
 
 // newSnapshot builds the proxy's snapshot from a resolved configuration.
 func newSnapshot(cs *config.Snapshot) (*snapshot, error) {
 	cfg := cs.Config
-	s := &snapshot{cfg: cfg, hba: cs.HBA, users: make(map[string]*userEntry, len(cs.Users))}
+	s := &snapshot{cfg: cfg, hba: cs.HBA, users: make(map[string]*login.User, len(cs.Users))}
 	for name, u := range cs.Users {
-		e, err := newUserEntry(name, u)
+		e, err := login.NewUser(name, u)
 		if err != nil {
 			return nil, err
 		}
 		s.users[name] = e
 	}
 	var err error
-	if s.clientTLS, err = newClientTLS(cfg, cs.ClientTLS); err != nil {
+	if s.clientTLS, err = login.NewClientTLS(cfg, cs.ClientTLS); err != nil {
 		return nil, err
 	}
 	if s.serverTLS, err = pool.NewTLS(cfg.ServerTLSSSLMode, cfg.ServerTLSMinVersion, cs.ServerTLS.CAs, cs.ServerTLS.Cert); err != nil {

@@ -1,41 +1,35 @@
-package proxy
+package login
 
 import (
 	"bytes"
 	"encoding/binary"
 	"io"
-	"net"
 	"sort"
 	"strings"
-	"syscall"
 
-	"github.com/muxpg/mux/internal/rawio"
+	"github.com/muxpg/mux/internal/cancelkey"
 	"github.com/muxpg/mux/internal/wire"
 )
 
-// startup is what a client asked for in its StartupMessage.
-type startup struct {
-	minor    uint32
-	user     string
-	database string
-	// settings are the run-time parameters the client wants, from the packet
-	// and from "options", keyed by lower-cased name in arrival order.
-	settings []setting
-	// unknownPQ lists "_pq_." protocol options mux does not know; they are
+// Startup is what a client asked for in its StartupMessage.
+type Startup struct {
+	Minor    uint32
+	User     string
+	Database string
+	// Settings are the run-time parameters the client wants, from the
+	// packet and from "options", keyed by lower-cased name in arrival
+	// order.
+	Settings []Setting
+	// UnknownPQ lists "_pq_." protocol options mux does not know; they are
 	// echoed in NegotiateProtocolVersion, never treated as settings.
-	unknownPQ   []string
-	replication string
+	UnknownPQ   []string
+	Replication string
 }
 
-type setting struct {
-	name  string // lower case
-	value string
-}
-
-// cancelKey is a CancelRequest's target.
-type cancelKey struct {
-	pid    uint32
-	secret uint32
+// Setting is one run-time parameter.
+type Setting struct {
+	Name  string // lower case
+	Value string
 }
 
 // readPacket reads one length-prefixed startup-phase packet (no type byte)
@@ -56,30 +50,10 @@ func readPacket(r io.Reader) ([]byte, error) {
 	return body, nil
 }
 
-// hasPendingInput reports whether the client already sent bytes we have not
-// read: after an SSLRequest or GSSENCRequest that is a protocol violation
-// (and with TLS, the buffer-stuffing attack of CVE-2021-23214). A *tls.Conn
-// has no raw socket to peek at and reports false; it is never asked, since a
-// second SSLRequest or a GSSENCRequest inside TLS is refused before.
-func hasPendingInput(conn net.Conn) bool {
-	raw := rawio.RawConn(conn)
-	if raw == nil {
-		return false
-	}
-	var one [1]byte
-	pending := false
-	_ = raw.Read(func(fd uintptr) bool {
-		n, _, err := syscall.Recvfrom(int(fd), one[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		pending = err == nil && n > 0
-		return true
-	})
-	return pending
-}
-
 // parseStartup decodes the body of a StartupMessage (after the length and
 // protocol version).
-func parseStartup(minor uint32, body []byte) (*startup, error) {
-	st := &startup{minor: minor}
+func parseStartup(minor uint32, body []byte) (*Startup, error) {
+	st := &Startup{Minor: minor}
 	for {
 		i := bytes.IndexByte(body, 0)
 		if i < 0 {
@@ -101,33 +75,33 @@ func parseStartup(minor uint32, body []byte) (*startup, error) {
 		body = body[j+1:]
 		switch {
 		case name == "user":
-			st.user = value
+			st.User = value
 		case name == "database":
-			st.database = value
+			st.Database = value
 		case name == "replication":
-			st.replication = value
+			st.Replication = value
 		case name == "options":
 			opts, err := parseOptions(value)
 			if err != nil {
 				return nil, err
 			}
-			st.settings = append(st.settings, opts...)
+			st.Settings = append(st.Settings, opts...)
 		case strings.HasPrefix(name, "_pq_."):
-			st.unknownPQ = append(st.unknownPQ, name)
+			st.UnknownPQ = append(st.UnknownPQ, name)
 		default:
-			st.settings = append(st.settings, setting{name: strings.ToLower(name), value: value})
+			st.Settings = append(st.Settings, Setting{Name: strings.ToLower(name), Value: value})
 		}
 	}
-	if st.user == "" {
+	if st.User == "" {
 		return nil, wire.Fatal(wire.CodeInvalidAuthorization, "no PostgreSQL user name specified in startup packet")
 	}
-	if st.database == "" {
-		st.database = st.user
+	if st.Database == "" {
+		st.Database = st.User
 	}
-	if st.replication != "" && !isFalse(st.replication) {
+	if st.Replication != "" && !isFalse(st.Replication) {
 		return nil, wire.Fatal(wire.CodeFeatureNotSupported, "replication connections are not supported by mux; connect to PostgreSQL directly for replication")
 	}
-	sort.Strings(st.unknownPQ)
+	sort.Strings(st.UnknownPQ)
 	return st, nil
 }
 
@@ -172,9 +146,9 @@ func splitOptions(s string) []string {
 // parseOptions reads "-c name=value", "-cname=value" and "--name=value"
 // switches from a startup "options" value. Other postgres command-line
 // switches cannot be applied to a pooled server and are refused.
-func parseOptions(s string) ([]setting, error) {
+func parseOptions(s string) ([]Setting, error) {
 	args := splitOptions(s)
-	var out []setting
+	var out []Setting
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		var kv string
@@ -199,9 +173,58 @@ func parseOptions(s string) ([]setting, error) {
 			return nil, wire.Fatal(wire.CodeInvalidParameterValue, "invalid setting in options: %s (expected name=value)", quote(kv))
 		}
 		name := strings.ToLower(strings.ReplaceAll(kv[:eq], "-", "_"))
-		out = append(out, setting{name: name, value: kv[eq+1:]})
+		out = append(out, Setting{Name: name, Value: kv[eq+1:]})
 	}
 	return out, nil
 }
 
-func quote(s string) string { return `"` + s + `"` }
+// ReadStartup runs the pre-authentication state machine: GSSENCRequest is
+// answered 'N'; SSLRequest 'S' if client TLS (t) is on (the handshake
+// follows and the loop goes on inside TLS), else 'N'. It returns the
+// parsed StartupMessage, or the key of a CancelRequest (for the caller to
+// route; the connection has nothing more to say).
+func ReadStartup(c *Conn, t *ClientTLS) (*Startup, *cancelkey.Key, error) {
+	sawSSL, sawGSS := false, false
+	for {
+		body, err := readPacket(c)
+		if err != nil {
+			return nil, nil, err
+		}
+		code := binary.BigEndian.Uint32(body[:4])
+		switch code {
+		case wire.SSLRequestCode, wire.GSSENCRequestCode:
+			if len(body) != 4 || (code == wire.SSLRequestCode && sawSSL) || (code == wire.GSSENCRequestCode && sawGSS) {
+				return nil, nil, wire.Fatal(wire.CodeProtocolViolation, "unsupported frontend protocol request")
+			}
+			sawSSL = sawSSL || code == wire.SSLRequestCode
+			sawGSS = sawGSS || code == wire.GSSENCRequestCode
+			if hasPendingInput(c.Conn) {
+				return nil, nil, wire.Fatal(wire.CodeProtocolViolation, "received unencrypted data after SSL request")
+			}
+			if code == wire.SSLRequestCode && c.acceptsTLS(t) {
+				if err := c.startTLS(t); err != nil {
+					return nil, nil, err
+				}
+				sawGSS = true // no GSSENCRequest inside TLS, as in PostgreSQL
+				continue
+			}
+			if _, err := c.Write([]byte{'N'}); err != nil {
+				return nil, nil, err
+			}
+		case wire.CancelRequestCode:
+			k, err := cancelkey.ParseCancelRequest(body)
+			if err != nil {
+				return nil, nil, wire.Fatal(wire.CodeProtocolViolation, "invalid length of cancel request")
+			}
+			return nil, &k, nil
+		default:
+			major, minor := code>>16, code&0xffff
+			if major != 3 {
+				return nil, nil, wire.Fatal(wire.CodeFeatureNotSupported,
+					"unsupported frontend protocol %d.%d: server supports 3.0 to 3.0", major, minor)
+			}
+			st, err := parseStartup(minor, body[4:])
+			return st, nil, err
+		}
+	}
+}

@@ -1,4 +1,4 @@
-package proxy
+package login
 
 import (
 	"crypto/subtle"
@@ -15,52 +15,52 @@ import (
 	"github.com/muxpg/mux/internal/wire"
 )
 
-// hbaAuthenticate authenticates a client by the first rule of f (the
+// HBAAuthenticate authenticates a client by the first rule of f (the
 // login's auth_hba_file) matching its connection; cb is as for
-// authenticate. It reports false when no file is configured.
-func (c *clientConn) hbaAuthenticate(f *hba.File, st *startup, u *userEntry, cb []byte) (bool, error) {
+// Authenticate. It reports false when no file is configured.
+func (c *Conn) HBAAuthenticate(f *hba.File, st *Startup, u *User, cb []byte) (bool, error) {
 	if f == nil {
 		return false, nil
 	}
-	conn := hba.Conn{Local: c.isUnix(), TLS: c.tls, Database: st.database, User: st.user}
+	conn := hba.Conn{Local: c.IsUnix(), TLS: c.TLS, Database: st.Database, User: st.User}
 	host := "[local]"
-	if a, ok := c.conn.RemoteAddr().(*net.TCPAddr); ok {
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
 		conn.Addr = a.IP
 		host = a.IP.String()
 	}
 	enc := "no encryption"
-	if c.tls {
+	if c.TLS {
 		enc = "SSL encryption"
 	}
 	r := f.Match(conn)
 	if r == nil {
 		return true, wire.Fatal(wire.CodeInvalidAuthorization, "no pg_hba.conf entry for host %s, user %s, database %s, %s (auth_hba_file)",
-			quote(host), quote(st.user), quote(st.database), enc)
+			quote(host), quote(st.User), quote(st.Database), enc)
 	}
 	switch r.Method {
 	case hba.Reject:
 		return true, wire.Fatal(wire.CodeInvalidAuthorization, "pg_hba.conf rejects connection for host %s, user %s, database %s, %s (auth_hba_file line %d)",
-			quote(host), quote(st.user), quote(st.database), enc, r.Line)
+			quote(host), quote(st.User), quote(st.Database), enc, r.Line)
 	case hba.Trust:
-		return true, c.authenticate(config.AuthTrust, st.user, u, cb)
+		return true, c.Authenticate(config.AuthTrust, st.User, u, cb)
 	case hba.MD5:
-		return true, c.authenticate(config.AuthMD5, st.user, u, cb)
+		return true, c.Authenticate(config.AuthMD5, st.User, u, cb)
 	case hba.ScramSHA256:
-		return true, c.authenticate(config.AuthSCRAM, st.user, u, cb)
+		return true, c.Authenticate(config.AuthSCRAM, st.User, u, cb)
 	case hba.Password:
-		return true, c.authCleartext(st.user, u)
+		return true, c.authCleartext(st.User, u)
 	case hba.Cert:
-		return true, c.authCert(st.user, u)
+		return true, c.authCert(st.User, u)
 	case hba.Peer:
-		return true, c.authPeer(st.user, u)
+		return true, c.authPeer(st.User, u)
 	}
 	return true, wire.Fatal(wire.CodeInvalidAuthorization, "unsupported authentication method %q in auth_hba_file line %d", r.Method, r.Line)
 }
 
 // authCleartext asks for the password in clear (method "password"; use it
 // only over TLS) and checks it against any kind of secret.
-func (c *clientConn) authCleartext(name string, u *userEntry) error {
-	if err := c.writeMsg(&pgproto3.AuthenticationCleartextPassword{}); err != nil {
+func (c *Conn) authCleartext(name string, u *User) error {
+	if err := c.WriteMsg(&pgproto3.AuthenticationCleartextPassword{}); err != nil {
 		return err
 	}
 	body, err := c.readAuthMessage()
@@ -76,14 +76,14 @@ func (c *clientConn) authCleartext(name string, u *userEntry) error {
 	return nil
 }
 
-func passwordMatches(u *userEntry, pw string) bool {
-	switch u.secret.Kind {
+func passwordMatches(u *User, pw string) bool {
+	switch u.Secret.Kind {
 	case auth.SecretPlain:
-		return subtle.ConstantTimeCompare([]byte(pw), []byte(u.secret.Plain)) == 1
+		return subtle.ConstantTimeCompare([]byte(pw), []byte(u.Secret.Plain)) == 1
 	case auth.SecretMD5:
-		return subtle.ConstantTimeCompare([]byte(auth.MD5Secret(u.name, pw)), []byte(u.secret.MD5)) == 1
+		return subtle.ConstantTimeCompare([]byte(auth.MD5Secret(u.Name, pw)), []byte(u.Secret.MD5)) == 1
 	case auth.SecretSCRAM:
-		sec := u.secret.SCRAM
+		sec := u.Secret.SCRAM
 		got := auth.NewSCRAMSecret(pw, sec.Salt, sec.Iterations)
 		return subtle.ConstantTimeCompare(got.StoredKey[:], sec.StoredKey[:]) == 1 &&
 			subtle.ConstantTimeCompare(got.ServerKey[:], sec.ServerKey[:]) == 1
@@ -93,8 +93,8 @@ func passwordMatches(u *userEntry, pw string) bool {
 
 // authCert accepts a client whose TLS certificate (verified against
 // client_tls_ca_file) has the user name as its CN.
-func (c *clientConn) authCert(name string, u *userEntry) error {
-	tc, ok := c.conn.(*tls.Conn)
+func (c *Conn) authCert(name string, u *User) error {
+	tc, ok := c.Conn.(*tls.Conn)
 	if !ok {
 		return wire.Fatal(wire.CodeInvalidAuthorization, "certificate authentication failed for user %s: the connection is not encrypted", quote(name))
 	}
@@ -114,8 +114,8 @@ func (c *clientConn) authCert(name string, u *userEntry) error {
 
 // authPeer accepts a Unix-socket client whose operating-system user (from
 // SO_PEERCRED) has the requested name.
-func (c *clientConn) authPeer(name string, u *userEntry) error {
-	uc, ok := c.conn.(*net.UnixConn)
+func (c *Conn) authPeer(name string, u *User) error {
+	uc, ok := c.Conn.(*net.UnixConn)
 	if !ok {
 		return wire.Fatal(wire.CodeInvalidAuthorization, "peer authentication failed for user %s: not a Unix-socket connection", quote(name))
 	}

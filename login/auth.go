@@ -1,4 +1,4 @@
-package proxy
+package login
 
 import (
 	"crypto/rand"
@@ -24,36 +24,38 @@ const maxAuthMessageLen = 65535
 // plain-text passwords; PostgreSQL's default scram_iterations.
 const scramIterations = 4096
 
-// userEntry is a configured user with its secrets prepared for each method.
-type userEntry struct {
-	name     string
-	password string // as configured: plain, md5 or SCRAM secret
-	secret   auth.Secret
+// User is a user mux authenticates, with its secrets prepared for each
+// method. It is read-only once made, and shared by logins.
+type User struct {
+	Name      string
+	Password  string // as configured: plain, md5 or SCRAM secret
+	Secret    auth.Secret
+	FromQuery bool // found by auth_query, not in [users]
 
 	scramOnce sync.Once
 	scram     *auth.SCRAMSecret // nil: cannot do SCRAM (md5 secret only)
-	fromQuery bool              // found by auth_query, not in [users]
 }
 
-func newUserEntry(name string, u config.User) (*userEntry, error) {
+// NewUser prepares a configured user (or one auth_query found).
+func NewUser(name string, u config.User) (*User, error) {
 	sec, err := auth.ParseSecret(u.Password)
 	if err != nil {
 		return nil, fmt.Errorf("users.%s.password: %w", name, err)
 	}
-	return &userEntry{name: name, password: u.Password, secret: sec}, nil
+	return &User{Name: name, Password: u.Password, Secret: sec}, nil
 }
 
 // scramSecret returns the SCRAM secret to check this user against, deriving
 // one (random salt) from a plain-text password the first time.
-func (u *userEntry) scramSecret() *auth.SCRAMSecret {
+func (u *User) scramSecret() *auth.SCRAMSecret {
 	u.scramOnce.Do(func() {
-		switch u.secret.Kind {
+		switch u.Secret.Kind {
 		case auth.SecretSCRAM:
-			u.scram = u.secret.SCRAM
+			u.scram = u.Secret.SCRAM
 		case auth.SecretPlain:
 			salt := make([]byte, 16)
 			_, _ = rand.Read(salt)
-			u.scram = auth.NewSCRAMSecret(u.secret.Plain, salt, scramIterations)
+			u.scram = auth.NewSCRAMSecret(u.Secret.Plain, salt, scramIterations)
 		}
 	})
 	return u.scram
@@ -61,12 +63,12 @@ func (u *userEntry) scramSecret() *auth.SCRAMSecret {
 
 // md5Secret returns the md5 secret for this user, or "" if only a SCRAM
 // secret is known.
-func (u *userEntry) md5Secret() string {
-	switch u.secret.Kind {
+func (u *User) md5Secret() string {
+	switch u.Secret.Kind {
 	case auth.SecretMD5:
-		return u.secret.MD5
+		return u.Secret.MD5
 	case auth.SecretPlain:
-		return auth.MD5Secret(u.name, u.secret.Plain)
+		return auth.MD5Secret(u.Name, u.Secret.Plain)
 	}
 	return ""
 }
@@ -75,12 +77,12 @@ func authFailed(user string) *wire.Error {
 	return wire.Fatal(wire.CodeInvalidPassword, "password authentication failed for user %s", quote(user))
 }
 
-// authenticate runs the client-side password exchange. u is nil for an
+// Authenticate runs the client-side password exchange. u is nil for an
 // unknown user: with md5 or SCRAM the exchange still runs (a mock one) so
 // that an unknown user cannot be told from a wrong password. cb is the
-// channel binding data SCRAM-SHA-256-PLUS is offered with (channelBinding;
+// channel binding data SCRAM-SHA-256-PLUS is offered with (ChannelBinding;
 // nil: not offered).
-func (c *clientConn) authenticate(authType, user string, u *userEntry, cb []byte) error {
+func (c *Conn) Authenticate(authType, user string, u *User, cb []byte) error {
 	switch authType {
 	case config.AuthTrust:
 		if u == nil {
@@ -103,10 +105,10 @@ func (c *clientConn) authenticate(authType, user string, u *userEntry, cb []byte
 	}
 }
 
-func (c *clientConn) authMD5(user string, u *userEntry) error {
+func (c *Conn) authMD5(user string, u *User) error {
 	var salt [4]byte
 	_, _ = rand.Read(salt[:])
-	if err := c.writeMsg(&pgproto3.AuthenticationMD5Password{Salt: salt}); err != nil {
+	if err := c.WriteMsg(&pgproto3.AuthenticationMD5Password{Salt: salt}); err != nil {
 		return err
 	}
 	body, err := c.readAuthMessage()
@@ -123,7 +125,7 @@ func (c *clientConn) authMD5(user string, u *userEntry) error {
 	return nil
 }
 
-func (c *clientConn) authSCRAM(user string, sec *auth.SCRAMSecret, cb []byte) error {
+func (c *Conn) authSCRAM(user string, sec *auth.SCRAMSecret, cb []byte) error {
 	var srv *auth.SCRAMServer
 	if sec != nil {
 		srv = auth.NewSCRAMServer(sec)
@@ -133,7 +135,7 @@ func (c *clientConn) authSCRAM(user string, sec *auth.SCRAMSecret, cb []byte) er
 	if cb != nil {
 		srv.SetChannelBinding(cb) // offers SCRAM-SHA-256-PLUS first
 	}
-	if err := c.writeMsg(&pgproto3.AuthenticationSASL{AuthMechanisms: srv.Mechanisms()}); err != nil {
+	if err := c.WriteMsg(&pgproto3.AuthenticationSASL{AuthMechanisms: srv.Mechanisms()}); err != nil {
 		return err
 	}
 	body, err := c.readAuthMessage()
@@ -154,7 +156,7 @@ func (c *clientConn) authSCRAM(user string, sec *auth.SCRAMSecret, cb []byte) er
 	if err != nil {
 		return wire.Fatal(wire.CodeProtocolViolation, "%v", err)
 	}
-	if err := c.writeMsg(&pgproto3.AuthenticationSASLContinue{Data: first}); err != nil {
+	if err := c.WriteMsg(&pgproto3.AuthenticationSASLContinue{Data: first}); err != nil {
 		return err
 	}
 	body, err = c.readAuthMessage()
@@ -172,16 +174,16 @@ func (c *clientConn) authSCRAM(user string, sec *auth.SCRAMSecret, cb []byte) er
 		return wire.Fatal(wire.CodeProtocolViolation, "%v", err)
 	}
 	if key, ok := srv.ClientKey(); ok {
-		c.scramKey = &key // for SCRAM pass-through to Postgres
+		c.ScramKey = &key // for SCRAM pass-through to Postgres
 	}
-	return c.writeMsg(&pgproto3.AuthenticationSASLFinal{Data: final})
+	return c.WriteMsg(&pgproto3.AuthenticationSASLFinal{Data: final})
 }
 
 // readAuthMessage reads one 'p' message (password or SASL response) during
 // login.
-func (c *clientConn) readAuthMessage() ([]byte, error) {
+func (c *Conn) readAuthMessage() ([]byte, error) {
 	var hdr [5]byte
-	if _, err := io.ReadFull(c.conn, hdr[:]); err != nil {
+	if _, err := io.ReadFull(c, hdr[:]); err != nil {
 		return nil, err
 	}
 	l := int(binary.BigEndian.Uint32(hdr[1:]))
@@ -192,7 +194,7 @@ func (c *clientConn) readAuthMessage() ([]byte, error) {
 		return nil, wire.Fatal(wire.CodeProtocolViolation, "invalid password packet size")
 	}
 	body := make([]byte, l-4)
-	if _, err := io.ReadFull(c.conn, body); err != nil {
+	if _, err := io.ReadFull(c, body); err != nil {
 		return nil, err
 	}
 	return body, nil

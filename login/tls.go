@@ -1,4 +1,4 @@
-package proxy
+package login
 
 import (
 	"crypto/tls"
@@ -10,10 +10,10 @@ import (
 	"github.com/muxpg/mux/internal/wire"
 )
 
-// clientTLS is mux's TLS towards clients (client_tls_*), part of a
+// ClientTLS is mux's TLS towards clients (client_tls_*), part of a
 // snapshot and read-only. Its mode, not the config's, is what sessions
 // follow.
-type clientTLS struct {
+type ClientTLS struct {
 	// mode is client_tls_sslmode: disable, allow, prefer, require,
 	// verify-ca or verify-full.
 	mode   string
@@ -24,10 +24,10 @@ type clientTLS struct {
 	endPoint []byte
 }
 
-// newClientTLS builds the client side's TLS from a validated config and
+// NewClientTLS builds the client side's TLS from a validated config and
 // the certificate, key and CAs its files hold.
-func newClientTLS(cfg *config.Config, files config.TLSFiles) (*clientTLS, error) {
-	t := &clientTLS{mode: cfg.ClientTLSSSLMode}
+func NewClientTLS(cfg *config.Config, files config.TLSFiles) (*ClientTLS, error) {
+	t := &ClientTLS{mode: cfg.ClientTLSSSLMode}
 	if t.mode == "" || t.mode == "disable" {
 		t.mode = "disable"
 		return t, nil
@@ -61,50 +61,44 @@ func tlsVersion(v string) uint16 {
 }
 
 // required reports whether plain TCP clients are refused.
-func (t *clientTLS) required() bool {
+func (t *ClientTLS) required() bool {
 	return t.mode == "require" || t.verify()
 }
 
 // verify reports whether clients must present a certificate signed by
 // client_tls_ca_file.
-func (t *clientTLS) verify() bool {
+func (t *ClientTLS) verify() bool {
 	return t.mode == "verify-ca" || t.mode == "verify-full"
 }
 
-// isUnix reports whether c came in on the Unix socket: there TLS is never
-// offered nor required, as in PostgreSQL.
-func (c *clientConn) isUnix() bool {
-	return c.conn.LocalAddr().Network() == "unix"
-}
-
 // acceptsTLS reports whether an SSLRequest from c is answered 'S' under t.
-func (c *clientConn) acceptsTLS(t *clientTLS) bool {
-	return t.config != nil && !c.tls && !c.isUnix()
+func (c *Conn) acceptsTLS(t *ClientTLS) bool {
+	return t.config != nil && !c.TLS && !c.IsUnix()
 }
 
 // startTLS answers an SSLRequest with 'S' and runs the TLS handshake with
 // t, bounded by the login deadline on the connection; the session then
 // continues on the encrypted connection.
-func (c *clientConn) startTLS(t *clientTLS) error {
-	if _, err := c.conn.Write([]byte{'S'}); err != nil {
+func (c *Conn) startTLS(t *ClientTLS) error {
+	if _, err := c.Write([]byte{'S'}); err != nil {
 		return err
 	}
-	tc := tls.Server(c.conn, t.config)
+	tc := tls.Server(c.Conn, t.config)
 	if err := tc.Handshake(); err != nil {
 		// %v: a timed-out handshake must not get a plain-text ErrorResponse.
 		return fmt.Errorf("TLS handshake: %v", err)
 	}
-	c.conn = tc
-	c.tls = true
+	c.Conn = tc
+	c.TLS = true
 	return nil
 }
 
-// checkTLS enforces t's client_tls_sslmode once the client has named its
+// CheckTLS enforces t's client_tls_sslmode once the client has named its
 // user: require and the verify modes refuse plain TCP connections, and
 // verify-full wants the certificate's CN to be the user name.
-func (c *clientConn) checkTLS(t *clientTLS, user string) error {
-	if !c.tls {
-		if t.required() && !c.isUnix() {
+func (c *Conn) CheckTLS(t *ClientTLS, user string) error {
+	if !c.TLS {
+		if t.required() && !c.IsUnix() {
 			return &wire.Error{Severity: "FATAL", Code: wire.CodeInvalidAuthorization,
 				Message: fmt.Sprintf("SSL required: this server only accepts encrypted connections (client_tls_sslmode = %s)", t.mode),
 				Hint:    "connect with sslmode=require or stronger"}
@@ -115,7 +109,7 @@ func (c *clientConn) checkTLS(t *clientTLS, user string) error {
 		return nil
 	}
 	var certs []*x509.Certificate
-	if tc, ok := c.conn.(*tls.Conn); ok {
+	if tc, ok := c.Conn.(*tls.Conn); ok {
 		certs = tc.ConnectionState().PeerCertificates
 	}
 	if len(certs) == 0 || certs[0].Subject.CommonName != user {
@@ -130,11 +124,11 @@ func (c *clientConn) checkTLS(t *clientTLS, user string) error {
 	return nil
 }
 
-// channelBinding returns the tls-server-end-point data to offer
+// ChannelBinding returns the tls-server-end-point data to offer
 // SCRAM-SHA-256-PLUS with, or nil on a plain connection; t must be the
 // TLS the handshake ran with.
-func (c *clientConn) channelBinding(t *clientTLS) []byte {
-	if !c.tls {
+func (c *Conn) ChannelBinding(t *ClientTLS) []byte {
+	if !c.TLS {
 		return nil
 	}
 	return t.endPoint

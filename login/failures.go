@@ -1,4 +1,4 @@
-package proxy
+package login
 
 import (
 	"net"
@@ -18,7 +18,9 @@ const (
 	maxTrackedAddrs  = 10000
 )
 
-type loginFailures struct {
+// Failures counts failed logins by client address. Its zero value is
+// ready to use.
+type Failures struct {
 	mu     sync.Mutex
 	byAddr map[string]*failureCount
 }
@@ -35,15 +37,15 @@ func hostOf(a net.Addr) string {
 	return "local"
 }
 
-// noteLoginFailure counts a failed login from addr and sleeps the penalty.
-func (p *Proxy) noteLoginFailure(addr net.Addr) {
-	delay := p.failures.add(hostOf(addr))
+// Note counts a failed login from addr and sleeps the penalty.
+func (f *Failures) Note(addr net.Addr) {
+	delay := f.add(hostOf(addr))
 	if delay > 0 {
 		time.Sleep(delay)
 	}
 }
 
-func (f *loginFailures) add(host string) time.Duration {
+func (f *Failures) add(host string) time.Duration {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	now := time.Now()
