@@ -1,259 +1,26 @@
 package proxy
 
+// The client-to-server half of a session, in the order a query takes it:
+// the client's socket turns readable on its loop (Readable), its bytes
+// are read and framed (process; processTracked in tracked.go rewrites
+// prepared statements on the way), a server is taken if the client holds
+// none (holdServer, loopAttach), and the run is written to the server
+// (forward, serverWrite). The way back is reply.go.
+
 import (
 	"errors"
-	"io"
 	"net"
-	"os"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
-	"go.uber.org/zap"
-
+	"github.com/muxpg/mux/evloop"
 	"github.com/muxpg/mux/internal/rawio"
 	"github.com/muxpg/mux/internal/wire"
 	"github.com/muxpg/mux/pool"
 	"github.com/muxpg/mux/session"
 	"github.com/muxpg/mux/sqllex"
+	"go.uber.org/zap"
 )
-
-// resetTimeout bounds the internal queries mux runs on a server it holds
-// for a leaving client (ROLLBACK, server_reset_query).
-const resetTimeout = 5 * time.Second
-
-// clientConn is one client session (client <-> proxy). Its driver (an
-// event loop, or a goroutine) reads the client and writes to the server;
-// the server's reader writes the replies to the client (ServerData). The
-// protocol decisions are the session core's (core); the rest is in owned
-// parts: input (the read side), tracker (prepared statements), pinning
-// (session state), listening (LISTEN) and parking.
-type clientConn struct {
-	p    *Proxy
-	conn net.Conn // client <-> proxy
-	id   uint64
-
-	// Set during login, read-only afterwards.
-	user, database string
-	key            cancelKey
-	pool           *pool.Pool
-	reg            *stmtRegistry // the pool's prepared statements
-	stats          *poolStats    // the pool's totals
-	connected      time.Time
-	scramKey       *[32]byte // the ClientKey the client's SCRAM proof showed
-	maxMsg         int
-	extra          []setting // non-reported settings from startup, sorted
-
-	in input // owned by the session's driver
-
-	mu      sync.Mutex // guards the fields below, and the parts it names
-	server  *pool.Server
-	core    session.Core // release state, timing and pool mode (set at login)
-	tls     bool         // set at login, read-only: the client connection is TLS
-	gone    bool         // the client connection is closed or closing
-	waiting bool         // waiting for a server from the pool
-	track   bool         // set at login, read-only: prepared statements are tracked (prepared.go)
-	// poolReleased is not guarded by mu: releasePool sets it, on the
-	// goroutine that ends the connection (here for the padding).
-	poolReleased bool
-	want         params      // tracked reported parameters this client sees
-	qtimer       *time.Timer // query_timeout, armed while a query runs
-
-	trk         tracker       // prepared statements (prepared.go), guarded by mu
-	pin         pinning       // session state and pinning (sessionstate.go), guarded by mu
-	ln          listening     // LISTEN fan-out (notify.go), guarded by mu
-	lastBackend atomic.Uint32 // backend PID of the last server used
-	attachSeq   atomic.Uint64 // when that server was attached
-	park        parking       // parking (park.go)
-
-	wr            *rawio.Writer // raw writes to conn, made at the first write after login (guarded by wmu)
-	wmu           sync.Mutex    // serialises writes to conn
-	writeDeadline int64         // guarded by wmu: the write deadline set last, in Unix nanoseconds
-
-	// sink, when set, receives forwarded runs instead of a server: the
-	// framing fuzz target drives the production read loop through it.
-	sink func(data []byte, b session.Run) error
-
-	// lc drives the client from an event loop (loopclient.go); nil for
-	// the goroutine driver. Set before the relay starts.
-	lc *loopClient
-}
-
-// input is the client's read side, owned by the session's driver.
-type input struct {
-	raw    syscall.RawConn       // set before the relay starts (under wmu: writes read it)
-	readFn func(fd uintptr) bool // c.rawRead, bound once
-	bp     *[]byte               // input buffer; nil while idle
-	r, w   int                   // unprocessed input is (*bp)[r:w]
-	fr     session.Framer        // frames the input
-	nread  int
-	rerr   error
-}
-
-// tracker is the client's prepared statements in transaction and
-// statement mode (prepared.go, tracked.go).
-type tracker struct {
-	stmts        map[string]*preparedStmt // the client's statement names
-	portals      map[string]*preparedStmt // statement behind each portal
-	unnamedParse []byte                   // the client's last Parse(""), resent when its server changes
-	unnamedKey   uint64
-	queue        []expectation // replies owed to the client, in order; from qhead
-	qhead        int
-	sskip        int      // server bytes of a passed-through message still to come
-	evicted      []string // scratch for StmtCache.Add
-	unnamedHit   stateHit // what the lexer saw in the client's unnamed statement
-}
-
-// pinning is what the client may have changed in its server's session
-// state, and whether that keeps the server (sessionstate.go).
-type pinning struct {
-	policy     string        // pin, error or allow
-	stateDirty bool          // this transaction may have changed session state
-	loaded     bool          // the client ran LOAD: its server can never be reused
-	checking   bool          // a state check holds the server
-	reason     string        // why the client keeps its server ("" if it does not)
-	checkDone  chan struct{} // closed when the check ends
-	// customNames are custom settings ("app.x") the client may have set:
-	// pg_settings does not list them, so the state check reads them by name.
-	customNames map[string]struct{}
-}
-
-// listening is the client's LISTEN state (notify.go). listens (made at
-// login) is guarded by the pool's notifier's mu, the rest by the client's.
-type listening struct {
-	listens   map[string]struct{} // channels the client listens on
-	pending   []listenOp          // LISTEN/UNLISTEN waiting for COMMIT
-	apply     []listenOp          // LISTEN/UNLISTEN to apply before answering
-	notes     [][]byte            // notifications waiting for the transaction to end
-	sawCommit bool                // the last CommandComplete was COMMIT
-}
-
-// parking is the goroutine driver's parking state (park.go).
-type parking struct {
-	accepted     net.Conn     // the connection as accepted, for connDone
-	state        atomic.Int32 // running, parkAsked or parked
-	can          bool         // guarded by mu: a plain socket mux can poll itself
-	inEpoll      bool         // owned by the session's goroutine: the socket is in the poller's set
-	idleSeen     bool         // guarded by mu: a sweep saw the client without a server
-	idleDeadline time.Time    // guarded by mu: the read deadline armIdleTimeout set
-}
-
-// logger returns a logger carrying the client's identity. It is built on
-// demand: an idle client keeps no logger (and its fields) alive.
-func (c *clientConn) logger() *zap.Logger {
-	fields := []zap.Field{zap.Uint64("client_id", c.id), zap.Stringer("remote", c.conn.RemoteAddr())}
-	if c.user != "" {
-		fields = append(fields, zap.String("user", c.user), zap.String("database", c.database))
-	}
-	return c.p.log.With(fields...)
-}
-
-// errTerminate ends a session on the client's Terminate.
-var errTerminate = errors.New("client terminated")
-
-// startRelay prepares a logged-in session for relaying.
-func (c *clientConn) startRelay() {
-	raw := rawio.RawConn(c.conn)
-	c.wmu.Lock() // writeLocked reads raw from other goroutines
-	c.in.raw = raw
-	c.wmu.Unlock()
-	if raw != nil {
-		c.in.readFn = c.rawRead
-	}
-	c.mu.Lock()
-	c.core.Attached()
-	c.park.can = c.in.raw != nil && c.p.poller.enabled()
-	c.mu.Unlock()
-	c.armIdleTimeout()
-	c.p.startSweeper()
-}
-
-// relay runs the session until the client leaves or fails, or the session
-// is parked (errParked).
-func (c *clientConn) relay() error {
-	for {
-		if err := c.fill(); err != nil {
-			if err = c.readFailed(err); err != nil {
-				return err
-			}
-			continue
-		}
-		process := c.process
-		if c.track {
-			process = c.processTracked
-		}
-		if err := process(); err != nil {
-			return err
-		}
-	}
-}
-
-// rawRead is called by RawConn.Read: it takes a buffer only once data is
-// there, so an idle client holds none.
-func (c *clientConn) rawRead(fd uintptr) bool {
-	if c.in.bp == nil {
-		c.in.bp = wire.GetBuf(wire.SmallBufSize)
-	}
-	for {
-		n, err := rawio.Read(fd, (*c.in.bp)[c.in.w:])
-		if err == syscall.EINTR {
-			continue
-		}
-		if err == syscall.EAGAIN {
-			if c.in.w == 0 {
-				wire.PutBuf(c.in.bp)
-				c.in.bp = nil
-			}
-			return false
-		}
-		c.in.nread, c.in.rerr = n, err
-		return true
-	}
-}
-
-// compactInput makes room at the end of the input buffer for the next
-// read.
-func (c *clientConn) compactInput() {
-	if c.in.bp == nil {
-		return
-	}
-	buf := *c.in.bp
-	if c.in.r == c.in.w {
-		c.in.r, c.in.w = 0, 0
-	} else if c.in.w == len(buf) && c.in.r > 0 {
-		c.in.w = copy(buf, buf[c.in.r:c.in.w])
-		c.in.r = 0
-	}
-}
-
-// fill reads more client bytes into the input buffer.
-func (c *clientConn) fill() error {
-	c.compactInput()
-	if c.in.raw != nil {
-		c.in.nread, c.in.rerr = 0, nil
-		if err := c.in.raw.Read(c.in.readFn); err != nil {
-			return err
-		}
-		if c.in.nread > 0 {
-			c.in.w += c.in.nread
-			return nil
-		}
-		return c.in.rerr
-	}
-	if c.in.bp == nil {
-		c.in.bp = wire.GetBuf(wire.SmallBufSize)
-	}
-	n, err := c.conn.Read((*c.in.bp)[c.in.w:])
-	c.in.w += n
-	if n > 0 {
-		return nil
-	}
-	if err == nil {
-		err = io.EOF
-	}
-	return err
-}
 
 // Message types the framer hands over whole: a transaction- or
 // statement-mode client's Query and Parse are looked into for LISTEN.
@@ -261,6 +28,78 @@ var (
 	wholeNone  session.TypeSet
 	wholeQuery = session.Types('Q', 'P')
 )
+
+// Readable implements evloop.Conn: the client's socket is readable (or
+// may be).
+func (c *clientConn) Readable() {
+	lc := c.lc
+	if lc.state != lcReading || lc.flushing.Load() {
+		if lc.state != lcEnded {
+			c.loopMask(true)
+		}
+		return
+	}
+	if err := c.fillNB(); err != nil {
+		if err == syscall.EAGAIN {
+			return
+		}
+		c.loopEnd(err)
+		return
+	}
+	c.loopProcess()
+}
+
+// loopProcess relays the buffered input.
+func (c *clientConn) loopProcess() {
+	lc := c.lc
+	if c.in.bp == nil {
+		return
+	}
+	process := c.process
+	if c.track {
+		process = c.processTracked
+	}
+	err := process()
+	switch {
+	case err == nil:
+		if lc.sout != nil {
+			c.offload() // the server's socket is full: finish on a goroutine
+		}
+	case err == errWaitServer:
+		lc.state = lcWaiting
+	case err == errOffload:
+		c.offload()
+	case err == errInFlight:
+	default:
+		c.loopEnd(err)
+	}
+}
+
+// fillNB reads what the client sent without waiting: syscall.EAGAIN if
+// nothing.
+func (c *clientConn) fillNB() error {
+	c.compactInput()
+	c.in.nread, c.in.rerr = 0, nil
+	if err := c.in.raw.Control(c.lc.readStep); err != nil {
+		return err
+	}
+	if c.in.nread > 0 {
+		c.in.w += c.in.nread
+		return nil
+	}
+	if c.in.rerr == nil {
+		return syscall.EAGAIN
+	}
+	return c.in.rerr
+}
+
+// ctlRead is fillNB's step under RawConn.Control: rawRead without the
+// wait.
+func (c *clientConn) ctlRead(fd uintptr) {
+	if !c.rawRead(fd) {
+		c.in.rerr = syscall.EAGAIN
+	}
+}
 
 // process frames the buffered input, forwards whole runs of messages to
 // the server, and handles those mux must act on.
@@ -427,101 +266,273 @@ func (c *clientConn) count(b session.Run) {
 	}
 }
 
-// rollbackAndRelease ends an open transaction on a server the client left
-// and returns it to the pool, or closes it if that fails.
-func (c *clientConn) rollbackAndRelease(s *pool.Server) {
-	if _, err := execReset(s, "ROLLBACK"); err != nil {
-		s.MarkBroken()
-	}
-	c.pool.Release(s)
-}
-
-// terminate closes the client connection; its goroutine then finishes.
-func (c *clientConn) terminate() {
-	c.mu.Lock()
-	c.gone = true
-	c.mu.Unlock()
-	_ = c.conn.Close()
-	c.wake()
-}
-
-// finish ends a session: reports err to the client if it is one mux can
-// phrase, and returns or closes the server the client held.
-func (c *clientConn) finish(err error) {
-	c.mu.Lock()
-	if c.qtimer != nil {
-		c.qtimer.Stop()
-	}
-	c.mu.Unlock()
-	if c.ln.listens != nil {
-		if n := c.p.existingNotifier(poolKey{c.database, c.user}); n != nil {
-			n.forget(c)
-		}
-	}
-	if c.in.bp != nil {
-		wire.PutBuf(c.in.bp)
-		c.in.bp = nil
-	}
-	var we *wire.Error
-	switch {
-	case err == nil, errors.Is(err, errTerminate), errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
-	case errors.As(err, &we):
-		c.sendError(we)
-		c.logger().Info("closing client", zap.String("sqlstate", we.Code), zap.String("reason", we.Message))
-	case errors.Is(err, os.ErrDeadlineExceeded):
+// holdServer returns the client's server, attaching one if it holds none,
+// with c.mu locked.
+func (c *clientConn) holdServer() (*pool.Server, error) {
+	for {
 		c.mu.Lock()
-		inTx := c.server != nil
-		c.mu.Unlock()
-		if inTx {
-			c.sendError(wire.Fatal(wire.CodeIdleInTransactionTimeout, "terminating connection due to idle-in-transaction timeout (idle_transaction_timeout)"))
+		if c.onLoop() {
+			if c.pin.checking {
+				c.mu.Unlock()
+				return nil, errOffload // waitCheck blocks
+			}
 		} else {
-			c.sendError(wire.Fatal(wire.CodeIdleSessionTimeout, "terminating connection due to idle-session timeout (client_idle_timeout)"))
+			c.waitCheck()
 		}
-		c.logger().Info("closing idle client")
+		if s := c.server; s != nil {
+			return s, nil
+		}
+		c.mu.Unlock()
+		if c.onLoop() {
+			if err := c.loopAttach(); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if _, err := c.attach(); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// loopAttach takes a server without blocking: an idle one now (nil), or a
+// place in the queue (errWaitServer), or errOffload when only the
+// blocking path can get one.
+func (c *clientConn) loopAttach() error {
+	lc := c.lc
+	cfg := c.p.config()
+	if cfg.ClientIdleTimeout > 0 || cfg.IdleTransactionTimeout > 0 {
+		c.mu.Lock()
+		c.setIdleDeadline(time.Time{})
+		c.mu.Unlock()
+	}
+	ticket, ok := c.p.admin.tryAdmit()
+	if !ok {
+		return errOffload
+	}
+	lc.since = time.Now()
+	var deadline time.Time
+	if d := cfg.QueryWaitTimeout.D(); d > 0 {
+		deadline = lc.since.Add(d)
+	}
+	if lc.waiter == nil {
+		// Made at the first wait: a client that never waits, or only
+		// idles, does not pay for it.
+		l := lc.loop
+		lc.waiter = pool.NewWaiter(func(s *pool.Server, err error) {
+			l.Post(c, evloop.Event{Kind: evGrant, S: s, Err: err})
+		})
+	}
+	s, ok := c.pool.AcquireFunc(deadline, lc.waiter)
+	if !ok {
+		c.p.admin.done(ticket)
+		return errOffload
+	}
+	if s == nil {
+		lc.ticket = ticket
+		c.mu.Lock()
+		c.waiting = true
+		c.mu.Unlock()
+		return errWaitServer
+	}
+	c.p.admin.done(ticket)
+	return c.loopAdopt(s)
+}
+
+// loopGranted ends a wait for a server.
+func (c *clientConn) loopGranted(s *pool.Server, err error) {
+	lc := c.lc
+	if lc.state != lcWaiting {
+		// Ended meanwhile: what it was handed goes back.
+		switch {
+		case s != nil:
+			c.pool.Release(s)
+		case err == nil:
+			c.pool.PassTurn()
+		}
+		return
+	}
+	c.p.admin.done(lc.ticket)
+	lc.ticket = gateTicket{}
+	c.mu.Lock()
+	c.waiting = false
+	c.mu.Unlock()
+	switch {
+	case err != nil:
+		c.logger().Info("no server for client", zap.Error(err))
+		c.loopEnd(c.poolError(err))
+	case s == nil:
+		lc.turn = true
+		c.offload()
 	default:
-		if ce := c.logger().Check(zap.DebugLevel, "client connection ended"); ce != nil {
-			ce.Write(zap.Error(err))
+		if err := c.loopAdopt(s); err == errOffload {
+			c.offload()
+		} else if err != nil {
+			c.loopEnd(err)
+		} else {
+			c.loopResume()
 		}
+	}
+}
+
+// loopAdopt makes s the client's server, unless that needs a query first.
+func (c *clientConn) loopAdopt(s *pool.Server) error {
+	c.mu.Lock()
+	want := c.want
+	c.mu.Unlock()
+	if syncSQL(s, want, c.extra) != "" {
+		c.lc.adopt = s
+		return errOffload
+	}
+	_, err := c.adopt(s, c.lc.since)
+	return err
+}
+
+// attach takes a server from the pool for this client and brings its
+// settings in line with the client's.
+func (c *clientConn) attach() (*pool.Server, error) {
+	if cfg := c.p.config(); cfg.ClientIdleTimeout > 0 || cfg.IdleTransactionTimeout > 0 {
+		c.mu.Lock()
+		c.setIdleDeadline(time.Time{})
+		c.mu.Unlock()
+	}
+	start := time.Now()
+	ticket, err := c.admit() // waits while the database is PAUSEd (admin.go)
+	if err != nil {
+		return nil, err
+	}
+	defer c.p.admin.done(ticket)
+	var s *pool.Server
+	turn := c.lc != nil && c.lc.turn
+	if !turn {
+		s = c.pool.TryAcquire()
+	}
+	if s == nil {
+		// No idle server at hand: wait (bounded by query_wait_timeout).
+		c.mu.Lock()
+		c.waiting = true
+		c.mu.Unlock()
+		var err error
+		if turn {
+			// A loop's wait was handed free capacity: connect.
+			c.lc.turn = false
+			start = c.lc.since
+			var deadline time.Time
+			if d := c.p.config().QueryWaitTimeout.D(); d > 0 {
+				deadline = start.Add(d)
+			}
+			s, err = c.pool.AcquireTurn(deadline)
+		} else {
+			s, err = c.pool.AcquireTimeout(c.p.config().QueryWaitTimeout.D())
+		}
+		c.mu.Lock()
+		c.waiting = false
+		c.mu.Unlock()
+		if err != nil {
+			c.logger().Info("no server for client", zap.Error(err))
+			return nil, c.poolError(err)
+		}
+	}
+	return c.adopt(s, start)
+}
+
+// adopt makes s, just taken from the pool, the client's server, first
+// bringing its settings in line with the client's (one query, which
+// blocks; loopAdopt runs it off the loop). start is when the client began
+// to wait for it.
+func (c *clientConn) adopt(s *pool.Server, start time.Time) (*pool.Server, error) {
+	waited := time.Since(start)
+	c.stats.waits.Add(1)
+	c.stats.waitUs.Add(waited.Microseconds())
+	c.stats.obs.PoolWait(waited)
+	c.mu.Lock()
+	want, gone := c.want, c.gone
+	c.mu.Unlock()
+	if gone {
+		// Terminated while waiting (KILL, shutdown): what it sent must not run.
+		c.pool.Release(s)
+		return nil, wire.Fatal(wire.CodeAdminShutdown, "terminating connection due to administrator command")
+	}
+	if q := syncSQL(s, want, c.extra); q != "" {
+		if _, err := execReset(s, q); err != nil {
+			c.pool.Release(s)
+			var we *wire.Error
+			if !errors.As(err, &we) {
+				return nil, wire.Fatal(wire.CodeConnectionFailure, "server connection lost while applying settings: %v", err)
+			}
+			e := *we
+			e.Severity = "FATAL"
+			return nil, &e
+		}
+		s.Applied = make(map[string]string, len(c.extra))
+		for _, e := range c.extra {
+			s.Applied[e.Name] = e.Value
+		}
+		c.mu.Lock()
+		c.want.follow(s)
+		c.mu.Unlock()
 	}
 	c.mu.Lock()
-	c.waitCheck()
-	s := c.server
-	c.server = nil
-	c.gone = true
-	clean := c.core.Clean()
-	status := c.core.Status()
-	pinned, loaded := c.pin.reason != "", c.pin.loaded
+	c.server = s
+	c.core.Attached()
+	c.park.idleSeen = false
+	c.trk.queue, c.trk.qhead, c.trk.sskip = c.trk.queue[:0], 0, 0
 	c.mu.Unlock()
-	if s == nil {
-		return
+	c.lastBackend.Store(s.KeyPID)
+	c.attachSeq.Store(c.p.attachSeq.Add(1))
+	s.SetHandler(c)
+	return s, nil
+}
+
+// serverWrite sends client bytes to s. On the loop a write the socket does
+// not take at once is kept (lc.sout) and finished by an offload.
+func (c *clientConn) serverWrite(s *pool.Server, b []byte) error {
+	lc := c.lc
+	if lc == nil || !lc.onLoop {
+		return s.Write(b)
 	}
-	s.SetHandler(nil)
-	if !clean || loaded {
-		// Mid-query or mid-pipeline the server's state is unknown; after
-		// LOAD it can never be reset.
-		s.MarkBroken()
-		c.pool.Release(s)
-		return
-	}
-	var q string
-	switch {
-	case status != 'I':
-		q = "ROLLBACK"
-	case c.core.Mode == session.Session:
-		q = c.p.config().ServerResetQuery
-	}
-	if q != "" {
-		if _, err := execReset(s, q); err != nil {
-			s.MarkBroken()
-		} else if c.core.Mode == session.Session {
-			// DISCARD ALL / RESET ALL put every setting back to its default.
-			s.Applied = map[string]string{}
+	if s.Loop() == nil {
+		// A server read by a goroutine (TLS to Postgres) has no raw
+		// socket: its write may block, so it is finished off the loop.
+		if lc.sout == nil {
+			lc.sout = wire.GetBuf(len(b))
+			*lc.sout = (*lc.sout)[:0]
+			lc.soutS = s
+			lc.soutBusy.Store(true)
 		}
+		*lc.sout = append(*lc.sout, b...)
+		return nil
 	}
-	if pinned && !s.Broken() {
-		// A pinned client's state (locks, temporary tables, …) must not
-		// reach the next client.
-		c.resetServer(s)
+	if lc.sout != nil {
+		*lc.sout = append(*lc.sout, b...)
+		return nil
 	}
-	c.pool.Release(s)
+	lc.swb, lc.swn, lc.swerr = b, 0, nil
+	cerr := s.Control(lc.serverStep)
+	n, err := lc.swn, lc.swerr
+	lc.swb, lc.swerr = nil, nil
+	if err == nil {
+		err = cerr
+	}
+	if err != nil {
+		s.MarkBroken()
+		return err
+	}
+	if n < len(b) {
+		bp := wire.GetBuf(len(b) - n)
+		*bp = append((*bp)[:0], b[n:]...)
+		lc.sout, lc.soutS = bp, s
+		lc.soutBusy.Store(true)
+	}
+	return nil
+}
+
+// ctlServerWrite is serverWrite's step under RawConn.Control: write what
+// the server's socket takes.
+func (c *clientConn) ctlServerWrite(fd uintptr) {
+	lc := c.lc
+	lc.swn, lc.swerr = rawio.WriteAvailable(fd, lc.swb)
+	if lc.swerr != nil {
+		lc.swerr = &net.OpError{Op: "write", Net: "tcp", Err: lc.swerr}
+	}
 }

@@ -37,8 +37,6 @@ import (
 
 	"github.com/muxpg/mux/evloop"
 
-	"go.uber.org/zap"
-
 	"github.com/muxpg/mux/internal/rawio"
 	"github.com/muxpg/mux/internal/wire"
 	"github.com/muxpg/mux/pool"
@@ -163,78 +161,6 @@ func (c *clientConn) Handle(ev evloop.Event) {
 	}
 }
 
-// Readable implements evloop.Conn: the client's socket is readable (or
-// may be).
-func (c *clientConn) Readable() {
-	lc := c.lc
-	if lc.state != lcReading || lc.flushing.Load() {
-		if lc.state != lcEnded {
-			c.loopMask(true)
-		}
-		return
-	}
-	if err := c.fillNB(); err != nil {
-		if err == syscall.EAGAIN {
-			return
-		}
-		c.loopEnd(err)
-		return
-	}
-	c.loopProcess()
-}
-
-// loopProcess relays the buffered input.
-func (c *clientConn) loopProcess() {
-	lc := c.lc
-	if c.in.bp == nil {
-		return
-	}
-	process := c.process
-	if c.track {
-		process = c.processTracked
-	}
-	err := process()
-	switch {
-	case err == nil:
-		if lc.sout != nil {
-			c.offload() // the server's socket is full: finish on a goroutine
-		}
-	case err == errWaitServer:
-		lc.state = lcWaiting
-	case err == errOffload:
-		c.offload()
-	case err == errInFlight:
-	default:
-		c.loopEnd(err)
-	}
-}
-
-// fillNB reads what the client sent without waiting: syscall.EAGAIN if
-// nothing.
-func (c *clientConn) fillNB() error {
-	c.compactInput()
-	c.in.nread, c.in.rerr = 0, nil
-	if err := c.in.raw.Control(c.lc.readStep); err != nil {
-		return err
-	}
-	if c.in.nread > 0 {
-		c.in.w += c.in.nread
-		return nil
-	}
-	if c.in.rerr == nil {
-		return syscall.EAGAIN
-	}
-	return c.in.rerr
-}
-
-// ctlRead is fillNB's step under RawConn.Control: rawRead without the
-// wait.
-func (c *clientConn) ctlRead(fd uintptr) {
-	if !c.rawRead(fd) {
-		c.in.rerr = syscall.EAGAIN
-	}
-}
-
 // loopMask takes the client's socket out of the loop's set (on true) or
 // puts it back.
 func (c *clientConn) loopMask(on bool) {
@@ -329,99 +255,6 @@ func (c *clientConn) loopBack(err error) {
 	c.loopResume()
 }
 
-// loopAttach takes a server without blocking: an idle one now (nil), or a
-// place in the queue (errWaitServer), or errOffload when only the
-// blocking path can get one.
-func (c *clientConn) loopAttach() error {
-	lc := c.lc
-	cfg := c.p.config()
-	if cfg.ClientIdleTimeout > 0 || cfg.IdleTransactionTimeout > 0 {
-		c.mu.Lock()
-		c.setIdleDeadline(time.Time{})
-		c.mu.Unlock()
-	}
-	ticket, ok := c.p.admin.tryAdmit()
-	if !ok {
-		return errOffload
-	}
-	lc.since = time.Now()
-	var deadline time.Time
-	if d := cfg.QueryWaitTimeout.D(); d > 0 {
-		deadline = lc.since.Add(d)
-	}
-	if lc.waiter == nil {
-		// Made at the first wait: a client that never waits, or only
-		// idles, does not pay for it.
-		l := lc.loop
-		lc.waiter = pool.NewWaiter(func(s *pool.Server, err error) {
-			l.Post(c, evloop.Event{Kind: evGrant, S: s, Err: err})
-		})
-	}
-	s, ok := c.pool.AcquireFunc(deadline, lc.waiter)
-	if !ok {
-		c.p.admin.done(ticket)
-		return errOffload
-	}
-	if s == nil {
-		lc.ticket = ticket
-		c.mu.Lock()
-		c.waiting = true
-		c.mu.Unlock()
-		return errWaitServer
-	}
-	c.p.admin.done(ticket)
-	return c.loopAdopt(s)
-}
-
-// loopAdopt makes s the client's server, unless that needs a query first.
-func (c *clientConn) loopAdopt(s *pool.Server) error {
-	c.mu.Lock()
-	want := c.want
-	c.mu.Unlock()
-	if syncSQL(s, want, c.extra) != "" {
-		c.lc.adopt = s
-		return errOffload
-	}
-	_, err := c.adopt(s, c.lc.since)
-	return err
-}
-
-// loopGranted ends a wait for a server.
-func (c *clientConn) loopGranted(s *pool.Server, err error) {
-	lc := c.lc
-	if lc.state != lcWaiting {
-		// Ended meanwhile: what it was handed goes back.
-		switch {
-		case s != nil:
-			c.pool.Release(s)
-		case err == nil:
-			c.pool.PassTurn()
-		}
-		return
-	}
-	c.p.admin.done(lc.ticket)
-	lc.ticket = gateTicket{}
-	c.mu.Lock()
-	c.waiting = false
-	c.mu.Unlock()
-	switch {
-	case err != nil:
-		c.logger().Info("no server for client", zap.Error(err))
-		c.loopEnd(c.poolError(err))
-	case s == nil:
-		lc.turn = true
-		c.offload()
-	default:
-		if err := c.loopAdopt(s); err == errOffload {
-			c.offload()
-		} else if err != nil {
-			c.loopEnd(err)
-		} else {
-			c.loopResume()
-		}
-	}
-}
-
 // loopWake looks at a client something outside the loop may have ended:
 // terminate closed its socket, or the sweeper saw its idle deadline pass.
 func (c *clientConn) loopWake() {
@@ -500,59 +333,6 @@ func (c *clientConn) loopFlushed() {
 		// Input read before the flush (a grant may have come meanwhile)
 		// may hold whole messages; the socket may say nothing more.
 		c.loopProcess()
-	}
-}
-
-// serverWrite sends client bytes to s. On the loop a write the socket does
-// not take at once is kept (lc.sout) and finished by an offload.
-func (c *clientConn) serverWrite(s *pool.Server, b []byte) error {
-	lc := c.lc
-	if lc == nil || !lc.onLoop {
-		return s.Write(b)
-	}
-	if s.Loop() == nil {
-		// A server read by a goroutine (TLS to Postgres) has no raw
-		// socket: its write may block, so it is finished off the loop.
-		if lc.sout == nil {
-			lc.sout = wire.GetBuf(len(b))
-			*lc.sout = (*lc.sout)[:0]
-			lc.soutS = s
-			lc.soutBusy.Store(true)
-		}
-		*lc.sout = append(*lc.sout, b...)
-		return nil
-	}
-	if lc.sout != nil {
-		*lc.sout = append(*lc.sout, b...)
-		return nil
-	}
-	lc.swb, lc.swn, lc.swerr = b, 0, nil
-	cerr := s.Control(lc.serverStep)
-	n, err := lc.swn, lc.swerr
-	lc.swb, lc.swerr = nil, nil
-	if err == nil {
-		err = cerr
-	}
-	if err != nil {
-		s.MarkBroken()
-		return err
-	}
-	if n < len(b) {
-		bp := wire.GetBuf(len(b) - n)
-		*bp = append((*bp)[:0], b[n:]...)
-		lc.sout, lc.soutS = bp, s
-		lc.soutBusy.Store(true)
-	}
-	return nil
-}
-
-// ctlServerWrite is serverWrite's step under RawConn.Control: write what
-// the server's socket takes.
-func (c *clientConn) ctlServerWrite(fd uintptr) {
-	lc := c.lc
-	lc.swn, lc.swerr = rawio.WriteAvailable(fd, lc.swb)
-	if lc.swerr != nil {
-		lc.swerr = &net.OpError{Op: "write", Net: "tcp", Err: lc.swerr}
 	}
 }
 
