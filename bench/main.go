@@ -1,3 +1,5 @@
+//go:build unix
+
 // Command bench compares mux with PgBouncer and with direct connections to
 // Postgres, side by side on one machine, and writes the results to
 // docs/BENCHMARKS.md in the repository.
@@ -28,6 +30,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/muxpg/mux/internal/fdlimit"
 )
 
 // options are the command-line settings.
@@ -115,7 +119,7 @@ func run(ctx context.Context, o options) error {
 		return fmt.Errorf("-pgbouncer-procs %d: more processes than the %d server connections to split between them", o.pgbouncerProcs, poolSize)
 	}
 	targets := targetsOf(o)
-	fdLimit := raiseFDLimit(65536)
+	fdLimit, _ := fdlimit.Raise(65536)
 	logf("open-files limit for this process and its children: %d", fdLimit)
 	if fdLimit < uint64(o.idleClients)+1000 {
 		return fmt.Errorf("the open-files limit %d is too low for %d idle clients; raise it (ulimit -n) or lower -idle-clients", fdLimit, o.idleClients)
@@ -226,32 +230,6 @@ func repoRoot() (string, error) {
 		}
 		dir = parent
 	}
-}
-
-// raiseFDLimit raises this process's open-files limit (soft, and hard when
-// allowed) to want and returns the soft limit in force. Children inherit
-// it: Go restores the original limit in children only when the program
-// did not call Setrlimit itself.
-func raiseFDLimit(want uint64) uint64 {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return 0
-	}
-	nl := lim
-	if nl.Max < want {
-		nl.Max = want
-	}
-	if nl.Cur < want {
-		nl.Cur = want
-	}
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &nl); err != nil {
-		// Not root: go as far as the hard limit.
-		nl = lim
-		nl.Cur = lim.Max
-		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &nl)
-	}
-	_ = syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
-	return lim.Cur
 }
 
 func logf(format string, args ...any) {

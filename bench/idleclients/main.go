@@ -27,7 +27,6 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -35,6 +34,7 @@ import (
 	"github.com/muxpg/mux/bench/internal/idle"
 	"github.com/muxpg/mux/bench/internal/proc"
 	"github.com/muxpg/mux/bench/internal/stats"
+	"github.com/muxpg/mux/internal/fdlimit"
 )
 
 // Result is what one run measured; -json prints it.
@@ -54,7 +54,9 @@ func main() {
 		flag.Usage()
 		os.Exit(2)
 	}
-	raiseFDLimit(uint64(*n) + 100)
+	if _, err := fdlimit.Raise(uint64(*n) + 100); err != nil {
+		fmt.Fprintf(os.Stderr, "idleclients: cannot raise the open-files limit: %v\n", err)
+	}
 
 	res, err := run(*dsn, *pid, *n, *conc, *rounds, *settle, *timeout)
 	if err != nil {
@@ -266,29 +268,6 @@ func closeAll(conns []*pgconn.PgConn, conc int) {
 		}()
 	}
 	wg.Wait()
-}
-
-// raiseFDLimit raises the soft open-files limit towards want (and the
-// hard limit too when allowed, e.g. as root).
-func raiseFDLimit(want uint64) {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return
-	}
-	if lim.Cur >= want {
-		return
-	}
-	if lim.Max < want {
-		hard := syscall.Rlimit{Cur: want, Max: want}
-		if syscall.Setrlimit(syscall.RLIMIT_NOFILE, &hard) == nil {
-			return
-		}
-		want = lim.Max
-	}
-	lim.Cur = want
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		fmt.Fprintf(os.Stderr, "idleclients: cannot raise the open-files limit: %v\n", err)
-	}
 }
 
 func printText(r *Result) {

@@ -1,3 +1,5 @@
+//go:build unix
+
 package main
 
 import (
@@ -10,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -126,7 +127,7 @@ func (e *env) muxConfig() string {
 }
 
 // startMux writes the configuration and starts mux as a child process. It
-// inherits this process's open-file limit (raised by raiseFDLimit).
+// inherits this process's open-file limit (raised by fdlimit.Raise).
 func (e *env) startMux(ctx context.Context) error {
 	var err error
 	if e.muxPort, err = proc.FreePort(); err != nil {
@@ -222,29 +223,6 @@ func (e *env) close() {
 func (e *env) dsn() string {
 	return fmt.Sprintf("host=127.0.0.1 port=%d user=%s password=%s dbname=%s sslmode=disable",
 		e.muxPort, soakUser, soakPassword, soakDB)
-}
-
-// raiseFDLimit sets this process's open-file soft limit to its hard limit
-// (raising the hard limit to want first when that is allowed, i.e. as
-// root) and returns the soft limit in force. Because the program calls
-// Setrlimit itself, child processes (mux) inherit the new limit instead of
-// the one the program started with.
-func raiseFDLimit(want uint64) (uint64, error) {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return 0, err
-	}
-	if lim.Max < want {
-		nl := syscall.Rlimit{Cur: want, Max: want}
-		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &nl); err == nil {
-			return want, nil
-		}
-	}
-	nl := syscall.Rlimit{Cur: lim.Max, Max: lim.Max}
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &nl); err != nil {
-		return lim.Cur, err
-	}
-	return lim.Max, nil
 }
 
 // readLimit returns a line's soft and hard values from /proc/<pid>/limits,

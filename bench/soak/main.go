@@ -1,3 +1,5 @@
+//go:build unix
+
 // Command soak runs mux under a long mixed workload and checks that it
 // stays flat: goroutines and file descriptors return to their baseline once
 // the clients have gone, and the resident set stops growing.

@@ -1,3 +1,5 @@
+//go:build unix
+
 package main
 
 import (
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/muxpg/mux/internal/fdlimit"
 )
 
 // result is everything the report needs.
@@ -91,7 +94,7 @@ func run(ctx context.Context, o options, cmdline string) (*result, error) {
 	if w := uint64(o.maxClientConn + 1024); w > want {
 		want = w
 	}
-	lim, err := raiseFDLimit(want)
+	lim, err := fdlimit.Raise(want)
 	if lim < need {
 		return nil, fmt.Errorf("open-file limit %d is below the %d that %d clients need (raise the hard limit: ulimit -Hn, or run as root): %v",
 			lim, need, o.clients, err)

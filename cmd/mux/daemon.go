@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/muxpg/mux/config"
+	"github.com/muxpg/mux/internal/fdlimit"
 	"github.com/muxpg/mux/internal/handover"
 	"github.com/muxpg/mux/metrics"
 	"github.com/muxpg/mux/proxy"
@@ -196,8 +197,8 @@ func (d *daemon) reload() error {
 // hard one at start) and warns when max_client_conn plus the pools cannot
 // fit in it.
 func (d *daemon) checkFDLimit(cfg *config.Config) {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+	limit, _, err := fdlimit.Get()
+	if err != nil {
 		return
 	}
 	need := uint64(cfg.MaxClientConn) + 64
@@ -211,10 +212,10 @@ func (d *daemon) checkFDLimit(cfg *config.Config) {
 		}
 		need += uint64(size)
 	}
-	if lim.Cur < need {
+	if limit < need {
 		d.log.Warn("open file limit is below what max_client_conn and the pools may need: raise it (ulimit -n, LimitNOFILE) or lower max_client_conn",
-			zap.Uint64("limit", lim.Cur), zap.Uint64("needed", need))
+			zap.Uint64("limit", limit), zap.Uint64("needed", need))
 		return
 	}
-	d.log.Info("open file limit", zap.Uint64("limit", lim.Cur), zap.Uint64("needed", need))
+	d.log.Info("open file limit", zap.Uint64("limit", limit), zap.Uint64("needed", need))
 }
