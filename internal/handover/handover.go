@@ -1,3 +1,5 @@
+//go:build unix
+
 // Package handover passes listening sockets from a running mux to its
 // successor, so a restart neither refuses nor resets a connection.
 //

@@ -1,3 +1,5 @@
+//go:build unix
+
 // Package pgtest starts throwaway PostgreSQL clusters for tests.
 //
 // A cluster lives in a fresh temporary directory (not t.TempDir, since a
