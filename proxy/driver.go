@@ -60,6 +60,16 @@ func (c *clientConn) compactInput() {
 	if c.in.bp == nil {
 		return
 	}
+	if cap(*c.in.bp) < wire.SmallBufSize {
+		// Kept small while the client waited (shrinkInput): reads need
+		// room.
+		nb := wire.GetBuf(wire.SmallBufSize)
+		c.in.w = copy(*nb, (*c.in.bp)[c.in.r:c.in.w])
+		c.in.r = 0
+		wire.PutBuf(c.in.bp)
+		c.in.bp = nb
+		return
+	}
 	buf := *c.in.bp
 	if c.in.r == c.in.w {
 		c.in.r, c.in.w = 0, 0

@@ -39,12 +39,49 @@ func GetBuf(n int) *[]byte {
 	return &b
 }
 
-// PutBuf returns a buffer obtained from GetBuf.
+// PutBuf returns a buffer obtained from GetBuf or GetSmallBuf.
 func PutBuf(b *[]byte) {
 	n := cap(*b)
-	if n > maxPooledBuf || n < SmallBufSize || n&(n-1) != 0 {
+	if n > maxPooledBuf || n < minSmallBuf || n&(n-1) != 0 {
 		return
 	}
 	*b = (*b)[:n]
+	if n < SmallBufSize {
+		smallPools[smallClassOf(n)].Put(b)
+		return
+	}
 	bufPools[classOf(n)].Put(b)
+}
+
+// Small buffers hold a few bytes for a while: the unprocessed input of a
+// client waiting for a server (a query, typically tens of bytes), where
+// an 8 KiB buffer each would make a burst of ten thousand waiting clients
+// cost 80 MiB. Classes: 128 B, 256 B, ... 4 KiB.
+const (
+	minSmallBuf = 128
+	// MaxSmallBuf is the largest buffer GetSmallBuf returns.
+	MaxSmallBuf = SmallBufSize / 2
+)
+
+var smallPools [6]sync.Pool
+
+func smallClassOf(n int) int {
+	c, size := 0, minSmallBuf
+	for size < n {
+		size <<= 1
+		c++
+	}
+	return c
+}
+
+// GetSmallBuf returns a buffer of at least n bytes, n ≤ MaxSmallBuf, of
+// its size class (len == cap). Code that reads into a buffer needs one of
+// at least SmallBufSize: a small one only keeps bytes.
+func GetSmallBuf(n int) *[]byte {
+	c := smallClassOf(n)
+	if v := smallPools[c].Get(); v != nil {
+		return v.(*[]byte)
+	}
+	b := make([]byte, minSmallBuf<<c)
+	return &b
 }

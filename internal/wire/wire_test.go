@@ -36,6 +36,24 @@ func TestBufPool(t *testing.T) {
 	}
 }
 
+func TestSmallBufPool(t *testing.T) {
+	for _, n := range []int{0, 1, 128, 129, 1000, MaxSmallBuf} {
+		b := GetSmallBuf(n)
+		if len(*b) < n || len(*b) != cap(*b) || len(*b) > max(2*n, minSmallBuf) {
+			t.Fatalf("GetSmallBuf(%d) returned %d bytes (cap %d)", n, len(*b), cap(*b))
+		}
+		PutBuf(b)
+	}
+	// A small buffer never comes back from GetBuf, whose callers read
+	// into what they get.
+	for range 100 {
+		PutBuf(GetSmallBuf(200))
+		if b := GetBuf(1); len(*b) < SmallBufSize {
+			t.Fatalf("GetBuf returned a %d-byte buffer", len(*b))
+		}
+	}
+}
+
 func FuzzErrorSeverityAndCode(f *testing.F) {
 	f.Add(AppendError(nil, Fatal(CodeAdminShutdown, "bye"))[5:])
 	f.Add([]byte("SERROR\x00"))
