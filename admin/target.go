@@ -84,6 +84,7 @@ type Stats struct {
 	QueryTime             time.Duration
 	WaitTime              time.Duration
 	Waits                 int64
+	Errors                int64 // ErrorResponses relayed to clients
 }
 
 // Client is one logged-in regular client.

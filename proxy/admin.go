@@ -64,12 +64,7 @@ func (t consoleTarget) Pools() []admin.Pool {
 			Database: pi.Database, User: pi.User, PoolMode: pi.PoolMode, Target: pi.Target,
 			ClientsActive: pi.ClientsActive, ClientsWaiting: pi.ClientsWaiting, ClientsIdle: pi.ClientsIdle,
 			Servers: pi.Servers, Total: counts[poolKey{pi.Database, pi.User}].Total, MaxWait: pi.MaxWait,
-			Stats: admin.Stats{
-				Transactions: pi.Stats.Transactions, Queries: pi.Stats.Queries,
-				BytesReceived: pi.Stats.BytesReceived, BytesSent: pi.Stats.BytesSent,
-				TransactionTime: pi.Stats.TransactionTime, QueryTime: pi.Stats.QueryTime,
-				WaitTime: pi.Stats.WaitTime, Waits: pi.Stats.Waits,
-			},
+			Stats: pi.Stats,
 		}
 	}
 	return out

@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/muxpg/mux/admin"
 	"github.com/muxpg/mux/pool"
 )
 
@@ -65,17 +66,9 @@ type poolStats struct {
 	unused time.Time
 }
 
-// PoolStats is a snapshot of a pool's totals.
-type PoolStats struct {
-	Transactions, Queries int64
-	BytesReceived         int64 // from clients
-	BytesSent             int64 // to clients
-	TransactionTime       time.Duration
-	QueryTime             time.Duration
-	WaitTime              time.Duration
-	Waits                 int64
-	Errors                int64
-}
+// PoolStats is a snapshot of a pool's totals (the console's own type:
+// SHOW STATS and the metrics read the same numbers).
+type PoolStats = admin.Stats
 
 func (s *poolStats) snapshot() PoolStats {
 	return PoolStats{
