@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/muxpg/mux/internal/wire"
+	"github.com/muxpg/mux/sqllex"
 )
 
 // command is a parsed console command.
@@ -81,26 +82,11 @@ func splitWords(s string) ([]string, bool) {
 // quotedWord reads the double-quoted word s starts with, which must end
 // at white space or the end of s.
 func quotedWord(s string) (word, rest string, ok bool) {
-	var b strings.Builder
-	i := 1
-	for {
-		j := strings.IndexByte(s[i:], '"')
-		if j < 0 {
-			return "", "", false
-		}
-		b.WriteString(s[i : i+j])
-		i += j + 1
-		if i < len(s) && s[i] == '"' {
-			b.WriteByte('"')
-			i++
-			continue
-		}
-		break
-	}
-	if i < len(s) && !strings.ContainsRune(" \t\r\n", rune(s[i])) {
+	word, rest, ok = sqllex.Unquote(s)
+	if !ok || rest != "" && !strings.ContainsRune(" \t\r\n", rune(rest[0])) {
 		return "", "", false
 	}
-	return b.String(), s[i:], true
+	return word, rest, true
 }
 
 // checkDatabase refuses a command's database argument that is the

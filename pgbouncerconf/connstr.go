@@ -3,6 +3,8 @@ package pgbouncerconf
 import (
 	"fmt"
 	"strings"
+
+	"github.com/muxpg/mux/sqllex"
 )
 
 // connParam is one key=value pair of a [databases] or [users] entry.
@@ -32,7 +34,7 @@ func parseConnString(s string) ([]connParam, error) {
 		var value string
 		if s != "" && s[0] == '\'' {
 			var ok bool
-			if value, s, ok = unquote(s); !ok {
+			if value, s, ok = sqllex.Unquote(s); !ok {
 				return nil, fmt.Errorf("%s: unterminated quoted value", key)
 			}
 			if s != "" && !strings.ContainsRune(" \t\r\n\v\f", rune(s[0])) {

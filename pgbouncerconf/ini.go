@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/muxpg/mux/userlist"
 )
 
 // INI is a parsed pgbouncer.ini.
@@ -183,7 +185,7 @@ func splitKeyValue(line string) (key, value string, err error) {
 	var rest string
 	switch line[0] {
 	case '"':
-		if key, rest, err = quotedField(line); err != nil {
+		if key, rest, err = userlist.QuotedField(line); err != nil {
 			return "", "", fmt.Errorf("quoted name: %w", err)
 		}
 	case '\'':

@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	"github.com/muxpg/mux/sqllex"
 )
 
 // maxSize bounds the file read, so that auth_file naming a huge file fails
@@ -54,11 +56,11 @@ func Parse(r io.Reader, name string) ([]Entry, error) {
 		if line == "" || line[0] == ';' || line[0] == '#' {
 			continue
 		}
-		user, rest, err := quotedField(line)
+		user, rest, err := QuotedField(line)
 		if err == nil {
 			rest = strings.TrimLeft(rest, " \t")
 			var secret string
-			if secret, _, err = quotedField(rest); err == nil {
+			if secret, _, err = QuotedField(rest); err == nil {
 				entries = append(entries, Entry{User: user, Secret: secret})
 				continue
 			}
@@ -71,26 +73,15 @@ func Parse(r io.Reader, name string) ([]Entry, error) {
 	return entries, nil
 }
 
-// quotedField reads a double-quoted field at the start of s, in which ""
+// QuotedField reads a double-quoted field at the start of s, in which ""
 // stands for one double quote, and returns it and the rest of s.
-func quotedField(s string) (field, rest string, err error) {
+func QuotedField(s string) (field, rest string, err error) {
 	if s == "" || s[0] != '"' {
 		return "", "", errors.New("missing opening double quote")
 	}
-	var b strings.Builder
-	i := 1
-	for {
-		j := strings.IndexByte(s[i:], '"')
-		if j < 0 {
-			return "", "", errors.New("missing closing double quote")
-		}
-		b.WriteString(s[i : i+j])
-		i += j + 1
-		if i < len(s) && s[i] == '"' {
-			b.WriteByte('"')
-			i++
-			continue
-		}
-		return b.String(), s[i:], nil
+	field, rest, ok := sqllex.Unquote(s)
+	if !ok {
+		return "", "", errors.New("missing closing double quote")
 	}
+	return field, rest, nil
 }
