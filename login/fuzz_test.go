@@ -7,25 +7,12 @@ import (
 	"github.com/muxpg/mux/internal/wire"
 )
 
-// startupPacket builds a StartupMessage with the given name/value pairs.
-func startupPacket(version uint32, params ...string) []byte {
-	b := make([]byte, 8)
-	binary.BigEndian.PutUint32(b[4:], version)
-	for _, p := range params {
-		b = append(b, p...)
-		b = append(b, 0)
-	}
-	b = append(b, 0)
-	binary.BigEndian.PutUint32(b, uint32(len(b)))
-	return b
-}
-
 // FuzzStartup feeds arbitrary startup packet bodies (after the length) to
 // the parser: it must never panic, and what it accepts must be sane.
 func FuzzStartup(f *testing.F) {
-	f.Add(startupPacket(3<<16, "user", "u", "database", "d", "options", "-c a=b --c-d=e")[4:])
-	f.Add(startupPacket(3<<16|2, "user", "u", "_pq_.x", "1")[4:])
-	f.Add(startupPacket(3<<16, "user", "u", "options", `-c a=b\ c -cx=y`)[4:])
+	f.Add(wire.StartupPacket(3<<16, "user", "u", "database", "d", "options", "-c a=b --c-d=e")[4:])
+	f.Add(wire.StartupPacket(3<<16|2, "user", "u", "_pq_.x", "1")[4:])
+	f.Add(wire.StartupPacket(3<<16, "user", "u", "options", `-c a=b\ c -cx=y`)[4:])
 	f.Add([]byte{0, 3, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, body []byte) {
 		if len(body) < 4 || len(body) > wire.MaxStartupPacketLen {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/muxpg/mux/config"
 	"github.com/muxpg/mux/internal/fakepg"
+	"github.com/muxpg/mux/internal/wire"
 	"github.com/muxpg/mux/sqllex"
 )
 
@@ -101,7 +102,7 @@ func newBenchClient(tb testing.TB, addr string, setup, req []byte) *benchClient 
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if _, err := conn.Write(startupPacket(3<<16, "user", "bench", "database", "fake")); err != nil {
+	if _, err := conn.Write(wire.StartupPacket(3<<16, "user", "bench", "database", "fake")); err != nil {
 		tb.Fatal(err)
 	}
 	readUntilReady(tb, conn)

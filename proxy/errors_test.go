@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"encoding/binary"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/muxpg/mux/internal/wire"
 )
 
 // rawError sends raw bytes to mux as a new client and returns the SQLSTATE
@@ -59,18 +59,6 @@ func itoa(n int) string {
 			return string(b[i:])
 		}
 	}
-}
-
-func startupPacket(version uint32, params ...string) []byte {
-	b := make([]byte, 8)
-	binary.BigEndian.PutUint32(b[4:], version)
-	for _, p := range params {
-		b = append(b, p...)
-		b = append(b, 0)
-	}
-	b = append(b, 0)
-	binary.BigEndian.PutUint32(b, uint32(len(b)))
-	return b
 }
 
 // background keeps a well-behaved client busy and reports any failure.
@@ -143,14 +131,14 @@ func TestLoginErrors(t *testing.T) {
 		payload []byte
 		want    string
 	}{
-		{"unsupported protocol", startupPacket(4<<16, "user", "muxuser", "database", "muxtest"), "0A000"},
-		{"protocol 2", startupPacket(2<<16, "user", "muxuser"), "0A000"},
+		{"unsupported protocol", wire.StartupPacket(4<<16, "user", "muxuser", "database", "muxtest"), "0A000"},
+		{"protocol 2", wire.StartupPacket(2<<16, "user", "muxuser"), "0A000"},
 		{"garbage first packet", []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), "08P01"},
 		{"short length", []byte{0, 0, 0, 3, 0, 0, 0, 0}, "08P01"},
 		{"startup over 10000 bytes", append([]byte{0, 0, 0x27, 0x11}, make([]byte, 10004)...), "08P01"},
-		{"no user", startupPacket(3<<16, "database", "muxtest"), "28000"},
-		{"replication", startupPacket(3<<16, "user", "muxuser", "replication", "true"), "0A000"},
-		{"bytes after SSLRequest", append(startupPacket(80877103)[:8:8], startupPacket(3<<16, "user", "muxuser")...), "08P01"},
+		{"no user", wire.StartupPacket(3<<16, "database", "muxtest"), "28000"},
+		{"replication", wire.StartupPacket(3<<16, "user", "muxuser", "replication", "true"), "0A000"},
+		{"bytes after SSLRequest", append(wire.StartupPacket(80877103)[:8:8], wire.StartupPacket(3<<16, "user", "muxuser")...), "08P01"},
 	}
 	for _, tc := range raw {
 		t.Run(tc.name, func(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/muxpg/mux/internal/wire"
 )
 
 // expectCloseWithoutReply checks that mux closes conn without sending
@@ -59,7 +60,7 @@ func TestHostileSlowLogin(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	pkt := startupPacket(3<<16, "user", "muxuser", "database", "muxtest")
+	pkt := wire.StartupPacket(3<<16, "user", "muxuser", "database", "muxtest")
 	start := time.Now()
 	for _, b := range pkt {
 		if _, err := conn.Write([]byte{b}); err != nil {
@@ -138,7 +139,7 @@ func TestHostileConnectionBurst(t *testing.T) {
 				return
 			}
 			if i%2 == 0 {
-				_, _ = c.Write(startupPacket(3<<16, "user", "muxuser")[:7])
+				_, _ = c.Write(wire.StartupPacket(3<<16, "user", "muxuser")[:7])
 			}
 			c.Close()
 		}(i)

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/muxpg/mux/internal/wire"
 )
 
 func TestLargeMessagesBothWays(t *testing.T) {
@@ -276,7 +277,7 @@ func TestNegotiateProtocolVersion(t *testing.T) {
 	}
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := conn.Write(startupPacket(3<<16|2, "user", "muxuser", "database", "muxtest", "_pq_.future_feature", "on")); err != nil {
+	if _, err := conn.Write(wire.StartupPacket(3<<16|2, "user", "muxuser", "database", "muxtest", "_pq_.future_feature", "on")); err != nil {
 		t.Fatal(err)
 	}
 	fe := pgproto3.NewFrontend(conn, conn)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/muxpg/mux/internal/wire"
 )
 
 func TestClientIdleTimeout(t *testing.T) {
@@ -108,7 +109,7 @@ func TestClientLoginTimeout(t *testing.T) {
 	}
 	defer conn.Close()
 	// Start a login and stall in the middle of the password exchange.
-	if _, err := conn.Write(startupPacket(3<<16, "user", "muxuser", "database", "muxtest")); err != nil {
+	if _, err := conn.Write(wire.StartupPacket(3<<16, "user", "muxuser", "database", "muxtest")); err != nil {
 		t.Fatal(err)
 	}
 	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))

@@ -25,6 +25,7 @@ import (
 	"github.com/muxpg/mux/auth"
 	"github.com/muxpg/mux/internal/pgtest"
 	"github.com/muxpg/mux/internal/testpki"
+	"github.com/muxpg/mux/internal/wire"
 )
 
 // tlsFiles are a throwaway CA, mux's certificate for 127.0.0.1 and a
@@ -257,7 +258,7 @@ func endPoint(t *testing.T, conn *tls.Conn) []byte {
 func scramLogin(t *testing.T, conn net.Conn, mech, gs2 string, cb []byte) ([]string, *pgproto3.ErrorResponse) {
 	t.Helper()
 	fe := pgproto3.NewFrontend(conn, conn)
-	if _, err := conn.Write(startupPacket(3<<16, "user", "muxuser", "database", "muxtest")); err != nil {
+	if _, err := conn.Write(wire.StartupPacket(3<<16, "user", "muxuser", "database", "muxtest")); err != nil {
 		t.Fatal(err)
 	}
 	recv := func() pgproto3.BackendMessage {
@@ -438,7 +439,7 @@ func TestClientTLSStartupRequests(t *testing.T) {
 	}
 
 	// Bytes sent after the SSLRequest, before the answer: refused in clear.
-	payload := append(sslRequest(), startupPacket(3<<16, "user", "muxuser")...)
+	payload := append(sslRequest(), wire.StartupPacket(3<<16, "user", "muxuser")...)
 	if code := rawError(t, m, payload); code != "08P01" {
 		t.Fatalf("bytes after SSLRequest: %s", code)
 	}
