@@ -83,6 +83,7 @@ func Resolve(c *Config) (*Snapshot, error) {
 		if err != nil {
 			errs = append(errs, fmt.Errorf("auth_hba_file: %w", err))
 		}
+		errs = append(errs, unenforceable(c.AuthHBAFile, f)...)
 		s.HBA = f
 	}
 	if c.ClientTLSSSLMode != "disable" {
@@ -137,4 +138,21 @@ func readTLSFiles(errs *[]error, side, certFile, keyFile, caFile string) TLSFile
 		}
 	}
 	return f
+}
+
+// unenforceable refuses the rows of an auth_hba_file whose options mux
+// would have to ignore: a user name map (map=) needs pg_ident.conf, which
+// mux does not read, and ignoring it would let other users in, or keep
+// them out, than the file says.
+func unenforceable(path string, f *hba.File) []error {
+	if f == nil {
+		return nil
+	}
+	var errs []error
+	for _, r := range f.Rules {
+		if _, ok := r.Options["map"]; ok {
+			errs = append(errs, fmt.Errorf("auth_hba_file: %s:%d: map= needs a user name map (pg_ident.conf), which mux does not read yet: remove it", path, r.Line))
+		}
+	}
+	return errs
 }

@@ -111,3 +111,14 @@ server_tls_ca_file = %q
 		t.Errorf("malformed auth_file: %v", err)
 	}
 }
+
+// A user name map mux cannot apply is refused, not ignored.
+func TestResolveRefusesIdentMaps(t *testing.T) {
+	dir := t.TempDir()
+	rules := writeTemp(t, dir, "hba.conf", "host all all 127.0.0.1/32 scram-sha-256\nlocal all all peer map=admins\n")
+	c := mustParse(t, fmt.Sprintf("auth_hba_file = %q\n", rules)+minimalDB)
+	_, err := Resolve(c)
+	if err == nil || !strings.Contains(err.Error(), "auth_hba_file") || !strings.Contains(err.Error(), "hba.conf:2: map=") {
+		t.Fatalf("Resolve: %v, want the map= line refused", err)
+	}
+}

@@ -3,6 +3,7 @@ package login
 import (
 	"crypto/subtle"
 	"crypto/tls"
+	"crypto/x509"
 	"net"
 	"os/user"
 	"strconv"
@@ -37,6 +38,9 @@ func (c *Conn) HBAAuthenticate(f *hba.File, st *Startup, u *User, cb []byte) (bo
 		return true, wire.Fatal(wire.CodeInvalidAuthorization, "no pg_hba.conf entry for host %s, user %s, database %s, %s (auth_hba_file)",
 			quote(host), quote(st.User), quote(st.Database), enc)
 	}
+	if err := c.checkClientCert(r, st.User); err != nil {
+		return true, err
+	}
 	switch r.Method {
 	case hba.Reject:
 		return true, wire.Fatal(wire.CodeInvalidAuthorization, "pg_hba.conf rejects connection for host %s, user %s, database %s, %s (auth_hba_file line %d)",
@@ -50,7 +54,7 @@ func (c *Conn) HBAAuthenticate(f *hba.File, st *Startup, u *User, cb []byte) (bo
 	case hba.Password:
 		return true, c.authCleartext(st.User, u)
 	case hba.Cert:
-		return true, c.authCert(st.User, u)
+		return true, c.authCert(st.User, u) // checkClientCert has checked the name
 	case hba.Peer:
 		return true, c.authPeer(st.User, u)
 	}
@@ -91,25 +95,59 @@ func passwordMatches(u *User, pw string) bool {
 	return false
 }
 
-// authCert accepts a client whose TLS certificate (verified against
-// client_tls_ca_file) has the user name as its CN.
+// authCert accepts a client whose verified TLS certificate names the
+// user; checkClientCert has checked the certificate and the name.
 func (c *Conn) authCert(name string, u *User) error {
-	tc, ok := c.Conn.(*tls.Conn)
-	if !ok {
-		return wire.Fatal(wire.CodeInvalidAuthorization, "certificate authentication failed for user %s: the connection is not encrypted", quote(name))
-	}
-	certs := tc.ConnectionState().VerifiedChains
-	if len(certs) == 0 || len(certs[0]) == 0 {
-		return wire.Fatal(wire.CodeInvalidAuthorization,
-			"certificate authentication failed for user %s: no verified client certificate (client_tls_sslmode must be verify-ca or verify-full)", quote(name))
-	}
-	if cn := certs[0][0].Subject.CommonName; cn != name {
-		return wire.Fatal(wire.CodeInvalidAuthorization, "certificate authentication failed for user %s: the certificate's CN is %s", quote(name), quote(cn))
-	}
 	if u == nil {
 		return wire.Fatal(wire.CodeInvalidAuthorization, "role %s does not exist", quote(name))
 	}
 	return nil
+}
+
+// checkClientCert enforces a rule's client certificate requirement before
+// its method runs, as Postgres does: clientcert=verify-ca asks for a
+// certificate signed by client_tls_ca_file, verify-full (and method cert)
+// also for the user name in it, as its CN or, with clientname=DN, its
+// whole subject (RFC 2253).
+func (c *Conn) checkClientCert(r *hba.Rule, name string) error {
+	mode := r.Options["clientcert"]
+	if r.Method == hba.Cert {
+		mode = "verify-full"
+	}
+	if mode == "" {
+		return nil
+	}
+	cert := c.verifiedCert()
+	if cert == nil {
+		return wire.Fatal(wire.CodeInvalidAuthorization,
+			"connection requires a valid client certificate (auth_hba_file line %d; mux asks for one when client_tls_ca_file is set)", r.Line)
+	}
+	if mode != "verify-full" {
+		return nil
+	}
+	got := cert.Subject.CommonName
+	if r.Options["clientname"] == "DN" {
+		got = cert.Subject.String()
+	}
+	if got != name {
+		return wire.Fatal(wire.CodeInvalidAuthorization, "certificate authentication failed for user %s: the certificate names %s (auth_hba_file line %d)",
+			quote(name), quote(got), r.Line)
+	}
+	return nil
+}
+
+// verifiedCert returns the client's certificate if the TLS handshake
+// verified it against client_tls_ca_file, else nil.
+func (c *Conn) verifiedCert() *x509.Certificate {
+	tc, ok := c.Conn.(*tls.Conn)
+	if !ok {
+		return nil
+	}
+	chains := tc.ConnectionState().VerifiedChains
+	if len(chains) == 0 || len(chains[0]) == 0 {
+		return nil
+	}
+	return chains[0][0]
 }
 
 // authPeer accepts a Unix-socket client whose operating-system user (from

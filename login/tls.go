@@ -45,6 +45,11 @@ func NewClientTLS(cfg *config.Config, files config.TLSFiles) (*ClientTLS, error)
 			return nil, fmt.Errorf("client_tls_ca_file: required when client_tls_sslmode is %q", t.mode)
 		}
 		t.config.ClientAuth = tls.RequireAndVerifyClientCert
+	} else if t.config.ClientCAs != nil {
+		// As Postgres with ssl_ca_file: ask for a certificate, verify one
+		// that is given, so auth_hba_file's clientcert and cert rows can
+		// be met.
+		t.config.ClientAuth = tls.VerifyClientCertIfGiven
 	}
 	// tls.LoadX509KeyPair fills Leaf: the certificate clients see first.
 	if ep, err := auth.TLSServerEndPoint(files.Cert.Leaf); err == nil {

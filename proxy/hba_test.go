@@ -141,3 +141,56 @@ func TestReloadTLSCertificate(t *testing.T) {
 		t.Fatalf("after reload the certificate CN is %q, want second", got)
 	}
 }
+
+// clientcert=verify-ca and verify-full are enforced before the row's
+// method (a defect once let clients in without a certificate): mux asks
+// TLS clients for one whenever client_tls_ca_file is set.
+func TestHBAClientCert(t *testing.T) {
+	dir := t.TempDir()
+	ca := testpki.NewCA(t, "mux test CA")
+	var k pkiFiles
+	k.ca = ca.WriteCA(t, dir, "ca.pem")
+	k.cert, k.key = ca.WriteLeaf(t, dir, "server", "localhost", "127.0.0.1", "localhost")
+	good, goodKey := ca.WriteLeaf(t, dir, "good", "muxuser")
+	other, otherKey := ca.WriteLeaf(t, dir, "other", "someoneelse")
+	attempts := []clientCert{{name: "no certificate"}, {"another CN", other, otherKey}, {"muxuser's", good, goodKey}}
+	for option, want := range map[string][3]string{ // SQLSTATE of each attempt, "" = admitted
+		"clientcert=verify-ca":   {"28000", "", ""},
+		"clientcert=verify-full": {"28000", "28000", ""},
+	} {
+		t.Run(option, func(t *testing.T) {
+			path := writeHBA(t, "hostssl all all 127.0.0.1/32 scram-sha-256 "+option+"\n")
+			m := startMux(t, fmt.Sprintf(`auth_hba_file = %q
+client_tls_sslmode = "require"
+client_tls_cert_file = %q
+client_tls_key_file = %q
+client_tls_ca_file = %q`, path, k.cert, k.key, k.ca))
+			for i, a := range attempts {
+				err := a.connect(m.port, k.ca)
+				if got := sqlstate(err); got != want[i] || (want[i] == "" && err != nil) {
+					t.Errorf("%s: %v (SQLSTATE %q), want %q", a.name, err, got, want[i])
+				}
+			}
+		})
+	}
+}
+
+type pkiFiles struct{ ca, cert, key string }
+
+// clientCert is a login attempt as muxuser with a client certificate (or
+// none).
+type clientCert struct{ name, cert, key string }
+
+func (a clientCert) connect(port int, caFile string) error {
+	dsn := fmt.Sprintf("host=127.0.0.1 port=%d user=muxuser password=muxpass dbname=muxtest sslmode=verify-ca sslrootcert=%s", port, caFile)
+	if a.cert != "" {
+		dsn += fmt.Sprintf(" sslcert=%s sslkey=%s", a.cert, a.key)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err == nil {
+		conn.Close(ctx)
+	}
+	return err
+}
