@@ -350,6 +350,7 @@ func showUsers(cfg *config.Config) []byte {
 var restartOnlyKeys = map[string]bool{
 	"listen": true, "unix_socket_dir": true, "unix_socket_mode": true,
 	"http_listen": true, "log_format": true, "handover_socket": true,
+	"peer_id": true,
 }
 
 // showConfig lists the top-level settings of cfg (with passwords

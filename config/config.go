@@ -196,6 +196,24 @@ type Config struct {
 	ServerTLSCertFile   string `toml:"server_tls_cert_file"`   // optional client certificate for Postgres
 	ServerTLSMinVersion string `toml:"server_tls_min_version"` // tlsv1.2 | tlsv1.3; default tlsv1.2
 
+	// Fleet (peers.go): several mux instances behind one address.
+	// PeerID names this instance in the cancel keys it issues: 0 (no
+	// fleet) or 1..16383, or "ordinal" (the host name's trailing -N + 1).
+	// Read at start only. Default 0.
+	PeerID PeerID `toml:"peer_id"`
+	// PeersDNS finds a peer without a [peers] entry by name: {ordinal}
+	// (peer_id - 1) or {id} in it is replaced by the peer's. Default "".
+	PeersDNS string `toml:"peers_dns"`
+	// PeersDNSPort is the port of peers found through PeersDNS. Default 6432.
+	PeersDNSPort int `toml:"peers_dns_port"`
+	// PeerTLSSSLMode is how cancel requests travel to peers: disable,
+	// prefer, require, verify-ca or verify-full (against PeerTLSCAFile).
+	// Default disable.
+	PeerTLSSSLMode string `toml:"peer_tls_sslmode"`
+	PeerTLSCAFile  string `toml:"peer_tls_ca_file"`
+	// Peers maps a peer_id to where that instance listens.
+	Peers map[string]Peer `toml:"peers"`
+
 	// LogFormat is text or json. Default text.
 	LogFormat string `toml:"log_format"`
 	// LogLevel is debug, info, warn or error. Default info.
@@ -298,6 +316,8 @@ func Default() *Config {
 		ClientTLSMinVersion:     "tlsv1.2",
 		ServerTLSSSLMode:        "disable",
 		ServerTLSMinVersion:     "tlsv1.2",
+		PeersDNSPort:            DefaultPeerPort,
+		PeerTLSSSLMode:          "disable",
 		LogFormat:               "text",
 		LogLevel:                "info",
 		Databases:               map[string]Database{},
@@ -462,6 +482,7 @@ func (c *Config) Clone() *Config {
 	cp.IgnoreStartupParameters = slices.Clone(c.IgnoreStartupParameters)
 	cp.Databases = maps.Clone(c.Databases)
 	cp.Users = maps.Clone(c.Users)
+	cp.Peers = maps.Clone(c.Peers)
 	return &cp
 }
 

@@ -399,11 +399,11 @@ func TestExampleFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, k := range topKeys {
-		if !bytes.Contains(data, []byte("\n"+k+" = ")) && k != "databases" && k != "users" {
+		if !bytes.Contains(data, []byte("\n"+k+" = ")) && k != "databases" && k != "users" && k != "peers" {
 			t.Errorf("example does not set %s", k)
 		}
 	}
-	for _, k := range append(append([]string{}, dbKeys...), userKeys...) {
+	for _, k := range append(append(append([]string{}, dbKeys...), userKeys...), peerKeys...) {
 		if !bytes.Contains(data, []byte("#   "+k+" ")) {
 			t.Errorf("example does not document %s", k)
 		}

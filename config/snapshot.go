@@ -32,6 +32,9 @@ type Snapshot struct {
 	// ClientTLS and ServerTLS hold the files of client_tls_* and
 	// server_tls_*; zero when that side's sslmode is disable.
 	ClientTLS, ServerTLS TLSFiles
+	// PeerTLS holds peer_tls_ca_file's CAs, for cancel requests forwarded
+	// to peers; zero when peer_tls_sslmode is disable.
+	PeerTLS TLSFiles
 }
 
 // TLSFiles is what one side's TLS files hold.
@@ -91,6 +94,9 @@ func Resolve(c *Config) (*Snapshot, error) {
 	}
 	if c.ServerTLSSSLMode != "disable" {
 		s.ServerTLS = readTLSFiles(&errs, "server", c.ServerTLSCertFile, c.ServerTLSKeyFile, c.ServerTLSCAFile)
+	}
+	if c.PeerTLSSSLMode != "disable" {
+		s.PeerTLS = readTLSFiles(&errs, "peer", "", "", c.PeerTLSCAFile)
 	}
 	if len(errs) > 0 {
 		return nil, joinSorted(errs)

@@ -94,6 +94,7 @@ func (c *Config) problems() []error {
 	k := func(parts ...string) toml.Key { return toml.Key(parts) }
 
 	c.tlsProblems(&ck)
+	c.peerProblems(&ck)
 	if strings.IndexByte(c.HandoverSocket, 0) >= 0 || len(c.HandoverSocket) > 100 {
 		ck.add(k("handover_socket"), "must be a path of at most 100 bytes")
 	}
@@ -315,6 +316,7 @@ var (
 	topKeys  = tomlFieldNames(reflect.TypeFor[Config]())
 	dbKeys   = tomlFieldNames(reflect.TypeFor[Database]())
 	userKeys = tomlFieldNames(reflect.TypeFor[User]())
+	peerKeys = tomlFieldNames(reflect.TypeFor[Peer]())
 )
 
 func tomlFieldNames(t reflect.Type) []string {
@@ -351,11 +353,15 @@ func unknownKeys(md *toml.MetaData) []error {
 			if !slices.Contains(topKeys, key[0]) {
 				report(key, topKeys)
 			}
-		case len(key) == 2 && (key[0] == "databases" || key[0] == "users"):
+		case len(key) == 2 && (key[0] == "databases" || key[0] == "users" || key[0] == "peers"):
 			// An entry name.
 		case len(key) == 3 && key[0] == "databases":
 			if !slices.Contains(dbKeys, key[2]) {
 				report(key, dbKeys)
+			}
+		case len(key) == 3 && key[0] == "peers":
+			if !slices.Contains(peerKeys, key[2]) {
+				report(key, peerKeys)
 			}
 		case len(key) == 3 && key[0] == "users":
 			if !slices.Contains(userKeys, key[2]) {

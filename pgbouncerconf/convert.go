@@ -83,6 +83,7 @@ type converter struct {
 	cur      *group
 
 	// Values needed by more than one part of the conversion.
+	peerID          int64  // peer_id; [peers] is carried only with one
 	authType        string // mux auth_type
 	pgAuthType      string // PgBouncer auth_type, lower-cased
 	socketDir       string // PgBouncer's unix_socket_dir
@@ -120,11 +121,13 @@ func (c *converter) convert() {
 	c.keepalive()
 	c.protocol()
 	c.logging()
+	c.fleet()
 	c.muxOnly()
 	c.leftovers()
 	c.databases()
 	c.users()
 	c.authLookup()
+	c.peerTables()
 }
 
 // ---------------------------------------------------------------------------
@@ -645,7 +648,7 @@ func (c *converter) muxOnly() {
 	defaults := reflect.ValueOf(config.Default()).Elem()
 	for i := range defaults.NumField() {
 		key, _, _ := strings.Cut(defaults.Type().Field(i).Tag.Get("toml"), ",")
-		if key == "" || key == "-" || key == "databases" || key == "users" || written[key] {
+		if key == "" || key == "-" || key == "databases" || key == "users" || key == "peers" || written[key] {
 			continue
 		}
 		value, ok := encodeValue(defaults.Field(i).Interface())
@@ -697,7 +700,6 @@ var unsupportedSettings = map[string]struct {
 	"server_reset_query_always":   {[]string{"0"}, "mux runs server_reset_query only in session mode", false},
 	"server_fast_close":           {[]string{"0"}, "not supported; after a reload session-mode servers close when their client leaves", false},
 	"track_extra_parameters":      {[]string{"", "intervalstyle"}, "mux has no list of extra tracked parameters", false},
-	"peer_id":                     {[]string{"0"}, "mux has no peering; a cancel request must reach the mux instance that holds the connection", false},
 	"disable_pqexec":              {[]string{"0"}, "mux cannot refuse the simple query protocol", false},
 	"application_name_add_host":   {[]string{"0"}, "mux passes application_name through unchanged", false},
 	"conffile":                    {nil, "mux reloads the file it was started with", false},
@@ -754,11 +756,7 @@ func (c *converter) leftovers() {
 	for _, name := range names {
 		entries := c.ini.Sections[name]
 		switch name {
-		case "pgbouncer", "databases", "users":
-		case "peers":
-			if len(entries) > 0 {
-				c.note("[peers] (%d entries): mux has no peering; a cancel request must reach the mux instance that holds the connection", len(entries))
-			}
+		case "pgbouncer", "databases", "users", "peers":
 		default:
 			c.note("[%s] (%d entries): unknown section; ignored", name, len(entries))
 		}

@@ -29,11 +29,11 @@ const cancelTimeout = 5 * time.Second
 // cancel forwards a client's CancelRequest to the server that client is
 // using now, and drops it if it is using none. The server stays out of the
 // pool until Postgres has handled the request, so a late cancel can never
-// reach the server's next client.
+// reach the server's next client. A key another instance of the fleet
+// issued goes to that instance (fleet.go).
 func (p *Proxy) cancel(k cancelkey.Key) {
 	if owner := p.instance.Owner(k); owner != p.instance {
-		// Forwarding to the instance that issued it is the fleet's job.
-		p.log.Debug("cancel request for another instance dropped", zap.Uint16("instance", uint16(owner)))
+		p.forwardCancel(owner, k)
 		return
 	}
 	c := p.lookupKey(k)

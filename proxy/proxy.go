@@ -62,10 +62,13 @@ type Proxy struct {
 	keys   map[uint32]*clientConn // by mux-issued BackendKeyData process ID
 	// longKeys holds the whole secret of 3.2 clients' keys, by PID.
 	longKeys map[uint32][]byte
-	// instance names this mux in its fleet in the cancel keys it issues;
-	// 0: mux runs alone (a peer_id setting will set it).
+	// instance names this mux in its fleet in the cancel keys it issues
+	// (peer_id, read at start); 0: mux runs alone.
 	instance cancelkey.Instance
 	conns    map[net.Conn]struct{} // every accepted connection, for shutdown
+
+	fleetLog  *zap.Logger // cancel requests forwarded to peers (fleet.go)
+	peerSlots peerSlots
 
 	lnMu      sync.Mutex
 	listeners []net.Listener
@@ -103,6 +106,8 @@ func New(cs *config.Snapshot, log *zap.Logger) (*Proxy, error) {
 		obs:       nopObserver{},
 		keys:      map[uint32]*clientConn{},
 		conns:     map[net.Conn]struct{}{},
+		fleetLog:  log.Named("fleet"),
+		instance:  cancelkey.Instance(cs.Config.PeerID),
 	}
 	p.console = admin.New(consoleTarget{p})
 	p.poller.log = log.Named("park")

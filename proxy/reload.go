@@ -46,6 +46,9 @@ func (p *Proxy) Reload(cs *config.Snapshot) error {
 	if !slices.Equal(old.Listen, cfg.Listen) || old.UnixSocketDir != cfg.UnixSocketDir {
 		p.log.Warn("listen addresses changed: they apply after a restart or hand-over")
 	}
+	if cfg.PeerID != old.PeerID {
+		p.log.Warn("peer_id changed: it applies after a restart (issued cancel keys name the old one)")
+	}
 	p.log.Info("configuration reloaded")
 	return nil
 }

@@ -24,6 +24,7 @@ type snapshot struct {
 	hba       *hba.File        // nil: auth_type for all
 	clientTLS *login.ClientTLS // never nil
 	serverTLS *pool.TLS        // nil: plain connections to Postgres
+	peerTLS   *pool.TLS        // nil: plain cancel requests to peers
 }
 
 // newSnapshot builds the proxy's snapshot from a resolved configuration.
@@ -42,6 +43,9 @@ func newSnapshot(cs *config.Snapshot) (*snapshot, error) {
 		return nil, err
 	}
 	if s.serverTLS, err = pool.NewTLS(cfg.ServerTLSSSLMode, cfg.ServerTLSMinVersion, cs.ServerTLS.CAs, cs.ServerTLS.Cert); err != nil {
+		return nil, err
+	}
+	if s.peerTLS, err = pool.NewTLS(cfg.PeerTLSSSLMode, "tlsv1.2", cs.PeerTLS.CAs, nil); err != nil {
 		return nil, err
 	}
 	return s, nil
