@@ -58,7 +58,7 @@ func (c *clientConn) finish(err error) {
 		c.logger().Info("closing client", zap.String("sqlstate", we.Code), zap.String("reason", we.Message))
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		c.mu.Lock()
-		inTx := c.server != nil
+		inTx := c.inTransaction()
 		c.mu.Unlock()
 		if inTx {
 			c.sendError(wire.Fatal(wire.CodeIdleInTransactionTimeout, "terminating connection due to idle-in-transaction timeout (idle_transaction_timeout)"))

@@ -341,6 +341,7 @@ func (c *clientConn) checkState(s *pool.Server) {
 		c.endCheck()
 		c.mu.Unlock()
 		s.SetHandler(c)
+		c.armIdleTimeout() // client_idle_timeout holds for pinned clients too
 		return
 	}
 	c.pin.reason = ""

@@ -67,9 +67,9 @@ func (c *clientConn) armIdleTimeout() {
 	var d time.Duration
 	switch {
 	case attached && c.core.Pending() > 0: // busy: the server has the next move
-	case attached && (c.core.Status() != 'I' || c.core.Dirty()):
+	case c.inTransaction():
 		d = cfg.IdleTransactionTimeout.D()
-	case !attached:
+	default: // between transactions, with a server (session mode, pinned) or not
 		d = cfg.ClientIdleTimeout.D()
 	}
 	var dl time.Time
@@ -78,6 +78,12 @@ func (c *clientConn) armIdleTimeout() {
 	}
 	c.setIdleDeadline(dl)
 	c.mu.Unlock()
+}
+
+// inTransaction reports a client whose server is in a transaction or an
+// unfinished extended-protocol batch. c.mu must be held.
+func (c *clientConn) inTransaction() bool {
+	return c.server != nil && (c.core.Status() != 'I' || c.core.Dirty())
 }
 
 // setIdleDeadline sets the client's read deadline. c.mu must be held, so

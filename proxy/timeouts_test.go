@@ -24,6 +24,29 @@ func TestClientIdleTimeout(t *testing.T) {
 	}
 }
 
+// client_idle_timeout is for any client idle between transactions, also
+// one that keeps its server: session mode, or pinned in transaction mode.
+func TestClientIdleTimeoutKeepingAServer(t *testing.T) {
+	for name, conf := range map[string]string{
+		"session mode": `pool_mode = "session"`,
+		"pinned":       `pool_mode = "transaction"`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			m := startMux(t, conf+"\nclient_idle_timeout = \"300ms\"")
+			conn := m.connect(t)
+			// A session-level advisory lock pins a transaction-mode client.
+			if _, err := conn.Exec(context.Background(), "SELECT pg_advisory_lock(1)"); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(700 * time.Millisecond)
+			_, err := conn.Exec(context.Background(), "SELECT 1")
+			if got := sqlstate(err); got != "57P05" {
+				t.Fatalf("after idling: %v (SQLSTATE %q), want 57P05", err, got)
+			}
+		})
+	}
+}
+
 func TestIdleTransactionTimeout(t *testing.T) {
 	m := startMux(t, "idle_transaction_timeout = \"300ms\"\ndefault_pool_size = 1")
 	ctx := context.Background()
