@@ -257,7 +257,7 @@ func BenchmarkStateFilter(b *testing.B) {
 			sql := []byte(q)
 			b.ReportAllocs()
 			for i := 0; i < b.N; i++ {
-				if h := scanState(sql, findWords(sql), opt); h.may {
+				if h := scanState(sql, findWords(sql), opt); h.May {
 					b.Fatalf("%q flagged", q)
 				}
 			}

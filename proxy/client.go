@@ -476,7 +476,7 @@ func (c *clientConn) adopt(s *pool.Server, start time.Time) (*pool.Server, error
 	c.server = s
 	c.core.Attached()
 	c.park.idleSeen = false
-	c.trk.queue, c.trk.qhead, c.trk.sskip = c.trk.queue[:0], 0, 0
+	c.trk.Reset()
 	c.mu.Unlock()
 	c.lastBackend.Store(s.KeyPID)
 	c.attachSeq.Store(c.p.attachSeq.Add(1))

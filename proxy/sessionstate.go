@@ -8,6 +8,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/muxpg/mux/pool"
+	"github.com/muxpg/mux/session"
 	"github.com/muxpg/mux/sqllex"
 )
 
@@ -36,69 +37,60 @@ UNION ALL SELECT 'WITH HOLD cursor', count(*)::text, '' FROM pg_catalog.pg_curso
 UNION ALL SELECT 'SQL PREPARE', count(*)::text, '' FROM pg_catalog.pg_prepared_statements WHERE from_sql
 UNION ALL SELECT 'LISTEN', count(*)::text, '' FROM pg_catalog.pg_listening_channels()`
 
-// stateHit is what the lexer filter saw in some SQL text.
-type stateHit struct {
-	may       bool     // session state may have changed: ask the server
-	load      bool     // LOAD: the server can never be reset
-	pin       string   // a statement that creates state mux cannot carry ("" if none)
-	setConfig bool     // calls set_config: its Bind parameters may name settings
-	custom    []string // custom ("x.y") setting names the text mentions
-}
-
 // maxCustomNames bounds the custom setting names mux watches per client.
 const maxCustomNames = 64
 
 // scanState is the cheap first filter over query text; w is
 // findWords(sql), and the lexer passes run only for the words it found.
-func scanState(sql []byte, w wordSet, opt sqllex.Options) stateHit {
-	var h stateHit
+func scanState(sql []byte, w wordSet, opt sqllex.Options) session.StateHit {
+	var h session.StateHit
 	if w&wordLeading != 0 {
 		h = leadingState(sql, opt)
 	}
 	if w&wordSetConfig != 0 && sqllex.ContainsIdentPrefix(sql, opt, "set_config") {
-		h.may, h.setConfig = true, true
+		h.May, h.SetConfig = true, true
 	}
 	advisory := w&wordAdvisory != 0 && hasAdvisory(sql, opt)
-	h.may = h.may || advisory
-	if h.may {
-		h.custom = customSettingNames(sql)
+	h.May = h.May || advisory
+	if h.May {
+		h.Custom = customSettingNames(sql)
 	}
-	if h.pin == "" && advisory && sessionAdvisory(sql) {
-		h.pin = "pg_advisory_lock"
+	if h.Pin == "" && advisory && sessionAdvisory(sql) {
+		h.Pin = "pg_advisory_lock"
 	}
 	return h
 }
 
 // leadingState lexes sql for statements whose leading keywords may change
 // session state.
-func leadingState(sql []byte, opt sqllex.Options) stateHit {
-	var h stateHit
+func leadingState(sql []byte, opt sqllex.Options) session.StateHit {
+	var h session.StateHit
 	sqllex.Scan(sql, opt, func(st sqllex.Statement) bool {
 		kw := st.Keywords
 		switch kw[0] {
 		case sqllex.KwSet, sqllex.KwReset, sqllex.KwDiscard, sqllex.KwDo, sqllex.KwCall, sqllex.KwUnlisten:
-			h.may = true
+			h.May = true
 		case sqllex.KwCreate:
-			h.may = true
+			h.May = true
 			switch {
 			case kw[1] == sqllex.KwTemp || kw[1] == sqllex.KwTemporary,
 				(kw[1] == sqllex.KwLocal || kw[1] == sqllex.KwGlobal) && (kw[2] == sqllex.KwTemp || kw[2] == sqllex.KwTemporary):
-				h.pin = "CREATE TEMPORARY"
+				h.Pin = "CREATE TEMPORARY"
 			}
 		case sqllex.KwDeclare:
-			h.may = true
+			h.May = true
 			if sqllex.ContainsWord(sql[st.Start:st.End], opt, sqllex.KwHold) {
-				h.pin = "DECLARE ... WITH HOLD"
+				h.Pin = "DECLARE ... WITH HOLD"
 			}
 		case sqllex.KwPrepare:
-			h.may = true
-			h.pin = "PREPARE"
+			h.May = true
+			h.Pin = "PREPARE"
 		case sqllex.KwListen:
-			h.may = true
-			h.pin = "LISTEN"
+			h.May = true
+			h.Pin = "LISTEN"
 		case sqllex.KwLoad:
-			h.may, h.load = true, true
-			h.pin = "LOAD"
+			h.May, h.Load = true, true
+			h.Pin = "LOAD"
 		}
 		return true
 	})
@@ -257,17 +249,17 @@ func (c *clientConn) watchBindParams(tail []byte) {
 
 // noteState records a filter hit for the current transaction. It returns
 // the statement to refuse under pin_policy = error, or "". c.mu held.
-func (c *clientConn) noteState(h stateHit) string {
-	if !h.may {
+func (c *clientConn) noteState(h session.StateHit) string {
+	if !h.May {
 		return ""
 	}
 	c.pin.stateDirty = true
-	c.watchCustom(h.custom)
-	if h.load {
+	c.watchCustom(h.Custom)
+	if h.Load {
 		c.pin.loaded = true
 	}
-	if h.pin != "" && c.pin.policy == "error" {
-		return h.pin
+	if h.Pin != "" && c.pin.policy == "error" {
+		return h.Pin
 	}
 	return ""
 }
