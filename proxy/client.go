@@ -164,10 +164,10 @@ func (c *clientConn) process() error {
 func (c *clientConn) inspect(pos, n int, run *session.Run) (done bool, err error) {
 	m := (*c.in.bp)[pos : pos+n]
 	// The byte filter first: lexOptions takes c.mu.
-	if findWords(m[wire.HeaderLen:])&wordListen == 0 {
+	if session.FindWords(m[wire.HeaderLen:])&session.WordListen == 0 {
 		return false, nil
 	}
-	repl := refuseListen(m, c.lexOptions())
+	repl := session.RefuseListen(m, c.lexOptions())
 	if repl == nil {
 		return false, nil
 	}

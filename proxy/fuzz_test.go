@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"net"
 	"strings"
@@ -11,43 +10,7 @@ import (
 	"github.com/muxpg/mux/config"
 	"github.com/muxpg/mux/internal/wire"
 	"github.com/muxpg/mux/session"
-	"github.com/muxpg/mux/sqllex"
 )
-
-// FuzzRefuseListen checks the Query/Parse inspection never panics and only
-// ever produces a well-formed message of the same type.
-func FuzzRefuseListen(f *testing.F) {
-	f.Add([]byte("LISTEN x"), false)
-	f.Add([]byte("select 'listen'; listen y"), true)
-	f.Add([]byte("/* listen */ select 1"), false)
-	f.Fuzz(func(t *testing.T, sql []byte, parse bool) {
-		if got, want := findWords(sql), findWordsSlowly(sql); got != want {
-			t.Fatalf("findWords(%q) = %05b, want %05b", sql, got, want)
-		}
-		var msg []byte
-		if parse {
-			body := append([]byte("s1\x00"), sql...)
-			body = append(body, 0, 0, 0)
-			msg = append([]byte{'P', 0, 0, 0, 0}, body...)
-		} else {
-			msg = append([]byte{'Q', 0, 0, 0, 0}, sql...)
-			msg = append(msg, 0)
-		}
-		binary.BigEndian.PutUint32(msg[1:5], uint32(len(msg)-1))
-		out := refuseListen(msg, sqllex.Options{StandardConformingStrings: true})
-		if out == nil {
-			return
-		}
-		if findWords(sql)&wordListen == 0 {
-			// Callers skip refuseListen when findWords sees no "listen".
-			t.Fatalf("refuseListen replaced %q, which findWords passes over", sql)
-		}
-		typ, l := wire.Header(out)
-		if typ != msg[0] || l != len(out)-1 {
-			t.Fatalf("malformed replacement %q", out)
-		}
-	})
-}
 
 // FuzzFraming drives the production read loop (relay: fill and process)
 // with arbitrary client bytes delivered in arbitrary pieces, in session and

@@ -21,7 +21,7 @@ func newStmtRegistry() *session.Registry { return session.NewRegistry(scanStmt) 
 
 // scanStmt is what a prepared statement's text may do to session state.
 func scanStmt(query []byte) session.StateHit {
-	return scanState(query, findWords(query), sqllex.Options{StandardConformingStrings: true})
+	return session.ScanState(query, session.FindWords(query), sqllex.Options{StandardConformingStrings: true})
 }
 
 // Status is the transaction status, for the Tracker. c.mu held.
@@ -42,15 +42,15 @@ func (c *clientConn) CheckText(msg []byte) session.TextCheck {
 func (c *clientConn) checkParse(msg []byte, opt sqllex.Options) session.TextCheck {
 	chk := session.TextCheck{Msg: msg}
 	query := parseQuery(msg)
-	words := findWords(query)
-	if words&wordListen != 0 {
-		if repl := refuseListen(msg, opt); repl != nil {
+	words := session.FindWords(query)
+	if words&session.WordListen != 0 {
+		if repl := session.RefuseListen(msg, opt); repl != nil {
 			chk.Msg = repl
 			query = parseQuery(repl)
-			words = findWords(query)
+			words = session.FindWords(query)
 		}
 	}
-	chk.Hit = scanState(query, words, opt)
+	chk.Hit = session.ScanState(query, words, opt)
 	if chk.Hit.Pin != "" && c.pin.policy == "error" {
 		chk.Refuse = pinRefusal(chk.Hit.Pin)
 	}
@@ -69,26 +69,26 @@ func parseQuery(msg []byte) []byte {
 func (c *clientConn) checkQuery(msg []byte, opt sqllex.Options) session.TextCheck {
 	chk := session.TextCheck{Msg: msg, Opt: opt}
 	sql := bytes.TrimSuffix(msg[wire.HeaderLen:], []byte{0})
-	words := findWords(sql)
-	if words&wordListen != 0 {
+	words := session.FindWords(sql)
+	if words&session.WordListen != 0 {
 		if c.p.config().ListenFanout {
 			if reply, ok := c.listenQuery(sql, opt); ok {
 				chk.Answer = reply
 				return chk
 			}
 		}
-		if repl := refuseListen(msg, opt); repl != nil {
+		if repl := session.RefuseListen(msg, opt); repl != nil {
 			chk.Msg = repl
 			sql = bytes.TrimSuffix(repl[wire.HeaderLen:], []byte{0})
-			words = findWords(sql)
+			words = session.FindWords(sql)
 		}
 	}
-	chk.Hit = scanState(sql, words, opt)
+	chk.Hit = session.ScanState(sql, words, opt)
 	if refuse := c.noteState(chk.Hit); refuse != "" {
 		chk.Refuse = pinRefusal(refuse)
 		return chk
 	}
-	chk.Lex = words&(wordDeallocate|wordDiscard) != 0
+	chk.Lex = words&(session.WordDeallocate|session.WordDiscard) != 0
 	return chk
 }
 

@@ -2,7 +2,6 @@ package session
 
 import (
 	"bytes"
-	"strings"
 	"testing"
 
 	"github.com/muxpg/mux/internal/wire"
@@ -10,10 +9,10 @@ import (
 	"github.com/muxpg/mux/sqllex"
 )
 
-// testHost is a Host whose answers the text decides: "refuse" is refused
-// (pin_policy = error), a Query with "listen" is answered by mux and a
-// Parse with "listen" replaced, "dealloc"/"discard" are lexed, "set_config"
-// marks the hit. It follows the transaction status from ReadyForQuery.
+// testHost is a Host on the real session-state filter: a Query with
+// LISTEN is answered by mux, a Parse's LISTEN replaced; text with "refuse"
+// is refused (pin_policy = error). It follows the transaction status from
+// ReadyForQuery.
 type testHost struct {
 	status byte
 	bound  []StateHit
@@ -25,29 +24,34 @@ func newHost() *testHost { return &testHost{status: 'I'} }
 
 func (h *testHost) Status() byte { return h.status }
 
+var testOpt = sqllex.Options{StandardConformingStrings: true}
+
 func (h *testHost) CheckText(m []byte) TextCheck {
-	low := strings.ToLower(string(m[wire.HeaderLen:]))
-	chk := TextCheck{Msg: m, Opt: sqllex.Options{StandardConformingStrings: true}}
-	chk.Hit = hitOf([]byte(low))
-	switch {
-	case strings.Contains(low, "refuse"):
-		chk.Refuse = "refused"
-	case m[0] == 'Q' && strings.Contains(low, "listen"):
-		chk.Answer = msg('C', "LISTEN\x00")
-	case m[0] == 'P' && strings.Contains(low, "listen"):
-		name, _, _ := cstring(m[wire.HeaderLen:])
-		chk.Msg = appendParse(nil, string(name), []byte("DO 'no'"), []byte{0, 0})
+	chk := TextCheck{Msg: m, Opt: testOpt}
+	text := bytes.TrimSuffix(m[wire.HeaderLen:], []byte{0})
+	if m[0] == 'P' {
+		_, rest, _ := cstring(m[wire.HeaderLen:])
+		text, _, _ = cstring(rest)
 	}
-	chk.Lex = strings.Contains(low, "dealloc") || strings.Contains(low, "discard")
+	w := FindWords(text)
+	if w&WordListen != 0 {
+		if m[0] == 'Q' {
+			chk.Answer = msg('C', "LISTEN\x00")
+			return chk
+		}
+		if repl := RefuseListen(m, testOpt); repl != nil {
+			chk.Msg = repl
+		}
+	}
+	chk.Hit = ScanState(text, w, testOpt)
+	if bytes.Contains(text, []byte("refuse")) {
+		chk.Refuse = "refused"
+	}
+	chk.Lex = w&(WordDeallocate|WordDiscard) != 0
 	return chk
 }
 
-func hitOf(query []byte) StateHit {
-	if bytes.Contains(bytes.ToLower(query), []byte("set_config")) {
-		return StateHit{May: true, SetConfig: true}
-	}
-	return StateHit{}
-}
+func hitOf(query []byte) StateHit { return ScanState(query, FindWords(query), testOpt) }
 
 func (h *testHost) Bound(hit StateHit, params []byte) { h.bound = append(h.bound, hit) }
 
