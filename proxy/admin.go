@@ -14,6 +14,7 @@ import (
 	"github.com/muxpg/mux/config"
 	"github.com/muxpg/mux/internal/wire"
 	"github.com/muxpg/mux/pool"
+	"github.com/muxpg/mux/session"
 )
 
 // adminWelcome admits an authenticated user to the console, or refuses
@@ -96,17 +97,14 @@ func (t consoleTarget) Mem() admin.Mem {
 	m := admin.Mem{
 		ClientSize: int(unsafe.Sizeof(clientConn{})),
 		ServerSize: int(unsafe.Sizeof(pool.Server{})),
-		PoolSize:   int(unsafe.Sizeof(pool.Pool{}) + unsafe.Sizeof(stmtRegistry{}) + unsafe.Sizeof(poolStats{})),
+		PoolSize:   int(unsafe.Sizeof(pool.Pool{}) + unsafe.Sizeof(session.Registry{}) + unsafe.Sizeof(poolStats{})),
 	}
 	p := t.p
 	p.poolMu.Lock()
 	for _, reg := range p.stmts {
-		reg.mu.Lock()
-		m.Statements += len(reg.byKey)
-		for _, st := range reg.byKey {
-			m.StatementBytes += int(unsafe.Sizeof(*st)) + len(st.key) + len(st.parse)
-		}
-		reg.mu.Unlock()
+		n, bytes := reg.Mem()
+		m.Statements += n
+		m.StatementBytes += bytes
 	}
 	p.poolMu.Unlock()
 	return m

@@ -17,6 +17,7 @@ import (
 	"github.com/muxpg/mux/config"
 	"github.com/muxpg/mux/internal/fakepg"
 	"github.com/muxpg/mux/internal/wire"
+	"github.com/muxpg/mux/session"
 	"github.com/muxpg/mux/sqllex"
 )
 
@@ -258,7 +259,7 @@ func BenchmarkStateFilter(b *testing.B) {
 			sql := []byte(q)
 			b.ReportAllocs()
 			for i := 0; i < b.N; i++ {
-				if h := scanState(sql, findWords(sql), opt); h.may {
+				if h := session.ScanState(sql, session.FindWords(sql), opt); h.May {
 					b.Fatalf("%q flagged", q)
 				}
 			}

@@ -180,10 +180,10 @@ func (c *clientConn) process() error {
 func (c *clientConn) inspect(pos, n int, run *session.Run) (done bool, err error) {
 	m := (*c.in.bp)[pos : pos+n]
 	// The byte filter first: lexOptions takes c.mu.
-	if findWords(m[wire.HeaderLen:])&wordListen == 0 {
+	if session.FindWords(m[wire.HeaderLen:])&session.WordListen == 0 {
 		return false, nil
 	}
-	repl := refuseListen(m, c.lexOptions())
+	repl := session.RefuseListen(m, c.lexOptions())
 	if repl == nil {
 		return false, nil
 	}
@@ -492,7 +492,7 @@ func (c *clientConn) adopt(s *pool.Server, start time.Time) (*pool.Server, error
 	c.server = s
 	c.core.Attached()
 	c.park.idleSeen = false
-	c.trk.queue, c.trk.qhead, c.trk.sskip = c.trk.queue[:0], 0, 0
+	c.trk.Reset()
 	c.mu.Unlock()
 	c.lastBackend.Store(s.KeyPID)
 	c.attachSeq.Store(c.p.attachSeq.Add(1))

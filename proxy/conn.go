@@ -23,8 +23,8 @@ const resetTimeout = 5 * time.Second
 // clientConn is one client session (client <-> proxy). Its driver (an
 // event loop, or a goroutine) reads the client and writes to the server;
 // the server's reader writes the replies to the client (ServerData). The
-// protocol decisions are the session core's (core); the rest is in owned
-// parts: input (the read side), tracker (prepared statements), pinning
+// protocol decisions are the session core's (core, and trk for prepared
+// statements); the rest is in owned parts: input (the read side), pinning
 // (session state), listening (LISTEN) and parking.
 type clientConn struct {
 	p    *Proxy
@@ -35,8 +35,7 @@ type clientConn struct {
 	user, database string
 	key            cancelKey
 	pool           *pool.Pool
-	reg            *stmtRegistry // the pool's prepared statements
-	stats          *poolStats    // the pool's totals
+	stats          *poolStats // the pool's totals
 	connected      time.Time
 	scramKey       *[32]byte // the ClientKey the client's SCRAM proof showed
 	maxMsg         int
@@ -57,12 +56,12 @@ type clientConn struct {
 	want         params      // tracked reported parameters this client sees
 	qtimer       *time.Timer // query_timeout, armed while a query runs
 
-	trk         tracker       // prepared statements (prepared.go), guarded by mu
-	pin         pinning       // session state and pinning (sessionstate.go), guarded by mu
-	ln          listening     // LISTEN fan-out (notify.go), guarded by mu
-	lastBackend atomic.Uint32 // backend PID of the last server used
-	attachSeq   atomic.Uint64 // when that server was attached
-	park        parking       // parking (park.go)
+	trk         session.Tracker // prepared statements (prepared.go), guarded by mu
+	pin         pinning         // session state and pinning (sessionstate.go), guarded by mu
+	ln          listening       // LISTEN fan-out (notify.go), guarded by mu
+	lastBackend atomic.Uint32   // backend PID of the last server used
+	attachSeq   atomic.Uint64   // when that server was attached
+	park        parking         // parking (park.go)
 
 	wr            *rawio.Writer // raw writes to conn, made at the first write after login (guarded by wmu)
 	wmu           sync.Mutex    // serialises writes to conn
@@ -86,20 +85,6 @@ type input struct {
 	fr     session.Framer        // frames the input
 	nread  int
 	rerr   error
-}
-
-// tracker is the client's prepared statements in transaction and
-// statement mode (prepared.go, tracked.go).
-type tracker struct {
-	stmts        map[string]*preparedStmt // the client's statement names
-	portals      map[string]*preparedStmt // statement behind each portal
-	unnamedParse []byte                   // the client's last Parse(""), resent when its server changes
-	unnamedKey   uint64
-	queue        []expectation // replies owed to the client, in order; from qhead
-	qhead        int
-	sskip        int      // server bytes of a passed-through message still to come
-	evicted      []string // scratch for StmtCache.Add
-	unnamedHit   stateHit // what the lexer saw in the client's unnamed statement
 }
 
 // pinning is what the client may have changed in its server's session

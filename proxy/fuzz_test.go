@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"net"
 	"strings"
@@ -10,102 +9,8 @@ import (
 
 	"github.com/muxpg/mux/config"
 	"github.com/muxpg/mux/internal/wire"
-	"github.com/muxpg/mux/pool"
 	"github.com/muxpg/mux/session"
-	"github.com/muxpg/mux/sqllex"
 )
-
-// FuzzRefuseListen checks the Query/Parse inspection never panics and only
-// ever produces a well-formed message of the same type.
-func FuzzRefuseListen(f *testing.F) {
-	f.Add([]byte("LISTEN x"), false)
-	f.Add([]byte("select 'listen'; listen y"), true)
-	f.Add([]byte("/* listen */ select 1"), false)
-	f.Fuzz(func(t *testing.T, sql []byte, parse bool) {
-		if got, want := findWords(sql), findWordsSlowly(sql); got != want {
-			t.Fatalf("findWords(%q) = %05b, want %05b", sql, got, want)
-		}
-		var msg []byte
-		if parse {
-			body := append([]byte("s1\x00"), sql...)
-			body = append(body, 0, 0, 0)
-			msg = append([]byte{'P', 0, 0, 0, 0}, body...)
-		} else {
-			msg = append([]byte{'Q', 0, 0, 0, 0}, sql...)
-			msg = append(msg, 0)
-		}
-		binary.BigEndian.PutUint32(msg[1:5], uint32(len(msg)-1))
-		out := refuseListen(msg, sqllex.Options{StandardConformingStrings: true})
-		if out == nil {
-			return
-		}
-		if findWords(sql)&wordListen == 0 {
-			// Callers skip refuseListen when findWords sees no "listen".
-			t.Fatalf("refuseListen replaced %q, which findWords passes over", sql)
-		}
-		typ, l := wire.Header(out)
-		if typ != msg[0] || l != len(out)-1 {
-			t.Fatalf("malformed replacement %q", out)
-		}
-	})
-}
-
-// FuzzTrackedMessages drives the prepared-statement rewriting with
-// arbitrary client messages and then arbitrary server replies: no panic,
-// and what mux sends the server is a well-formed message stream.
-func FuzzTrackedMessages(f *testing.F) {
-	seed := append(msg('P', "S_1\x00SELECT 1\x00\x00\x00"), msg('B', "\x00S_1\x00\x00\x00\x00\x00\x00\x00")...)
-	seed = append(seed, msg('E', "\x00\x00\x00\x00\x00")...)
-	seed = append(seed, msg('S', "")...)
-	f.Add(seed, append(msg('1', ""), msg('2', "")...))
-	f.Add(msg('Q', "DEALLOCATE S_1\x00"), msg('Z', "I"))
-	f.Add(msg('C', "SS_1\x00"), msg('E', "SERROR\x00C0A000\x00\x00"))
-	f.Fuzz(func(t *testing.T, client, server []byte) {
-		s := &pool.Server{Stmts: pool.NewStmtCache(2)}
-		px := &Proxy{}
-		px.snap.Store(&snapshot{cfg: config.Default()})
-		c := &clientConn{p: px, reg: newStmtRegistry(), trk: tracker{stmts: map[string]*preparedStmt{}}, track: true}
-		var out []byte
-		for len(client) >= wire.HeaderLen {
-			_, l := wire.Header(client)
-			if l < 4 || 1+l > len(client) {
-				break
-			}
-			m := client[:1+l]
-			client = client[1+l:]
-			if m[0] == 'Q' {
-				out, _ = c.trackQuery(out, s, m)
-			} else {
-				out = c.trackClientMessage(out, s, m)
-			}
-		}
-		for rest := out; len(rest) > 0; {
-			if len(rest) < wire.HeaderLen {
-				t.Fatalf("truncated header in output %q", out)
-			}
-			_, l := wire.Header(rest)
-			if l < 4 || 1+l > len(rest) {
-				t.Fatalf("bad message length in output %q", out)
-			}
-			rest = rest[1+l:]
-		}
-		// Server replies must be framed; keep only whole ones.
-		var framed []byte
-		for len(server) >= wire.HeaderLen {
-			_, l := wire.Header(server)
-			if l < 4 || 1+l > len(server) {
-				break
-			}
-			framed = append(framed, server[:1+l]...)
-			server = server[1+l:]
-		}
-		got, bp := c.trackServerData(s, framed)
-		_ = got
-		if bp != nil {
-			wire.PutBuf(bp)
-		}
-	})
-}
 
 // FuzzFraming drives the production read loop (relay: fill and process)
 // with arbitrary client bytes delivered in arbitrary pieces, in session and

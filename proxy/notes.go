@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"sync"
 
+	"github.com/muxpg/mux/session"
 	"github.com/muxpg/mux/sqllex"
 	"go.uber.org/zap"
 )
@@ -37,7 +38,7 @@ func parseListenQuery(sql []byte, opt sqllex.Options) ([]listenOp, bool) {
 			ops = append(ops, listenOp{unlisten: true, all: true})
 			return true
 		}
-		name, good := identName(rest)
+		name, good := session.IdentName(rest)
 		if !good {
 			ok = false
 			return false
@@ -50,12 +51,13 @@ func parseListenQuery(sql []byte, opt sqllex.Options) ([]listenOp, bool) {
 
 // listenQuery handles a Query of LISTEN/UNLISTEN statements: applied now
 // between transactions, at COMMIT inside one, passed to the server (which
-// refuses it) in an aborted one. It reports false if the Query is not one.
-// c.mu held.
-func (c *clientConn) listenQuery(dst []byte, sql []byte, opt sqllex.Options) ([]byte, bool) {
+// refuses it) in an aborted one. It returns mux's reply (the
+// CommandCompletes; a ReadyForQuery follows), or false if the Query is not
+// one. c.mu held.
+func (c *clientConn) listenQuery(sql []byte, opt sqllex.Options) ([]byte, bool) {
 	ops, ok := parseListenQuery(sql, opt)
 	if !ok || c.core.Status() == 'E' {
-		return dst, false
+		return nil, false
 	}
 	if c.core.Status() == 'I' {
 		// Applied by processTracked once c.mu is released, before the
@@ -74,8 +76,7 @@ func (c *clientConn) listenQuery(dst []byte, sql []byte, opt sqllex.Options) ([]
 		reply = append(reply, tag...)
 		reply = append(reply, 0)
 	}
-	c.push(expectation{msg: 'Q', synth: reply, synthZ: true})
-	return dst, true
+	return reply, true
 }
 
 // endTransaction applies LISTENs made inside a transaction that committed,

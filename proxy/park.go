@@ -81,9 +81,8 @@ func (c *clientConn) tryPark() bool {
 	}
 	c.mu.Lock()
 	idle := c.idleLocked()
-	if idle && c.trk.qhead == len(c.trk.queue) {
-		// Scratch space a parked client need not keep.
-		c.trk.queue, c.trk.qhead, c.trk.evicted = nil, 0, nil
+	if idle {
+		c.trk.Trim() // scratch space a parked client need not keep
 	}
 	c.mu.Unlock()
 	if !idle {

@@ -23,6 +23,7 @@ import (
 	"github.com/muxpg/mux/internal/wire"
 	"github.com/muxpg/mux/login"
 	"github.com/muxpg/mux/pool"
+	"github.com/muxpg/mux/session"
 )
 
 // Proxy is the multiplexer: listeners, client sessions and pools. Create it
@@ -41,7 +42,7 @@ type Proxy struct {
 	pools  map[poolKey]*pool.Pool
 	// stmts holds, per pool, the prepared statements of transaction-mode
 	// clients.
-	stmts map[poolKey]*stmtRegistry
+	stmts map[poolKey]*session.Registry
 	stats map[poolKey]*poolStats
 	// notifiers are the LISTEN fan-out connections, per pool.
 	notifiers map[poolKey]*notifier
@@ -100,7 +101,7 @@ func New(cs *config.Snapshot, log *zap.Logger) (*Proxy, error) {
 	p := &Proxy{
 		log:       log.Named("proxy"),
 		pools:     map[poolKey]*pool.Pool{},
-		stmts:     map[poolKey]*stmtRegistry{},
+		stmts:     map[poolKey]*session.Registry{},
 		stats:     map[poolKey]*poolStats{},
 		notifiers: map[poolKey]*notifier{},
 		obs:       nopObserver{},
@@ -332,7 +333,7 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 // statement registry, creating them. The caller holds a reference until
 // its connection ends (releasePool). A pool is shared: a new one takes the
 // settings and server TLS in force, read under poolMu as Reload swaps them.
-func (p *Proxy) poolFor(dbName string, db config.Database, user string, u *login.User) (*pool.Pool, *stmtRegistry, *poolStats) {
+func (p *Proxy) poolFor(dbName string, db config.Database, user string, u *login.User) (*pool.Pool, *session.Registry, *poolStats) {
 	key := poolKey{dbName, user}
 	p.poolMu.Lock()
 	if pl := p.pools[key]; pl != nil {

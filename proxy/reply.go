@@ -63,7 +63,7 @@ func (c *clientConn) serverData(s *pool.Server, data []byte, ev *pool.Events, on
 	}
 	out, bp := data, (*[]byte)(nil)
 	if c.track {
-		out, bp = c.trackServerData(s, data)
+		out, bp = c.trk.ServerData(session.ServerOf(s), data, c)
 	}
 	if ev.Params {
 		c.pin.stateDirty = c.pin.stateDirty || c.track
@@ -105,10 +105,10 @@ func (c *clientConn) serverData(s *pool.Server, data []byte, ev *pool.Events, on
 	}
 	if d.Detaches() {
 		c.server = nil
-		c.trk.queue, c.trk.qhead, c.trk.sskip = c.trk.queue[:0], 0, 0
+		c.trk.Reset()
 	}
 	// Take the write lock before letting go of mu: replies reach the
-	// client in the order mu saw them (see trackServerData).
+	// client in the order mu saw them (see Tracker.ServerData).
 	var werr error
 	if len(out) > 0 {
 		// On the loop what the client does not take now waits in its

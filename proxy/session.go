@@ -203,11 +203,14 @@ func (c *clientConn) login(s *snapshot, st *startup, lg *login.Conn) error {
 	c.pin.policy = db.PinPolicy
 	if c.core.Mode != session.Session && cfg.MaxPreparedStatements > 0 {
 		c.track = true
-		c.trk.stmts = map[string]*preparedStmt{}
 		c.ln.listens = map[string]struct{}{}
 	}
 	c.maxMsg = int(cfg.MaxMessageSize)
-	c.pool, c.reg, c.stats = p.poolFor(st.Database, db, st.User, u)
+	var reg *session.Registry
+	c.pool, reg, c.stats = p.poolFor(st.Database, db, st.User, u)
+	if c.track {
+		c.trk = session.NewTracker(reg)
+	}
 	if c.scramKey != nil && u != nil && u.Secret.Kind == auth.SecretSCRAM && db.User == "" && db.Password == "" {
 		// The client proved the key of the very secret Postgres holds for
 		// this role: mux logs in to Postgres with it (pass-through).

@@ -8,7 +8,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/muxpg/mux/pool"
-	"github.com/muxpg/mux/sqllex"
+	"github.com/muxpg/mux/session"
 )
 
 // Session state in transaction and statement mode.
@@ -36,184 +36,11 @@ UNION ALL SELECT 'WITH HOLD cursor', count(*)::text, '' FROM pg_catalog.pg_curso
 UNION ALL SELECT 'SQL PREPARE', count(*)::text, '' FROM pg_catalog.pg_prepared_statements WHERE from_sql
 UNION ALL SELECT 'LISTEN', count(*)::text, '' FROM pg_catalog.pg_listening_channels()`
 
-// stateHit is what the lexer filter saw in some SQL text.
-type stateHit struct {
-	may       bool     // session state may have changed: ask the server
-	load      bool     // LOAD: the server can never be reset
-	pin       string   // a statement that creates state mux cannot carry ("" if none)
-	setConfig bool     // calls set_config: its Bind parameters may name settings
-	custom    []string // custom ("x.y") setting names the text mentions
-}
-
-// maxCustomNames bounds the custom setting names mux watches per client.
-const maxCustomNames = 64
-
-// scanState is the cheap first filter over query text; w is
-// findWords(sql), and the lexer passes run only for the words it found.
-func scanState(sql []byte, w wordSet, opt sqllex.Options) stateHit {
-	var h stateHit
-	if w&wordLeading != 0 {
-		h = leadingState(sql, opt)
-	}
-	if w&wordSetConfig != 0 && sqllex.ContainsIdentPrefix(sql, opt, "set_config") {
-		h.may, h.setConfig = true, true
-	}
-	advisory := w&wordAdvisory != 0 && hasAdvisory(sql, opt)
-	h.may = h.may || advisory
-	if h.may {
-		h.custom = customSettingNames(sql)
-	}
-	if h.pin == "" && advisory && sessionAdvisory(sql) {
-		h.pin = "pg_advisory_lock"
-	}
-	return h
-}
-
-// leadingState lexes sql for statements whose leading keywords may change
-// session state.
-func leadingState(sql []byte, opt sqllex.Options) stateHit {
-	var h stateHit
-	sqllex.Scan(sql, opt, func(st sqllex.Statement) bool {
-		kw := st.Keywords
-		switch kw[0] {
-		case sqllex.KwSet, sqllex.KwReset, sqllex.KwDiscard, sqllex.KwDo, sqllex.KwCall, sqllex.KwUnlisten:
-			h.may = true
-		case sqllex.KwCreate:
-			h.may = true
-			switch {
-			case kw[1] == sqllex.KwTemp || kw[1] == sqllex.KwTemporary,
-				(kw[1] == sqllex.KwLocal || kw[1] == sqllex.KwGlobal) && (kw[2] == sqllex.KwTemp || kw[2] == sqllex.KwTemporary):
-				h.pin = "CREATE TEMPORARY"
-			}
-		case sqllex.KwDeclare:
-			h.may = true
-			if sqllex.ContainsWord(sql[st.Start:st.End], opt, sqllex.KwHold) {
-				h.pin = "DECLARE ... WITH HOLD"
-			}
-		case sqllex.KwPrepare:
-			h.may = true
-			h.pin = "PREPARE"
-		case sqllex.KwListen:
-			h.may = true
-			h.pin = "LISTEN"
-		case sqllex.KwLoad:
-			h.may, h.load = true, true
-			h.pin = "LOAD"
-		}
-		return true
-	})
-	return h
-}
-
-// hasAdvisory reports a call of an advisory lock function in text that
-// contains "advisory".
-func hasAdvisory(sql []byte, opt sqllex.Options) bool {
-	return sqllex.ContainsIdentPrefix(sql, opt, "pg_advisory") || sqllex.ContainsIdentPrefix(sql, opt, "pg_try_advisory")
-}
-
-// sessionAdvisory reports, in text where hasAdvisory found a call, one of
-// a session-level advisory lock function (the _xact_ ones end with their
-// transaction and need nothing).
-func sessionAdvisory(sql []byte) bool {
-	low := strings.ToLower(string(sql))
-	for _, f := range []string{"pg_advisory_lock", "pg_try_advisory_lock"} {
-		for i := strings.Index(low, f); i >= 0; {
-			rest := low[i+len(f):]
-			if !strings.HasPrefix(rest, "_xact") {
-				return true
-			}
-			j := strings.Index(rest, f)
-			if j < 0 {
-				break
-			}
-			i += len(f) + j
-		}
-	}
-	return false
-}
-
-// Custom settings ("app.tenant") are placeholders that pg_settings does not
-// list, so mux reads them by name: the names come from the text (SET x.y,
-// RESET x.y, set_config('x.y', …) — also inside DO bodies) and from the
-// parameters bound to statements that call set_config.
-
-// customSettingNames finds custom setting names mentioned in sql.
-func customSettingNames(sql []byte) []string {
-	low := strings.ToLower(string(sql))
-	var out []string
-	add := func(name string) {
-		if isCustomName(name) && len(out) < maxCustomNames {
-			out = append(out, name)
-		}
-	}
-	for i := 0; i < len(low); {
-		j := strings.Index(low[i:], "set_config")
-		k := -1
-		for _, kw := range []string{"set ", "reset ", "set\t", "set\n"} {
-			if x := strings.Index(low[i:], kw); x >= 0 && (k < 0 || x < k) {
-				k = x
-			}
-		}
-		switch {
-		case j >= 0 && (k < 0 || j <= k):
-			p := i + j + len("set_config")
-			rest := strings.TrimLeft(low[p:], " \t\r\n")
-			if strings.HasPrefix(rest, "(") {
-				rest = strings.TrimLeft(rest[1:], " \t\r\n")
-				rest = strings.TrimPrefix(rest, "e")
-				if strings.HasPrefix(rest, "'") {
-					if end := strings.IndexByte(rest[1:], '\''); end > 0 {
-						add(rest[1 : 1+end])
-					}
-				}
-			}
-			i = p
-		case k >= 0:
-			p := i + k
-			if p > 0 && isIdentByte(low[p-1]) {
-				i = p + 3
-				continue
-			}
-			rest := strings.TrimLeft(low[p+strings.IndexAny(low[p:], " \t\n"):], " \t\r\n")
-			for _, w := range []string{"session ", "local "} {
-				rest = strings.TrimPrefix(rest, w)
-			}
-			n := 0
-			for n < len(rest) && (isIdentByte(rest[n]) || rest[n] == '.') {
-				n++
-			}
-			add(rest[:n])
-			i = p + 3
-		default:
-			return out
-		}
-	}
-	return out
-}
-
-func isIdentByte(b byte) bool {
-	return b == '_' || b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b >= 0x80
-}
-
-// isCustomName reports whether s looks like a custom setting name (a.b).
-func isCustomName(s string) bool {
-	dot := strings.IndexByte(s, '.')
-	if dot <= 0 || dot == len(s)-1 || len(s) > 63 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] != '.' && !isIdentByte(s[i]) {
-			return false
-		}
-	}
-	return true
-}
-
 // watchCustom adds custom setting names to those read at the next state
 // check. c.mu held.
 func (c *clientConn) watchCustom(names []string) {
 	for _, n := range names {
-		if len(c.pin.customNames) >= maxCustomNames {
+		if len(c.pin.customNames) >= session.MaxCustomNames {
 			return
 		}
 		if c.pin.customNames == nil {
@@ -248,7 +75,7 @@ func (c *clientConn) watchBindParams(tail []byte) {
 			return
 		}
 		text := allText || (nf > 1 && i < nf && tail[2+2*i] == 0 && tail[3+2*i] == 0)
-		if v := string(tail[p : p+l]); text && isCustomName(v) {
+		if v := string(tail[p : p+l]); text && session.IsCustomName(v) {
 			c.watchCustom([]string{v})
 		}
 		p += l
@@ -257,17 +84,17 @@ func (c *clientConn) watchBindParams(tail []byte) {
 
 // noteState records a filter hit for the current transaction. It returns
 // the statement to refuse under pin_policy = error, or "". c.mu held.
-func (c *clientConn) noteState(h stateHit) string {
-	if !h.may {
+func (c *clientConn) noteState(h session.StateHit) string {
+	if !h.May {
 		return ""
 	}
 	c.pin.stateDirty = true
-	c.watchCustom(h.custom)
-	if h.load {
+	c.watchCustom(h.Custom)
+	if h.Load {
 		c.pin.loaded = true
 	}
-	if h.pin != "" && c.pin.policy == "error" {
-		return h.pin
+	if h.Pin != "" && c.pin.policy == "error" {
+		return h.Pin
 	}
 	return ""
 }

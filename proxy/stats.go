@@ -197,7 +197,7 @@ func (p *Proxy) Clients() []ClientInfo {
 			Remote: c.conn.RemoteAddr(), Local: c.conn.LocalAddr(),
 			ConnectTime: c.connected, RequestTime: c.core.LastRequest(),
 			BackendKeyPID: c.key.pid, ApplicationName: c.want.v[paramApplicationName],
-			TLS: c.tls, PreparedCount: len(c.trk.stmts), PinReason: c.pin.reason,
+			TLS: c.tls, PreparedCount: c.trk.Len(), PinReason: c.pin.reason,
 		}
 		switch {
 		case c.server != nil:

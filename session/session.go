@@ -1,10 +1,12 @@
 // Package session is the protocol core of one client session, without I/O:
 // it frames what the client sends, keeps the release rule's state (what
 // the server still owes the client), decides at each reply what becomes of
-// the server, and times queries and transactions. Callers feed it bytes
-// and events and carry out the decisions it returns (write, acquire,
-// release, close); it takes no locks, reads no clock, and never blocks, so
-// the fuzz targets and unit tests drive it directly.
+// the server, times queries and transactions, and tracks prepared
+// statements in transaction and statement mode (Tracker). Callers feed it
+// bytes and events and carry out the decisions it returns (write, acquire,
+// release, close); it reads no clock, never blocks, and takes no locks but
+// the pool-wide statement Registry's, so the fuzz targets and unit tests
+// drive it directly.
 package session
 
 import (
