@@ -45,6 +45,7 @@ type Proxy struct {
 	stats map[poolKey]*poolStats
 	// notifiers are the LISTEN fan-out connections, per pool.
 	notifiers map[poolKey]*notifier
+	hostSets  hostSets // per routed entry (hosts.go)
 	attachSeq atomic.Uint64
 	auth      authLookups
 	failures  login.Failures
@@ -319,6 +320,7 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	for _, pl := range pools {
 		_ = pl.Wait(wctx)
 	}
+	p.closeHostSets()
 	p.stopLoops()
 	return ctx.Err()
 }
@@ -443,6 +445,7 @@ func (p *Proxy) poolConfig(s *snapshot, db config.Database, user string, u *logi
 		CheckQuery:     cfg.ServerCheckQuery,
 		ConnectTimeout: cfg.ServerConnectTimeout.D(),
 		LoginRetry:     cfg.ServerLoginRetry.D(),
+		Hosts:          p.hostSetFor(cfg, db),
 	}
 }
 
