@@ -199,31 +199,32 @@ type Health int
 const (
 	// HealthOK: every host is up and the routing has its preferred hosts.
 	HealthOK Health = iota
-	// HealthDegraded: the routing can serve, but a host is down or the
-	// entry runs on its fallback (no replica, so the primary).
+	// HealthDegraded: some host answers, but another is down, or the
+	// routing runs on its fallback or has no host at all for now (a dead
+	// primary before a promotion: writes wait, reads go on).
 	HealthDegraded
-	// HealthDown: no host can serve the routing.
+	// HealthDown: no host answers.
 	HealthDown
 )
 
-// Health says whether the entry can serve new connections now.
+// Health says how well the entry can serve new connections now.
 func (hs *HostSet) Health() Health {
 	hs.mu.Lock()
 	defer hs.mu.Unlock()
-	preferred, fallback := hs.eligibleLocked()
-	switch {
-	case len(preferred) == 0 && len(fallback) == 0:
-		return HealthDown
-	case len(preferred) == 0:
-		return HealthDegraded
-	}
+	up := 0
 	for _, h := range hs.hosts {
 		h.mu.Lock()
-		st := h.state
-		h.mu.Unlock()
-		if st != HostUp {
-			return HealthDegraded
+		if h.state == HostUp {
+			up++
 		}
+		h.mu.Unlock()
+	}
+	preferred, _ := hs.eligibleLocked()
+	switch {
+	case up == 0:
+		return HealthDown
+	case up < len(hs.hosts) || len(preferred) == 0:
+		return HealthDegraded
 	}
 	return HealthOK
 }

@@ -82,6 +82,9 @@ func TestReplicaDown(t *testing.T) {
 	if got, err := m.ask(ctx, "app_ro", "SELECT pg_is_in_recovery()::text"); err != nil || got != "true" {
 		t.Fatalf("app_ro before: %q, %v", got, err)
 	}
+	if code, body := m.get("/readyz"); code != 200 || body != "ready\n" {
+		t.Errorf("/readyz before: %d %q", code, body)
+	}
 	if err := replica.StopServer(); err != nil {
 		t.Fatal(err)
 	}
@@ -92,6 +95,15 @@ func TestReplicaDown(t *testing.T) {
 		}
 		return err
 	})
+	code, body := m.get("/readyz")
+	if code != 200 || !strings.Contains(body, "degraded: database app_ro") {
+		t.Errorf("/readyz with the replica down: %d %q", code, body)
+	}
+	_, body = m.get("/metrics")
+	down := fmt.Sprintf(`mux_host_up{database="app_ro",host="127.0.0.1:%d"} 0`, replicaFP.Port())
+	if !strings.Contains(body, down) {
+		t.Errorf("/metrics lacks %s", down)
+	}
 	if err := replica.StartServer(); err != nil {
 		t.Fatal(err)
 	}
@@ -126,6 +138,9 @@ func TestBlackHole(t *testing.T) {
 	})
 	if got, err := m.ask(ctx, "app_ro", "SELECT pg_is_in_recovery()::text"); err != nil || got != "true" {
 		t.Errorf("app_ro during the black hole: %q, %v", got, err)
+	}
+	if code, body := m.get("/readyz"); code != 200 || !strings.Contains(body, "degraded: database app:") {
+		t.Errorf("/readyz with the primary black-holed: %d %q", code, body)
 	}
 	primaryFP.BlackHole(false)
 	eventually(t, 10*time.Second, "write after the black hole", func() error {

@@ -3,7 +3,9 @@ package hatest
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"sync"
 	"testing"
@@ -16,6 +18,7 @@ import (
 	"github.com/muxpg/mux/config"
 	"github.com/muxpg/mux/internal/faultproxy"
 	"github.com/muxpg/mux/internal/pgtest"
+	"github.com/muxpg/mux/metrics"
 	"github.com/muxpg/mux/proxy"
 )
 
@@ -98,6 +101,7 @@ password = "alice"
 type testMux struct {
 	p    *proxy.Proxy
 	port int
+	http *metrics.Server
 }
 
 func startMux(t *testing.T, extra string) *testMux {
@@ -119,6 +123,12 @@ func startMux(t *testing.T, extra string) *testMux {
 		t.Fatal(err)
 	}
 	m := &testMux{p: p}
+	cfg.HTTPListen = "127.0.0.1:0"
+	m.http = metrics.NewServer(cfg, p, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)))
+	if err := m.http.Start(); err != nil {
+		t.Fatal(err)
+	}
+	m.http.SetListening(true)
 	var wg sync.WaitGroup
 	for _, ln := range lns {
 		if a, ok := ln.Addr().(*net.TCPAddr); ok && m.port == 0 {
@@ -130,6 +140,7 @@ func startMux(t *testing.T, extra string) *testMux {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
+		_ = m.http.Shutdown(ctx)
 		_ = p.Shutdown(ctx)
 		wg.Wait()
 	})
@@ -177,4 +188,15 @@ func eventually(t *testing.T, d time.Duration, what string, f func() error) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// get fetches path from mux's HTTP endpoint.
+func (m *testMux) get(path string) (int, string) {
+	resp, err := http.Get("http://" + m.http.Addr().String() + path)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
