@@ -13,6 +13,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/muxpg/mux/admin"
 	"github.com/muxpg/mux/config"
 	"github.com/muxpg/mux/pool"
 )
@@ -178,4 +179,20 @@ func (p *Proxy) existingHostSet(db config.Database, hc config.HostChecks) *pool.
 	hs.mu.Lock()
 	defer hs.mu.Unlock()
 	return hs.m[routeKey(db, hc)]
+}
+
+// consoleHosts is Hosts for the admin console's SHOW HOSTS.
+func (p *Proxy) consoleHosts() []admin.Host {
+	rows := p.Hosts()
+	out := make([]admin.Host, 0, len(rows))
+	for _, r := range rows {
+		role := r.Role.String()
+		if r.Fixed {
+			role += " (fixed)"
+		}
+		out = append(out, admin.Host{Database: r.Entry, Host: r.Host, Port: r.Port, Role: role,
+			Health: r.State.String(), Primary: r.Primary, Timeline: r.Timeline, Reason: r.Reason,
+			LastCheck: r.LastCheck, Connections: r.Conns})
+	}
+	return out
 }

@@ -189,6 +189,7 @@ func TestFailover(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Error("client mid-query got no error")
 	}
+	promoting := time.Now()
 	if err := replica.Promote(); err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +201,8 @@ func TestFailover(t *testing.T) {
 		return err
 	})
 	took := time.Since(promoted)
-	t.Logf("first write through mux %v after the promotion", took)
+	t.Logf("first write through mux %v after the promotion (pg_ctl promote -w returned; %v after it was called)",
+		took, time.Since(promoting))
 	if took > 3*time.Second {
 		t.Errorf("writes came back %v after the promotion, want within 3s", took)
 	}
@@ -220,10 +222,39 @@ func TestFailover(t *testing.T) {
 		}
 		return fmt.Errorf("hosts: %+v", m.p.Hosts())
 	})
+	showHosts(ctx, t, m)
 	for range 5 {
 		port, err := m.ask(ctx, "app", "SELECT inet_server_port()::text")
 		if err != nil || port != fmt.Sprint(replica.Port) {
 			t.Fatalf("app went to port %q (%v), want the promoted replica's %d", port, err, replica.Port)
 		}
+	}
+}
+
+// showHosts checks SHOW HOSTS after the failover: the promoted replica is
+// app's primary, the old primary is up but refused.
+func showHosts(ctx context.Context, t *testing.T, m *testMux) {
+	conn, err := pgconn.Connect(ctx, m.dsn("pgbouncer", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	res, err := conn.Exec(ctx, "SHOW HOSTS").ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var refused, promoted bool
+	for _, row := range res[0].Rows {
+		line := fmt.Sprintf("%s", row)
+		t.Logf("SHOW HOSTS: %s", line)
+		port, primary, reason := string(row[2]), string(row[5]), string(row[7])
+		if string(row[0]) != "app" {
+			continue
+		}
+		refused = refused || port == fmt.Sprint(primaryFP.Port()) && primary == "0" && strings.Contains(reason, "also claims primary")
+		promoted = promoted || port == fmt.Sprint(replicaFP.Port()) && primary == "1"
+	}
+	if !refused || !promoted {
+		t.Errorf("SHOW HOSTS: old primary refused %v, promoted replica primary %v", refused, promoted)
 	}
 }

@@ -78,6 +78,7 @@ query_wait_timeout = "10s"
 host_check_interval = "200ms"
 host_check_timeout = "500ms"
 host_retry_max = "1s"
+admin_users = ["alice"]
 %s
 
 [databases.app]
