@@ -166,6 +166,14 @@ func TestFailover(t *testing.T) {
 	if _, err := value(ctx, idle, "INSERT INTO writes DEFAULT VALUES"); err != nil {
 		t.Fatal(err)
 	}
+	session, err := pgconn.Connect(ctx, m.dsn("app_session", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer session.Close(ctx)
+	if _, err := value(ctx, session, "SELECT 1"); err != nil {
+		t.Fatal(err)
+	}
 	busy, err := pgconn.Connect(ctx, m.dsn("app", ""))
 	if err != nil {
 		t.Fatal(err)
@@ -190,6 +198,13 @@ func TestFailover(t *testing.T) {
 		t.Error("client mid-query got no error")
 	}
 	promoting := time.Now()
+	_, err = value(ctx, session, "SELECT 1")
+	var spe *pgconn.PgError
+	if !errors.As(err, &spe) || !strings.HasPrefix(spe.Code, "08") && !strings.HasPrefix(spe.Code, "57") {
+		t.Errorf("session-mode client on the dead primary got %v, want SQLSTATE class 08 or 57", err)
+	} else {
+		t.Logf("session-mode client got %s: %s", spe.Code, spe.Message)
+	}
 	if err := replica.Promote(); err != nil {
 		t.Fatal(err)
 	}

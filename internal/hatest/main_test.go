@@ -93,9 +93,15 @@ user = "postgres"
 hosts = %s
 target_session_attrs = "standby"
 
+[databases.app_session]
+dbname = "postgres"
+user = "postgres"
+hosts = %s
+pool_mode = "session"
+
 [users.alice]
 password = "alice"
-`, extra, hosts, hosts)
+`, extra, hosts, hosts, hosts)
 }
 
 // testMux is a mux serving haConfig on a loopback port.
