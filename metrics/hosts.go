@@ -82,7 +82,7 @@ func b2f(b bool) float64 {
 
 // routedTargets adds the hosts of cfg's routed entries to byAddr/out as
 // probe targets, each naming the entries it may serve in anyOf.
-func routedTargets(cfg *config.Config, name string, db config.Database, byAddr map[string]*target, out []*target) []*target {
+func routedTargets(name string, db config.Database, byAddr map[string]*target, out []*target) []*target {
 	for _, h := range db.HostList() {
 		network, address := pool.Target{Host: h.Host, Port: h.Port}.NetAddr()
 		key := network + " " + address

@@ -113,7 +113,7 @@ func targets(cfg *config.Config) []*target {
 		}
 		db, _ := cfg.LookupDatabase(name)
 		if db.Routed() {
-			out = routedTargets(cfg, name, db, byAddr, out)
+			out = routedTargets(name, db, byAddr, out)
 			continue
 		}
 		network, address := pool.Target{Host: db.Host, Port: db.Port}.NetAddr()

@@ -213,7 +213,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // probeLoop probes t every interval until Shutdown, the first time at once.
 func (s *Server) probeLoop(t *target) {
-	log := s.log.With(zap.Strings("databases", t.databases), zap.String("address", t.address))
+	log := s.log.With(zap.Strings("databases", t.databases), zap.Strings("host_of", t.anyOf), zap.String("address", t.address))
 	tick := time.NewTicker(s.interval)
 	defer tick.Stop()
 	for {
