@@ -41,6 +41,7 @@ func (f *fakeTarget) Version() string               { return "test" }
 func (f *fakeTarget) Pools() []Pool                 { return nil }
 func (f *fakeTarget) Clients() []Client             { return nil }
 func (f *fakeTarget) Lists() Lists                  { return Lists{} }
+func (f *fakeTarget) Hosts() []Host                 { return nil }
 func (f *fakeTarget) Mem() Mem                      { return Mem{} }
 func (f *fakeTarget) Held(string) (bool, bool)      { return false, false }
 func (f *fakeTarget) KnownDatabase(db string) bool  { return db == "app" }

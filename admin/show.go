@@ -55,7 +55,7 @@ var (
 // PgBouncer's.
 const consoleHelp = `
 	SHOW HELP|CONFIG|DATABASES|POOLS|CLIENTS|SERVERS|USERS|VERSION
-	SHOW LISTS|MEM|DNS_HOSTS|DNS_ZONES
+	SHOW LISTS|MEM|HOSTS|DNS_HOSTS|DNS_ZONES
 	SHOW STATS|STATS_TOTALS|STATS_AVERAGES|TOTALS
 	RELOAD
 	PAUSE [<db>]
@@ -100,6 +100,8 @@ func (con *Console) show(what string) ([]byte, *wire.Error) {
 		return con.showLists(), nil
 	case "MEM":
 		return con.showMem(), nil
+	case "HOSTS":
+		return showHosts(con.t.Hosts()), nil
 	case "DNS_HOSTS":
 		return newResult(showDNSHostsCols).finish(), nil
 	case "DNS_ZONES":

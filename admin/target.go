@@ -22,6 +22,8 @@ type Target interface {
 	Pools() []Pool
 	// Clients returns every logged-in regular client (not the console's).
 	Clients() []Client
+	// Hosts returns the hosts of routed entries, by entry (SHOW HOSTS).
+	Hosts() []Host
 	// Lists and Mem count what SHOW LISTS and SHOW MEM report.
 	Lists() Lists
 	Mem() Mem

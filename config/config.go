@@ -224,6 +224,8 @@ type Config struct {
 	Databases map[string]Database `toml:"databases"`
 	// Users maps client user names to their credentials.
 	Users map[string]User `toml:"users"`
+	// HostChecks: health checks of the hosts of routed entries (config/hosts.go).
+	HostChecks
 }
 
 // DefaultAuthQuery is auth_query's default: schema-qualified, so no
@@ -265,6 +267,8 @@ type Database struct {
 	// InheritMinPoolSize (-1, the value when the key is absent) = global
 	// min_pool_size.
 	MinPoolSize int `toml:"min_pool_size"`
+	// HostsConfig: several hosts, roles and routing (config/hosts.go).
+	HostsConfig
 }
 
 // User is one [users.NAME] entry.
@@ -322,6 +326,7 @@ func Default() *Config {
 		LogLevel:                "info",
 		Databases:               map[string]Database{},
 		Users:                   map[string]User{},
+		HostChecks:              defaultHostChecks(),
 	}
 }
 
@@ -343,10 +348,10 @@ func Parse(data []byte) (*Config, error) {
 		return nil, decodeError(err)
 	}
 	for name, db := range c.Databases {
-		if !md.IsDefined("databases", name, "host") {
+		if !md.IsDefined("databases", name, "host") && len(db.Hosts) == 0 {
 			db.Host = DefaultHost
 		}
-		if !md.IsDefined("databases", name, "port") {
+		if !md.IsDefined("databases", name, "port") && len(db.Hosts) == 0 {
 			db.Port = DefaultPort
 		}
 		if !md.IsDefined("databases", name, "min_pool_size") {

@@ -134,10 +134,10 @@ func TestUnknownKeys(t *testing.T) {
 		{"top level", "pool_mod = \"session\"\n" + minimalDB, `unknown key "pool_mod"; did you mean "pool_mode"?`},
 		{"top level far", "frobnicate = 1\n" + minimalDB, `unknown key "frobnicate"`},
 		{"wrong case", "Pool_Mode = \"session\"\n" + minimalDB, `unknown key "Pool_Mode"; did you mean "pool_mode"?`},
-		{"database field", "[databases.app]\nhots = \"x\"\n", `unknown key "databases.app.hots"; did you mean "host"?`},
+		{"database field", "[databases.app]\nhots = \"x\"\n", `unknown key "databases.app.hots"; did you mean "hosts"?`},
 		{"database field case", "[databases.app]\nHOST = \"x\"\n", `unknown key "databases.app.HOST"; did you mean "host"?`},
 		{"wildcard field", "[databases.\"*\"]\nprot = 1\n", `unknown key "databases.\"*\".prot"; did you mean "port"?`},
-		{"inline table", "databases = { app = { hots = \"x\" } }\n", `unknown key "databases.app.hots"; did you mean "host"?`},
+		{"inline table", "databases = { app = { hots = \"x\" } }\n", `unknown key "databases.app.hots"; did you mean "hosts"?`},
 		{"user field", minimalDB + "[users.bob]\npassword = \"x\"\npasword = \"y\"\n", `unknown key "users.bob.pasword"; did you mean "password"?`},
 		{"unknown table", minimalDB + "[pool]\nsize = 1\n", `unknown key "pool"`},
 		{"nested unknown table", minimalDB + "[pool]\nsize = 1\n", `unknown key "pool.size"`},
@@ -322,7 +322,7 @@ port = 5433
 	}
 	for _, tt := range tests {
 		got, ok := c.LookupDatabase(tt.name)
-		if ok != tt.ok || got != tt.want {
+		if ok != tt.ok || !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("LookupDatabase(%q) = %+v, %v; want %+v, %v", tt.name, got, ok, tt.want, tt.ok)
 		}
 	}

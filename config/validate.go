@@ -217,6 +217,8 @@ func (c *Config) problems() []error {
 		c.checkDatabase(&ck, name, db)
 	}
 
+	c.hostChecksProblems(&ck)
+
 	// Users.
 	for name, u := range c.Users {
 		ck.name(k("users", name), "user name", name)
@@ -241,13 +243,18 @@ func (c *Config) problems() []error {
 func (c *Config) checkDatabase(ck *checker, name string, db Database) {
 	k := func(field string) toml.Key { return toml.Key{"databases", name, field} }
 	ck.name(toml.Key{"databases", name}, "database name", name)
+	checkHosts(ck, name, db, db.Host != "" || db.Port != 0)
 	switch {
+	case len(db.Hosts) > 0:
+		// The hosts list replaces host and port.
 	case db.Host == "":
 		ck.add(k("host"), "must not be empty")
 	case strings.IndexByte(db.Host, 0) >= 0:
 		ck.add(k("host"), "must not contain NUL bytes")
 	}
-	ck.intRange(k("port"), db.Port, 1, 65535)
+	if len(db.Hosts) == 0 {
+		ck.intRange(k("port"), db.Port, 1, 65535)
+	}
 	if db.DBName != "" {
 		ck.name(k("dbname"), "database name", db.DBName)
 	}
@@ -322,6 +329,10 @@ var (
 func tomlFieldNames(t reflect.Type) []string {
 	names := make([]string, 0, t.NumField())
 	for f := range t.Fields() {
+		if f.Anonymous && f.Type.Kind() == reflect.Struct {
+			names = append(names, tomlFieldNames(f.Type)...)
+			continue
+		}
 		if tag, _, _ := strings.Cut(f.Tag.Get("toml"), ","); tag != "" && tag != "-" {
 			names = append(names, tag)
 		}
@@ -362,6 +373,10 @@ func unknownKeys(md *toml.MetaData) []error {
 		case len(key) == 3 && key[0] == "peers":
 			if !slices.Contains(peerKeys, key[2]) {
 				report(key, peerKeys)
+			}
+		case len(key) > 3 && key[0] == "databases":
+			if known, bad := unknownHostKey(key); bad {
+				report(key, known)
 			}
 		case len(key) == 3 && key[0] == "users":
 			if !slices.Contains(userKeys, key[2]) {

@@ -91,7 +91,8 @@ const (
 // goroutine and read by /readyz, under mu.
 type target struct {
 	network, address string
-	databases        []string // sorted
+	databases        []string // sorted; single-host entries that need this server
+	anyOf            []string // routed entries this server is one host of (hosts.go)
 
 	mu       sync.Mutex
 	state    probeState
@@ -111,6 +112,10 @@ func targets(cfg *config.Config) []*target {
 			continue
 		}
 		db, _ := cfg.LookupDatabase(name)
+		if db.Routed() {
+			out = routedTargets(name, db, byAddr, out)
+			continue
+		}
 		network, address := pool.Target{Host: db.Host, Port: db.Port}.NetAddr()
 		key := network + " " + address
 		t := byAddr[key]
@@ -124,7 +129,7 @@ func targets(cfg *config.Config) []*target {
 	for _, t := range out {
 		slices.Sort(t.databases)
 	}
-	slices.SortFunc(out, func(a, b *target) int { return strings.Compare(a.databases[0], b.databases[0]) })
+	slices.SortFunc(out, func(a, b *target) int { return strings.Compare(a.sortKey(), b.sortKey()) })
 	return out
 }
 
@@ -150,8 +155,18 @@ func (t *target) record(err error, failures int, now time.Time) (from, to probeS
 	return from, t.state
 }
 
+func (t *target) sortKey() string {
+	if len(t.databases) > 0 {
+		return t.databases[0]
+	}
+	return t.anyOf[0] + " " + t.address
+}
+
 // problem describes why t keeps mux from being ready, or returns "".
 func (t *target) problem() string {
+	if len(t.databases) == 0 {
+		return "" // only routed entries need it: routedProblems judges them
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	what := fmt.Sprintf("database %s (%s %s)", strings.Join(t.databases, ", "), t.network, t.address)

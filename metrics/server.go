@@ -37,6 +37,8 @@ type Server struct {
 	reg     *prometheus.Registry
 	obs     *Observer
 	targets []*target
+	routed  []string   // routed entries (config.Database.Routed), sorted
+	hosts   HostSource // nil if src is not one
 
 	// Probe settings; tests shorten them.
 	interval, timeout time.Duration
@@ -61,6 +63,7 @@ func NewServer(cfg *config.Config, src PoolSource, log *zap.Logger) *Server {
 		addr:     cfg.HTTPListen,
 		reg:      prometheus.NewRegistry(),
 		targets:  targets(cfg),
+		routed:   routedNames(cfg),
 		interval: probeInterval,
 		timeout:  probeTimeout,
 		failures: probeFailures,
@@ -71,6 +74,10 @@ func NewServer(cfg *config.Config, src PoolSource, log *zap.Logger) *Server {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		NewCollector(src),
 	)
+	if hs, ok := src.(HostSource); ok {
+		s.hosts = hs
+		s.reg.MustRegister(NewHostCollector(hs))
+	}
 	s.obs = NewObserver(s.reg)
 
 	errLog, _ := zap.NewStdLogAt(s.log, zap.WarnLevel)
@@ -206,7 +213,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // probeLoop probes t every interval until Shutdown, the first time at once.
 func (s *Server) probeLoop(t *target) {
-	log := s.log.With(zap.Strings("databases", t.databases), zap.String("address", t.address))
+	log := s.log.With(zap.Strings("databases", t.databases), zap.Strings("host_of", t.anyOf), zap.String("address", t.address))
 	tick := time.NewTicker(s.interval)
 	defer tick.Stop()
 	for {
@@ -247,12 +254,18 @@ func (s *Server) ready() (bool, []string) {
 			problems = append(problems, p)
 		}
 	}
+	rp, _ := s.routedProblems()
+	problems = append(problems, rp...)
 	return len(problems) == 0, problems
 }
 
 func (s *Server) serveReady(w http.ResponseWriter, _ *http.Request) {
 	if ok, problems := s.ready(); !ok {
 		writeText(w, http.StatusServiceUnavailable, "not ready: "+strings.Join(problems, "\nnot ready: "))
+		return
+	}
+	if _, degraded := s.routedProblems(); len(degraded) > 0 {
+		writeText(w, http.StatusOK, "ready\ndegraded: "+strings.Join(degraded, "\ndegraded: "))
 		return
 	}
 	writeText(w, http.StatusOK, "ready")

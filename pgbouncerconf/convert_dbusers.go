@@ -26,10 +26,10 @@ var dbParamReasons = map[string]string{
 	"client_encoding":           "mux sends no startup parameters of its own; set it with ALTER ROLE/DATABASE ... SET in Postgres",
 	"datestyle":                 "mux sends no startup parameters of its own; set it with ALTER ROLE/DATABASE ... SET in Postgres",
 	"timezone":                  "mux sends no startup parameters of its own; set it with ALTER ROLE/DATABASE ... SET in Postgres",
-	"load_balance_hosts":        "mux connects to a single host per database",
+	"load_balance_hosts":        "it matters only with several hosts in host=",
 	"server_lifetime":           "mux has only the global server_lifetime",
 	"query_wait_timeout":        "mux has only the global query_wait_timeout",
-	"target_session_attrs":      "mux does not check whether a server is a primary or a standby",
+	"target_session_attrs":      "PgBouncer ignores it; mux's own target_session_attrs (see README) routes by role",
 }
 
 func (c *converter) databases() {
@@ -111,19 +111,17 @@ func (c *converter) database(name string, kv KV) bool {
 		c.note("%s: left out: mux cannot connect to the abstract-namespace socket %q", label, host)
 		return false
 	case strings.Contains(host, ","):
-		hosts := splitList(host)
-		if len(hosts) == 0 {
-			c.fail(kv, "host: no host in %q", host)
+		if !c.multiHost(kv, host, p, add) {
 			return false
 		}
-		c.note("%s: host=%q: mux connects to one host per database; using %s only", label, host, hosts[0])
-		add("host", tomlString(hosts[0]), "first of "+host)
 	default:
 		add("host", tomlString(host), "")
 	}
 
 	port := int64(config.DefaultPort)
-	if s, ok := p["port"]; ok {
+	if s, ok := p["port"]; strings.Contains(host, ",") {
+		// In the hosts list.
+	} else if ok {
 		n, err := parseInt(s)
 		if err != nil || n < 1 || n > 65535 {
 			c.fail(kv, "port: %q is not a port number", s)
@@ -131,7 +129,9 @@ func (c *converter) database(name string, kv KV) bool {
 		}
 		port = n
 	}
-	add("port", tomlInt(port), "")
+	if !strings.Contains(host, ",") {
+		add("port", tomlInt(port), "")
+	}
 
 	if s, ok := p["dbname"]; ok {
 		if prob := nameProblem(s); prob != "" {
@@ -203,6 +203,10 @@ func (c *converter) database(name string, kv KV) bool {
 		switch cp.key {
 		case "host", "port", "dbname", "user", "password", "pool_mode", "pool_size", "min_pool_size":
 			continue
+		case "load_balance_hosts":
+			if strings.Contains(host, ",") {
+				continue // in multiHost
+			}
 		case "auth_user":
 			c.dbAuthUsers = append(c.dbAuthUsers, dbAuthUser{table: g, user: cp.value, label: label})
 			continue

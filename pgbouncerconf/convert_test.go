@@ -403,6 +403,8 @@ func TestConvertErrors(t *testing.T) {
 		{base + "server_reset_query = \xff\n", "server_reset_query: value is not valid UTF-8"},
 		{"[databases]\nx = host=\n[pgbouncer]\n", "pgbouncer.ini:2: x: connection string: host: empty value"},
 		{"[databases]\nx = port=0\n[pgbouncer]\n", "port: \"0\" is not a port number"},
+		{"[databases]\nx = host=a,b,c port=1,2\n[pgbouncer]\n", "port: 2 ports for 3 hosts"},
+		{"[databases]\nx = host=a,b load_balance_hosts=random\n[pgbouncer]\n", "load_balance_hosts: \"random\" is not round-robin or disable"},
 		{"[databases]\nx = pool_mode=never\n[pgbouncer]\n", "unknown pool mode \"never\""},
 		{"[databases]\nx = pool_size=many\n[pgbouncer]\n", "pool_size: \"many\" is not a pool size"},
 		{"[databases]\nx = dbname='" + strings.Repeat("d", 64) + "'\n[pgbouncer]\n", "dbname: the name is 64 bytes long"},
@@ -452,11 +454,13 @@ min_pool_size = 3
 	inherit := config.InheritMinPoolSize
 	want := map[string]config.Database{
 		// The later definition of app replaces the earlier one.
-		"app":          {Host: "10.0.0.2", Port: 5432, DBName: "app_prod", MinPoolSize: inherit},
-		"forced":       {Host: "/var/run/postgresql", Port: 5432, User: "reporter", Password: scram, MinPoolSize: inherit},
-		"own":          {Host: "db", Port: 5432, User: "owner", Password: "it's", PoolMode: "statement", MinPoolSize: inherit},
-		"sockets":      {Host: "/run/pgbouncer", Port: 5432, DBName: "s", MinPoolSize: inherit},
-		"multi":        {Host: "h1", Port: 5434, MinPoolSize: inherit},
+		"app":     {Host: "10.0.0.2", Port: 5432, DBName: "app_prod", MinPoolSize: inherit},
+		"forced":  {Host: "/var/run/postgresql", Port: 5432, User: "reporter", Password: scram, MinPoolSize: inherit},
+		"own":     {Host: "db", Port: 5432, User: "owner", Password: "it's", PoolMode: "statement", MinPoolSize: inherit},
+		"sockets": {Host: "/run/pgbouncer", Port: 5432, DBName: "s", MinPoolSize: inherit},
+		"multi": {MinPoolSize: inherit, HostsConfig: config.HostsConfig{
+			Hosts:              []config.HostSpec{{Host: "h1", Port: 5434, Role: "auto"}, {Host: "h2", Port: 5434, Role: "auto"}},
+			TargetSessionAttrs: "any", LoadBalanceHosts: "round-robin"}},
 		"nopool":       {Host: "db", Port: 5432, MinPoolSize: inherit},
 		"small":        {Host: "db", Port: 5432, PoolSize: 2, MinPoolSize: 2},
 		"capped":       {Host: "db", Port: 5432, PoolSize: 4, MinPoolSize: 4},
@@ -468,7 +472,6 @@ min_pool_size = 3
 		t.Errorf("databases:\ngot  %+v\nwant %+v", c.Databases, want)
 	}
 	for _, n := range []string{
-		`databases.multi (pgbouncer.ini:6): host="h1,h2": mux connects to one host per database; using h1 only`,
 		`databases.nopool (pgbouncer.ini:7): pool_size=0`,
 		`databases.extras (pgbouncer.ini:10): connect_query="SELECT 1": mux runs no query`,
 		`databases.extras (pgbouncer.ini:10): application_name="x"`,
@@ -901,11 +904,18 @@ func TestConvertComplete(t *testing.T) {
 	if _, err := toml.Decode(string(res.TOML), &doc); err != nil {
 		t.Fatal(err)
 	}
-	typ := reflect.TypeFor[config.Config]()
-	for i := range typ.NumField() {
-		key, _, _ := strings.Cut(typ.Field(i).Tag.Get("toml"), ",")
-		if _, ok := doc[key]; !ok && key != "users" && key != "peers" {
-			t.Errorf("%s is not set", key)
+	var check func(typ reflect.Type)
+	check = func(typ reflect.Type) {
+		for i := range typ.NumField() {
+			if f := typ.Field(i); f.Anonymous {
+				check(f.Type) // embedded: its keys are top-level keys
+				continue
+			}
+			key, _, _ := strings.Cut(typ.Field(i).Tag.Get("toml"), ",")
+			if _, ok := doc[key]; !ok && key != "users" && key != "peers" {
+				t.Errorf("%s is not set", key)
+			}
 		}
 	}
+	check(reflect.TypeFor[config.Config]())
 }

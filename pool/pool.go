@@ -30,6 +30,9 @@ type Config struct {
 	CheckQuery     string        // "" disables checks
 	ConnectTimeout time.Duration // bound on dial plus login
 	LoginRetry     time.Duration // cap on the back-off between failed attempts
+	// Hosts, when set, chooses the host of each new server connection
+	// (Target.Host and Port are then ignored); nil: Target's one host.
+	Hosts *HostSet
 }
 
 // ErrClosed is returned by Acquire on a closed pool.
@@ -44,6 +47,7 @@ var ErrWaitTimeout = errors.New("timed out waiting for a server connection")
 type Template struct {
 	Params   map[string]string
 	Contexts map[string]string
+	routeGen uint64 // the routing generation of the server it came from
 }
 
 // Stats is a snapshot of a pool's counters.
@@ -122,7 +126,8 @@ func (p *Pool) SetConfig(cfg Config) {
 	p.mu.Lock()
 	moved := cfg.Target.Host != p.cfg.Target.Host || cfg.Target.Port != p.cfg.Target.Port ||
 		cfg.Target.Database != p.cfg.Target.Database || cfg.Target.User != p.cfg.Target.User ||
-		cfg.Target.Password != p.cfg.Target.Password && cfg.Target.User != p.cfg.Target.User
+		cfg.Target.Password != p.cfg.Target.Password && cfg.Target.User != p.cfg.Target.User ||
+		cfg.Hosts != p.cfg.Hosts
 	grow := cfg.MaxSize - p.cfg.MaxSize
 	if cfg.Target.ClientKey == nil && cfg.Target.User == p.cfg.Target.User && cfg.Target.Password == p.cfg.Target.Password {
 		cfg.Target.ClientKey = p.cfg.Target.ClientKey // pass-through keys survive a reload
@@ -182,7 +187,7 @@ func (p *Pool) connect(ctx context.Context) (*Server, error) {
 	cfg := p.Config()
 	cctx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
 	defer cancel()
-	s, err := dial(cctx, cfg.Target, p.log)
+	s, err := p.dialRouted(cctx, cfg)
 	if err != nil {
 		p.log.Warn("connecting to server failed", zap.Error(err))
 		return nil, err
@@ -240,7 +245,8 @@ func (p *Pool) wakeLocked() {
 // expired reports whether s is past its lifetime or belongs to an older
 // generation. p.mu must be held.
 func (p *Pool) expired(s *Server) bool {
-	return s.gen != p.gen || p.cfg.Lifetime > 0 && time.Since(s.created) >= p.cfg.Lifetime
+	return s.gen != p.gen || p.cfg.Lifetime > 0 && time.Since(s.created) >= p.cfg.Lifetime ||
+		s.route.host != nil && s.route.offRoute()
 }
 
 // Release takes a server back. A broken or expired server is closed; a
@@ -309,8 +315,16 @@ func (p *Pool) Template(ctx context.Context) (*Template, error) {
 			break
 		}
 		p.mu.Unlock()
-		if t != nil {
+		if t != nil && !p.templateStale(t) {
 			return t, nil
+		}
+		if t != nil {
+			p.mu.Lock()
+			if p.template == t {
+				p.template = nil
+			}
+			p.mu.Unlock()
+			continue
 		}
 		select {
 		case <-fetching:
@@ -344,7 +358,7 @@ func (p *Pool) fetchTemplate(ctx context.Context) (*Template, error) {
 		}
 		return nil, err
 	}
-	t := &Template{Params: map[string]string{}, Contexts: make(map[string]string, len(res.Rows))}
+	t := &Template{Params: map[string]string{}, Contexts: make(map[string]string, len(res.Rows)), routeGen: s.route.gen.Load()}
 	for k, v := range s.Startup {
 		t.Params[k] = v
 	}

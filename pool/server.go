@@ -79,6 +79,7 @@ type Server struct {
 	in     io.Reader     // reads conn: raw unless TLS (package rawio says why)
 	out    io.Writer     // writes conn: raw unless TLS
 	gen    uint64        // pool generation when connected (guarded by pool.mu)
+	route  hostLink      // the host it went to, when the pool routes (hostconn.go)
 	done   chan struct{} // closed when the read goroutine exits
 	ev     Events        // reused for every batch by the reader
 	rs     readState     // owned by the reader
@@ -169,6 +170,7 @@ func (s *Server) Done() <-chan struct{} { return s.done }
 
 // close ends the connection; the read goroutine then exits.
 func (s *Server) close() {
+	s.route.closed()
 	s.broken.Store(true)
 	_ = s.conn.Close()
 	if s.lp.loop != nil {
@@ -397,7 +399,7 @@ func (s *Server) fail(err error) {
 	s.mu.Unlock()
 	if h != nil {
 		h.ServerData(s, nil, &Events{Closed: err})
-	} else {
+	} else if s.pool != nil { // a host check's server has none
 		s.pool.removeIdle(s)
 	}
 }

@@ -55,6 +55,7 @@ type consoleTarget struct{ p *Proxy }
 
 func (t consoleTarget) Config() *config.Config { return t.p.config() }
 func (t consoleTarget) Version() string        { return t.p.Version }
+func (t consoleTarget) Hosts() []admin.Host    { return t.p.consoleHosts() }
 
 func (t consoleTarget) Pools() []admin.Pool {
 	counts := t.p.poolCounts()

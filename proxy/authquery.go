@@ -67,7 +67,7 @@ func (p *Proxy) lookupUser(ctx context.Context, snap *snapshot, db config.Databa
 			a.cache = map[poolKey]authCached{}
 		}
 		au := snap.users[authUser]
-		pc := p.poolConfig(snap, config.Database{Host: db.Host, Port: db.Port, DBName: dbname, PoolSize: authPoolSize}, authUser, au)
+		pc := p.poolConfig(snap, config.Database{Host: db.Host, Port: db.Port, DBName: dbname, PoolSize: authPoolSize, HostsConfig: db.HostsConfig}, authUser, au)
 		pc.MinSize = 0
 		pc.Target.MaxPrepared = 0
 		ap = &authPool{pl: pool.New(pc, p.log.Named("auth_query").With(zap.String("database", dbname), zap.String("auth_user", authUser)))}

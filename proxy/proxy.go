@@ -46,6 +46,7 @@ type Proxy struct {
 	stats map[poolKey]*poolStats
 	// notifiers are the LISTEN fan-out connections, per pool.
 	notifiers map[poolKey]*notifier
+	hostSets  hostSets // per routed entry (hosts.go)
 	attachSeq atomic.Uint64
 	auth      authLookups
 	failures  login.Failures
@@ -325,6 +326,7 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	for _, pl := range pools {
 		_ = pl.Wait(wctx)
 	}
+	p.closeHostSets()
 	p.stopLoops()
 	return ctx.Err()
 }
@@ -449,6 +451,7 @@ func (p *Proxy) poolConfig(s *snapshot, db config.Database, user string, u *logi
 		CheckQuery:     cfg.ServerCheckQuery,
 		ConnectTimeout: cfg.ServerConnectTimeout.D(),
 		LoginRetry:     cfg.ServerLoginRetry.D(),
+		Hosts:          p.hostSetFor(cfg, db),
 	}
 }
 

@@ -43,6 +43,7 @@ func (p *Proxy) Reload(cs *config.Snapshot) error {
 		pl.SetConfig(p.poolConfig(s, db, key.user, s.users[key.user]))
 	}
 	p.poolMu.Unlock()
+	p.pruneHostSets(cfg)
 	if !slices.Equal(old.Listen, cfg.Listen) || old.UnixSocketDir != cfg.UnixSocketDir {
 		p.log.Warn("listen addresses changed: they apply after a restart or hand-over")
 	}
