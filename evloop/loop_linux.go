@@ -22,6 +22,10 @@ import (
 // waits for the set's own descriptor to turn readable in Go's poller, so
 // its thread keeps its P (PERFORMANCE.md, "The floor of each design").
 //
+// Every server socket is also in a second, smaller set that the loop polls
+// after a full batch (priority), so that a burst of ready clients cannot
+// keep servers' replies, and the servers, waiting.
+//
 // Everything registered with the loop is keyed by a token in the epoll
 // event's data, never by descriptor, so a descriptor closed and reused
 // elsewhere cannot reach the wrong handler. Other goroutines reach the
@@ -29,6 +33,7 @@ import (
 type Loop struct {
 	log *zap.Logger
 	ep  int // the epoll set (non-blocking)
+	sep int // the servers alone, polled first after a full batch (priority)
 	efd int // eventfd: a post to a sleeping loop writes it (token 0)
 	f   *os.File
 
@@ -36,7 +41,8 @@ type Loop struct {
 	conns   map[uint64]Conn
 	servers map[uint64]*pool.Server
 	events  []syscall.EpollEvent
-	run     []task // the batch of posted tasks being run
+	sevents []syscall.EpollEvent // priority's batch
+	run     []task               // the batch of posted tasks being run
 
 	mu       sync.Mutex // guards inbox
 	inbox    []task
@@ -92,14 +98,22 @@ func New(log *zap.Logger) (*Loop, error) {
 		syscall.Close(int(efd))
 		return nil, err
 	}
+	sep, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		syscall.Close(ep)
+		syscall.Close(int(efd))
+		return nil, err
+	}
 	l := &Loop{
 		log:     log,
 		ep:      ep,
+		sep:     sep,
 		efd:     int(efd),
 		f:       os.NewFile(uintptr(ep), "epoll"),
 		conns:   map[uint64]Conn{},
 		servers: map[uint64]*pool.Server{},
 		events:  make([]syscall.EpollEvent, 128),
+		sevents: make([]syscall.EpollEvent, 64),
 		done:    make(chan struct{}),
 	}
 	go l.loop()
@@ -139,6 +153,9 @@ func (l *Loop) loop() {
 			for _, ev := range l.events[:int(n)] {
 				l.dispatch(ev)
 			}
+			if int(n) == len(l.events) {
+				l.priority()
+			}
 			stop = l.runTasks()
 			if n > 0 || stop {
 				continue
@@ -163,6 +180,21 @@ func (l *Loop) loop() {
 			}
 			return
 		}
+	}
+}
+
+// priority reads the servers that are ready, after a full batch: more
+// clients may be ready behind it, and in a burst (ten thousand clients
+// sending at once) a reply queued behind all of them in the set's ready
+// list would keep its server, and every client waiting for one, idle
+// meanwhile. Every server socket is in both sets.
+func (l *Loop) priority() {
+	n, _, e := syscall.RawSyscall6(syscall.SYS_EPOLL_PWAIT, uintptr(l.sep), uintptr(unsafe.Pointer(&l.sevents[0])), uintptr(len(l.sevents)), 0, 0, 0)
+	if e != 0 {
+		return
+	}
+	for _, ev := range l.sevents[:int(n)] {
+		l.dispatch(ev)
 	}
 }
 
@@ -228,23 +260,36 @@ func (l *Loop) runTasks() bool {
 // Watch adds (on) or removes a descriptor's readiness under token tok. It
 // runs on the loop's goroutine.
 func (l *Loop) Watch(tok uint64, control func(func(uintptr)) error, on bool) bool {
+	return watchIn(l.ep, tok, control, on)
+}
+
+// watchServer adds (on) or removes a server's socket in both sets; what
+// matters is the main set, the priority set only speeds bursts up.
+func (l *Loop) watchServer(s *pool.Server, on bool) bool {
+	tok := s.Token() | serverToken
+	ok := watchIn(l.ep, tok, s.Control, on)
+	if ok || !on {
+		watchIn(l.sep, tok, s.Control, on)
+	}
+	return ok
+}
+
+// watchIn adds (on) or removes a descriptor's readiness in set ep under
+// token tok.
+func watchIn(ep int, tok uint64, control func(func(uintptr)) error, on bool) bool {
 	var err error
 	cerr := control(func(fd uintptr) {
 		if !on {
-			err = syscall.EpollCtl(l.ep, syscall.EPOLL_CTL_DEL, int(fd), nil)
+			err = syscall.EpollCtl(ep, syscall.EPOLL_CTL_DEL, int(fd), nil)
 			return
 		}
 		ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP, Fd: int32(uint32(tok)), Pad: int32(uint32(tok >> 32))}
-		err = syscall.EpollCtl(l.ep, syscall.EPOLL_CTL_ADD, int(fd), &ev)
+		err = syscall.EpollCtl(ep, syscall.EPOLL_CTL_ADD, int(fd), &ev)
 		if err == syscall.EEXIST {
 			err = nil
 		}
 	})
 	return cerr == nil && (err == nil || !on)
-}
-
-func (l *Loop) watchServer(s *pool.Server, on bool) bool {
-	return l.Watch(s.Token()|serverToken, s.Control, on)
 }
 
 // Add hands connection c to the loop, under token tok (below 1<<63,
@@ -284,5 +329,6 @@ func (l *Loop) Stop() {
 	l.post(task{kind: taskStop})
 	<-l.done
 	l.f.Close()
+	syscall.Close(l.sep)
 	syscall.Close(l.efd)
 }
