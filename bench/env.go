@@ -263,7 +263,7 @@ type proxy struct {
 type proxyProc struct {
 	cmd     *exec.Cmd
 	logPath string
-	stopSig os.Signal  // PgBouncer: SIGTERM, immediate shutdown; mux: SIGINT, stop without waiting for clients
+	stopSig os.Signal  // PgBouncer: SIGTERM, immediate shutdown; mux: SIGQUIT, stop without waiting for clients
 	done    chan error // cmd.Wait's result, put back by whoever reads it
 }
 
@@ -386,7 +386,7 @@ func (e *env) startProxy(ctx context.Context, t target, n int) (*proxy, error) {
 		if err := os.WriteFile(conf, []byte(e.muxConfig(port, t.workers, t.workersKey)), 0o600); err != nil {
 			return nil, err
 		}
-		if err := p.start(exec.Command(e.muxBin, "-config", conf), dir, filepath.Join(dir, "mux.log"), os.Interrupt); err != nil {
+		if err := p.start(exec.Command(e.muxBin, "-config", conf), dir, filepath.Join(dir, "mux.log"), syscall.SIGQUIT); err != nil {
 			return nil, err
 		}
 	default:

@@ -462,10 +462,11 @@ func (c *clientConn) adopt(s *pool.Server, start time.Time) (*pool.Server, error
 	c.stats.waitUs.Add(waited.Microseconds())
 	c.stats.obs.PoolWait(waited)
 	c.mu.Lock()
-	want, gone := c.want, c.gone
+	want, refused := c.want, c.refusesServer()
 	c.mu.Unlock()
-	if gone {
-		// Terminated while waiting (KILL, shutdown): what it sent must not run.
+	if refused {
+		// Terminated while waiting (KILL, shutdown), or draining between
+		// transactions: what it sent must not run.
 		c.pool.Release(s)
 		return nil, wire.Fatal(wire.CodeAdminShutdown, "terminating connection due to administrator command")
 	}
@@ -489,6 +490,13 @@ func (c *clientConn) adopt(s *pool.Server, start time.Time) (*pool.Server, error
 		c.mu.Unlock()
 	}
 	c.mu.Lock()
+	if c.refusesServer() {
+		// Marked gone, or draining between transactions, while the
+		// server was being made ready: this transaction must not start.
+		c.mu.Unlock()
+		c.pool.Release(s)
+		return nil, wire.Fatal(wire.CodeAdminShutdown, "terminating connection due to administrator command")
+	}
 	c.server = s
 	c.core.Attached()
 	c.park.idleSeen = false

@@ -78,6 +78,10 @@ type Proxy struct {
 	draining  atomic.Bool    // Shutdown has begun
 	refusing  atomic.Bool    // logins are refused with 57P03 (draining with listeners open)
 	wg        sync.WaitGroup // accept loops and connection goroutines
+	// closeBetween is set by a drain that closes transaction- and
+	// statement-mode clients between transactions (drain.go); adopt
+	// reads it.
+	closeBetween atomic.Bool
 
 	// admin is the gate the console's PAUSE, KILL and DISABLE set
 	// (gate.go); console is the console itself, with its sessions.
@@ -257,27 +261,25 @@ func (p *Proxy) StopAccepting() {
 // Draining reports whether Shutdown has begun.
 func (p *Proxy) Draining() bool { return p.draining.Load() }
 
-// Shutdown drains: new connections are answered FATAL 57P03 while the
-// logged-in clients finish and leave on their own, until ctx ends; then the
-// rest are ended with FATAL 57P01, the listeners closed and every pool
-// closed. It returns ctx.Err() if clients had to be ended.
+// Shutdown drains with WaitForClients: new connections are answered
+// FATAL 57P03 while the logged-in clients finish and leave on their own,
+// until ctx ends; then the rest are ended with FATAL 57P01, the listeners
+// closed and every pool closed. It returns ctx.Err() if clients had to be
+// ended.
 //
 // After StopAccepting (a hand-over: a successor accepts now) nothing is
 // refused: every connection still logging in was accepted before the
 // successor took over, and its client expects to be served.
-func (p *Proxy) Shutdown(ctx context.Context) error {
+func (p *Proxy) Shutdown(ctx context.Context) error { return p.Drain(ctx, WaitForClients) }
+
+// Drain is Shutdown, with mode saying what becomes of the connected
+// clients before ctx ends (drain.go).
+func (p *Proxy) Drain(ctx context.Context, mode DrainMode) error {
 	p.lnMu.Lock()
 	p.refusing.Store(!p.closing.Load())
 	p.draining.Store(true)
 	p.lnMu.Unlock()
-	t := time.NewTicker(20 * time.Millisecond)
-	for p.loggedIn() > 0 && ctx.Err() == nil {
-		select {
-		case <-ctx.Done():
-		case <-t.C:
-		}
-	}
-	t.Stop()
+	p.waitForClients(ctx, mode)
 	p.StopAccepting()
 
 	done := make(chan struct{})

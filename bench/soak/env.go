@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -195,13 +196,13 @@ func (e *env) muxRunning() bool {
 
 func (e *env) muxPID() int { return e.mux.Process.Pid }
 
-// stopMux stops mux with SIGINT (no waiting for clients) and kills it if
+// stopMux stops mux with SIGQUIT (no waiting for clients) and kills it if
 // it has not exited after 10 seconds.
 func (e *env) stopMux() {
 	if e.mux == nil || !e.muxRunning() {
 		return
 	}
-	_ = e.mux.Process.Signal(os.Interrupt)
+	_ = e.mux.Process.Signal(syscall.SIGQUIT)
 	select {
 	case <-e.muxDone:
 	case <-time.After(10 * time.Second):

@@ -58,7 +58,7 @@ func (d *daemon) run(snap *config.Snapshot) int {
 	// soon as /readyz answers (an orchestrator stopping a fresh replica)
 	// must drain, not kill the process.
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGHUP)
 	signal.Ignore(syscall.SIGPIPE)
 	defer signal.Stop(sigs)
 
@@ -130,21 +130,23 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 			case syscall.SIGHUP:
 				d.reload()
 				continue
-			case syscall.SIGINT:
-				d.log.Info("SIGINT: stopping now")
+			case syscall.SIGQUIT:
+				d.log.Info("SIGQUIT: stopping now")
 				ctx, cancel := context.WithCancel(context.Background())
 				cancel()
 				_ = d.p.Shutdown(ctx)
+			case syscall.SIGINT:
+				d.drain("SIGINT", proxy.CloseBetweenTransactions, sigs)
 			case syscall.SIGTERM:
-				d.drain("SIGTERM", sigs)
+				d.drain("SIGTERM", proxy.WaitForClients, sigs)
 			}
 		case reason := <-d.stop:
-			d.drain(reason, sigs)
+			d.drain(reason, proxy.WaitForClients, sigs)
 		case <-d.handedOver:
 			d.log.Info("listeners handed over to a new mux: draining")
 			d.stopHTTP() // the new mux listens on http_listen once it is free
 			d.p.StopAccepting()
-			d.drain("hand-over", sigs)
+			d.drain("hand-over", proxy.WaitForClients, sigs)
 		}
 		d.wg.Wait()
 		d.log.Info("mux stopped", zap.Int64("clients_served", d.p.Served()))
@@ -152,12 +154,14 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 	}
 }
 
-// drain lets connected clients finish, up to shutdown_timeout (a second
-// signal cuts it short), then ends the rest.
-func (d *daemon) drain(reason string, sigs <-chan os.Signal) {
+// drain lets connected clients finish, or closes them between
+// transactions (mode), up to shutdown_timeout (a second signal cuts it
+// short), then ends the rest.
+func (d *daemon) drain(reason string, mode proxy.DrainMode, sigs <-chan os.Signal) {
 	d.setDraining()
 	timeout := d.p.Config().ShutdownTimeout.D()
-	d.log.Info("draining", zap.String("reason", reason), zap.Duration("shutdown_timeout", timeout))
+	d.log.Info("draining", zap.String("reason", reason), zap.Bool("close_between_transactions", mode == proxy.CloseBetweenTransactions),
+		zap.Duration("shutdown_timeout", timeout))
 	ctx, cancel := context.WithCancel(context.Background())
 	if timeout > 0 {
 		ctx, cancel = context.WithTimeout(context.Background(), timeout)
@@ -170,7 +174,7 @@ func (d *daemon) drain(reason string, sigs <-chan os.Signal) {
 		case <-ctx.Done():
 		}
 	}()
-	if err := d.p.Shutdown(ctx); err != nil && !errors.Is(err, context.Canceled) {
+	if err := d.p.Drain(ctx, mode); err != nil && !errors.Is(err, context.Canceled) {
 		d.log.Info("shutdown_timeout passed: remaining clients disconnected")
 	}
 }

@@ -45,22 +45,7 @@ password = "secret"
 `, port, cluster.Host, cluster.Port)
 	cmd, logs, exited := startMux(t, bin, cfg, toml)
 
-	dsn := fmt.Sprintf("host=127.0.0.1 port=%d user=postgres password=secret dbname=postgres sslmode=disable", port)
-	var conn *pgx.Conn
-	var err error
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		conn, err = pgx.Connect(ctx, dsn)
-		cancel()
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("mux did not come up: %v\n%s", err, logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	conn := connectRetry(t, port, logs)
 	ctx := context.Background()
 	var one int
 	if err := conn.QueryRow(ctx, "SELECT 1").Scan(&one); err != nil || one != 1 {
@@ -90,6 +75,75 @@ password = "secret"
 	}
 	if !strings.Contains(logs.String(), `"msg":"mux stopped"`) {
 		t.Fatalf("JSON logs lack the stop line:\n%s", logs.String())
+	}
+}
+
+// connectRetry connects to the mux on port as postgres, retrying while it
+// comes up.
+func connectRetry(t *testing.T, port int, logs fmt.Stringer) *pgx.Conn {
+	t.Helper()
+	dsn := fmt.Sprintf("host=127.0.0.1 port=%d user=postgres password=secret dbname=postgres sslmode=disable", port)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		conn, err := pgx.Connect(ctx, dsn)
+		cancel()
+		if err == nil {
+			return conn
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("mux did not come up: %v\n%s", err, logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// SIGINT drains too, but closes a transaction-mode client between
+// transactions (FATAL 57P01) instead of waiting for it to leave, and then
+// exits 0, long before shutdown_timeout.
+func TestDaemonSIGINTClosesClientsBetweenTransactions(t *testing.T) {
+	cluster := startCluster(t, pgtest.Options{})
+	bin := buildMux(t)
+	port := freePort(t)
+	toml := fmt.Sprintf(`listen = ["127.0.0.1:%d"]
+log_format = "json"
+http_listen = ""
+shutdown_timeout = "20s"
+[databases.postgres]
+host = %q
+port = %d
+[users.postgres]
+password = "secret"
+`, port, cluster.Host, cluster.Port)
+	cmd, logs, exited := startMux(t, bin, filepath.Join(t.TempDir(), "mux.toml"), toml)
+	conn := connectRetry(t, port, logs)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := conn.Exec(ctx, "BEGIN"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if _, err := conn.Exec(ctx, "COMMIT"); err != nil {
+		t.Fatalf("COMMIT of the transaction under way at SIGINT: %v", err)
+	}
+	start := time.Now()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("mux exited with %v\n%s", err, logs.String())
+		}
+		t.Logf("mux exited %v after the COMMIT", time.Since(start))
+	case <-time.After(5 * time.Second):
+		t.Fatalf("mux did not exit after closing its client\n%s", logs.String())
+	}
+	if _, err := conn.Exec(ctx, "SELECT 1"); err == nil {
+		t.Error("the client still works after mux exited")
+	}
+	if !strings.Contains(logs.String(), `"close_between_transactions":true`) {
+		t.Errorf("logs lack the drain's mode:\n%s", logs.String())
 	}
 }
 

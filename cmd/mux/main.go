@@ -8,8 +8,9 @@
 //	mux -version             print the version and exit
 //
 // Signals: SIGTERM drains (new connections get 57P03, connected clients
-// finish, up to shutdown_timeout, then 57P01), SIGINT stops at once, SIGHUP
-// reloads the configuration file. With handover_socket set, a new mux
+// finish, up to shutdown_timeout, then 57P01); SIGINT drains too, closing
+// transaction- and statement-mode clients between transactions; SIGQUIT
+// stops at once; SIGHUP reloads the configuration file. With handover_socket set, a new mux
 // started on the same configuration takes the listening sockets over and
 // the old one drains and exits.
 //

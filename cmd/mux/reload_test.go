@@ -86,7 +86,7 @@ password = "secret"
 		t.Fatal(err)
 	}
 	defer func() {
-		_ = cmd.Process.Signal(syscall.SIGINT)
+		_ = cmd.Process.Signal(syscall.SIGQUIT)
 		_ = cmd.Wait()
 	}()
 	dsn := func(db string) string {
