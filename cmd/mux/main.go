@@ -35,8 +35,35 @@ import (
 	"github.com/muxpg/mux/pgbouncerconf"
 )
 
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
+// version is set at build time with -ldflags "-X main.version=…"; a
+// plain go build or go run names the commit it was built from instead.
+var version = buildVersion(debug.ReadBuildInfo())
+
+// buildVersion describes a build without -X main.version: "dev", then the
+// commit and its time from the Go build info, "+dirty" if the tree had
+// changes.
+func buildVersion(bi *debug.BuildInfo, ok bool) string {
+	if !ok {
+		return "dev"
+	}
+	var rev, at, dirty string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.time":
+			at = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = "+dirty"
+			}
+		}
+	}
+	if rev == "" {
+		return "dev"
+	}
+	return fmt.Sprintf("dev (commit %.12s%s, %s)", rev, dirty, at)
+}
 
 // Exit codes scripts can rely on.
 const (
