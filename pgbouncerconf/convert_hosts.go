@@ -24,15 +24,24 @@ func (c *converter) multiHost(kv KV, host string, p map[string]string, add func(
 	if !ok {
 		return false
 	}
-	items := make([]string, len(hosts))
+	var items []string
+	seen := map[string]bool{}
+	comment := "from host=" + host
 	for i, h := range hosts {
 		if strings.HasPrefix(h, "@") {
 			c.fail(kv, "host: mux cannot connect to the abstract-namespace socket %q", h)
 			return false
 		}
-		items[i] = fmt.Sprintf("{host = %s, port = %d, role = %q}", tomlString(h), ports[i], config.RoleAuto)
+		k := fmt.Sprintf("%s:%d", h, ports[i])
+		if seen[k] {
+			// PgBouncer would try it twice; mux lists a host once.
+			comment = "from host=" + host + ", each host once"
+			continue
+		}
+		seen[k] = true
+		items = append(items, fmt.Sprintf("{host = %s, port = %d, role = %q}", tomlString(h), ports[i], config.RoleAuto))
 	}
-	add("hosts", "["+strings.Join(items, ", ")+"]", "from host="+host)
+	add("hosts", "["+strings.Join(items, ", ")+"]", comment)
 	// PgBouncer does not ask a host its role: it uses any that answers.
 	add("target_session_attrs", tomlString(config.TSAAny), `as PgBouncer: any host; "read-write" would send connections to the primary only`)
 	lb := config.BalanceRoundRobin
