@@ -67,6 +67,9 @@ const (
 	RoutePrimary                      // read-write, primary: the elected primary only
 	RouteStandby                      // read-only, standby: replicas (fallback: the primary)
 	RoutePreferStandby                // replicas, else the primary
+	// RouteReads is a read sibling's (reads.go): replicas, else the
+	// primary, whatever fallback_to_primary says.
+	RouteReads
 )
 
 // Balance says how new connections are spread over eligible hosts.
