@@ -85,6 +85,10 @@ type HostsConfig struct {
 	// standby) use the primary while no replica is healthy. nil (absent)
 	// = true; see Fallback.
 	FallbackToPrimary *bool `toml:"fallback_to_primary"`
+	// ReadWriteSplit sends transactions that only read to a replica and
+	// everything else to the primary (transaction mode, simple-protocol
+	// Queries; see the README). Default false.
+	ReadWriteSplit bool `toml:"read_write_split"`
 }
 
 // Fallback is fallback_to_primary with its default, true.
@@ -251,6 +255,30 @@ func (c *Config) hostChecksProblems(ck *checker) {
 	}
 	if c.HostRetryMax.D() < c.HostCheckInterval.D() {
 		ck.add(toml.Key{"host_retry_max"}, "%s is less than host_check_interval %s", c.HostRetryMax, c.HostCheckInterval)
+	}
+}
+
+// checkSplit refuses a read_write_split the entry cannot do.
+func (c *Config) checkSplit(ck *checker, name string, db Database) {
+	k := func(field string) toml.Key { return toml.Key{"databases", name, field} }
+	if !db.ReadWriteSplit {
+		return
+	}
+	var primary, replica bool // some host is, or may be, one
+	for _, h := range db.HostList() {
+		primary = primary || h.Role != RoleReplica
+		replica = replica || h.Role != RolePrimary
+	}
+	switch mode := c.PoolModeFor(db, ""); {
+	case len(db.Hosts) < 2 || !replica || !primary:
+		ck.add(k("read_write_split"), "needs a hosts list with a host that may be the primary and another that may be a replica (role primary, replica or auto)")
+	case mode != PoolModeTransaction:
+		ck.add(k("read_write_split"), "needs pool_mode %q (each transaction picks its host), but this entry's pool mode is %q", PoolModeTransaction, mode)
+	}
+	switch tsa := db.EffectiveTSA(); tsa {
+	case TSAReadWrite, TSAPrimary:
+	default:
+		ck.add(k("read_write_split"), "sends writes through the entry's own routing, so target_session_attrs must be %q or %q, not %q", TSAReadWrite, TSAPrimary, tsa)
 	}
 }
 

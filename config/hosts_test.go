@@ -69,6 +69,14 @@ func TestHostsValidation(t *testing.T) {
 			`host_check_interval: must be positive`},
 		{"retry max", "host_retry_max = \"100ms\"\n[databases.a]\n",
 			`host_retry_max: 100ms is less than host_check_interval 1s`},
+		{"split one host", "[databases.a]\nhost = \"x\"\ntarget_session_attrs = \"read-write\"\nread_write_split = true\n",
+			`databases.a.read_write_split: needs a hosts list with a host that may be the primary and another that may be a replica (role primary, replica or auto)`},
+		{"split no replica", "[databases.a]\nhosts = [{host = \"x\", role = \"primary\"}, {host = \"y\", role = \"primary\"}]\nread_write_split = true\n",
+			`databases.a.read_write_split: needs a hosts list with a host that may be the primary and another that may be a replica (role primary, replica or auto)`},
+		{"split session", "[databases.a]\nhosts = [{host = \"x\"}, {host = \"y\"}]\npool_mode = \"session\"\nread_write_split = true\n",
+			`databases.a.read_write_split: needs pool_mode "transaction" (each transaction picks its host), but this entry's pool mode is "session"`},
+		{"split standby", "[databases.a]\nhosts = [{host = \"x\"}, {host = \"y\"}]\ntarget_session_attrs = \"standby\"\nread_write_split = true\n",
+			`databases.a.read_write_split: sends writes through the entry's own routing, so target_session_attrs must be "read-write" or "primary", not "standby"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
