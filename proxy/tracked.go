@@ -53,7 +53,7 @@ func (c *clientConn) processTracked() error {
 	if c.answerWithoutServer() {
 		return nil
 	}
-	s, err := c.holdServer()
+	s, err := c.holdServer(buf[pos:c.in.w])
 	if err != nil {
 		return err
 	}
