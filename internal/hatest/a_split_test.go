@@ -1,0 +1,104 @@
+package hatest
+
+// The read/write split. The file name sorts before
+// ha_test.go: these tests need the pair as it starts (TestFailover, last,
+// promotes the replica).
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// splitConfig adds app_split, a read_write_split entry over both hosts,
+// and the global keys in global.
+func splitConfig(global string) string {
+	return fmt.Sprintf(`%s
+[databases.app_split]
+dbname = "postgres"
+user = "postgres"
+hosts = [{host = "127.0.0.1", port = %d}, {host = "127.0.0.1", port = %d}]
+read_write_split = true
+`, global, primaryFP.Port(), replicaFP.Port())
+}
+
+// simple runs sql with the simple query protocol and returns the first
+// value of its last result.
+func simple(ctx context.Context, conn *pgconn.PgConn, sql string) (string, error) {
+	res, err := conn.Exec(ctx, sql).ReadAll()
+	if err != nil {
+		return "", err
+	}
+	for i := len(res) - 1; i >= 0; i-- {
+		if len(res[i].Rows) > 0 {
+			return string(res[i].Rows[0][0]), nil
+		}
+	}
+	return "", nil
+}
+
+func TestReadWriteSplit(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, sql := range []string{
+		"CREATE TABLE split_rows (id serial PRIMARY KEY, tag text)",
+		"CREATE FUNCTION split_insert(t text) RETURNS text LANGUAGE sql AS $$ INSERT INTO split_rows (tag) VALUES (t); SELECT t $$",
+	} {
+		if err := primary.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := replica.WaitReplay(ctx, primary); err != nil {
+		t.Fatal(err)
+	}
+	m := startMux(t, splitConfig(""))
+	conn, err := pgconn.Connect(ctx, m.dsn("app_split", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	recovery := "SELECT pg_is_in_recovery()::text"
+	for _, c := range []struct{ what, sql, want string }{
+		{"autocommit SELECT", recovery, "true"},
+		{"READ ONLY block", "BEGIN READ ONLY; " + recovery + "; COMMIT", "true"},
+		{"write block", "BEGIN; INSERT INTO split_rows (tag) VALUES ('block'); " + recovery + "; COMMIT", "false"},
+	} {
+		if got, err := simple(ctx, conn, c.sql); err != nil || got != c.want {
+			t.Errorf("%s: pg_is_in_recovery() = %q, %v; want %s", c.what, got, err, c.want)
+		}
+	}
+	// A READ ONLY block over several Queries stays on the replica.
+	if _, err := simple(ctx, conn, "BEGIN READ ONLY"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := simple(ctx, conn, recovery); err != nil || got != "true" {
+		t.Errorf("inside BEGIN READ ONLY: %q, %v", got, err)
+	}
+	if _, err := simple(ctx, conn, "COMMIT"); err != nil {
+		t.Fatal(err)
+	}
+	// The extended protocol goes to the primary.
+	if got, err := value(ctx, conn, recovery); err != nil || got != "false" {
+		t.Errorf("extended protocol: %q, %v; want false", got, err)
+	}
+	// A settings change reaches the client's servers on both sides.
+	if _, err := simple(ctx, conn, "SET statement_timeout = '7s'"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := simple(ctx, conn, "SHOW statement_timeout"); err != nil || got != "7s" {
+		t.Errorf("SET carried to the replica: %q, %v", got, err)
+	}
+	// A read that writes: the replica refuses it, the primary runs it.
+	if got, err := simple(ctx, conn, "SELECT split_insert('once')"); err != nil || got != "once" {
+		t.Errorf("SELECT split_insert(): %q, %v; want once, no error", got, err)
+	}
+	if n, err := primary.QueryValue(ctx, "SELECT count(*) FROM split_rows WHERE tag = 'once'"); err != nil || n != "1" {
+		t.Errorf("rows written by the re-run: %s, %v; want 1", n, err)
+	}
+	if got, err := simple(ctx, conn, recovery); err != nil || got != "true" {
+		t.Errorf("the next read: %q, %v; want true", got, err)
+	}
+}
