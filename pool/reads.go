@@ -3,12 +3,12 @@ package pool
 // The read side of a read/write split (read_write_split): a pool whose
 // Config has ReadSplit and Hosts keeps a read sibling, a pool of its own
 // with the same login and sizes whose new servers go to a replica that is
-// up (RouteReads; the primary when there is none). The proxy takes a
-// server from the sibling for a transaction that only reads, and from
-// the pool itself for everything else. Routing happens when a server
-// connection is made, as for every routed pool: a sibling server whose
-// host goes down or stops being preferred (the primary, once a replica
-// is back) closes when next idle.
+// up and within max_replica_lag (RouteReads; the primary when there is
+// none). The proxy takes a server from the sibling for a transaction that
+// only reads, and from the pool itself for everything else. Routing
+// happens when a server connection is made, as for every routed pool: a
+// sibling server whose host goes down, starts lagging, or stops being
+// preferred (the primary, once a replica is back) closes when next idle.
 
 import "go.uber.org/zap"
 

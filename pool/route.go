@@ -88,17 +88,20 @@ func (hs *HostSet) eligibleLocked() (preferred, fallback []*Host) {
 	return hs.eligibleForLocked(hs.cfg.Routing)
 }
 
-// eligibleForLocked is eligibleLocked for routing r. hs.mu held.
+// eligibleForLocked is eligibleLocked for routing r. A replica that lags
+// more than max_replica_lag serves only "any". hs.mu held.
 func (hs *HostSet) eligibleForLocked(r Routing) (preferred, fallback []*Host) {
 	var standbys, any []*Host
 	for _, h := range hs.hosts {
 		h.mu.Lock()
-		up, role := h.state == HostUp, h.role
+		up, role, lagging := h.state == HostUp, h.role, h.lagging != ""
 		h.mu.Unlock()
 		switch {
 		case !up:
 		case role == RoleStandby:
-			standbys = append(standbys, h)
+			if !lagging {
+				standbys = append(standbys, h)
+			}
 			any = append(any, h)
 		case h == hs.primary:
 			any = append(any, h)
