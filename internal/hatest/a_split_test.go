@@ -1,12 +1,13 @@
 package hatest
 
-// The read/write split. The file name sorts before
+// The read/write split and replica lag. The file name sorts before
 // ha_test.go: these tests need the pair as it starts (TestFailover, last,
 // promotes the replica).
 
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -100,5 +101,86 @@ func TestReadWriteSplit(t *testing.T) {
 	}
 	if got, err := simple(ctx, conn, recovery); err != nil || got != "true" {
 		t.Errorf("the next read: %q, %v; want true", got, err)
+	}
+}
+
+func TestReplicaLag(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	defer cancel()
+	m := startMux(t, splitConfig(`max_replica_lag = "1s"`))
+	onReplica := func(want string) func() error {
+		return func() error {
+			conn, err := pgconn.Connect(ctx, m.dsn("app_split", ""))
+			if err != nil {
+				return err
+			}
+			defer conn.Close(context.Background())
+			got, err := simple(ctx, conn, "SELECT pg_is_in_recovery()::text")
+			if err == nil && got != want {
+				err = fmt.Errorf("pg_is_in_recovery() = %s, want %s", got, want)
+			}
+			return err
+		}
+	}
+	eventually(t, 10*time.Second, "reads on the replica", onReplica("true"))
+	if err := replica.Exec(ctx, "SELECT pg_wal_replay_pause()"); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	resume := func() {
+		if !resumed {
+			resumed = true
+			if err := replica.Exec(context.Background(), "SELECT pg_wal_replay_resume()"); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	defer resume()
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { // the primary keeps writing: the replica falls behind
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			_ = primary.Exec(ctx, "INSERT INTO writes DEFAULT VALUES")
+		}
+	}()
+	eventually(t, 15*time.Second, "reads on the primary while the replica lags", onReplica("false"))
+	lagReason(ctx, t, m)
+	close(stop)
+	<-done
+	resume()
+	eventually(t, 15*time.Second, "reads back on the replica", onReplica("true"))
+}
+
+// lagReason checks that SHOW HOSTS and the metrics show the lag.
+func lagReason(ctx context.Context, t *testing.T, m *testMux) {
+	conn, err := pgconn.Connect(ctx, m.dsn("pgbouncer", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	res, err := conn.Exec(ctx, "SHOW HOSTS").ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, row := range res[0].Rows {
+		if string(row[0]) == "app_split" && string(row[2]) == fmt.Sprint(replicaFP.Port()) {
+			found = strings.Contains(string(row[7]), "max_replica_lag 1s") && len(row) == 12 && row[10] != nil
+			t.Logf("SHOW HOSTS: %s", row)
+		}
+	}
+	if !found {
+		t.Error("SHOW HOSTS does not show the replica lagging")
+	}
+	_, body := m.get("/metrics")
+	want := fmt.Sprintf(`mux_host_lagging{database="app_split",host="127.0.0.1:%d"} 1`, replicaFP.Port())
+	if !strings.Contains(body, want) || !strings.Contains(body, "mux_host_lag_seconds{") {
+		t.Errorf("/metrics lacks %s or mux_host_lag_seconds", want)
 	}
 }
