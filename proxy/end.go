@@ -72,7 +72,7 @@ func (c *clientConn) finish(err error) {
 		}
 	}
 	c.mu.Lock()
-	for c.pin.checking || c.rw.state == rwRerun {
+	for c.pin.checking || c.rw.in(rwRerun) {
 		c.waitCheck()
 		c.waitRerun()
 	}

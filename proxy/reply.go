@@ -41,7 +41,7 @@ func (c *clientConn) serverClosed(s *pool.Server, closed error) {
 	mine := c.server == s
 	if mine {
 		c.server = nil
-		if c.rw.state == rwTrial {
+		if c.rw.in(rwTrial) {
 			c.rw.end()
 		}
 	}
@@ -98,7 +98,7 @@ func (c *clientConn) serverData(s *pool.Server, data []byte, ev *pool.Events, on
 		c.pin.checkDone = make(chan struct{})
 	}
 	rerun := false
-	if c.rw.state == rwTrial {
+	if c.rw.in(rwTrial) {
 		out, rerun = c.trialReply(out, ev, d) // rwsplit.go
 	}
 	if len(c.ln.notes) > 0 && ev.Ready > 0 && c.core.Status() == 'I' && c.core.Pending() == 0 && d != session.Close {

@@ -44,8 +44,10 @@ const (
 	rwRerun                // the replica refused it: it is being sent to the primary
 )
 
-// readSplit is a client's read/write split state, guarded by c.mu but
-// from, which the session's driver owns.
+// readSplit is a client's read/write split state, made at its first
+// read routed to a replica (a pointer in clientConn, which must stay in
+// its size class), guarded by c.mu but from, which the session's driver
+// owns.
 type readSplit struct {
 	state   rwState
 	class   session.ReadClass // of the Query the next server is taken for
@@ -57,7 +59,10 @@ type readSplit struct {
 }
 
 // busy reports a trial or re-run under way: the client waits.
-func (rw *readSplit) busy() bool { return rw.state != rwIdle }
+func (rw *readSplit) busy() bool { return rw != nil && rw.state != rwIdle }
+
+// in reports whether rw is in state st.
+func (rw *readSplit) in(st rwState) bool { return rw != nil && rw.state == st }
 
 // end ends a trial or re-run.
 func (rw *readSplit) end() {
@@ -71,7 +76,7 @@ func (rw *readSplit) end() {
 
 // acqPool is the pool the client's next server comes from.
 func (c *clientConn) acqPool() *pool.Pool {
-	if c.rw.from != nil {
+	if c.rw != nil && c.rw.from != nil {
 		return c.rw.from
 	}
 	return c.pool
@@ -82,7 +87,9 @@ func (c *clientConn) acqPool() *pool.Pool {
 // reads, the pool itself otherwise. c.mu held; the client holds no
 // server.
 func (c *clientConn) routeLocked(data []byte) {
-	c.rw.from, c.rw.class = nil, session.ReadWrite
+	if c.rw != nil {
+		c.rw.from, c.rw.class = nil, session.ReadWrite
+	}
 	if c.core.Mode != session.Transaction {
 		return
 	}
@@ -93,6 +100,9 @@ func (c *clientConn) routeLocked(data []byte) {
 	class := session.ClassifyQuery(data, c.lexOptionsLocked())
 	if class == session.ReadWrite {
 		return
+	}
+	if c.rw == nil {
+		c.rw = &readSplit{}
 	}
 	c.rw.from, c.rw.class = reads, class
 	if class == session.ReadAutocommit {
@@ -112,19 +122,20 @@ func oneQuery(data []byte) bool {
 // adoptedLocked starts a trial when s, just made the client's server,
 // is a replica's taken for an autocommit read. c.mu held.
 func (c *clientConn) adoptedLocked(s *pool.Server) {
-	if c.rw.state != rwIdle || c.rw.class != session.ReadAutocommit || !s.Pool().ForReads() || !s.OnStandby() {
+	rw := c.rw
+	if rw == nil || rw.state != rwIdle || rw.class != session.ReadAutocommit || !s.Pool().ForReads() || !s.OnStandby() {
 		return
 	}
-	c.rw.state, c.rw.refused = rwTrial, false
-	c.rw.held = c.rw.held[:0]
-	c.rw.done = make(chan struct{})
+	rw.state, rw.refused = rwTrial, false
+	rw.held = rw.held[:0]
+	rw.done = make(chan struct{})
 }
 
 // trialReply holds a trial's replies (out) until they are complete, and
 // returns what goes to the client now; rerun reports that the replica
 // refused the Query and the primary must run it. c.mu held.
 func (c *clientConn) trialReply(out []byte, ev *pool.Events, d session.Decision) (send []byte, rerun bool) {
-	rw := &c.rw
+	rw := c.rw
 	if ev.ErrCode == codeReadOnlyTransaction {
 		rw.refused = true
 	}
@@ -209,7 +220,7 @@ func (c *clientConn) waitBusy() {
 // waitRerun waits for a re-run under way, which will give the client a
 // server (finish). c.mu held; it may be released and retaken.
 func (c *clientConn) waitRerun() {
-	for c.rw.state == rwRerun {
+	for c.rw.in(rwRerun) {
 		ch := c.rw.done
 		c.mu.Unlock()
 		<-ch
