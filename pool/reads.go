@@ -30,7 +30,9 @@ func readsConfig(cfg Config) Config {
 // cfg (New, SetConfig). The sibling's own servers follow its SetConfig.
 func (p *Pool) syncReads(cfg Config) {
 	r := p.reads.Load()
-	want := cfg.ReadSplit && cfg.Hosts != nil
+	p.mu.Lock()
+	want := cfg.ReadSplit && cfg.Hosts != nil && !p.closed // no sibling for a closed pool
+	p.mu.Unlock()
 	switch {
 	case want && r == nil:
 		r = makePool(readsConfig(cfg), p.log.With(zap.Bool("reads", true)), true)
