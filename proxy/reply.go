@@ -99,7 +99,7 @@ func (c *clientConn) serverData(s *pool.Server, data []byte, ev *pool.Events, on
 	}
 	rerun := false
 	if c.rw.in(rwTrial) {
-		out, rerun = c.trialReply(out, ev, d) // rwsplit.go
+		out, bp, rerun = c.trialReply(out, bp, ev, d) // rwsplit.go
 	}
 	if len(c.ln.notes) > 0 && ev.Ready > 0 && c.core.Status() == 'I' && c.core.Pending() == 0 && d != session.Close {
 		// Notifications held during the transaction go out after it.

@@ -53,7 +53,7 @@ type readSplit struct {
 	class   session.ReadClass // of the Query the next server is taken for
 	from    *pool.Pool        // the pool the next server comes from (nil: c.pool)
 	query   []byte            // the trial's Query message, for a re-run
-	held    []byte            // the trial's replies so far
+	held    *[]byte           // the trial's replies so far (pooled; nil: none)
 	refused bool              // the replica answered 25006
 	done    chan struct{}     // closed when the trial or re-run ends
 }
@@ -64,10 +64,22 @@ func (rw *readSplit) busy() bool { return rw != nil && rw.state != rwIdle }
 // in reports whether rw is in state st.
 func (rw *readSplit) in(st rwState) bool { return rw != nil && rw.state == st }
 
-// end ends a trial or re-run.
+// hold keeps b, a trial's replies.
+func (rw *readSplit) hold(b []byte) {
+	if rw.held == nil {
+		rw.held = wire.GetBuf(len(b))
+		*rw.held = (*rw.held)[:0]
+	}
+	*rw.held = append(*rw.held, b...)
+}
+
+// end ends a trial or re-run, dropping what it held.
 func (rw *readSplit) end() {
 	rw.state, rw.refused = rwIdle, false
-	rw.held = rw.held[:0]
+	if rw.held != nil {
+		wire.PutBuf(rw.held)
+		rw.held = nil
+	}
 	if rw.done != nil {
 		close(rw.done)
 		rw.done = nil
@@ -127,31 +139,36 @@ func (c *clientConn) adoptedLocked(s *pool.Server) {
 		return
 	}
 	rw.state, rw.refused = rwTrial, false
-	rw.held = rw.held[:0]
 	rw.done = make(chan struct{})
 }
 
-// trialReply holds a trial's replies (out) until they are complete, and
-// returns what goes to the client now; rerun reports that the replica
-// refused the Query and the primary must run it. c.mu held.
-func (c *clientConn) trialReply(out []byte, ev *pool.Events, d session.Decision) (send []byte, rerun bool) {
+// trialReply holds a trial's replies (out, in the pooled buffer bp if
+// not nil, which it takes) until they are complete, and returns what
+// goes to the client now, in a pooled buffer the caller puts back; rerun
+// reports that the replica refused the Query and the primary must run
+// it. c.mu held.
+func (c *clientConn) trialReply(out []byte, bp *[]byte, ev *pool.Events, d session.Decision) (send []byte, sendBp *[]byte, rerun bool) {
 	rw := c.rw
 	if ev.ErrCode == codeReadOnlyTransaction {
 		rw.refused = true
 	}
-	rw.held = append(rw.held, out...)
+	rw.hold(out)
+	if bp != nil {
+		wire.PutBuf(bp)
+	}
 	switch {
 	case ev.Ready > 0 && rw.refused && d == session.Release && c.core.Status() == 'I':
-		rw.held = rw.held[:0]
+		wire.PutBuf(rw.held)
+		rw.held = nil
 		rw.state = rwRerun
-		return nil, true
-	case ev.Ready > 0 || d.Detaches() || len(rw.held) > readTrialMax:
-		send = rw.held
-		rw.held = nil // handed to the writer; the next trial takes a new one
+		return nil, nil, true
+	case ev.Ready > 0 || d.Detaches() || len(*rw.held) > readTrialMax:
+		sendBp = rw.held
+		rw.held = nil // handed to the writer
 		rw.end()
-		return send, false
+		return *sendBp, sendBp, false
 	}
-	return nil, false
+	return nil, nil, false
 }
 
 // rerun runs the trial's Query on the primary, the replica having
