@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -126,18 +127,16 @@ func TestReplicaLag(t *testing.T) {
 	if err := replica.Exec(ctx, "SELECT pg_wal_replay_pause()"); err != nil {
 		t.Fatal(err)
 	}
-	resumed := false
-	resume := func() {
-		if !resumed {
-			resumed = true
-			if err := replica.Exec(context.Background(), "SELECT pg_wal_replay_resume()"); err != nil {
-				t.Error(err)
-			}
+	resume := sync.OnceFunc(func() {
+		if err := replica.Exec(context.Background(), "SELECT pg_wal_replay_resume()"); err != nil {
+			t.Error(err)
 		}
-	}
+	})
 	defer resume()
 	stop := make(chan struct{})
 	done := make(chan struct{})
+	stopWriting := sync.OnceFunc(func() { close(stop); <-done })
+	defer stopWriting()
 	go func() { // the primary keeps writing: the replica falls behind
 		defer close(done)
 		for {
@@ -151,8 +150,7 @@ func TestReplicaLag(t *testing.T) {
 	}()
 	eventually(t, 15*time.Second, "reads on the primary while the replica lags", onReplica("false"))
 	lagReason(ctx, t, m)
-	close(stop)
-	<-done
+	stopWriting()
 	resume()
 	eventually(t, 15*time.Second, "reads back on the replica", onReplica("true"))
 }
