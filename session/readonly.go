@@ -86,6 +86,7 @@ type readScan struct {
 
 	// The statement being scanned.
 	kind     stmtKind
+	lead     sqllex.Keyword // its first word
 	ntok     int
 	depth    int  // parenthesis nesting
 	prevRead bool // the previous token was the word READ
@@ -107,6 +108,7 @@ func (r *readScan) token(t sqllex.Token) bool {
 		return !r.bad
 	case r.ntok == 0:
 		r.kind = leadKind(t, w)
+		r.lead = sqllex.LookupKeyword(w)
 	}
 	r.ntok++
 	switch r.kind {
@@ -146,6 +148,10 @@ var writeWords = [...]string{"INSERT", "UPDATE", "DELETE", "MERGE", "INTO", "SHA
 
 // readToken looks at a token of a SELECT-like statement.
 func (r *readScan) readToken(t sqllex.Token, w []byte) {
+	if r.lead == sqllex.KwShow && r.ntok == 2 && !replicaSetting(t, w) {
+		r.bad = true
+		return
+	}
 	switch t.Kind {
 	case sqllex.TokWord:
 		for _, ww := range writeWords {
@@ -252,7 +258,7 @@ func (r *readScan) endStatement() {
 	case stmtEnd:
 		r.block = txNone
 	}
-	r.kind, r.ntok, r.depth, r.prevRead, r.prevNo, r.readOnly, r.callee = stmtUnknown, 0, 0, false, false, false, nil
+	r.kind, r.lead, r.ntok, r.depth, r.prevRead, r.prevNo, r.readOnly, r.callee = stmtUnknown, sqllex.KwNone, 0, 0, false, false, false, nil
 }
 
 // result is the class of the whole text.
@@ -269,6 +275,16 @@ func (r *readScan) result() ReadClass {
 		return ReadOnlyBlock
 	}
 	return ReadWrite
+}
+
+// replicaSetting reports whether SHOW of the setting t names may answer
+// from a replica: not the ones that tell a primary from a standby, which
+// drivers read to check target_session_attrs=read-write (pgx runs SHOW
+// transaction_read_only) and which must describe the entry, whose writes
+// go to the primary.
+func replicaSetting(t sqllex.Token, w []byte) bool {
+	return t.Kind == sqllex.TokWord && !sqllex.EqualFold(w, "TRANSACTION_READ_ONLY") &&
+		!sqllex.EqualFold(w, "DEFAULT_TRANSACTION_READ_ONLY") && !sqllex.EqualFold(w, "IN_HOT_STANDBY")
 }
 
 // writeFunctions are name prefixes of functions that write, lock, or

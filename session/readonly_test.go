@@ -51,6 +51,9 @@ func TestClassifyRead(t *testing.T) {
 		{`SELECT U&"nextval"('s')`, ReadWrite},
 		{"EXPLAIN ANALYZE DELETE FROM t", ReadWrite},
 		{"ROLLBACK TO SAVEPOINT a", ReadWrite},
+		{"show transaction_read_only", ReadWrite}, // pgx's read-write check: the primary's answer
+		{"SHOW default_transaction_read_only", ReadWrite},
+		{"SHOW in_hot_standby", ReadWrite},
 		{"SELECT (1; 2)", ReadWrite},
 	}
 	for _, c := range cases {

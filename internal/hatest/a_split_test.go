@@ -103,6 +103,14 @@ func TestReadWriteSplit(t *testing.T) {
 	if got, err := simple(ctx, conn, recovery); err != nil || got != "true" {
 		t.Errorf("the next read: %q, %v; want true", got, err)
 	}
+	// pgx checks read-write with SHOW transaction_read_only (simple
+	// protocol): the entry writes, so the primary answers.
+	rw, err := pgconn.Connect(ctx, m.dsn("app_split", "target_session_attrs=read-write"))
+	if err != nil {
+		t.Errorf("pgx target_session_attrs=read-write refused app_split: %v", err)
+	} else {
+		rw.Close(ctx)
+	}
 }
 
 func TestReplicaLag(t *testing.T) {
