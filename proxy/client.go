@@ -260,6 +260,7 @@ func (c *clientConn) forward(data []byte, b session.Run) error {
 	if err != nil {
 		return err
 	}
+	c.beginTrialLocked(s) // rwsplit.go
 	c.count(b)
 	c.mu.Unlock()
 	c.stats.bytesIn.Add(int64(len(data)))

@@ -52,6 +52,7 @@ type readSplit struct {
 	state   rwState
 	class   session.ReadClass // of the Query the next server is taken for
 	from    *pool.Pool        // the pool the next server comes from (nil: c.pool)
+	armed   *pool.Server      // a replica's server taken for query: its trial starts when the query is sent
 	query   []byte            // the trial's Query message, for a re-run
 	held    *[]byte           // the trial's replies so far (pooled; nil: none)
 	refused bool              // the replica answered 25006
@@ -100,7 +101,7 @@ func (c *clientConn) acqPool() *pool.Pool {
 // server.
 func (c *clientConn) routeLocked(data []byte) {
 	if c.rw != nil {
-		c.rw.from, c.rw.class = nil, session.ReadWrite
+		c.rw.from, c.rw.class, c.rw.armed = nil, session.ReadWrite, nil
 	}
 	if c.core.Mode != session.Transaction {
 		return
@@ -131,13 +132,25 @@ func oneQuery(data []byte) bool {
 	return 1+n == len(data)
 }
 
-// adoptedLocked starts a trial when s, just made the client's server,
-// is a replica's taken for an autocommit read. c.mu held.
+// adoptedLocked arms a trial when s, just made the client's server, is a
+// replica's taken for an autocommit read. c.mu held.
 func (c *clientConn) adoptedLocked(s *pool.Server) {
 	rw := c.rw
 	if rw == nil || rw.state != rwIdle || rw.class != session.ReadAutocommit || !s.Pool().ForReads() || !s.OnStandby() {
 		return
 	}
+	rw.armed = s
+}
+
+// beginTrialLocked starts the trial armed for s as its Query is sent:
+// from now on the replies are held and the client's next messages wait.
+// (Started at adoption, it would make the Query itself wait.) c.mu held.
+func (c *clientConn) beginTrialLocked(s *pool.Server) {
+	rw := c.rw
+	if rw == nil || rw.armed != s || s == nil {
+		return
+	}
+	rw.armed = nil
 	rw.state, rw.refused = rwTrial, false
 	rw.done = make(chan struct{})
 }

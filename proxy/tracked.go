@@ -74,6 +74,8 @@ func (c *clientConn) processTracked() error {
 		!c.trk.Owes() && c.core.Mode != session.Session && !c.needsStateCheck()
 	if release {
 		c.server = nil
+	} else if len(out) > 0 {
+		c.beginTrialLocked(s) // rwsplit.go
 	}
 	apply := c.ln.apply
 	c.ln.apply = nil
