@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 )
 
 // splitConfig adds app_split, a read_write_split entry over both hosts,
@@ -46,8 +47,8 @@ func TestReadWriteSplit(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for _, sql := range []string{
-		"CREATE TABLE split_rows (id serial PRIMARY KEY, tag text)",
-		"CREATE FUNCTION split_insert(t text) RETURNS text LANGUAGE sql AS $$ INSERT INTO split_rows (tag) VALUES (t); SELECT t $$",
+		"CREATE TABLE IF NOT EXISTS split_rows (id serial PRIMARY KEY, tag text)",
+		"CREATE OR REPLACE FUNCTION split_insert(t text) RETURNS text LANGUAGE sql AS $$ INSERT INTO split_rows (tag) VALUES (t); SELECT t $$",
 	} {
 		if err := primary.Exec(ctx, sql); err != nil {
 			t.Fatal(err)
@@ -56,7 +57,52 @@ func TestReadWriteSplit(t *testing.T) {
 	if err := replica.WaitReplay(ctx, primary); err != nil {
 		t.Fatal(err)
 	}
-	m := startMux(t, splitConfig(""))
+	// The event loops' driver, and the goroutine driver (which waits for
+	// a trial where a loop offloads).
+	for name, workers := range map[string]string{"loops": "", "goroutines": "workers = 0"} {
+		t.Run(name, func(t *testing.T) { splitCases(ctx, t, workers) })
+	}
+}
+
+// pipelined sends a slow read that writes and, while the replica runs
+// it, a plain read, and returns the first value of each answer: the
+// second waits until the first has been sent again to the primary, and
+// follows it there (the client holds that server until the answer).
+func pipelined(ctx context.Context, t *testing.T, conn *pgconn.PgConn, tag string) (first, second string) {
+	fe := conn.Frontend()
+	fe.Send(&pgproto3.Query{String: fmt.Sprintf("SELECT split_insert('%s') FROM pg_sleep(0.3)", tag)})
+	if err := fe.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	fe.Send(&pgproto3.Query{String: "SELECT pg_is_in_recovery()::text"})
+	if err := fe.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	var vals []string
+	for ready := 0; ready < 2; {
+		msg, err := conn.ReceiveMessage(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch m := msg.(type) {
+		case *pgproto3.DataRow:
+			vals = append(vals, string(m.Values[0]))
+		case *pgproto3.ErrorResponse:
+			t.Errorf("pipelined: error %s %s", m.Code, m.Message)
+			vals = append(vals, "error")
+		case *pgproto3.ReadyForQuery:
+			ready++
+		}
+	}
+	if len(vals) != 2 {
+		t.Fatalf("pipelined: values %q", vals)
+	}
+	return vals[0], vals[1]
+}
+
+func splitCases(ctx context.Context, t *testing.T, workers string) {
+	m := startMux(t, splitConfig(workers))
 	conn, err := pgconn.Connect(ctx, m.dsn("app_split", ""))
 	if err != nil {
 		t.Fatal(err)
@@ -94,14 +140,22 @@ func TestReadWriteSplit(t *testing.T) {
 		t.Errorf("SET carried to the replica: %q, %v", got, err)
 	}
 	// A read that writes: the replica refuses it, the primary runs it.
-	if got, err := simple(ctx, conn, "SELECT split_insert('once')"); err != nil || got != "once" {
-		t.Errorf("SELECT split_insert(): %q, %v; want once, no error", got, err)
+	tag := fmt.Sprintf("once %q %d", workers, time.Now().UnixNano())
+	if got, err := simple(ctx, conn, fmt.Sprintf("SELECT split_insert('%s')", tag)); err != nil || got != tag {
+		t.Errorf("SELECT split_insert(): %q, %v; want %s, no error", got, err, tag)
 	}
-	if n, err := primary.QueryValue(ctx, "SELECT count(*) FROM split_rows WHERE tag = 'once'"); err != nil || n != "1" {
+	if n, err := primary.QueryValue(ctx, fmt.Sprintf("SELECT count(*) FROM split_rows WHERE tag = '%s'", tag)); err != nil || n != "1" {
 		t.Errorf("rows written by the re-run: %s, %v; want 1", n, err)
 	}
 	if got, err := simple(ctx, conn, recovery); err != nil || got != "true" {
 		t.Errorf("the next read: %q, %v; want true", got, err)
+	}
+	ptag := fmt.Sprintf("pipelined %q %d", workers, time.Now().UnixNano())
+	if first, second := pipelined(ctx, t, conn, ptag); first != ptag || second != "false" {
+		t.Errorf("pipelined: %q then %q; want %s then false", first, second, ptag)
+	}
+	if n, err := primary.QueryValue(ctx, fmt.Sprintf("SELECT count(*) FROM split_rows WHERE tag = '%s'", ptag)); err != nil || n != "1" {
+		t.Errorf("rows written by the pipelined re-run: %s, %v; want 1", n, err)
 	}
 	// pgx checks read-write with SHOW transaction_read_only (simple
 	// protocol): the entry writes, so the primary answers.
