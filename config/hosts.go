@@ -50,6 +50,9 @@ const (
 	// DefaultHostRetryMax caps the back-off between checks of a host that
 	// failed: it starts at host_check_interval and doubles.
 	DefaultHostRetryMax = 10 * time.Second
+	// DefaultMaxReplicaLag is how far a replica's replay may lag before
+	// it gets no reads (max_replica_lag; 0 turns the limit off).
+	DefaultMaxReplicaLag = 10 * time.Second
 )
 
 var (
@@ -85,6 +88,21 @@ type HostsConfig struct {
 	// standby) use the primary while no replica is healthy. nil (absent)
 	// = true; see Fallback.
 	FallbackToPrimary *bool `toml:"fallback_to_primary"`
+	// ReadWriteSplit sends transactions that only read to a replica and
+	// everything else to the primary (transaction mode, simple-protocol
+	// Queries; see the README). Default false.
+	ReadWriteSplit bool `toml:"read_write_split"`
+	// MaxReplicaLag overrides the global max_replica_lag for this entry;
+	// nil (absent) = the global one.
+	MaxReplicaLag *Duration `toml:"max_replica_lag"`
+}
+
+// ReplicaLagLimit is the entry's max_replica_lag: its own, else global.
+func (h HostsConfig) ReplicaLagLimit(global Duration) Duration {
+	if h.MaxReplicaLag != nil {
+		return *h.MaxReplicaLag
+	}
+	return global
 }
 
 // Fallback is fallback_to_primary with its default, true.
@@ -104,6 +122,9 @@ type HostChecks struct {
 	// HostRetryMax caps the back-off between checks of a down host.
 	// Default 10s.
 	HostRetryMax Duration `toml:"host_retry_max"`
+	// MaxReplicaLag: a replica whose replay lags more than this gets no
+	// connections (reads) until it catches up; 0 = no limit. Default 10s.
+	MaxReplicaLag Duration `toml:"max_replica_lag"`
 }
 
 // defaultHostChecks are HostChecks' defaults, for Default.
@@ -112,6 +133,7 @@ func defaultHostChecks() HostChecks {
 		HostCheckInterval: Duration(DefaultHostCheckInterval),
 		HostCheckTimeout:  Duration(DefaultHostCheckTimeout),
 		HostRetryMax:      Duration(DefaultHostRetryMax),
+		MaxReplicaLag:     Duration(DefaultMaxReplicaLag),
 	}
 }
 
@@ -251,6 +273,37 @@ func (c *Config) hostChecksProblems(ck *checker) {
 	}
 	if c.HostRetryMax.D() < c.HostCheckInterval.D() {
 		ck.add(toml.Key{"host_retry_max"}, "%s is less than host_check_interval %s", c.HostRetryMax, c.HostCheckInterval)
+	}
+	if c.MaxReplicaLag.D() < 0 {
+		ck.add(toml.Key{"max_replica_lag"}, "must not be negative (0 turns the limit off)")
+	}
+}
+
+// checkSplit refuses a read_write_split the entry cannot do, and a
+// negative max_replica_lag.
+func (c *Config) checkSplit(ck *checker, name string, db Database) {
+	k := func(field string) toml.Key { return toml.Key{"databases", name, field} }
+	if db.MaxReplicaLag != nil && db.MaxReplicaLag.D() < 0 {
+		ck.add(k("max_replica_lag"), "must not be negative (0 turns the limit off)")
+	}
+	if !db.ReadWriteSplit {
+		return
+	}
+	var primary, replica bool // some host is, or may be, one
+	for _, h := range db.HostList() {
+		primary = primary || h.Role != RoleReplica
+		replica = replica || h.Role != RolePrimary
+	}
+	switch mode := c.PoolModeFor(db, ""); {
+	case len(db.Hosts) < 2 || !replica || !primary:
+		ck.add(k("read_write_split"), "needs a hosts list with a host that may be the primary and another that may be a replica (role primary, replica or auto)")
+	case mode != PoolModeTransaction:
+		ck.add(k("read_write_split"), "needs pool_mode %q (each transaction picks its host), but this entry's pool mode is %q", PoolModeTransaction, mode)
+	}
+	switch tsa := db.EffectiveTSA(); tsa {
+	case TSAReadWrite, TSAPrimary:
+	default:
+		ck.add(k("read_write_split"), "sends writes through the entry's own routing, so target_session_attrs must be %q or %q, not %q", TSAReadWrite, TSAPrimary, tsa)
 	}
 }
 

@@ -39,6 +39,13 @@ host = "db"
 	if c.HostCheckInterval.D() != 500*time.Millisecond || c.HostRetryMax.D() != DefaultHostRetryMax {
 		t.Errorf("host checks = %+v", c.HostChecks)
 	}
+	if c.MaxReplicaLag.D() != DefaultMaxReplicaLag || app.ReplicaLagLimit(c.MaxReplicaLag).D() != DefaultMaxReplicaLag {
+		t.Errorf("max_replica_lag = %v, app's %v", c.MaxReplicaLag, app.ReplicaLagLimit(c.MaxReplicaLag))
+	}
+	own := mustParse(t, "max_replica_lag = \"3s\"\n[databases.a]\nhosts = [{host = \"x\"}, {host = \"y\"}]\nmax_replica_lag = \"0s\"\n")
+	if got := own.Databases["a"].ReplicaLagLimit(own.MaxReplicaLag); got != 0 || own.MaxReplicaLag.D() != 3*time.Second {
+		t.Errorf("an entry's max_replica_lag = %v (global %v), want 0s (3s)", got, own.MaxReplicaLag)
+	}
 }
 
 func TestHostsValidation(t *testing.T) {
@@ -69,6 +76,18 @@ func TestHostsValidation(t *testing.T) {
 			`host_check_interval: must be positive`},
 		{"retry max", "host_retry_max = \"100ms\"\n[databases.a]\n",
 			`host_retry_max: 100ms is less than host_check_interval 1s`},
+		{"split one host", "[databases.a]\nhost = \"x\"\ntarget_session_attrs = \"read-write\"\nread_write_split = true\n",
+			`databases.a.read_write_split: needs a hosts list with a host that may be the primary and another that may be a replica (role primary, replica or auto)`},
+		{"split no replica", "[databases.a]\nhosts = [{host = \"x\", role = \"primary\"}, {host = \"y\", role = \"primary\"}]\nread_write_split = true\n",
+			`databases.a.read_write_split: needs a hosts list with a host that may be the primary and another that may be a replica (role primary, replica or auto)`},
+		{"split session", "[databases.a]\nhosts = [{host = \"x\"}, {host = \"y\"}]\npool_mode = \"session\"\nread_write_split = true\n",
+			`databases.a.read_write_split: needs pool_mode "transaction" (each transaction picks its host), but this entry's pool mode is "session"`},
+		{"negative lag", "max_replica_lag = \"-1s\"\n[databases.a]\n",
+			`max_replica_lag: must not be negative (0 turns the limit off)`},
+		{"negative entry lag", "[databases.a]\nhosts = [{host = \"x\"}, {host = \"y\"}]\nmax_replica_lag = \"-1s\"\n",
+			`databases.a.max_replica_lag: must not be negative (0 turns the limit off)`},
+		{"split standby", "[databases.a]\nhosts = [{host = \"x\"}, {host = \"y\"}]\ntarget_session_attrs = \"standby\"\nread_write_split = true\n",
+			`databases.a.read_write_split: sends writes through the entry's own routing, so target_session_attrs must be "read-write" or "primary", not "standby"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -244,6 +244,7 @@ func (c *Config) checkDatabase(ck *checker, name string, db Database) {
 	k := func(field string) toml.Key { return toml.Key{"databases", name, field} }
 	ck.name(toml.Key{"databases", name}, "database name", name)
 	checkHosts(ck, name, db, db.Host != "" || db.Port != 0)
+	c.checkSplit(ck, name, db)
 	switch {
 	case len(db.Hosts) > 0:
 		// The hosts list replaces host and port.

@@ -32,6 +32,7 @@ type HostCollector struct {
 	src                      HostSource
 	up, role, conns, refused *prometheus.Desc
 	timeline                 *prometheus.Desc
+	lag, lagBytes, lagging   *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*HostCollector)(nil)
@@ -46,12 +47,15 @@ func NewHostCollector(src HostSource) *HostCollector {
 		conns:    prometheus.NewDesc("mux_host_connections", "Server connections mux holds to the host (all pools).", l, nil),
 		refused:  prometheus.NewDesc("mux_host_refused", "1 if the host is up but gets no connections (it claims primary while another host is primary).", l, nil),
 		timeline: prometheus.NewDesc("mux_host_timeline", "The host's timeline as of its last check.", l, nil),
+		lag:      prometheus.NewDesc("mux_host_lag_seconds", "A replica's replay lag as of its last check (max_replica_lag).", l, nil),
+		lagBytes: prometheus.NewDesc("mux_host_lag_bytes", "How far a replica's replay is behind the primary's WAL position, in bytes.", l, nil),
+		lagging:  prometheus.NewDesc("mux_host_lagging", "1 if the replica lags more than max_replica_lag and gets no connections.", l, nil),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *HostCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.up, c.role, c.conns, c.refused, c.timeline} {
+	for _, d := range []*prometheus.Desc{c.up, c.role, c.conns, c.refused, c.timeline, c.lag, c.lagBytes, c.lagging} {
 		ch <- d
 	}
 }
@@ -70,6 +74,11 @@ func (c *HostCollector) Collect(ch chan<- prometheus.Metric) {
 		g(c.conns, float64(h.Conns))
 		g(c.refused, b2f(h.State == pool.HostUp && h.Reason != ""))
 		g(c.timeline, float64(h.Timeline))
+		if h.LagKnown {
+			g(c.lag, h.Lag.Seconds())
+			g(c.lagBytes, float64(h.LagBytes))
+			g(c.lagging, b2f(h.Lagging != ""))
+		}
 	}
 }
 

@@ -567,6 +567,7 @@ func (c *converter) administration() {
 	c.add("host_check_interval", tomlString(config.DefaultHostCheckInterval.String()), "mux only (entries with several hosts); mux default")
 	c.add("host_check_timeout", tomlString(config.DefaultHostCheckTimeout.String()), "mux only; mux default")
 	c.add("host_retry_max", tomlString(config.DefaultHostRetryMax.String()), "mux only; mux default")
+	c.add("max_replica_lag", tomlString(config.DefaultMaxReplicaLag.String()), "mux only (replicas get no reads past it); mux default")
 }
 
 func (c *converter) keepalive() {

@@ -100,19 +100,32 @@ func (hs *HostSet) CheckNow(ctx context.Context, t Target) {
 func (hs *HostSet) checkHost(h *Host, t Target) {
 	ctx, cancel := context.WithTimeout(context.Background(), hs.cfg.Timeout)
 	defer cancel()
-	role, tl, err := probeRole(ctx, h, t, hs.log)
-	hs.record(h, role, tl, err)
+	role, tl, smp, err := probeRole(ctx, h, t, hs.log)
+	if err == nil && role == RolePrimary {
+		hs.notePrimaryWAL(h, smp)
+	}
+	hs.record(h, role, tl, smp, err)
 }
 
-// probeRole connects to h, asks its role and timeline, and disconnects.
-func probeRole(ctx context.Context, h *Host, t Target, log *zap.Logger) (Role, uint32, error) {
+// probeRole connects to h, asks its role, timeline and WAL positions
+// (lag.go), and disconnects.
+func probeRole(ctx context.Context, h *Host, t Target, log *zap.Logger) (Role, uint32, walSample, error) {
 	t.Host, t.Port = h.Spec.Host, h.Spec.Port
 	s, err := dial(ctx, t, log)
 	if err != nil {
-		return RoleUnknown, 0, err
+		return RoleUnknown, 0, walSample{}, err
 	}
 	s.startReading(nil)
 	defer func() { s.close(); <-s.done }()
+	role, tl, err := askRole(ctx, s)
+	if err != nil {
+		return RoleUnknown, 0, walSample{}, err
+	}
+	return role, tl, probeWAL(ctx, s), nil
+}
+
+// askRole asks s whether it is in recovery, and its timeline.
+func askRole(ctx context.Context, s *Server) (Role, uint32, error) {
 	res, err := s.Exec(ctx, roleQuery)
 	if err == nil && res.Err != nil && res.Err.Code == "42501" {
 		res, err = s.Exec(ctx, roleQueryNoTimeline) // no right to read the control file
@@ -134,9 +147,13 @@ func probeRole(ctx context.Context, h *Host, t Target, log *zap.Logger) (Role, u
 }
 
 // record updates h from a check (err nil: it answered role on timeline
-// tl) and elects the primary again.
-func (hs *HostSet) record(h *Host, role Role, tl uint32, err error) {
+// tl, and smp) and elects the primary again.
+func (hs *HostSet) record(h *Host, role Role, tl uint32, smp walSample, err error) {
 	now := time.Now()
+	var lag hostLag
+	if err == nil && role == RoleStandby {
+		lag = hs.lagOf(smp) // takes hs.mu: before h.mu
+	}
 	h.mu.Lock()
 	h.checking = false
 	h.lastCheck = now
@@ -150,6 +167,11 @@ func (hs *HostSet) record(h *Host, role Role, tl uint32, err error) {
 		h.state, h.role, h.timeline, h.reason = HostUp, role, tl, ""
 		h.backoff, h.nextCheck = 0, now.Add(hs.cfg.Interval)
 	}
+	if role != RoleStandby || h.role != RoleStandby {
+		lag = hostLag{} // a primary, or a host down: no lag
+	}
+	lagChanged := hs.setLagLocked(h, lag)
+	lagging := h.lagging
 	changed := old != h.state || oldRole != h.role
 	if changed && (h.state == HostDown || old != HostUnknown) {
 		h.epoch.Add(1)
@@ -159,7 +181,10 @@ func (hs *HostSet) record(h *Host, role Role, tl uint32, err error) {
 	if changed {
 		hs.logChange(h, old, state, role, tl, reason)
 	}
-	if hs.elect() || changed {
+	if lagChanged {
+		hs.logLag(h, lagging)
+	}
+	if hs.elect() || changed || lagChanged {
 		hs.gen.Add(1)
 	}
 }
@@ -202,6 +227,15 @@ func (hs *HostSet) logChange(h *Host, old, state HostState, role Role, tl uint32
 		return
 	}
 	hs.log.Info("host up", append(f, zap.Stringer("role", role), zap.Uint32("timeline", tl))...)
+}
+
+// logLag reports a replica that starts or stops lagging too much.
+func (hs *HostSet) logLag(h *Host, why string) {
+	if why != "" {
+		hs.log.Warn("replica lags: no connections until it catches up", zap.String("host", h.Spec.addr()), zap.String("reason", why))
+		return
+	}
+	hs.log.Info("replica caught up", zap.String("host", h.Spec.addr()))
 }
 
 func (sp HostSpec) addr() string { return sp.Host + ":" + strconv.Itoa(sp.Port) }

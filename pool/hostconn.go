@@ -12,10 +12,12 @@ import (
 // hostLink ties a server to the host it was connected to. Written once at
 // connect but gen, which offRoute moves on.
 type hostLink struct {
-	host  *Host
-	epoch uint64        // host.epoch at connect
-	gen   atomic.Uint64 // HostSet.gen when last found on the routing
-	gone  atomic.Bool
+	host    *Host
+	routing Routing       // the routing it was picked for
+	standby bool          // the host was a replica at connect
+	epoch   uint64        // host.epoch at connect
+	gen     atomic.Uint64 // HostSet.gen when last found on the routing
+	gone    atomic.Bool
 }
 
 // dialRouted connects to cfg.Target, or with Hosts set to the host the
@@ -25,7 +27,11 @@ func (p *Pool) dialRouted(ctx context.Context, cfg Config) (*Server, error) {
 	if hs == nil {
 		return dial(ctx, cfg.Target, p.log)
 	}
-	h, err := hs.Pick(ctx, cfg.Target)
+	r := hs.Routing()
+	if p.forReads {
+		r = RouteReads
+	}
+	h, err := hs.Pick(ctx, cfg.Target, r)
 	if err != nil {
 		return nil, err
 	}
@@ -38,7 +44,10 @@ func (p *Pool) dialRouted(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	hs.noteTarget(cfg.Target)
-	s.route.host, s.route.epoch = h, h.epoch.Load()
+	s.route.host, s.route.routing, s.route.epoch = h, r, h.epoch.Load()
+	h.mu.Lock()
+	s.route.standby = h.role == RoleStandby
+	h.mu.Unlock()
 	s.route.gen.Store(gen)
 	h.conns.Add(1)
 	return s, nil
@@ -56,7 +65,7 @@ func (l *hostLink) offRoute() bool {
 	if g == l.gen.Load() {
 		return false
 	}
-	if !hs.eligible(l.host) {
+	if !hs.eligible(l.host, l.routing) {
 		return true
 	}
 	l.gen.Store(g)
@@ -77,3 +86,7 @@ func (p *Pool) templateStale(t *Template) bool {
 	hs := p.Config().Hosts
 	return hs != nil && hs.gen.Load() != t.routeGen
 }
+
+// OnStandby reports whether the server's host was a replica when it
+// connected (its role changing closes it when next idle).
+func (s *Server) OnStandby() bool { return s.route.standby }

@@ -67,6 +67,9 @@ const (
 	RoutePrimary                      // read-write, primary: the elected primary only
 	RouteStandby                      // read-only, standby: replicas (fallback: the primary)
 	RoutePreferStandby                // replicas, else the primary
+	// RouteReads is a read sibling's (reads.go): replicas that keep up,
+	// else the primary, whatever fallback_to_primary says.
+	RouteReads
 )
 
 // Balance says how new connections are spread over eligible hosts.
@@ -98,6 +101,8 @@ type HostSetConfig struct {
 	Interval time.Duration // between checks of a host that is up
 	Timeout  time.Duration // bound on one check
 	RetryMax time.Duration // cap on the back-off of a down host
+	// MaxLag: a replica lagging more gets no connections; 0: no limit.
+	MaxLag time.Duration
 }
 
 // Host is one server of a HostSet.
@@ -115,7 +120,9 @@ type Host struct {
 	role      Role
 	timeline  uint32
 	lastCheck time.Time
-	reason    string // why it gets no connections ("" when it may)
+	reason    string  // why it gets no connections ("" when it may)
+	lagging   string  // why a replica gets no connections: it lags ("" when it keeps up; lag.go)
+	lag       hostLag // as of its last check
 	backoff   time.Duration
 	nextCheck time.Time
 	checking  bool
@@ -139,6 +146,9 @@ type HostSet struct {
 	creds    *Target // login for checks: the last target a pool connected with
 	rr       int     // round-robin cursor
 	claimsAt string  // the claimants of the last split-brain report
+	// The primary's WAL position at its last check and the one before
+	// (lag.go), in bytes; 0: not known.
+	plsn, plsnOld uint64
 }
 
 // NewHostSet creates the hosts of an entry and starts checking them.
@@ -176,6 +186,11 @@ type HostInfo struct {
 	Reason    string
 	LastCheck time.Time
 	Conns     int64
+	// A replica's lag (lag.go): LagKnown when its check could read it.
+	LagKnown bool
+	Lag      time.Duration
+	LagBytes uint64
+	Lagging  string // why it gets no connections for lagging ("" if it keeps up)
 }
 
 // Hosts describes every host, in configuration order.
@@ -187,7 +202,8 @@ func (hs *HostSet) Hosts() []HostInfo {
 		h.mu.Lock()
 		out = append(out, HostInfo{Host: h.Spec.Host, Port: h.Spec.Port,
 			Role: h.role, Fixed: h.Spec.Fixed != RoleUnknown, State: h.state, Primary: h == hs.primary,
-			Timeline: h.timeline, Reason: h.reason, LastCheck: h.lastCheck, Conns: h.conns.Load()})
+			Timeline: h.timeline, Reason: h.reason, LastCheck: h.lastCheck, Conns: h.conns.Load(),
+			LagKnown: h.lag.known && h.role == RoleStandby, Lag: h.lag.lag, LagBytes: h.lag.bytes, Lagging: h.lagging})
 		h.mu.Unlock()
 	}
 	return out

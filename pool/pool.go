@@ -33,6 +33,9 @@ type Config struct {
 	// Hosts, when set, chooses the host of each new server connection
 	// (Target.Host and Port are then ignored); nil: Target's one host.
 	Hosts *HostSet
+	// ReadSplit, with Hosts, gives the pool a read sibling (reads.go)
+	// whose servers go to replicas.
+	ReadSplit bool
 }
 
 // ErrClosed is returned by Acquire on a closed pool.
@@ -92,11 +95,20 @@ type Pool struct {
 
 	// loops, when set, picks the event loop that reads a new server.
 	loops atomic.Pointer[func() Loop]
+
+	// reads is the read sibling (ReadSplit; reads.go), nil without one.
+	reads atomic.Pointer[Pool]
+	// forReads is set, before the pool is used, on a read sibling: its
+	// servers are routed for reads.
+	forReads bool
 }
 
 // SetLoops makes the pool hand each new plain-TCP server to the loop that
 // pick returns (nil: a read goroutine per server).
 func (p *Pool) SetLoops(pick func() Loop) {
+	if r := p.reads.Load(); r != nil {
+		r.SetLoops(pick)
+	}
 	if pick == nil {
 		p.loops.Store(nil)
 		return
@@ -106,7 +118,15 @@ func (p *Pool) SetLoops(pick func() Loop) {
 
 // New creates a pool and starts its maintenance loop.
 func New(cfg Config, log *zap.Logger) *Pool {
-	p := &Pool{cfg: cfg, log: log, stop: make(chan struct{}), inflight: map[*Server]struct{}{}}
+	p := makePool(cfg, log, false)
+	p.syncReads(cfg)
+	return p
+}
+
+// makePool creates a pool, or a read sibling (forReads), and starts its
+// maintenance loop.
+func makePool(cfg Config, log *zap.Logger, forReads bool) *Pool {
+	p := &Pool{cfg: cfg, log: log, stop: make(chan struct{}), inflight: map[*Server]struct{}{}, forReads: forReads}
 	go p.maintain()
 	return p
 }
@@ -147,12 +167,16 @@ func (p *Pool) SetConfig(cfg Config) {
 	for _, s := range drop {
 		s.close()
 	}
+	p.syncReads(cfg)
 }
 
 // SetClientKey records the SCRAM ClientKey a client proved, for logging in
 // to Postgres by pass-through. A different key (the secret changed) closes
 // servers made with the old one as they come back.
 func (p *Pool) SetClientKey(key [32]byte) {
+	if r := p.reads.Load(); r != nil {
+		r.SetClientKey(key)
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if k := p.cfg.Target.ClientKey; k != nil && *k == key {
@@ -165,6 +189,9 @@ func (p *Pool) SetClientKey(key [32]byte) {
 // Reconnect closes every server once it is idle: idle ones now, lent ones
 // when released (RECONNECT in the admin console).
 func (p *Pool) Reconnect() {
+	if r := p.reads.Load(); r != nil {
+		r.Reconnect()
+	}
 	p.mu.Lock()
 	p.gen++
 	drop := p.idle
@@ -176,11 +203,15 @@ func (p *Pool) Reconnect() {
 	}
 }
 
-// Stats returns current counts.
+// Stats returns current counts, the read sibling's included.
 func (p *Pool) Stats() Stats {
+	var st Stats
+	if r := p.reads.Load(); r != nil {
+		st = r.Stats()
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return Stats{Total: p.total, Idle: len(p.idle), Waiting: p.waiters.n}
+	return Stats{Total: st.Total + p.total, Idle: st.Idle + len(p.idle), Waiting: st.Waiting + p.waiters.n}
 }
 
 func (p *Pool) connect(ctx context.Context) (*Server, error) {
@@ -252,6 +283,10 @@ func (p *Pool) expired(s *Server) bool {
 // Release takes a server back. A broken or expired server is closed; a
 // server with a cancel request in flight waits until it has finished.
 func (p *Pool) Release(s *Server) {
+	if s.pool != p && s.pool != nil {
+		s.pool.Release(s) // a read sibling's server goes back to it
+		return
+	}
 	s.SetHandler(nil)
 	if !s.Broken() && s.park() {
 		return
@@ -374,6 +409,9 @@ func (p *Pool) fetchTemplate(ctx context.Context) (*Template, error) {
 // Close stops the pool: idle servers are closed now, lent ones when they
 // come back.
 func (p *Pool) Close() {
+	if r := p.reads.Load(); r != nil {
+		r.Close()
+	}
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
@@ -403,6 +441,11 @@ func (p *Pool) Close() {
 
 // Wait blocks until every server of a closed pool has ended.
 func (p *Pool) Wait(ctx context.Context) error {
+	if r := p.reads.Load(); r != nil {
+		if err := r.Wait(ctx); err != nil {
+			return err
+		}
+	}
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -503,11 +546,17 @@ type ServerInfo struct {
 	CloseNeeded  bool   // closed when released (RECONNECT, a moved target, lifetime)
 }
 
-// Servers lists the pool's open server connections.
+// Servers lists the pool's open server connections, the read
+// sibling's included.
 func (p *Pool) Servers() []ServerInfo {
+	var reads []ServerInfo
+	if r := p.reads.Load(); r != nil {
+		reads = r.Servers()
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	out := make([]ServerInfo, 0, len(p.idle)+len(p.inflight))
+	out := make([]ServerInfo, 0, len(p.idle)+len(p.inflight)+len(reads))
+	out = append(out, reads...)
 	add := func(s *Server, state string) {
 		s.mu.Lock()
 		last := s.lastUsed
@@ -527,12 +576,16 @@ func (p *Pool) Servers() []ServerInfo {
 
 // MaxWait returns how long the oldest waiter has waited (0 if none).
 func (p *Pool) MaxWait() time.Duration {
+	var d time.Duration
+	if r := p.reads.Load(); r != nil {
+		d = r.MaxWait()
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if w := p.waiters.head; w != nil {
-		return time.Since(w.since)
+		return max(d, time.Since(w.since))
 	}
-	return 0
+	return d
 }
 
 func isDeadline(err error) bool {

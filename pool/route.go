@@ -82,18 +82,26 @@ func (hs *HostSet) markLosersLocked(claims []*Host, winner *Host, tls map[*Host]
 	return desc
 }
 
-// eligibleLocked returns the hosts the routing prefers and, when none of
-// those is up, the ones it may fall back to. hs.mu held.
+// eligibleLocked returns the hosts the set's routing prefers and, when
+// none of those is up, the ones it may fall back to. hs.mu held.
 func (hs *HostSet) eligibleLocked() (preferred, fallback []*Host) {
+	return hs.eligibleForLocked(hs.cfg.Routing)
+}
+
+// eligibleForLocked is eligibleLocked for routing r. A replica that lags
+// more than max_replica_lag serves only "any". hs.mu held.
+func (hs *HostSet) eligibleForLocked(r Routing) (preferred, fallback []*Host) {
 	var standbys, any []*Host
 	for _, h := range hs.hosts {
 		h.mu.Lock()
-		up, role := h.state == HostUp, h.role
+		up, role, lagging := h.state == HostUp, h.role, h.lagging != ""
 		h.mu.Unlock()
 		switch {
 		case !up:
 		case role == RoleStandby:
-			standbys = append(standbys, h)
+			if !lagging {
+				standbys = append(standbys, h)
+			}
 			any = append(any, h)
 		case h == hs.primary:
 			any = append(any, h)
@@ -103,7 +111,7 @@ func (hs *HostSet) eligibleLocked() (preferred, fallback []*Host) {
 	if hs.primary != nil {
 		primary = []*Host{hs.primary}
 	}
-	switch hs.cfg.Routing {
+	switch r {
 	case RoutePrimary:
 		return primary, nil
 	case RouteStandby:
@@ -111,26 +119,27 @@ func (hs *HostSet) eligibleLocked() (preferred, fallback []*Host) {
 			return standbys, primary
 		}
 		return standbys, nil
-	case RoutePreferStandby:
+	case RoutePreferStandby, RouteReads:
 		return standbys, primary
 	}
 	return any, nil
 }
 
-// route returns the hosts a new connection may go to now.
-func (hs *HostSet) routeLocked() []*Host {
-	preferred, fallback := hs.eligibleLocked()
+// routeLocked returns the hosts a new connection for routing r may go
+// to now.
+func (hs *HostSet) routeLocked(r Routing) []*Host {
+	preferred, fallback := hs.eligibleForLocked(r)
 	if len(preferred) > 0 {
 		return preferred
 	}
 	return fallback
 }
 
-// eligible reports whether h may serve the routing now.
-func (hs *HostSet) eligible(h *Host) bool {
+// eligible reports whether h may serve routing r now.
+func (hs *HostSet) eligible(h *Host, r Routing) bool {
 	hs.mu.Lock()
 	defer hs.mu.Unlock()
-	return contains(hs.routeLocked(), h)
+	return contains(hs.routeLocked(r), h)
 }
 
 // ErrNoHost is returned when no host can serve an entry's routing.
@@ -151,21 +160,27 @@ func (r Routing) String() string {
 		return "standby"
 	case RoutePreferStandby:
 		return "prefer-standby"
+	case RouteReads:
+		return "read"
 	}
 	return "any"
 }
 
-// Pick chooses the host for a new server connection of a pool logging in
-// as t. Before the first checks it checks every host at once.
-func (hs *HostSet) Pick(ctx context.Context, t Target) (*Host, error) {
+// Routing returns the set's routing.
+func (hs *HostSet) Routing() Routing { return hs.cfg.Routing }
+
+// Pick chooses the host for a new server connection, routed by r, of a
+// pool logging in as t. Before the first checks it checks every host at
+// once.
+func (hs *HostSet) Pick(ctx context.Context, t Target, r Routing) (*Host, error) {
 	if hs.unchecked() {
 		hs.CheckNow(ctx, t)
 	}
 	hs.mu.Lock()
 	defer hs.mu.Unlock()
-	hosts := hs.routeLocked()
+	hosts := hs.routeLocked(r)
 	if len(hosts) == 0 {
-		return nil, &ErrNoHost{hs.cfg.Name, hs.cfg.Routing}
+		return nil, &ErrNoHost{hs.cfg.Name, r}
 	}
 	switch hs.cfg.Balance {
 	case BalanceFirst:

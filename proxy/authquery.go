@@ -70,6 +70,7 @@ func (p *Proxy) lookupUser(ctx context.Context, snap *snapshot, db config.Databa
 		pc := p.poolConfig(snap, config.Database{Host: db.Host, Port: db.Port, DBName: dbname, PoolSize: authPoolSize, HostsConfig: db.HostsConfig}, authUser, au)
 		pc.MinSize = 0
 		pc.Target.MaxPrepared = 0
+		pc.ReadSplit = false // lookups need no replicas
 		ap = &authPool{pl: pool.New(pc, p.log.Named("auth_query").With(zap.String("database", dbname), zap.String("auth_user", authUser)))}
 		a.pools[pk] = ap
 	}

@@ -256,10 +256,11 @@ func (c *clientConn) forward(data []byte, b session.Run) error {
 	// step: the server's read goroutine may release the server between
 	// them, and the bytes would then reach a server the client no longer
 	// holds.
-	s, err := c.holdServer()
+	s, err := c.holdServer(data)
 	if err != nil {
 		return err
 	}
+	c.beginTrialLocked(s) // rwsplit.go
 	c.count(b)
 	c.mu.Unlock()
 	c.stats.bytesIn.Add(int64(len(data)))
@@ -282,22 +283,23 @@ func (c *clientConn) count(b session.Run) {
 	}
 }
 
-// holdServer returns the client's server, attaching one if it holds none,
-// with c.mu locked.
-func (c *clientConn) holdServer() (*pool.Server, error) {
+// holdServer returns the client's server, attaching one for data (the
+// run about to be forwarded) if it holds none, with c.mu locked.
+func (c *clientConn) holdServer(data []byte) (*pool.Server, error) {
 	for {
 		c.mu.Lock()
 		if c.onLoop() {
-			if c.pin.checking {
+			if c.pin.checking || c.rw.busy() {
 				c.mu.Unlock()
-				return nil, errOffload // waitCheck blocks
+				return nil, errOffload // waitBusy blocks
 			}
 		} else {
-			c.waitCheck()
+			c.waitBusy()
 		}
 		if s := c.server; s != nil {
 			return s, nil
 		}
+		c.routeLocked(data)
 		c.mu.Unlock()
 		if c.onLoop() {
 			if err := c.loopAttach(); err != nil {
@@ -339,7 +341,7 @@ func (c *clientConn) loopAttach() error {
 			l.Post(c, evloop.Event{Kind: evGrant, S: s, Err: err})
 		})
 	}
-	s, ok := c.pool.AcquireFunc(deadline, lc.waiter)
+	s, ok := c.acqPool().AcquireFunc(deadline, lc.waiter)
 	if !ok {
 		c.p.admin.done(ticket)
 		return errOffload
@@ -364,7 +366,7 @@ func (c *clientConn) loopGranted(s *pool.Server, err error) {
 		case s != nil:
 			c.pool.Release(s)
 		case err == nil:
-			c.pool.PassTurn()
+			c.acqPool().PassTurn()
 		}
 		return
 	}
@@ -413,15 +415,26 @@ func (c *clientConn) attach() (*pool.Server, error) {
 		c.mu.Unlock()
 	}
 	start := time.Now()
+	turn := c.lc != nil && c.lc.turn
+	if turn {
+		// A loop's wait was handed free capacity: connect.
+		c.lc.turn = false
+		start = c.lc.since
+	}
+	return c.attachFrom(c.acqPool(), turn, start)
+}
+
+// attachFrom takes a server from pl (with turn, the free capacity a
+// loop's wait was handed: connect) for a client waiting since start.
+func (c *clientConn) attachFrom(pl *pool.Pool, turn bool, start time.Time) (*pool.Server, error) {
 	ticket, err := c.admit() // waits while the database is PAUSEd (admin.go)
 	if err != nil {
 		return nil, err
 	}
 	defer c.p.admin.done(ticket)
 	var s *pool.Server
-	turn := c.lc != nil && c.lc.turn
 	if !turn {
-		s = c.pool.TryAcquire()
+		s = pl.TryAcquire()
 	}
 	if s == nil {
 		// No idle server at hand: wait (bounded by query_wait_timeout).
@@ -430,16 +443,13 @@ func (c *clientConn) attach() (*pool.Server, error) {
 		c.mu.Unlock()
 		var err error
 		if turn {
-			// A loop's wait was handed free capacity: connect.
-			c.lc.turn = false
-			start = c.lc.since
 			var deadline time.Time
 			if d := c.p.config().QueryWaitTimeout.D(); d > 0 {
 				deadline = start.Add(d)
 			}
-			s, err = c.pool.AcquireTurn(deadline)
+			s, err = pl.AcquireTurn(deadline)
 		} else {
-			s, err = c.pool.AcquireTimeout(c.p.config().QueryWaitTimeout.D())
+			s, err = pl.AcquireTimeout(c.p.config().QueryWaitTimeout.D())
 		}
 		c.mu.Lock()
 		c.waiting = false
@@ -498,6 +508,7 @@ func (c *clientConn) adopt(s *pool.Server, start time.Time) (*pool.Server, error
 		return nil, wire.Fatal(wire.CodeAdminShutdown, "terminating connection due to administrator command")
 	}
 	c.server = s
+	c.adoptedLocked(s)
 	c.core.Attached()
 	c.park.idleSeen = false
 	c.trk.Reset()

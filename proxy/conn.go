@@ -59,6 +59,7 @@ type clientConn struct {
 	trk         session.Tracker // prepared statements (prepared.go), guarded by mu
 	pin         pinning         // session state and pinning (sessionstate.go), guarded by mu
 	ln          listening       // LISTEN fan-out (notify.go), guarded by mu
+	rw          *readSplit      // read/write split (rwsplit.go), guarded by mu; nil until used
 	lastBackend atomic.Uint32   // backend PID of the last server used
 	attachSeq   atomic.Uint64   // when that server was attached
 	park        parking         // parking (park.go)

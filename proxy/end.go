@@ -72,7 +72,10 @@ func (c *clientConn) finish(err error) {
 		}
 	}
 	c.mu.Lock()
-	c.waitCheck()
+	for c.pin.checking || c.rw.in(rwRerun) {
+		c.waitCheck()
+		c.waitRerun()
+	}
 	s := c.server
 	c.server = nil
 	c.gone = true

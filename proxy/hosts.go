@@ -28,7 +28,8 @@ type hostSets struct {
 // routeKey names what a HostSet depends on: the hosts, the routing and
 // the check settings.
 func routeKey(db config.Database, hc config.HostChecks) string {
-	return fmt.Sprintf("%v|%s|%s|%v|%v", db.HostList(), db.EffectiveTSA(), db.EffectiveBalance(), db.Fallback(), hc)
+	return fmt.Sprintf("%v|%s|%s|%v|%v|%v", db.HostList(), db.EffectiveTSA(), db.EffectiveBalance(), db.Fallback(), hc,
+		db.ReplicaLagLimit(hc.MaxReplicaLag))
 }
 
 // hostSetFor returns the HostSet of db, creating it; nil for an entry
@@ -57,6 +58,7 @@ func hostSetConfig(db config.Database, cfg *config.Config) pool.HostSetConfig {
 	hc := pool.HostSetConfig{
 		Name: hostsLabel(db), Fallback: db.Fallback(),
 		Interval: cfg.HostCheckInterval.D(), Timeout: cfg.HostCheckTimeout.D(), RetryMax: cfg.HostRetryMax.D(),
+		MaxLag: db.ReplicaLagLimit(cfg.MaxReplicaLag).D(),
 	}
 	for _, h := range db.HostList() {
 		sp := pool.HostSpec{Host: h.Host, Port: h.Port}
@@ -190,9 +192,13 @@ func (p *Proxy) consoleHosts() []admin.Host {
 		if r.Fixed {
 			role += " (fixed)"
 		}
+		reason := r.Reason
+		if reason == "" {
+			reason = r.Lagging
+		}
 		out = append(out, admin.Host{Database: r.Entry, Host: r.Host, Port: r.Port, Role: role,
-			Health: r.State.String(), Primary: r.Primary, Timeline: r.Timeline, Reason: r.Reason,
-			LastCheck: r.LastCheck, Connections: r.Conns})
+			Health: r.State.String(), Primary: r.Primary, Timeline: r.Timeline, Reason: reason,
+			LastCheck: r.LastCheck, Connections: r.Conns, LagKnown: r.LagKnown, Lag: r.Lag, LagBytes: r.LagBytes})
 	}
 	return out
 }

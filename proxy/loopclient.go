@@ -227,7 +227,7 @@ func (c *clientConn) offloaded() error {
 		// Handed free capacity it did not use (answered without a server,
 		// or ended): the next waiter may connect instead.
 		lc.turn = false
-		c.pool.PassTurn()
+		c.acqPool().PassTurn()
 	}
 	return err
 }
@@ -266,7 +266,7 @@ func (c *clientConn) loopWake() {
 	case lcEnded, lcOffloaded:
 		return // the offload's end looks again
 	case lcWaiting:
-		if !c.isGone() || !c.pool.CancelWait(lc.waiter) {
+		if !c.isGone() || !c.acqPool().CancelWait(lc.waiter) {
 			return
 		}
 		c.p.admin.done(lc.ticket)

@@ -85,6 +85,7 @@ func (p *Proxy) notifierFor(key poolKey, cfg pool.Config) *notifier {
 		boxes: map[*clientConn]*noteBox{},
 	}
 	n.ctx, n.stop = context.WithCancel(context.Background())
+	cfg.ReadSplit = false // LISTEN needs the primary: no read sibling
 	n.pl = pool.New(cfg, n.log)
 	p.notifiers[key] = n
 	go n.run()

@@ -454,6 +454,7 @@ func (p *Proxy) poolConfig(s *snapshot, db config.Database, user string, u *logi
 		ConnectTimeout: cfg.ServerConnectTimeout.D(),
 		LoginRetry:     cfg.ServerLoginRetry.D(),
 		Hosts:          p.hostSetFor(cfg, db),
+		ReadSplit:      db.ReadWriteSplit && cfg.PoolModeFor(db, user) == config.PoolModeTransaction,
 	}
 }
 

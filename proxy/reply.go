@@ -41,6 +41,9 @@ func (c *clientConn) serverClosed(s *pool.Server, closed error) {
 	mine := c.server == s
 	if mine {
 		c.server = nil
+		if c.rw.in(rwTrial) {
+			c.rw.end()
+		}
 	}
 	c.mu.Unlock()
 	if mine {
@@ -94,6 +97,10 @@ func (c *clientConn) serverData(s *pool.Server, data []byte, ev *pool.Events, on
 		c.pin.checking = true
 		c.pin.checkDone = make(chan struct{})
 	}
+	rerun := false
+	if c.rw.in(rwTrial) {
+		out, bp, rerun = c.trialReply(out, bp, ev, d) // rwsplit.go
+	}
 	if len(c.ln.notes) > 0 && ev.Ready > 0 && c.core.Status() == 'I' && c.core.Pending() == 0 && d != session.Close {
 		// Notifications held during the transaction go out after it.
 		if bp == nil {
@@ -126,6 +133,9 @@ func (c *clientConn) serverData(s *pool.Server, data []byte, ev *pool.Events, on
 		wire.PutBuf(bp)
 	}
 	c.carryOut(s, d, werr, onLoop)
+	if rerun {
+		go c.rerun()
+	}
 }
 
 // carryOut does what serverData decided for server s; werr is the error

@@ -53,7 +53,7 @@ func (c *clientConn) processTracked() error {
 	if c.answerWithoutServer() {
 		return nil
 	}
-	s, err := c.holdServer()
+	s, err := c.holdServer(buf[pos:c.in.w])
 	if err != nil {
 		return err
 	}
@@ -74,6 +74,8 @@ func (c *clientConn) processTracked() error {
 		!c.trk.Owes() && c.core.Mode != session.Session && !c.needsStateCheck()
 	if release {
 		c.server = nil
+	} else if len(out) > 0 {
+		c.beginTrialLocked(s) // rwsplit.go
 	}
 	apply := c.ln.apply
 	c.ln.apply = nil
