@@ -93,17 +93,25 @@ func b2f(b bool) float64 {
 // probe targets, each naming the entries it may serve in anyOf.
 func routedTargets(name string, db config.Database, byAddr map[string]*target, out []*target) []*target {
 	for _, h := range db.HostList() {
-		network, address := pool.Target{Host: h.Host, Port: h.Port}.NetAddr()
-		key := network + " " + address
-		t := byAddr[key]
-		if t == nil {
-			t = &target{network: network, address: address}
-			byAddr[key] = t
-			out = append(out, t)
-		}
+		var t *target
+		t, out = targetFor(pool.Target{Host: h.Host, Port: h.Port}, byAddr, out)
 		t.anyOf = append(t.anyOf, name)
 	}
 	return out
+}
+
+// targetFor returns the probe target of pt's address, adding it to
+// byAddr and out if it is new.
+func targetFor(pt pool.Target, byAddr map[string]*target, out []*target) (*target, []*target) {
+	network, address := pt.NetAddr()
+	key := network + " " + address
+	t := byAddr[key]
+	if t == nil {
+		t = &target{network: network, address: address}
+		byAddr[key] = t
+		out = append(out, t)
+	}
+	return t, out
 }
 
 // routedProblems returns why routed entries keep mux from being ready,

@@ -116,14 +116,8 @@ func targets(cfg *config.Config) []*target {
 			out = routedTargets(name, db, byAddr, out)
 			continue
 		}
-		network, address := pool.Target{Host: db.Host, Port: db.Port}.NetAddr()
-		key := network + " " + address
-		t := byAddr[key]
-		if t == nil {
-			t = &target{network: network, address: address}
-			byAddr[key] = t
-			out = append(out, t)
-		}
+		var t *target
+		t, out = targetFor(pool.Target{Host: db.Host, Port: db.Port}, byAddr, out)
 		t.databases = append(t.databases, name)
 	}
 	for _, t := range out {

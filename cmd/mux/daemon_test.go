@@ -34,15 +34,7 @@ func TestDaemonServesAndDrainsOnSIGTERM(t *testing.T) {
 	bin := buildMux(t)
 	port := freePort(t)
 	cfg := filepath.Join(dir, "mux.toml")
-	toml := fmt.Sprintf(`listen = ["127.0.0.1:%d"]
-log_format = "json"
-http_listen = ""
-[databases.postgres]
-host = %q
-port = %d
-[users.postgres]
-password = "secret"
-`, port, cluster.Host, cluster.Port)
+	toml := daemonTOML(port, cluster)
 	cmd, logs, exited := startMux(t, bin, cfg, toml)
 
 	conn := connectRetry(t, port, logs)
@@ -105,16 +97,7 @@ func TestDaemonSIGINTClosesClientsBetweenTransactions(t *testing.T) {
 	cluster := startCluster(t, pgtest.Options{})
 	bin := buildMux(t)
 	port := freePort(t)
-	toml := fmt.Sprintf(`listen = ["127.0.0.1:%d"]
-log_format = "json"
-http_listen = ""
-shutdown_timeout = "20s"
-[databases.postgres]
-host = %q
-port = %d
-[users.postgres]
-password = "secret"
-`, port, cluster.Host, cluster.Port)
+	toml := daemonTOML(port, cluster, `shutdown_timeout = "20s"`)
 	cmd, logs, exited := startMux(t, bin, filepath.Join(t.TempDir(), "mux.toml"), toml)
 	conn := connectRetry(t, port, logs)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -76,4 +77,21 @@ func startCluster(t *testing.T, opt pgtest.Options) *pgtest.Cluster {
 	}
 	t.Cleanup(func() { _ = cluster.Stop() })
 	return cluster
+}
+
+// daemonTOML is a configuration serving cluster's postgres database on
+// port as user postgres, with JSON logs; top holds further top-level
+// settings, one per line (http_listen is "" unless top sets it).
+func daemonTOML(port int, cluster *pgtest.Cluster, top ...string) string {
+	lines := append([]string{fmt.Sprintf("listen = [\"127.0.0.1:%d\"]", port), `log_format = "json"`}, top...)
+	if !strings.Contains(strings.Join(top, "\n"), "http_listen") {
+		lines = append(lines, `http_listen = ""`)
+	}
+	return strings.Join(lines, "\n") + fmt.Sprintf(`
+[databases.postgres]
+host = %q
+port = %d
+[users.postgres]
+password = "secret"
+`, cluster.Host, cluster.Port)
 }

@@ -57,15 +57,7 @@ func TestHTTPEndpoint(t *testing.T) {
 	bin := buildMux(t)
 	port, httpPort := freePort(t), freePort(t)
 	cfg := filepath.Join(dir, "mux.toml")
-	toml := fmt.Sprintf(`listen = ["127.0.0.1:%d"]
-http_listen = "127.0.0.1:%d"
-log_format = "json"
-[databases.postgres]
-host = %q
-port = %d
-[users.postgres]
-password = "secret"
-`, port, httpPort, cluster.Host, cluster.Port)
+	toml := daemonTOML(port, cluster, fmt.Sprintf(`http_listen = "127.0.0.1:%d"`, httpPort))
 	cmd, logs, exited := startMux(t, bin, cfg, toml)
 
 	base := fmt.Sprintf("http://127.0.0.1:%d", httpPort)
@@ -147,16 +139,8 @@ func TestHTTPAfterHandOver(t *testing.T) {
 	bin := buildMux(t)
 	port, httpPort := freePort(t), freePort(t)
 	cfg := filepath.Join(dir, "mux.toml")
-	toml := fmt.Sprintf(`listen = ["127.0.0.1:%d"]
-http_listen = "127.0.0.1:%d"
-handover_socket = %q
-log_format = "json"
-[databases.postgres]
-host = %q
-port = %d
-[users.postgres]
-password = "secret"
-`, port, httpPort, filepath.Join(dir, "handover.sock"), cluster.Host, cluster.Port)
+	toml := daemonTOML(port, cluster, fmt.Sprintf(`http_listen = "127.0.0.1:%d"`, httpPort),
+		fmt.Sprintf("handover_socket = %q", filepath.Join(dir, "handover.sock")))
 	base := fmt.Sprintf("http://127.0.0.1:%d", httpPort)
 	_, oldLogs, oldDone := startMux(t, bin, cfg, toml)
 	waitHTTP(t, base+"/readyz", http.StatusOK, "ready", oldLogs)

@@ -219,17 +219,8 @@ func TestReplicaLag(t *testing.T) {
 
 // lagReason checks that SHOW HOSTS and the metrics show the lag.
 func lagReason(ctx context.Context, t *testing.T, m *testMux) {
-	conn, err := pgconn.Connect(ctx, m.dsn("pgbouncer", ""))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	res, err := conn.Exec(ctx, "SHOW HOSTS").ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
 	found := false
-	for _, row := range res[0].Rows {
+	for _, row := range showHostsRows(ctx, t, m) {
 		if string(row[0]) == "app_split" && string(row[2]) == fmt.Sprint(replicaFP.Port()) {
 			found = strings.Contains(string(row[7]), "max_replica_lag 1s") && len(row) == 12 && row[10] != nil
 			t.Logf("SHOW HOSTS: %s", row)

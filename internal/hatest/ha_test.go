@@ -249,17 +249,8 @@ func TestFailover(t *testing.T) {
 // showHosts checks SHOW HOSTS after the failover: the promoted replica is
 // app's primary, the old primary is up but refused.
 func showHosts(ctx context.Context, t *testing.T, m *testMux) {
-	conn, err := pgconn.Connect(ctx, m.dsn("pgbouncer", ""))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	res, err := conn.Exec(ctx, "SHOW HOSTS").ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
 	var refused, promoted bool
-	for _, row := range res[0].Rows {
+	for _, row := range showHostsRows(ctx, t, m) {
 		line := fmt.Sprintf("%s", row)
 		t.Logf("SHOW HOSTS: %s", line)
 		port, primary, reason := string(row[2]), string(row[5]), string(row[7])
@@ -272,4 +263,19 @@ func showHosts(ctx context.Context, t *testing.T, m *testMux) {
 	if !refused || !promoted {
 		t.Errorf("SHOW HOSTS: old primary refused %v, promoted replica primary %v", refused, promoted)
 	}
+}
+
+// showHostsRows runs SHOW HOSTS on m's console.
+func showHostsRows(ctx context.Context, t *testing.T, m *testMux) [][][]byte {
+	t.Helper()
+	conn, err := pgconn.Connect(ctx, m.dsn("pgbouncer", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	res, err := conn.Exec(ctx, "SHOW HOSTS").ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res[0].Rows
 }
