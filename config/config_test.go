@@ -143,15 +143,20 @@ func TestUnknownKeys(t *testing.T) {
 		{"nested unknown table", minimalDB + "[pool]\nsize = 1\n", `unknown key "pool.size"`},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := Parse([]byte(tt.doc))
-			if err == nil {
-				t.Fatal("Parse succeeded")
-			}
-			if !containsLine(err.Error(), tt.want) {
-				t.Fatalf("error %q does not contain the line %q", err, tt.want)
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { parseFailsWithLine(t, tt.doc, tt.want) })
+	}
+}
+
+// parseFailsWithLine checks that Parse refuses doc with an error that
+// has want as one of its lines.
+func parseFailsWithLine(t *testing.T, doc, want string) {
+	t.Helper()
+	_, err := Parse([]byte(doc))
+	if err == nil {
+		t.Fatal("Parse succeeded")
+	}
+	if !containsLine(err.Error(), want) {
+		t.Fatalf("error %q does not contain the line %q", err, want)
 	}
 }
 
