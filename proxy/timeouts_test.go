@@ -34,8 +34,8 @@ func TestClientIdleTimeoutKeepingAServer(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			m := startMux(t, conf+"\nclient_idle_timeout = \"300ms\"")
 			conn := m.connect(t)
-			// A session-level advisory lock pins a transaction-mode client.
-			if _, err := conn.Exec(context.Background(), "SELECT pg_advisory_lock(1)"); err != nil {
+			// A temporary table pins a transaction-mode client.
+			if _, err := conn.Exec(context.Background(), "CREATE TEMP TABLE idle_pin (x int)"); err != nil {
 				t.Fatal(err)
 			}
 			time.Sleep(700 * time.Millisecond)
