@@ -2,6 +2,7 @@ package admin
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"time"
 
@@ -42,7 +43,16 @@ func parseCommand(q string) (command, bool) {
 		}
 		cmd.arg = strings.ToUpper(cmd.arg)
 	case "PAUSE", "RESUME", "RECONNECT", "WAIT_CLOSE", "KILL", "DISABLE", "ENABLE":
-	case "RELOAD", "SHUTDOWN", "SUSPEND":
+	case "KILL_CLIENT":
+		if !cmd.hasArg {
+			return command{}, false
+		}
+	case "SHUTDOWN":
+		cmd.arg = strings.ToUpper(cmd.arg)
+		if cmd.hasArg && cmd.arg != "WAIT_FOR_CLIENTS" && cmd.arg != "WAIT_FOR_SERVERS" {
+			return command{}, false
+		}
+	case "RELOAD", "SUSPEND":
 		if cmd.hasArg {
 			return command{}, false
 		}
@@ -92,6 +102,9 @@ func quotedWord(s string) (word, rest string, ok bool) {
 // checkDatabase refuses a command's database argument that is the
 // console's own or unknown, and a missing one where it is required.
 func (s *session) checkDatabase(cmd command) error {
+	if cmd.verb == "KILL_CLIENT" || cmd.verb == "SHUTDOWN" {
+		return nil // their argument is no database
+	}
 	if cmd.hasArg {
 		db := cmd.arg
 		if IsDatabase(db) {
@@ -102,7 +115,7 @@ func (s *session) checkDatabase(cmd command) error {
 		}
 	}
 	switch cmd.verb {
-	case "KILL", "DISABLE", "ENABLE":
+	case "DISABLE", "ENABLE":
 		if !cmd.hasArg {
 			return wire.Errorf(wire.CodeProtocolViolation, "a database is required")
 		}
@@ -128,6 +141,8 @@ func (s *session) command(cmd command) (string, error) {
 	case "KILL":
 		t.Kill(db)
 		return cmd.verb, nil
+	case "KILL_CLIENT":
+		return cmd.verb, s.killClient(cmd.arg)
 	case "RECONNECT":
 		t.Reconnect(db)
 		return cmd.verb, nil
@@ -136,7 +151,7 @@ func (s *session) command(cmd command) (string, error) {
 	case "RELOAD":
 		return cmd.verb, s.reload()
 	case "SHUTDOWN":
-		return "", s.shutdown()
+		return "", s.shutdown(cmd.arg)
 	case "SUSPEND", "SET":
 		return "", wire.Errorf(wire.CodeFeatureNotSupported, "%s is not supported by mux: change the configuration file and RELOAD", cmd.verb)
 	}
@@ -154,9 +169,14 @@ func (s *session) reload() error {
 	return nil
 }
 
-// shutdown starts stopping mux; the session then ends without a reply.
-func (s *session) shutdown() error {
-	if err := s.con.t.Shutdown(s.peer.User); err != nil {
+// shutdown starts stopping mux as how ("", WAIT_FOR_CLIENTS or
+// WAIT_FOR_SERVERS) says; the session then ends without a reply.
+func (s *session) shutdown(how string) error {
+	mode := ShutdownWaitForClients
+	if how == "WAIT_FOR_SERVERS" {
+		mode = ShutdownWaitForServers
+	}
+	if err := s.con.t.Shutdown(s.peer.User, mode); err != nil {
 		return wire.Errorf(wire.CodeFeatureNotSupported, "SHUTDOWN is not available in this process")
 	}
 	return errLeave
@@ -188,6 +208,19 @@ func (s *session) waitUntil(done func() bool) error {
 			return wire.Fatal(wire.CodeAdminShutdown, "terminating connection due to administrator command")
 		}
 		time.Sleep(poll)
+	}
+	return nil
+}
+
+// killClient disconnects the client whose SHOW CLIENTS ptr is arg ("0x"
+// and hexadecimal digits, as shown, or the digits alone).
+func (s *session) killClient(arg string) error {
+	id, err := strconv.ParseUint(strings.TrimPrefix(strings.ToLower(arg), "0x"), 16, 64)
+	if err == nil {
+		err = s.con.t.KillClient(id)
+	}
+	if err != nil {
+		return wire.Errorf(wire.CodeUndefinedObject, "no such client: %s", arg)
 	}
 	return nil
 }

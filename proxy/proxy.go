@@ -91,7 +91,7 @@ type Proxy struct {
 	// cmd/mux before Serve (nil: the command is refused). Version is shown
 	// by SHOW VERSION.
 	OnReload   func() error
-	OnShutdown func()
+	OnShutdown func(DrainMode)
 	Version    string
 }
 

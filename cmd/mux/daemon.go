@@ -30,8 +30,8 @@ type daemon struct {
 
 	http *metrics.Server // nil when http_listen is ""
 
-	handedOver chan struct{} // closed when a successor took the listeners
-	stop       chan string   // a request to drain and exit (admin SHUTDOWN)
+	handedOver chan struct{}        // closed when a successor took the listeners
+	stop       chan proxy.DrainMode // a request to drain and exit (admin SHUTDOWN)
 }
 
 func (d *daemon) run(snap *config.Snapshot) int {
@@ -43,12 +43,12 @@ func (d *daemon) run(snap *config.Snapshot) int {
 	}
 	d.p = p
 	d.handedOver = make(chan struct{})
-	d.stop = make(chan string, 1)
+	d.stop = make(chan proxy.DrainMode, 1)
 	// The admin console's RELOAD and SHUTDOWN.
 	p.OnReload = d.reload
-	p.OnShutdown = func() {
+	p.OnShutdown = func(mode proxy.DrainMode) {
 		select {
-		case d.stop <- "admin console SHUTDOWN":
+		case d.stop <- mode:
 		default: // already stopping
 		}
 	}
@@ -140,8 +140,8 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 			case syscall.SIGTERM:
 				d.drain("SIGTERM", proxy.WaitForClients, sigs)
 			}
-		case reason := <-d.stop:
-			d.drain(reason, proxy.WaitForClients, sigs)
+		case mode := <-d.stop:
+			d.drain("admin console SHUTDOWN", mode, sigs)
 		case <-d.handedOver:
 			d.log.Info("listeners handed over to a new mux: draining")
 			d.stopHTTP() // the new mux listens on http_listen once it is free
