@@ -272,3 +272,14 @@ func (c *clientConn) adminClose(detail string) {
 		Message: "terminating connection due to administrator command", Detail: detail})
 	c.terminate()
 }
+
+// PauseAll is SIGUSR1, PAUSE without a database: no client gets a server
+// until ResumeAll, and every server is closed once idle.
+func (p *Proxy) PauseAll() {
+	p.admin.setPaused("")
+	consoleTarget{p}.Reconnect("")
+}
+
+// ResumeAll is SIGUSR2, RESUME without a database: every pause is lifted;
+// an error if nothing is paused.
+func (p *Proxy) ResumeAll() error { return p.admin.resume("") }
