@@ -13,8 +13,9 @@ import (
 // command is a parsed console command.
 type command struct {
 	verb   string // upper case
-	arg    string // SHOW's subject (upper case) or a database name
+	arg    string // SHOW's subject (upper case), a database name, SET's key
 	hasArg bool
+	value  string // SET's value, unquoted
 }
 
 // parseCommand splits "VERB [arg][;]": verbs and SHOW subjects are
@@ -28,7 +29,7 @@ func parseCommand(q string) (command, bool) {
 	}
 	cmd := command{verb: strings.ToUpper(words[0])}
 	if cmd.verb == "SET" {
-		return cmd, true // refused whatever follows
+		return parseSet(strings.TrimSpace(q[len(words[0]):]))
 	}
 	if len(words) > 2 {
 		return command{}, false
@@ -60,6 +61,25 @@ func parseCommand(q string) (command, bool) {
 		return command{}, false
 	}
 	return cmd, true
+}
+
+// parseSet reads SET's "key = value" (or "key TO value"); the value may
+// be single-quoted, a doubled quote standing for one inside it.
+func parseSet(rest string) (command, bool) {
+	key, value, ok := strings.Cut(rest, "=")
+	if !ok {
+		if i := strings.Index(strings.ToUpper(rest), " TO "); i > 0 {
+			key, value, ok = rest[:i], rest[i+4:], true
+		}
+	}
+	key, value = strings.ToLower(strings.TrimSpace(key)), strings.TrimSpace(value)
+	if !ok || key == "" || strings.ContainsAny(key, " \t\r\n\"'") || value == "" {
+		return command{}, false
+	}
+	if len(value) >= 2 && value[0] == '\'' && value[len(value)-1] == '\'' {
+		value = strings.ReplaceAll(value[1:len(value)-1], "''", "'")
+	}
+	return command{verb: "SET", arg: key, hasArg: true, value: value}, true
 }
 
 // splitWords splits on white space; a word may be double-quoted, with ""
@@ -102,7 +122,7 @@ func quotedWord(s string) (word, rest string, ok bool) {
 // checkDatabase refuses a command's database argument that is the
 // console's own or unknown, and a missing one where it is required.
 func (s *session) checkDatabase(cmd command) error {
-	if cmd.verb == "KILL_CLIENT" || cmd.verb == "SHUTDOWN" {
+	if cmd.verb == "KILL_CLIENT" || cmd.verb == "SHUTDOWN" || cmd.verb == "SET" {
 		return nil // their argument is no database
 	}
 	if cmd.hasArg {
@@ -152,8 +172,10 @@ func (s *session) command(cmd command) (string, error) {
 		return cmd.verb, s.reload()
 	case "SHUTDOWN":
 		return "", s.shutdown(cmd.arg)
-	case "SUSPEND", "SET":
-		return "", wire.Errorf(wire.CodeFeatureNotSupported, "%s is not supported by mux: change the configuration file and RELOAD", cmd.verb)
+	case "SET":
+		return cmd.verb, s.set(cmd.arg, cmd.value)
+	case "SUSPEND":
+		return "", wire.Errorf(wire.CodeFeatureNotSupported, "SUSPEND is not supported by mux")
 	}
 	return "", nil
 }
@@ -221,6 +243,18 @@ func (s *session) killClient(arg string) error {
 	}
 	if err != nil {
 		return wire.Errorf(wire.CodeUndefinedObject, "no such client: %s", arg)
+	}
+	return nil
+}
+
+// set changes one setting in force (SET key = value).
+func (s *session) set(key, value string) error {
+	err := s.con.t.Set(key, value)
+	switch {
+	case errors.Is(err, ErrUnknownSetting):
+		return wire.Errorf(wire.CodeCantChangeRuntimeParam, "SET %s is not supported: change it in the configuration file and RELOAD", key)
+	case err != nil:
+		return wire.Errorf(wire.CodeInvalidParameterValue, "SET %s refused, the running configuration is kept: %v", key, err)
 	}
 	return nil
 }

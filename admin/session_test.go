@@ -54,6 +54,13 @@ func (f *fakeTarget) Reconnect(db string)                 { f.did("reconnect:" +
 func (f *fakeTarget) CloseNeeded(string) bool             { return false }
 func (f *fakeTarget) Reload() error                       { return ErrNotAvailable }
 func (f *fakeTarget) Shutdown(string, ShutdownMode) error { return ErrNotAvailable }
+func (f *fakeTarget) Set(name, value string) error {
+	if name != "default_pool_size" {
+		return ErrUnknownSetting
+	}
+	f.did("set:" + name + "=" + value)
+	return nil
+}
 func (f *fakeTarget) KillClient(id uint64) error {
 	f.did("kill_client:" + strconv.FormatUint(id, 16))
 	return nil
@@ -169,6 +176,12 @@ func TestSessionCommands(t *testing.T) {
 	}
 	if got := query(t, f, "KILL_CLIENT 0x2A"); got != "C" || !strings.HasSuffix(ft.done(), " kill_client:2a") {
 		t.Errorf("KILL_CLIENT: %q, actions %q", got, ft.done())
+	}
+	if got := query(t, f, "SET pool_mode = 'session'"); got != "E55P02" {
+		t.Errorf("SET pool_mode: %q, want E55P02", got)
+	}
+	if got := query(t, f, "SET default_pool_size = 7"); got != "C" || !strings.HasSuffix(ft.done(), " set:default_pool_size=7") {
+		t.Errorf("SET default_pool_size: %q, actions %q", got, ft.done())
 	}
 
 	// The extended protocol gets one error up to the next Sync.

@@ -60,6 +60,9 @@ type Target interface {
 	// process cannot.
 	Reload() error
 	Shutdown(user string, mode ShutdownMode) error
+	// Set changes one reloadable setting (SET name = value) as a reload
+	// would; ErrUnknownSetting for one it cannot change.
+	Set(name, value string) error
 	// Stopping reports that consoles should leave: the listeners are
 	// closed, or mux drains and no regular client is left.
 	Stopping() bool
@@ -67,6 +70,9 @@ type Target interface {
 
 // ErrNotAvailable is Target's answer to a RELOAD or SHUTDOWN it cannot run.
 var ErrNotAvailable = errors.New("not available in this process")
+
+// ErrUnknownSetting is Set's answer for a setting SET cannot change.
+var ErrUnknownSetting = errors.New("unknown or not changeable setting")
 
 // ErrNoClient is KillClient's answer for an id no client has.
 var ErrNoClient = errors.New("no such client")

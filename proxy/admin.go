@@ -133,6 +133,7 @@ func (t consoleTarget) Resume(db string) error         { return t.p.admin.resume
 func (t consoleTarget) SetDisabled(db string, on bool) { t.p.admin.setDisabled(db, on) }
 func (t consoleTarget) Kill(db string)                 { t.p.kill(db) }
 func (t consoleTarget) KillClient(id uint64) error     { return t.p.killClient(id) }
+func (t consoleTarget) Set(name, value string) error   { return t.p.Set(name, value) }
 
 // PauseComplete reports whether no client is on its way to a server of db
 // and every server of db is idle.

@@ -336,7 +336,7 @@ func TestAdminCommands(t *testing.T) {
 		"resume muxtest":         "55000",
 		"resume":                 "55000",
 		"pause muxtest extra":    "08P01",
-		"SET pool_mode = 'x'":    "0A000",
+		"SET pool_mode = 'x'":    "55P02",
 		"SHOW FDS":               "0A000",
 		"RELOAD":                 "0A000", // no hook in this test
 	} {

@@ -149,3 +149,40 @@ func TestConsoleShutdownWaitForServers(t *testing.T) {
 		t.Fatalf("idle client: read %q, %v; want FATAL 57P01 and EOF", got, err)
 	}
 }
+
+// SET changes a reloadable setting in force (SHOW CONFIG and the pools'
+// size follow); an invalid value is refused naming the key, with the
+// running value kept; a setting SET cannot change is refused by name.
+func TestConsoleSet(t *testing.T) {
+	m := startMux(t, adminTop)
+	console := m.adminConn(t, "muxuser", "muxpass")
+	c := m.connect(t)
+	queryString(t, c, "SELECT 'pool exists'::text")
+	adminQuery(t, console, "SET default_pool_size = 3")
+	adminQuery(t, console, "SET query_wait_timeout = '45'")
+	cfg := adminQuery(t, console, "SHOW CONFIG")
+	if row := cfg.find("key", "default_pool_size"); row == nil || row["value"] != "3" {
+		t.Errorf("SHOW CONFIG default_pool_size: %v, want 3", row)
+	}
+	if got := m.p.config().QueryWaitTimeout.D(); got != 45*time.Second {
+		t.Errorf("query_wait_timeout %v, want 45s", got)
+	}
+	for _, pl := range m.p.poolsOf("muxtest") {
+		if size := pl.Config().MaxSize; size != 3 {
+			t.Errorf("pool size %d after SET, want 3", size)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := consoleExec(ctx, console.PgConn(), "SET default_pool_size = many")
+	if code := sqlstate(err); code != "22023" || !strings.Contains(err.Error(), "default_pool_size") {
+		t.Errorf("invalid value: %v, want 22023 naming the key", err)
+	}
+	_, err = consoleExec(ctx, console.PgConn(), "SET listen = '0.0.0.0:1'")
+	if code := sqlstate(err); code != "55P02" || !strings.Contains(err.Error(), "listen") {
+		t.Errorf("unsettable key: %v, want 55P02 naming it", err)
+	}
+	if got := m.p.config().DefaultPoolSize; got != 3 {
+		t.Errorf("default_pool_size %d after refused SETs, want 3", got)
+	}
+}
