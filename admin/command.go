@@ -2,6 +2,7 @@ package admin
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"time"
 
@@ -12,8 +13,9 @@ import (
 // command is a parsed console command.
 type command struct {
 	verb   string // upper case
-	arg    string // SHOW's subject (upper case) or a database name
+	arg    string // SHOW's subject (upper case), a database name, SET's key
 	hasArg bool
+	value  string // SET's value, unquoted
 }
 
 // parseCommand splits "VERB [arg][;]": verbs and SHOW subjects are
@@ -27,7 +29,7 @@ func parseCommand(q string) (command, bool) {
 	}
 	cmd := command{verb: strings.ToUpper(words[0])}
 	if cmd.verb == "SET" {
-		return cmd, true // refused whatever follows
+		return parseSet(strings.TrimSpace(q[len(words[0]):]))
 	}
 	if len(words) > 2 {
 		return command{}, false
@@ -42,7 +44,16 @@ func parseCommand(q string) (command, bool) {
 		}
 		cmd.arg = strings.ToUpper(cmd.arg)
 	case "PAUSE", "RESUME", "RECONNECT", "WAIT_CLOSE", "KILL", "DISABLE", "ENABLE":
-	case "RELOAD", "SHUTDOWN", "SUSPEND":
+	case "KILL_CLIENT":
+		if !cmd.hasArg {
+			return command{}, false
+		}
+	case "SHUTDOWN":
+		cmd.arg = strings.ToUpper(cmd.arg)
+		if cmd.hasArg && cmd.arg != "WAIT_FOR_CLIENTS" && cmd.arg != "WAIT_FOR_SERVERS" {
+			return command{}, false
+		}
+	case "RELOAD", "SUSPEND":
 		if cmd.hasArg {
 			return command{}, false
 		}
@@ -50,6 +61,25 @@ func parseCommand(q string) (command, bool) {
 		return command{}, false
 	}
 	return cmd, true
+}
+
+// parseSet reads SET's "key = value" (or "key TO value"); the value may
+// be single-quoted, a doubled quote standing for one inside it.
+func parseSet(rest string) (command, bool) {
+	key, value, ok := strings.Cut(rest, "=")
+	if !ok {
+		if i := strings.Index(strings.ToUpper(rest), " TO "); i > 0 {
+			key, value, ok = rest[:i], rest[i+4:], true
+		}
+	}
+	key, value = strings.ToLower(strings.TrimSpace(key)), strings.TrimSpace(value)
+	if !ok || key == "" || strings.ContainsAny(key, " \t\r\n\"'") || value == "" {
+		return command{}, false
+	}
+	if len(value) >= 2 && value[0] == '\'' && value[len(value)-1] == '\'' {
+		value = strings.ReplaceAll(value[1:len(value)-1], "''", "'")
+	}
+	return command{verb: "SET", arg: key, hasArg: true, value: value}, true
 }
 
 // splitWords splits on white space; a word may be double-quoted, with ""
@@ -92,6 +122,9 @@ func quotedWord(s string) (word, rest string, ok bool) {
 // checkDatabase refuses a command's database argument that is the
 // console's own or unknown, and a missing one where it is required.
 func (s *session) checkDatabase(cmd command) error {
+	if cmd.verb == "KILL_CLIENT" || cmd.verb == "SHUTDOWN" || cmd.verb == "SET" {
+		return nil // their argument is no database
+	}
 	if cmd.hasArg {
 		db := cmd.arg
 		if IsDatabase(db) {
@@ -102,7 +135,7 @@ func (s *session) checkDatabase(cmd command) error {
 		}
 	}
 	switch cmd.verb {
-	case "KILL", "DISABLE", "ENABLE":
+	case "DISABLE", "ENABLE":
 		if !cmd.hasArg {
 			return wire.Errorf(wire.CodeProtocolViolation, "a database is required")
 		}
@@ -128,6 +161,8 @@ func (s *session) command(cmd command) (string, error) {
 	case "KILL":
 		t.Kill(db)
 		return cmd.verb, nil
+	case "KILL_CLIENT":
+		return cmd.verb, s.killClient(cmd.arg)
 	case "RECONNECT":
 		t.Reconnect(db)
 		return cmd.verb, nil
@@ -136,9 +171,11 @@ func (s *session) command(cmd command) (string, error) {
 	case "RELOAD":
 		return cmd.verb, s.reload()
 	case "SHUTDOWN":
-		return "", s.shutdown()
-	case "SUSPEND", "SET":
-		return "", wire.Errorf(wire.CodeFeatureNotSupported, "%s is not supported by mux: change the configuration file and RELOAD", cmd.verb)
+		return "", s.shutdown(cmd.arg)
+	case "SET":
+		return cmd.verb, s.set(cmd.arg, cmd.value)
+	case "SUSPEND":
+		return "", wire.Errorf(wire.CodeFeatureNotSupported, "SUSPEND is not supported by mux")
 	}
 	return "", nil
 }
@@ -154,9 +191,14 @@ func (s *session) reload() error {
 	return nil
 }
 
-// shutdown starts stopping mux; the session then ends without a reply.
-func (s *session) shutdown() error {
-	if err := s.con.t.Shutdown(s.peer.User); err != nil {
+// shutdown starts stopping mux as how ("", WAIT_FOR_CLIENTS or
+// WAIT_FOR_SERVERS) says; the session then ends without a reply.
+func (s *session) shutdown(how string) error {
+	mode := ShutdownWaitForClients
+	if how == "WAIT_FOR_SERVERS" {
+		mode = ShutdownWaitForServers
+	}
+	if err := s.con.t.Shutdown(s.peer.User, mode); err != nil {
 		return wire.Errorf(wire.CodeFeatureNotSupported, "SHUTDOWN is not available in this process")
 	}
 	return errLeave
@@ -188,6 +230,31 @@ func (s *session) waitUntil(done func() bool) error {
 			return wire.Fatal(wire.CodeAdminShutdown, "terminating connection due to administrator command")
 		}
 		time.Sleep(poll)
+	}
+	return nil
+}
+
+// killClient disconnects the client whose SHOW CLIENTS ptr is arg ("0x"
+// and hexadecimal digits, as shown, or the digits alone).
+func (s *session) killClient(arg string) error {
+	id, err := strconv.ParseUint(strings.TrimPrefix(strings.ToLower(arg), "0x"), 16, 64)
+	if err == nil {
+		err = s.con.t.KillClient(id)
+	}
+	if err != nil {
+		return wire.Errorf(wire.CodeUndefinedObject, "no such client: %s", arg)
+	}
+	return nil
+}
+
+// set changes one setting in force (SET key = value).
+func (s *session) set(key, value string) error {
+	err := s.con.t.Set(key, value)
+	switch {
+	case errors.Is(err, ErrUnknownSetting):
+		return wire.Errorf(wire.CodeCantChangeRuntimeParam, "SET %s is not supported: change it in the configuration file and RELOAD", key)
+	case err != nil:
+		return wire.Errorf(wire.CodeInvalidParameterValue, "SET %s refused, the running configuration is kept: %v", key, err)
 	}
 	return nil
 }

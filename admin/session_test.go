@@ -2,6 +2,7 @@ package admin
 
 import (
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -36,24 +37,35 @@ func (f *fakeTarget) done() string {
 	return strings.Join(f.actions, " ")
 }
 
-func (f *fakeTarget) Config() *config.Config        { return f.cfg }
-func (f *fakeTarget) Version() string               { return "test" }
-func (f *fakeTarget) Pools() []Pool                 { return nil }
-func (f *fakeTarget) Clients() []Client             { return nil }
-func (f *fakeTarget) Lists() Lists                  { return Lists{} }
-func (f *fakeTarget) Hosts() []Host                 { return nil }
-func (f *fakeTarget) Mem() Mem                      { return Mem{} }
-func (f *fakeTarget) Held(string) (bool, bool)      { return false, false }
-func (f *fakeTarget) KnownDatabase(db string) bool  { return db == "app" }
-func (f *fakeTarget) Pause(db string)               { f.did("pause:" + db) }
-func (f *fakeTarget) Resume(db string) error        { f.did("resume:" + db); return nil }
-func (f *fakeTarget) SetDisabled(db string, b bool) { f.did("disable:" + db) }
-func (f *fakeTarget) Kill(db string)                { f.did("kill:" + db) }
-func (f *fakeTarget) Reconnect(db string)           { f.did("reconnect:" + db) }
-func (f *fakeTarget) CloseNeeded(string) bool       { return false }
-func (f *fakeTarget) Reload() error                 { return ErrNotAvailable }
-func (f *fakeTarget) Shutdown(string) error         { return ErrNotAvailable }
-func (f *fakeTarget) Stopping() bool                { return false }
+func (f *fakeTarget) Config() *config.Config              { return f.cfg }
+func (f *fakeTarget) Version() string                     { return "test" }
+func (f *fakeTarget) Pools() []Pool                       { return nil }
+func (f *fakeTarget) Clients() []Client                   { return nil }
+func (f *fakeTarget) Lists() Lists                        { return Lists{} }
+func (f *fakeTarget) Hosts() []Host                       { return nil }
+func (f *fakeTarget) Mem() Mem                            { return Mem{} }
+func (f *fakeTarget) Held(string) (bool, bool)            { return false, false }
+func (f *fakeTarget) KnownDatabase(db string) bool        { return db == "app" }
+func (f *fakeTarget) Pause(db string)                     { f.did("pause:" + db) }
+func (f *fakeTarget) Resume(db string) error              { f.did("resume:" + db); return nil }
+func (f *fakeTarget) SetDisabled(db string, b bool)       { f.did("disable:" + db) }
+func (f *fakeTarget) Kill(db string)                      { f.did("kill:" + db) }
+func (f *fakeTarget) Reconnect(db string)                 { f.did("reconnect:" + db) }
+func (f *fakeTarget) CloseNeeded(string) bool             { return false }
+func (f *fakeTarget) Reload() error                       { return ErrNotAvailable }
+func (f *fakeTarget) Shutdown(string, ShutdownMode) error { return ErrNotAvailable }
+func (f *fakeTarget) Set(name, value string) error {
+	if name != "default_pool_size" {
+		return ErrUnknownSetting
+	}
+	f.did("set:" + name + "=" + value)
+	return nil
+}
+func (f *fakeTarget) KillClient(id uint64) error {
+	f.did("kill_client:" + strconv.FormatUint(id, 16))
+	return nil
+}
+func (f *fakeTarget) Stopping() bool { return false }
 
 func (f *fakeTarget) PauseComplete(string) bool {
 	f.mu.Lock()
@@ -147,7 +159,8 @@ func TestSessionCommands(t *testing.T) {
 		"pause app":                        "C",
 		"pause nosuch":                     "E3D000",
 		"pause pgbouncer":                  "E0A000",
-		"kill":                             "E08P01",
+		"kill_client":                      "E08P01",
+		"SHOW STATE":                       "T D D D C",
 		"RELOAD":                           "E0A000",
 		"SHUTDOWN":                         "E0A000",
 		"SUSPEND":                          "E0A000",
@@ -160,6 +173,15 @@ func TestSessionCommands(t *testing.T) {
 	}
 	if got := ft.done(); got != "pause:app reconnect:app" {
 		t.Errorf("actions %q", got)
+	}
+	if got := query(t, f, "KILL_CLIENT 0x2A"); got != "C" || !strings.HasSuffix(ft.done(), " kill_client:2a") {
+		t.Errorf("KILL_CLIENT: %q, actions %q", got, ft.done())
+	}
+	if got := query(t, f, "SET pool_mode = 'session'"); got != "E55P02" {
+		t.Errorf("SET pool_mode: %q, want E55P02", got)
+	}
+	if got := query(t, f, "SET default_pool_size = 7"); got != "C" || !strings.HasSuffix(ft.done(), " set:default_pool_size=7") {
+		t.Errorf("SET default_pool_size: %q, actions %q", got, ft.done())
 	}
 
 	// The extended protocol gets one error up to the next Sync.

@@ -47,6 +47,7 @@ var (
 	showListsCols    = columns("list:text items:int4")
 	showMemCols      = columns("name:text size:int4 used:int4 free:int4 memtotal:int4")
 	showVersionCols  = columns("version:text")
+	showStateCols    = columns("key:text value:text")
 	showDNSHostsCols = columns("hostname:text ttl:int8 addrs:text")
 	showDNSZonesCols = columns("zonename:text serial:int8 count:int4")
 )
@@ -55,16 +56,19 @@ var (
 // PgBouncer's.
 const consoleHelp = `
 	SHOW HELP|CONFIG|DATABASES|POOLS|CLIENTS|SERVERS|USERS|VERSION
-	SHOW LISTS|MEM|HOSTS|DNS_HOSTS|DNS_ZONES
+	SHOW LISTS|MEM|STATE|HOSTS|DNS_HOSTS|DNS_ZONES
 	SHOW STATS|STATS_TOTALS|STATS_AVERAGES|TOTALS
+	SET key = arg
 	RELOAD
 	PAUSE [<db>]
 	RESUME [<db>]
 	DISABLE <db>
 	ENABLE <db>
 	RECONNECT [<db>]
-	KILL <db>
+	KILL [<db>]
+	KILL_CLIENT <client_id>
 	SHUTDOWN
+	SHUTDOWN WAIT_FOR_SERVERS|WAIT_FOR_CLIENTS
 	WAIT_CLOSE [<db>]`
 
 // show answers SHOW what; nil for an unknown subject.
@@ -106,7 +110,9 @@ func (con *Console) show(what string) ([]byte, *wire.Error) {
 		return newResult(showDNSHostsCols).finish(), nil
 	case "DNS_ZONES":
 		return newResult(showDNSZonesCols).finish(), nil
-	case "FDS", "SOCKETS", "ACTIVE_SOCKETS", "STATE":
+	case "STATE":
+		return con.showState(), nil
+	case "FDS", "SOCKETS", "ACTIVE_SOCKETS":
 		return nil, wire.Errorf(wire.CodeFeatureNotSupported, "SHOW %s is not supported by mux", what)
 	}
 	return nil, nil
@@ -120,6 +126,25 @@ func (con *Console) showVersion() []byte {
 	}
 	r.row(v + ")")
 	return r.finish()
+}
+
+// showState answers SHOW STATE as PgBouncer does: whether the pooler is
+// active, paused (PAUSE or KILL without a database) or suspended (never:
+// mux has no SUSPEND), one key per row.
+func (con *Console) showState() []byte {
+	paused, _ := con.t.Held("")
+	r := newResult(showStateCols)
+	r.row("active", yesNo(!paused))
+	r.row("paused", yesNo(paused))
+	r.row("suspended", "no")
+	return r.finish()
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
 }
 
 // splitWait gives PgBouncer's seconds and microseconds columns.

@@ -27,7 +27,8 @@ type Target interface {
 	// Lists and Mem count what SHOW LISTS and SHOW MEM report.
 	Lists() Lists
 	Mem() Mem
-	// Held reports whether db is paused (PAUSE, KILL) and disabled.
+	// Held reports whether db is paused (PAUSE, KILL) and disabled; for
+	// db "", whether everything is paused.
 	Held(db string) (paused, disabled bool)
 	// KnownDatabase reports whether db is a [databases] entry, has a
 	// pool, or is paused or disabled by name.
@@ -42,8 +43,12 @@ type Target interface {
 	Resume(db string) error
 	// SetDisabled refuses (or again admits) logins to db.
 	SetDisabled(db string, on bool)
-	// Kill pauses db, disconnects its clients and closes its servers.
+	// Kill pauses db (all if ""), disconnects its clients (never the
+	// consoles) and closes its servers.
 	Kill(db string)
+	// KillClient disconnects the regular client id (SHOW CLIENTS' ptr)
+	// with FATAL 57P01; ErrNoClient if there is none.
+	KillClient(id uint64) error
 	// Reconnect closes the servers of db (all if ""): idle ones now,
 	// lent ones when they come back.
 	Reconnect(db string)
@@ -51,10 +56,13 @@ type Target interface {
 	// be closed after Reconnect.
 	CloseNeeded(db string) bool
 	// Reload rereads the configuration files; Shutdown starts stopping
-	// mux, as user asked. Either returns ErrNotAvailable if this process
-	// cannot.
+	// mux in mode, as user asked. Either returns ErrNotAvailable if this
+	// process cannot.
 	Reload() error
-	Shutdown(user string) error
+	Shutdown(user string, mode ShutdownMode) error
+	// Set changes one reloadable setting (SET name = value) as a reload
+	// would; ErrUnknownSetting for one it cannot change.
+	Set(name, value string) error
 	// Stopping reports that consoles should leave: the listeners are
 	// closed, or mux drains and no regular client is left.
 	Stopping() bool
@@ -62,6 +70,26 @@ type Target interface {
 
 // ErrNotAvailable is Target's answer to a RELOAD or SHUTDOWN it cannot run.
 var ErrNotAvailable = errors.New("not available in this process")
+
+// ErrUnknownSetting is Set's answer for a setting SET cannot change.
+var ErrUnknownSetting = errors.New("unknown or not changeable setting")
+
+// ErrNoClient is KillClient's answer for an id no client has.
+var ErrNoClient = errors.New("no such client")
+
+// ShutdownMode is how SHUTDOWN stops mux; either way new logins are
+// refused and the rest are ended at shutdown_timeout.
+type ShutdownMode uint8
+
+const (
+	// ShutdownWaitForClients (plain SHUTDOWN, SHUTDOWN WAIT_FOR_CLIENTS,
+	// like SIGTERM) lets every client stay until it leaves.
+	ShutdownWaitForClients ShutdownMode = iota
+	// ShutdownWaitForServers (SHUTDOWN WAIT_FOR_SERVERS, like SIGINT)
+	// closes each transaction- and statement-mode client with 57P01 as
+	// soon as it holds no server.
+	ShutdownWaitForServers
+)
 
 // Pool is one pool: clients of a (database, user) and their servers.
 type Pool struct {

@@ -44,7 +44,7 @@ func (c *clientConn) serveAdmin(st *startup) {
 
 // adminHooks returns the RELOAD and SHUTDOWN hooks. They are read under
 // admin.mu so that tests may set them on a serving proxy.
-func (p *Proxy) adminHooks() (reload func() error, shutdown func()) {
+func (p *Proxy) adminHooks() (reload func() error, shutdown func(DrainMode)) {
 	p.admin.mu.Lock()
 	defer p.admin.mu.Unlock()
 	return p.OnReload, p.OnShutdown
@@ -132,6 +132,8 @@ func (t consoleTarget) Pause(db string)                { t.p.admin.setPaused(db)
 func (t consoleTarget) Resume(db string) error         { return t.p.admin.resume(db) }
 func (t consoleTarget) SetDisabled(db string, on bool) { t.p.admin.setDisabled(db, on) }
 func (t consoleTarget) Kill(db string)                 { t.p.kill(db) }
+func (t consoleTarget) KillClient(id uint64) error     { return t.p.killClient(id) }
+func (t consoleTarget) Set(name, value string) error   { return t.p.Set(name, value) }
 
 // PauseComplete reports whether no client is on its way to a server of db
 // and every server of db is idle.
@@ -173,13 +175,18 @@ func (t consoleTarget) Reload() error {
 	return reload()
 }
 
-func (t consoleTarget) Shutdown(user string) error {
+func (t consoleTarget) Shutdown(user string, mode admin.ShutdownMode) error {
 	_, shutdown := t.p.adminHooks()
 	if shutdown == nil {
 		return admin.ErrNotAvailable
 	}
-	t.p.log.Info("shutdown requested from the admin console", zap.String("user", user))
-	shutdown()
+	drain := WaitForClients
+	if mode == admin.ShutdownWaitForServers {
+		drain = CloseBetweenTransactions
+	}
+	t.p.log.Info("shutdown requested from the admin console", zap.String("user", user),
+		zap.Bool("close_between_transactions", drain == CloseBetweenTransactions))
+	shutdown(drain)
 	return nil
 }
 
@@ -215,8 +222,9 @@ func (p *Proxy) poolsOf(db string) []*pool.Pool {
 	return out
 }
 
-// kill disconnects every client of db now and closes its servers as they
-// come back; like PgBouncer, the database stays paused until RESUME.
+// kill disconnects every client of db (all if "") now and closes its
+// servers as they come back; like PgBouncer, the database (or everything)
+// stays paused until RESUME. Consoles are not in p.keys, so they stay.
 func (p *Proxy) kill(db string) {
 	p.admin.setPaused(db)
 	for _, pl := range p.poolsOf(db) {
@@ -225,15 +233,54 @@ func (p *Proxy) kill(db string) {
 	p.keysMu.Lock()
 	var victims []*clientConn
 	for _, c := range p.keys {
-		if c.database == db {
+		if db == "" || c.database == db {
 			victims = append(victims, c)
 		}
 	}
 	p.keysMu.Unlock()
+	detail := "KILL in the admin console"
+	if db != "" {
+		detail = "KILL " + db + " in the admin console"
+	}
 	for _, c := range victims {
-		c.sendError(&wire.Error{Severity: "FATAL", Code: wire.CodeAdminShutdown,
-			Message: "terminating connection due to administrator command",
-			Detail:  "KILL " + db + " in the admin console"})
-		c.terminate()
+		c.adminClose(detail)
 	}
 }
+
+// killClient disconnects the regular client id (KILL_CLIENT); its server
+// is released as any leaving client's is (rolled back, or closed).
+func (p *Proxy) killClient(id uint64) error {
+	p.keysMu.Lock()
+	var victim *clientConn
+	for _, c := range p.keys {
+		if c.id == id {
+			victim = c
+			break
+		}
+	}
+	p.keysMu.Unlock()
+	if victim == nil {
+		return admin.ErrNoClient
+	}
+	victim.adminClose("KILL_CLIENT in the admin console")
+	return nil
+}
+
+// adminClose tells c that an administrator ends it (FATAL 57P01) and
+// ends it.
+func (c *clientConn) adminClose(detail string) {
+	c.sendError(&wire.Error{Severity: "FATAL", Code: wire.CodeAdminShutdown,
+		Message: "terminating connection due to administrator command", Detail: detail})
+	c.terminate()
+}
+
+// PauseAll is SIGUSR1, PAUSE without a database: no client gets a server
+// until ResumeAll, and every server is closed once idle.
+func (p *Proxy) PauseAll() {
+	p.admin.setPaused("")
+	consoleTarget{p}.Reconnect("")
+}
+
+// ResumeAll is SIGUSR2, RESUME without a database: every pause is lifted;
+// an error if nothing is paused.
+func (p *Proxy) ResumeAll() error { return p.admin.resume("") }

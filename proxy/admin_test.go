@@ -151,7 +151,7 @@ func (r *consoleResult) find(col, val string) map[string]string {
 }
 
 // setAdminHooks installs RELOAD and SHUTDOWN hooks on a serving proxy.
-func setAdminHooks(p *Proxy, reload func() error, shutdown func()) {
+func setAdminHooks(p *Proxy, reload func() error, shutdown func(DrainMode)) {
 	p.admin.mu.Lock()
 	p.OnReload, p.OnShutdown = reload, shutdown
 	p.admin.mu.Unlock()
@@ -331,12 +331,12 @@ func TestAdminCommands(t *testing.T) {
 		"":                       "08P01",
 		"show version; show mem": "08P01",
 		"pause nosuch":           "3D000",
-		"kill":                   "08P01",
+		"kill_client":            "08P01",
 		"pause pgbouncer":        "0A000",
 		"resume muxtest":         "55000",
 		"resume":                 "55000",
 		"pause muxtest extra":    "08P01",
-		"SET pool_mode = 'x'":    "0A000",
+		"SET pool_mode = 'x'":    "55P02",
 		"SHOW FDS":               "0A000",
 		"RELOAD":                 "0A000", // no hook in this test
 	} {
@@ -570,7 +570,7 @@ func TestAdminReloadShutdown(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		return reloadErr
-	}, func() { shutdowns.Add(1) })
+	}, func(DrainMode) { shutdowns.Add(1) })
 	conn := m.adminConn(t, "muxuser", "muxpass")
 	adminQuery(t, conn, "RELOAD")
 	mu.Lock()

@@ -32,7 +32,10 @@ type Proxy struct {
 	// snap is the configuration in force with its users, hba rules and
 	// TLS (snapshot.go), replaced whole by Reload.
 	snap atomic.Pointer[snapshot]
-	log  *zap.Logger
+	// setMu serializes Reload and the console's SET (set.go), each of
+	// which replaces snap; readers load snap without it.
+	setMu sync.Mutex
+	log   *zap.Logger
 
 	nclients atomic.Int64 // client connections being served (incl. login)
 	served   atomic.Int64 // client logins so far
@@ -91,7 +94,7 @@ type Proxy struct {
 	// cmd/mux before Serve (nil: the command is refused). Version is shown
 	// by SHOW VERSION.
 	OnReload   func() error
-	OnShutdown func()
+	OnShutdown func(DrainMode)
 	Version    string
 }
 

@@ -26,6 +26,17 @@ func (p *Proxy) Reload(cs *config.Snapshot) error {
 	if err != nil {
 		return err
 	}
+	p.setMu.Lock()
+	defer p.setMu.Unlock()
+	p.putInForce(s)
+	p.log.Info("configuration reloaded")
+	return nil
+}
+
+// putInForce stores s and gives every pool its settings. p.setMu held, so
+// that a console SET, which builds on the snapshot in force, is not lost
+// to a reload in between (nor the reload to it).
+func (p *Proxy) putInForce(s *snapshot) {
 	cfg := s.cfg
 	p.poolMu.Lock()
 	old := p.snap.Swap(s).cfg
@@ -50,6 +61,4 @@ func (p *Proxy) Reload(cs *config.Snapshot) error {
 	if cfg.PeerID != old.PeerID {
 		p.log.Warn("peer_id changed: it applies after a restart (issued cancel keys name the old one)")
 	}
-	p.log.Info("configuration reloaded")
-	return nil
 }

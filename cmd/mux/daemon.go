@@ -30,8 +30,8 @@ type daemon struct {
 
 	http *metrics.Server // nil when http_listen is ""
 
-	handedOver chan struct{} // closed when a successor took the listeners
-	stop       chan string   // a request to drain and exit (admin SHUTDOWN)
+	handedOver chan struct{}        // closed when a successor took the listeners
+	stop       chan proxy.DrainMode // a request to drain and exit (admin SHUTDOWN)
 }
 
 func (d *daemon) run(snap *config.Snapshot) int {
@@ -43,12 +43,12 @@ func (d *daemon) run(snap *config.Snapshot) int {
 	}
 	d.p = p
 	d.handedOver = make(chan struct{})
-	d.stop = make(chan string, 1)
+	d.stop = make(chan proxy.DrainMode, 1)
 	// The admin console's RELOAD and SHUTDOWN.
 	p.OnReload = d.reload
-	p.OnShutdown = func() {
+	p.OnShutdown = func(mode proxy.DrainMode) {
 		select {
-		case d.stop <- "admin console SHUTDOWN":
+		case d.stop <- mode:
 		default: // already stopping
 		}
 	}
@@ -58,7 +58,7 @@ func (d *daemon) run(snap *config.Snapshot) int {
 	// soon as /readyz answers (an orchestrator stopping a fresh replica)
 	// must drain, not kill the process.
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGHUP)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
 	signal.Ignore(syscall.SIGPIPE)
 	defer signal.Stop(sigs)
 
@@ -130,6 +130,9 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 			case syscall.SIGHUP:
 				d.reload()
 				continue
+			case syscall.SIGUSR1, syscall.SIGUSR2:
+				d.pauseOrResume(sig)
+				continue
 			case syscall.SIGQUIT:
 				d.log.Info("SIGQUIT: stopping now")
 				ctx, cancel := context.WithCancel(context.Background())
@@ -140,8 +143,8 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 			case syscall.SIGTERM:
 				d.drain("SIGTERM", proxy.WaitForClients, sigs)
 			}
-		case reason := <-d.stop:
-			d.drain(reason, proxy.WaitForClients, sigs)
+		case mode := <-d.stop:
+			d.drain("admin console SHUTDOWN", mode, sigs)
 		case <-d.handedOver:
 			d.log.Info("listeners handed over to a new mux: draining")
 			d.stopHTTP() // the new mux listens on http_listen once it is free
@@ -152,6 +155,21 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 		d.log.Info("mux stopped", zap.Int64("clients_served", d.p.Served()))
 		return exitOK
 	}
+}
+
+// pauseOrResume is PgBouncer's SIGUSR1 (PAUSE: no client gets a server,
+// servers close as they come back) and SIGUSR2 (RESUME).
+func (d *daemon) pauseOrResume(sig os.Signal) {
+	if sig == syscall.SIGUSR1 {
+		d.log.Info("SIGUSR1: pausing every database")
+		d.p.PauseAll()
+		return
+	}
+	if err := d.p.ResumeAll(); err != nil {
+		d.log.Info("SIGUSR2: nothing to resume", zap.Error(err))
+		return
+	}
+	d.log.Info("SIGUSR2: resumed every database")
 }
 
 // drain lets connected clients finish, or closes them between

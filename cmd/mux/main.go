@@ -10,9 +10,10 @@
 // Signals: SIGTERM drains (new connections get 57P03, connected clients
 // finish, up to shutdown_timeout, then 57P01); SIGINT drains too, closing
 // transaction- and statement-mode clients between transactions; SIGQUIT
-// stops at once; SIGHUP reloads the configuration file. With handover_socket set, a new mux
-// started on the same configuration takes the listening sockets over and
-// the old one drains and exits.
+// stops at once; SIGHUP reloads the configuration file; SIGUSR1 pauses
+// every database (as the console's PAUSE) and SIGUSR2 resumes. With
+// handover_socket set, a new mux started on the same configuration takes
+// the listening sockets over and the old one drains and exits.
 //
 // Exit codes: 0 clean stop, 1 runtime failure (cannot listen, …), 2 bad
 // usage or invalid configuration.
