@@ -189,6 +189,8 @@ func (p *Proxy) keepAlive(cfg *config.Config) pool.KeepAlive {
 		Idle:     cfg.TCPKeepIdle.D(),
 		Interval: cfg.TCPKeepIntvl.D(),
 		Count:    cfg.TCPKeepCnt,
+		// UserTimeout applies to servers; clients get it at accept.
+		UserTimeout: cfg.TCPUserTimeout.D(),
 	}
 }
 
@@ -225,6 +227,9 @@ func (p *Proxy) Serve(ln net.Listener) error {
 			continue
 		}
 		backoff = 5 * time.Millisecond
+		if err := pool.SetUserTimeout(conn, p.config().TCPUserTimeout.D()); err != nil {
+			log.Warn("cannot set tcp_user_timeout", zap.Error(err))
+		}
 		p.wg.Add(1)
 		p.keysMu.Lock()
 		p.conns[conn] = struct{}{}
