@@ -83,12 +83,11 @@ func (p *Proxy) serveConn(conn net.Conn) {
 	}
 	_ = conn.SetDeadline(time.Time{})
 	if admin.IsDatabase(c.database) {
+		c.logLogin(s.cfg.LogConnections)
 		c.serveAdmin(st)
 		return
 	}
-	if ce := p.log.Check(zap.DebugLevel, "client logged in"); ce != nil {
-		ce.Write(zap.Uint64("client_id", c.id), zap.Stringer("pool_mode", c.core.Mode))
-	}
+	c.logLogin(s.cfg.LogConnections, zap.Stringer("pool_mode", c.core.Mode))
 	relaying = true
 	go c.serveRelay(conn)
 }
