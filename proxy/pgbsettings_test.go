@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"net"
 	"runtime"
 	"strings"
 	"testing"
@@ -86,6 +87,59 @@ func TestTCPUserTimeoutOnClientSockets(t *testing.T) {
 	for conn := range m.p.conns {
 		if got := pool.UserTimeout(conn); got != 4*time.Second {
 			t.Errorf("client socket TCP_USER_TIMEOUT %v, want 4s", got)
+		}
+	}
+}
+
+// application_name_add_host appends " - HOST:PORT" to the application_name
+// a client logs in with ("app" if none), on whichever server it is given;
+// a later SET is the client's own.
+func TestApplicationNameAddHost(t *testing.T) {
+	t.Run("on", testApplicationNameAddHostOn)
+	t.Run("off", func(t *testing.T) {
+		m := startMux(t, "")
+		if got := queryString(t, m.connect(t, "application_name=myapp"), "SHOW application_name"); got != "myapp" {
+			t.Errorf("off: %q", got)
+		}
+	})
+}
+
+func testApplicationNameAddHostOn(t *testing.T) {
+	m := startMux(t, "application_name_add_host = true\ndefault_pool_size = 1")
+	for _, tt := range []struct{ extra, app string }{{"application_name=myapp", "myapp"}, {"", "app"}} {
+		var extra []string
+		if tt.extra != "" {
+			extra = append(extra, tt.extra)
+		}
+		conn := m.connect(t, extra...)
+		want := tt.app + " - " + conn.PgConn().Conn().LocalAddr().String()
+		if got := queryString(t, conn, "SHOW application_name"); got != want {
+			t.Errorf("server application_name %q, want %q", got, want)
+		}
+		if got := conn.PgConn().ParameterStatus("application_name"); got != want {
+			t.Errorf("reported application_name %q, want %q", got, want)
+		}
+		if _, err := conn.Exec(context.Background(), "SET application_name = 'mine'"); err != nil {
+			t.Fatal(err)
+		}
+		if got := queryString(t, conn, "SHOW application_name"); got != "mine" {
+			t.Errorf("after SET: %q", got)
+		}
+		conn.Close(context.Background())
+	}
+}
+
+func TestClientHostFormat(t *testing.T) {
+	for _, tt := range []struct {
+		local, remote net.Addr
+		want          string
+	}{
+		{nil, &net.TCPAddr{IP: net.IPv4(10, 0, 0, 1), Port: 5000}, "10.0.0.1:5000"},
+		{nil, &net.TCPAddr{IP: net.ParseIP("::1"), Port: 5000}, "[::1]:5000"},
+		{&net.UnixAddr{Name: "/tmp/.s.PGSQL.6432", Net: "unix"}, &net.UnixAddr{Net: "unix"}, "unix:6432"},
+	} {
+		if got := clientHost(tt.local, tt.remote); got != tt.want {
+			t.Errorf("clientHost(%v) = %q, want %q", tt.remote, got, tt.want)
 		}
 	}
 }

@@ -226,6 +226,9 @@ func (c *clientConn) login(s *snapshot, st *startup, lg *login.Conn) error {
 	if err != nil {
 		return err
 	}
+	if cfg.ApplicationNameAddHost {
+		addClientHost(&want, st, cfg.IgnoresStartupParameter, c.conn.LocalAddr(), c.conn.RemoteAddr())
+	}
 	c.want, c.extra = want, extra
 	key, err := p.register(c, protocolMinor)
 	if err != nil {
