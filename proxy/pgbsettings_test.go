@@ -143,3 +143,32 @@ func TestClientHostFormat(t *testing.T) {
 		}
 	}
 }
+
+// log_stats logs each database's averages every stats_period; off, nothing.
+func TestLogStats(t *testing.T) {
+	t.Run("on", func(t *testing.T) {
+		m, logs := observedMux(t, `stats_period = "1s"`)
+		conn := m.connect(t)
+		var f map[string]any
+		waitFor(t, "a stats line with queries", 10*time.Second, func() bool {
+			queryString(t, conn, "SELECT 1") // keep queries coming while the period runs
+			for _, e := range logs.FilterMessage("stats").All() {
+				if f = e.ContextMap(); f["database"] == "muxtest" && f["avg_query_count"].(int64) > 0 {
+					return true
+				}
+			}
+			return false
+		})
+		if _, ok := f["avg_wait_time"]; !ok || f["avg_recv"].(int64) <= 0 {
+			t.Errorf("stats fields %v", f)
+		}
+	})
+	t.Run("off", func(t *testing.T) {
+		m, logs := observedMux(t, "log_stats = false\nstats_period = \"1s\"")
+		queryString(t, m.connect(t), "SELECT 1")
+		time.Sleep(2500 * time.Millisecond)
+		if n := logs.FilterMessage("stats").Len(); n != 0 {
+			t.Errorf("%d stats lines with log_stats off", n)
+		}
+	})
+}

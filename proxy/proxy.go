@@ -59,6 +59,7 @@ type Proxy struct {
 		stop, done chan struct{} // nil until the sweeper starts
 		ended      bool          // Shutdown stopped it: do not start again
 	}
+	statsLog statsLog // log_stats' schedule; the sweeper's alone (statslog.go)
 
 	keysMu sync.Mutex             // guards keys, longKeys and conns
 	keys   map[uint32]*clientConn // by mux-issued BackendKeyData process ID
