@@ -131,6 +131,7 @@ func (c *Conn) authSCRAM(user string, sec *auth.SCRAMSecret, cb []byte) error {
 		srv = auth.NewSCRAMServer(sec)
 	} else {
 		srv = auth.NewMockSCRAMServer(user)
+		srv.SetMockIterations(c.SCRAMIterations)
 	}
 	if cb != nil {
 		srv.SetChannelBinding(cb) // offers SCRAM-SHA-256-PLUS first

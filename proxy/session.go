@@ -51,6 +51,7 @@ func (p *Proxy) serveConn(conn net.Conn) {
 		_ = conn.SetDeadline(time.Now().Add(d))
 	}
 	lg := login.NewConn(conn)
+	lg.SCRAMIterations = s.cfg.SCRAMIterations
 	st, key, err := login.ReadStartup(lg, s.clientTLS)
 	c.conn, c.tls = lg.Conn, lg.TLS // TLS may have replaced conn
 	if err != nil {
