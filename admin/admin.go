@@ -100,7 +100,10 @@ type Console struct {
 	mu       sync.Mutex // guards sessions; never held across I/O
 	sessions map[*session]struct{}
 
-	stats sampler
+	stats sampler // SHOW STATS's averages
+	// logged holds the samples behind log_stats' lines; only LogStats,
+	// which the proxy calls from one goroutine, uses it.
+	logged sampler
 }
 
 // New returns the console of t.

@@ -18,7 +18,8 @@ import (
 
 // fakeTarget records the actions the console takes.
 type fakeTarget struct {
-	cfg *config.Config
+	cfg   *config.Config
+	pools []Pool
 
 	mu      sync.Mutex
 	actions []string
@@ -39,7 +40,7 @@ func (f *fakeTarget) done() string {
 
 func (f *fakeTarget) Config() *config.Config              { return f.cfg }
 func (f *fakeTarget) Version() string                     { return "test" }
-func (f *fakeTarget) Pools() []Pool                       { return nil }
+func (f *fakeTarget) Pools() []Pool                       { return f.pools }
 func (f *fakeTarget) Clients() []Client                   { return nil }
 func (f *fakeTarget) Lists() Lists                        { return Lists{} }
 func (f *fakeTarget) Hosts() []Host                       { return nil }

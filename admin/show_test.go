@@ -104,20 +104,21 @@ func TestAddrPort(t *testing.T) {
 // Averages need two samples a stats period apart; a database whose totals
 // went down (its pool was dropped) has none.
 func TestAverages(t *testing.T) {
+	const statsPeriod = time.Minute
 	var sm sampler
 	t0 := time.Unix(1000, 0)
 	first := map[string]Stats{"a": {Transactions: 10, Queries: 20}, "b": {Queries: 100}}
-	if got := sm.averages(t0, first); len(got) != 0 {
+	if got := sm.averages(t0, first, statsPeriod); len(got) != 0 {
 		t.Fatalf("one sample: %v", got)
 	}
 	later := map[string]Stats{
 		"a": {Transactions: 70, Queries: 140, BytesReceived: 600, TransactionTime: 60 * time.Millisecond, WaitTime: time.Second},
 		"b": {Queries: 5},
 	}
-	if got := sm.averages(t0.Add(time.Second), later); len(got) != 0 {
+	if got := sm.averages(t0.Add(time.Second), later, statsPeriod); len(got) != 0 {
 		t.Fatalf("a sample within the period was kept: %v", got)
 	}
-	got := sm.averages(t0.Add(statsPeriod), later)
+	got := sm.averages(t0.Add(statsPeriod), later, statsPeriod)
 	want := [7]int64{1, 2, 10, 0, 1000, 0, 16666}
 	if got["a"] != want {
 		t.Errorf("a: %v, want %v", got["a"], want)

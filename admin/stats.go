@@ -6,17 +6,13 @@ import (
 	"time"
 )
 
-// statsPeriod is how far apart the samples behind SHOW STATS's averages
-// are at least: PgBouncer's default stats_period.
-const statsPeriod = 60 * time.Second
-
 // statsSample is every database's totals at one time.
 type statsSample struct {
 	at   time.Time
 	byDB map[string]Stats
 }
 
-// sampler keeps the two latest samples, at least statsPeriod apart.
+// sampler keeps the two latest samples, at least a stats_period apart.
 type sampler struct {
 	mu         sync.Mutex
 	prev, last *statsSample
@@ -49,10 +45,11 @@ func dbStats(pools []Pool) (map[string]Stats, []string) {
 // averages returns per-database averages over the last stats period, like
 // PgBouncer: counts and bytes per second, transaction and query times per
 // transaction and query, wait time per second (all µs). Samples are taken
-// when asked, at least statsPeriod apart; before two exist, all are 0.
-func (sm *sampler) averages(now time.Time, cur map[string]Stats) map[string][7]int64 {
+// when asked, at least period (stats_period) apart; before two exist, all
+// are 0.
+func (sm *sampler) averages(now time.Time, cur map[string]Stats, period time.Duration) map[string][7]int64 {
 	sm.mu.Lock()
-	if sm.last == nil || now.Sub(sm.last.at) >= statsPeriod {
+	if sm.last == nil || now.Sub(sm.last.at) >= period {
 		sm.prev, sm.last = sm.last, &statsSample{at: now, byDB: cur}
 	}
 	prev, last := sm.prev, sm.last
@@ -106,7 +103,7 @@ func totalsOf(st Stats) [7]int64 {
 // STATS_AVERAGES.
 func (con *Console) showStats(withTotals, withAvgs bool) []byte {
 	by, names := dbStats(con.t.Pools())
-	avgs := con.stats.averages(time.Now(), by)
+	avgs := con.stats.averages(time.Now(), by, con.t.Config().StatsPeriod.D())
 	cols := showStatsPartCols
 	if withTotals && withAvgs {
 		cols = showStatsCols
@@ -131,7 +128,7 @@ func (con *Console) showStats(withTotals, withAvgs bool) []byte {
 
 func (con *Console) showTotals() []byte {
 	by, _ := dbStats(con.t.Pools())
-	avgs := con.stats.averages(time.Now(), by)
+	avgs := con.stats.averages(time.Now(), by, con.t.Config().StatsPeriod.D())
 	var tot, avg [7]int64
 	for db, st := range by {
 		for i, v := range totalsOf(st) {

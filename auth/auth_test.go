@@ -291,3 +291,21 @@ func TestMD5(t *testing.T) {
 		t.Fatal("non-md5 secret accepted")
 	}
 }
+
+// A mock exchange announces scram_iterations, as a derived secret would.
+func TestMockIterations(t *testing.T) {
+	s := NewMockSCRAMServer("ghost")
+	s.SetMockIterations(10000)
+	sf, err := s.HandleClientFirst([]byte("n,,n=,r=abc"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(string(sf), ",i=10000") {
+		t.Errorf("server-first %q, want i=10000", sf)
+	}
+	real := NewSCRAMServer(NewSCRAMSecret("pw", nil, 4096))
+	real.SetMockIterations(10000)
+	if real.secret.Iterations != 4096 {
+		t.Error("SetMockIterations changed a real user's secret")
+	}
+}

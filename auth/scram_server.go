@@ -77,6 +77,16 @@ func NewMockSCRAMServer(username string) *SCRAMServer {
 	return s
 }
 
+// SetMockIterations sets the iteration count a server from
+// NewMockSCRAMServer announces (scram_iterations), so that an unknown user
+// looks like a user whose secret mux derived from a plain-text password.
+// n < 1, or a real server, leaves it as it is.
+func (s *SCRAMServer) SetMockIterations(n int) {
+	if s.mock && n > 0 {
+		s.secret.Iterations = n
+	}
+}
+
 var mockKey = sync.OnceValue(func() []byte {
 	key := make([]byte, 32)
 	rand.Read(key)

@@ -47,6 +47,13 @@ const (
 	// MaxNameLen is the longest database or user name Postgres accepts
 	// (NAMEDATALEN-1).
 	MaxNameLen = 63
+	// DefaultStatsPeriod is stats_period's default, PgBouncer's.
+	DefaultStatsPeriod = 60 * time.Second
+	// DefaultSCRAMIterations is scram_iterations' default, PostgreSQL's.
+	DefaultSCRAMIterations = 4096
+	// MaxSCRAMIterations bounds scram_iterations: mux's SCRAM client
+	// refuses larger counts (auth.MaxSCRAMIterations).
+	MaxSCRAMIterations = 1_000_000
 )
 
 // Config is mux's configuration. Field comments give the defaults applied by
@@ -139,6 +146,18 @@ type Config struct {
 	// TCPKeepCnt is the number of unanswered probes before the connection is
 	// dropped; 0 = OS default.
 	TCPKeepCnt int `toml:"tcp_keepcnt"`
+	// TCPUserTimeout sets TCP_USER_TIMEOUT on client and server sockets
+	// (Linux; ignored elsewhere): how long sent data may stay
+	// unacknowledged before the connection is dropped. 0 = OS default.
+	// Default 0.
+	TCPUserTimeout Duration `toml:"tcp_user_timeout"`
+	// SCRAMIterations is the PBKDF2 iteration count of the SCRAM secrets
+	// mux derives from plain-text passwords it checks clients against.
+	// Default 4096 (PostgreSQL's and PgBouncer's).
+	SCRAMIterations int `toml:"scram_iterations"`
+	// ApplicationNameAddHost appends " - host(port)" of the client to the
+	// application_name mux sets on servers for it. Default false.
+	ApplicationNameAddHost bool `toml:"application_name_add_host"`
 	// IgnoreStartupParameters lists startup parameter names (compared
 	// case-insensitively) that mux drops instead of refusing. Default none.
 	IgnoreStartupParameters []string `toml:"ignore_startup_parameters"`
@@ -218,6 +237,16 @@ type Config struct {
 	LogFormat string `toml:"log_format"`
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string `toml:"log_level"`
+	// LogConnections logs each client login (Info). Default true.
+	LogConnections bool `toml:"log_connections"`
+	// LogDisconnections logs each client disconnect with its reason (Info).
+	// Default true.
+	LogDisconnections bool `toml:"log_disconnections"`
+	// LogStats logs each database's averages every StatsPeriod. Default true.
+	LogStats bool `toml:"log_stats"`
+	// StatsPeriod is how often averages are computed for the log and for
+	// SHOW STATS_AVERAGES. Default 60s; must be positive.
+	StatsPeriod Duration `toml:"stats_period"`
 	// Databases maps the database name a client asks for to a Postgres
 	// database. At least one entry is required; the key "*" matches names
 	// without an entry of their own.
@@ -324,6 +353,11 @@ func Default() *Config {
 		PeerTLSSSLMode:          "disable",
 		LogFormat:               "text",
 		LogLevel:                "info",
+		LogConnections:          true,
+		LogDisconnections:       true,
+		LogStats:                true,
+		StatsPeriod:             Duration(DefaultStatsPeriod),
+		SCRAMIterations:         DefaultSCRAMIterations,
 		Databases:               map[string]Database{},
 		Users:                   map[string]User{},
 		HostChecks:              defaultHostChecks(),

@@ -183,6 +183,7 @@ func (c *Config) problems() []error {
 		{"client_write_timeout", c.ClientWriteTimeout},
 		{"shutdown_timeout", c.ShutdownTimeout},
 		{"tcp_keepintvl", c.TCPKeepIntvl},
+		{"tcp_user_timeout", c.TCPUserTimeout},
 	}
 	for _, d := range durations {
 		ck.nonNegative(k(d.key), d.d)
@@ -194,6 +195,10 @@ func (c *Config) problems() []error {
 		ck.add(k("server_login_retry"), "%s is out of range (0s, 1m0s]", r)
 	}
 	ck.atLeast(k("tcp_keepcnt"), c.TCPKeepCnt, 0)
+	ck.intRange(k("scram_iterations"), c.SCRAMIterations, 1, MaxSCRAMIterations)
+	if c.StatsPeriod <= 0 {
+		ck.add(k("stats_period"), "must be greater than 0")
+	}
 
 	// Protocol and logging.
 	for i, p := range c.IgnoreStartupParameters {

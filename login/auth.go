@@ -20,10 +20,6 @@ import (
 // client may send.
 const maxAuthMessageLen = 65535
 
-// scramIterations is the iteration count for SCRAM secrets mux derives from
-// plain-text passwords; PostgreSQL's default scram_iterations.
-const scramIterations = 4096
-
 // User is a user mux authenticates, with its secrets prepared for each
 // method. It is read-only once made, and shared by logins.
 type User struct {
@@ -31,6 +27,10 @@ type User struct {
 	Password  string // as configured: plain, md5 or SCRAM secret
 	Secret    auth.Secret
 	FromQuery bool // found by auth_query, not in [users]
+	// SCRAMIterations is the iteration count of the SCRAM secret derived
+	// from a plain-text password (scram_iterations); < 1 means
+	// auth.DefaultSCRAMIterations. Set before the user is shared.
+	SCRAMIterations int
 
 	scramOnce sync.Once
 	scram     *auth.SCRAMSecret // nil: cannot do SCRAM (md5 secret only)
@@ -55,7 +55,7 @@ func (u *User) scramSecret() *auth.SCRAMSecret {
 		case auth.SecretPlain:
 			salt := make([]byte, 16)
 			_, _ = rand.Read(salt)
-			u.scram = auth.NewSCRAMSecret(u.Secret.Plain, salt, scramIterations)
+			u.scram = auth.NewSCRAMSecret(u.Secret.Plain, salt, u.SCRAMIterations)
 		}
 	})
 	return u.scram
@@ -131,6 +131,7 @@ func (c *Conn) authSCRAM(user string, sec *auth.SCRAMSecret, cb []byte) error {
 		srv = auth.NewSCRAMServer(sec)
 	} else {
 		srv = auth.NewMockSCRAMServer(user)
+		srv.SetMockIterations(c.SCRAMIterations)
 	}
 	if cb != nil {
 		srv.SetChannelBinding(cb) // offers SCRAM-SHA-256-PLUS first

@@ -23,6 +23,9 @@ type Conn struct {
 	// ScramKey is the ClientKey the client's SCRAM proof showed, for
 	// SCRAM pass-through to Postgres; nil for other methods.
 	ScramKey *[32]byte
+	// SCRAMIterations is what the SCRAM exchange of a user mux does not
+	// know announces (scram_iterations); < 1: auth.DefaultSCRAMIterations.
+	SCRAMIterations int
 }
 
 // NewConn wraps an accepted client connection.

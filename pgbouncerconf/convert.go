@@ -113,8 +113,10 @@ func (c *converter) convert() {
 	}
 	c.listening()
 	c.authentication()
+	c.scramIterations()
 	c.pooling()
 	c.serverConnections()
+	c.boolSetting("application_name_add_host", "0")
 	c.clientTimeouts()
 	c.administration()
 	c.tlsSettings()
@@ -584,6 +586,7 @@ func (c *converter) keepalive() {
 	}
 	n, kv, ok := c.intSetting("tcp_keepcnt", 0, 0, math.MaxInt32)
 	c.add("tcp_keepcnt", tomlInt(n), c.origin(kv, ok))
+	c.tcpUserTimeout()
 }
 
 func (c *converter) protocol() {
@@ -631,6 +634,7 @@ func (c *converter) logging() {
 		c.noteSetting(kv, ok, "debug is mux's most verbose log level; PgBouncer's levels above 1 log more")
 	}
 	c.add("log_level", tomlString(level), c.from(kv, ok))
+	c.logSettings()
 }
 
 // muxOnlyComments explains mux settings that PgBouncer has no counterpart
@@ -686,14 +690,9 @@ var unsupportedSettings = map[string]struct {
 	"syslog":                      {[]string{"0"}, "mux logs to stderr; forward it to syslog with your service manager (e.g. journald)", false},
 	"syslog_ident":                {[]string{"pgbouncer"}, "mux logs to stderr; forward it to syslog with your service manager", false},
 	"syslog_facility":             {[]string{"daemon"}, "mux logs to stderr; forward it to syslog with your service manager", false},
-	"log_connections":             {[]string{"1"}, "mux has no switch for this; what is logged follows log_level", false},
-	"log_disconnections":          {[]string{"1"}, "mux has no switch for this; what is logged follows log_level", false},
 	"log_pooler_errors":           {[]string{"1"}, "mux has no switch for this; what is logged follows log_level", false},
-	"log_stats":                   {[]string{"0", "1"}, "mux writes no periodic statistics to its log; scrape /metrics (http_listen) instead", false},
-	"stats_period":                {[]string{"60"}, "mux serves live counters at /metrics (http_listen) instead of periodic averages", false},
 	"auth_ident_file":             {[]string{""}, "hba files and ident maps are not supported yet", false},
 	"auth_ldap_options":           {[]string{""}, "LDAP authentication is not supported", true},
-	"scram_iterations":            {[]string{"4096"}, "not configurable in mux; SCRAM secrets mux derives use 4096 iterations", false},
 	"reserve_pool_size":           {[]string{"0"}, "mux has no reserve pool; raise default_pool_size or the database's pool_size instead", false},
 	"reserve_pool_timeout":        {[]string{"5"}, "mux has no reserve pool", false},
 	"max_db_connections":          {[]string{"0"}, "mux has no per-database limit on server connections", false},
@@ -705,7 +704,6 @@ var unsupportedSettings = map[string]struct {
 	"server_fast_close":           {[]string{"0"}, "not supported; after a reload session-mode servers close when their client leaves", false},
 	"track_extra_parameters":      {[]string{"", "intervalstyle"}, "mux has no list of extra tracked parameters", false},
 	"disable_pqexec":              {[]string{"0"}, "mux cannot refuse the simple query protocol", false},
-	"application_name_add_host":   {[]string{"0"}, "mux passes application_name through unchanged", false},
 	"conffile":                    {nil, "mux reloads the file it was started with", false},
 	"service_name":                {[]string{"pgbouncer"}, "Windows service name; not used by mux", false},
 	"job_name":                    {[]string{"pgbouncer"}, "Windows service name; not used by mux", false},
@@ -731,7 +729,6 @@ var unsupportedSettings = map[string]struct {
 	"so_reuseport":                {[]string{"0"}, "mux uses every CPU core in one process; run one mux instead of several", false},
 	"tcp_defer_accept":            {[]string{"0", "1", "45"}, "mux does not set TCP_DEFER_ACCEPT", false},
 	"tcp_socket_buffer":           {[]string{"", "0"}, "mux uses the operating system's socket buffer sizes", false},
-	"tcp_user_timeout":            {[]string{"0"}, "mux does not set TCP_USER_TIMEOUT", false},
 }
 
 // leftovers notes every setting and section that was not carried over.

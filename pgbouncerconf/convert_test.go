@@ -209,6 +209,11 @@ func TestConvertSettings(t *testing.T) {
 		{"server TLS disable", "server_tls_sslmode = disable\nserver_tls_protocols = all,!tlsv1.0,!tlsv1.1\n",
 			func(c *config.Config) any { return []string{c.ServerTLSSSLMode, c.ServerTLSMinVersion} }, []string{"disable", "tlsv1.2"}, ""},
 		{"server TLS allow", "server_tls_sslmode = allow\n", func(c *config.Config) any { return c.ServerTLSSSLMode }, "prefer", "no \"allow\" for servers"},
+		{"logging and sockets", "log_disconnections = 0\nlog_stats = 0\nstats_period = 15\ntcp_user_timeout = 1500\nscram_iterations = 8192\napplication_name_add_host = 1\n",
+			func(c *config.Config) any {
+				return []any{c.LogConnections, c.LogDisconnections, c.LogStats, c.StatsPeriod.D(), c.TCPUserTimeout.D(), c.SCRAMIterations, c.ApplicationNameAddHost}
+			},
+			[]any{true, false, false, 15 * time.Second, 1500 * time.Millisecond, 8192, true}, ""},
 		{"verbose", "verbose = 1\n", func(c *config.Config) any { return c.LogLevel }, "debug", ""},
 		{"verbose 3", "verbose = 3\n", func(c *config.Config) any { return c.LogLevel }, "debug", "most verbose log level"},
 		{"harmless unsupported settings", "pkt_buf = 4096\nso_reuseport = 0\nlog_connections = 1\nreserve_pool_size = 0\nsyslog = 0\ntcp_defer_accept = 45\n",
@@ -729,21 +734,21 @@ func TestImportFull(t *testing.T) {
 		c.ServerConnectTimeout, c.ServerLoginRetry, c.QueryWaitTimeout, c.ClientIdleTimeout,
 		c.ClientLoginTimeout, c.IdleTransactionTimeout, c.AdminUsers, c.StatsUsers, c.IgnoreStartupParameters,
 		c.ClientTLSSSLMode, c.ClientTLSKeyFile, c.ServerTLSSSLMode, c.TCPKeepIdle, c.TCPKeepIntvl, c.TCPKeepCnt,
-		c.MaxMessageSize, c.LogLevel}
+		c.MaxMessageSize, c.LogLevel, c.LogConnections, c.LogDisconnections, c.StatsPeriod}
 	want := []any{[]string{"127.0.0.1:6433", "10.0.0.2:6433"}, dir, "0770", 3000, "scram-sha-256", "transaction",
 		25, 2, sec(10), sec(1800), sec(300),
 		sec(5), sec(2.5), sec(60), sec(3600),
 		sec(30), sec(120), []string{"postgres"}, []string{"monitor", "postgres"}, []string{"extra_float_digits", "search_path"},
 		"prefer", dir + "/server.key", "require", sec(60), sec(10), 5,
-		64 * config.MiB, "debug"}
+		64 * config.MiB, "debug", false, true, sec(30)}
 	for i := range got {
 		if !reflect.DeepEqual(got[i], want[i]) {
 			t.Errorf("setting %d = %#v, want %#v", i, got[i], want[i])
 		}
 	}
 	wantNotes := []string{
-		"logfile = ", "pidfile = ", "reserve_pool_size = \"5\"", "reserve_pool_timeout = \"3\"", "log_connections = \"0\"",
-		"stats_period = \"30\"", "databases.reports (full.ini:14): connect_query=", "databases.legacy (full.ini:17): client_encoding=",
+		"logfile = ", "pidfile = ", "reserve_pool_size = \"5\"", "reserve_pool_timeout = \"3\"",
+		"databases.reports (full.ini:14): connect_query=", "databases.legacy (full.ini:17): client_encoding=",
 		"databases.legacy (full.ini:17): datestyle=", "users.alice (full.ini:28): max_user_connections=", `user "old": left out`,
 	}
 	if len(res.Notes) != len(wantNotes) {

@@ -1,15 +1,9 @@
 package proxy
 
 import (
-	"errors"
-	"io"
-	"net"
-	"os"
-
 	"github.com/muxpg/mux/internal/wire"
 	"github.com/muxpg/mux/pool"
 	"github.com/muxpg/mux/session"
-	"go.uber.org/zap"
 )
 
 // The end of a session: the error to the client, and what becomes of the
@@ -50,27 +44,7 @@ func (c *clientConn) finish(err error) {
 		wire.PutBuf(c.in.bp)
 		c.in.bp = nil
 	}
-	var we *wire.Error
-	switch {
-	case err == nil, errors.Is(err, errTerminate), errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
-	case errors.As(err, &we):
-		c.sendError(we)
-		c.logger().Info("closing client", zap.String("sqlstate", we.Code), zap.String("reason", we.Message))
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		c.mu.Lock()
-		inTx := c.inTransaction()
-		c.mu.Unlock()
-		if inTx {
-			c.sendError(wire.Fatal(wire.CodeIdleInTransactionTimeout, "terminating connection due to idle-in-transaction timeout (idle_transaction_timeout)"))
-		} else {
-			c.sendError(wire.Fatal(wire.CodeIdleSessionTimeout, "terminating connection due to idle-session timeout (client_idle_timeout)"))
-		}
-		c.logger().Info("closing idle client")
-	default:
-		if ce := c.logger().Check(zap.DebugLevel, "client connection ended"); ce != nil {
-			ce.Write(zap.Error(err))
-		}
-	}
+	c.logDisconnect(c.sendEndError(err))
 	c.mu.Lock()
 	for c.pin.checking || c.rw.in(rwRerun) {
 		c.waitCheck()

@@ -145,13 +145,19 @@ password = "authqpass"
 // goroutines) when the test ends.
 func startMux(t testing.TB, top string) *testMux {
 	t.Helper()
-	cfg, err := config.Parse([]byte(muxConfig(top)))
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
 	log := zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))
 	if testing.Verbose() {
 		log = zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel))
+	}
+	return startMuxLog(t, top, log)
+}
+
+// startMuxLog is startMux logging to log.
+func startMuxLog(t testing.TB, top string, log *zap.Logger) *testMux {
+	t.Helper()
+	cfg, err := config.Parse([]byte(muxConfig(top)))
+	if err != nil {
+		t.Fatalf("config: %v", err)
 	}
 	p, err := New(resolve(t, cfg), log)
 	if err != nil {

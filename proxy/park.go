@@ -206,6 +206,7 @@ func (p *Proxy) sweepLoop(stop <-chan struct{}, done chan<- struct{}) {
 		}
 		clear(clients)
 		p.dropIdlePools(now)
+		p.logStats(now)
 	}
 }
 

@@ -62,6 +62,7 @@ type Proxy struct {
 		stop, done chan struct{} // nil until the sweeper starts
 		ended      bool          // Shutdown stopped it: do not start again
 	}
+	statsLog statsLog // log_stats' schedule; the sweeper's alone (statslog.go)
 
 	keysMu sync.Mutex             // guards keys, longKeys and conns
 	keys   map[uint32]*clientConn // by mux-issued BackendKeyData process ID
@@ -192,6 +193,8 @@ func (p *Proxy) keepAlive(cfg *config.Config) pool.KeepAlive {
 		Idle:     cfg.TCPKeepIdle.D(),
 		Interval: cfg.TCPKeepIntvl.D(),
 		Count:    cfg.TCPKeepCnt,
+		// UserTimeout applies to servers; clients get it at accept.
+		UserTimeout: cfg.TCPUserTimeout.D(),
 	}
 }
 
@@ -228,6 +231,9 @@ func (p *Proxy) Serve(ln net.Listener) error {
 			continue
 		}
 		backoff = 5 * time.Millisecond
+		if err := pool.SetUserTimeout(conn, p.config().TCPUserTimeout.D()); err != nil {
+			log.Warn("cannot set tcp_user_timeout", zap.Error(err))
+		}
 		p.wg.Add(1)
 		p.keysMu.Lock()
 		p.conns[conn] = struct{}{}

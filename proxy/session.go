@@ -51,6 +51,7 @@ func (p *Proxy) serveConn(conn net.Conn) {
 		_ = conn.SetDeadline(time.Now().Add(d))
 	}
 	lg := login.NewConn(conn)
+	lg.SCRAMIterations = s.cfg.SCRAMIterations
 	st, key, err := login.ReadStartup(lg, s.clientTLS)
 	c.conn, c.tls = lg.Conn, lg.TLS // TLS may have replaced conn
 	if err != nil {
@@ -83,12 +84,11 @@ func (p *Proxy) serveConn(conn net.Conn) {
 	}
 	_ = conn.SetDeadline(time.Time{})
 	if admin.IsDatabase(c.database) {
+		c.logLogin(s.cfg.LogConnections)
 		c.serveAdmin(st)
 		return
 	}
-	if ce := p.log.Check(zap.DebugLevel, "client logged in"); ce != nil {
-		ce.Write(zap.Uint64("client_id", c.id), zap.Stringer("pool_mode", c.core.Mode))
-	}
+	c.logLogin(s.cfg.LogConnections, zap.Stringer("pool_mode", c.core.Mode))
 	relaying = true
 	go c.serveRelay(conn)
 }
@@ -226,6 +226,9 @@ func (c *clientConn) login(s *snapshot, st *startup, lg *login.Conn) error {
 	want, extra, err := clientParams(st, tmpl, cfg.IgnoresStartupParameter)
 	if err != nil {
 		return err
+	}
+	if cfg.ApplicationNameAddHost {
+		addClientHost(&want, st, cfg.IgnoresStartupParameter, c.conn.LocalAddr(), c.conn.RemoteAddr())
 	}
 	c.want, c.extra = want, extra
 	key, err := p.register(c, protocolMinor)

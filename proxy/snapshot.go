@@ -36,6 +36,7 @@ func newSnapshot(cs *config.Snapshot) (*snapshot, error) {
 		if err != nil {
 			return nil, err
 		}
+		e.SCRAMIterations = cfg.SCRAMIterations
 		s.users[name] = e
 	}
 	var err error

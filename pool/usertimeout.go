@@ -1,0 +1,52 @@
+package pool
+
+import (
+	"net"
+	"syscall"
+	"time"
+)
+
+// SetUserTimeout sets TCP_USER_TIMEOUT (tcp_user_timeout) on a TCP
+// connection: how long sent data may stay unacknowledged before the kernel
+// drops the connection. It does nothing for d <= 0 (the OS default stays),
+// for other kinds of connection, and on systems other than Linux.
+func SetUserTimeout(conn net.Conn, d time.Duration) error {
+	tc, ok := conn.(*net.TCPConn)
+	if !ok || d <= 0 {
+		return nil
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	return setUserTimeout(rc, d)
+}
+
+// UserTimeout returns a TCP connection's TCP_USER_TIMEOUT (0: OS default,
+// not TCP, or not Linux).
+func UserTimeout(conn net.Conn) time.Duration {
+	tc, ok := conn.(*net.TCPConn)
+	if !ok {
+		return 0
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	d, _ := userTimeout(rc)
+	return d
+}
+
+// userTimeoutControl returns a net.Dialer Control function that sets
+// TCP_USER_TIMEOUT before connecting, or nil when d is 0.
+func userTimeoutControl(d time.Duration) func(network, address string, c syscall.RawConn) error {
+	if d <= 0 {
+		return nil
+	}
+	return func(network, _ string, c syscall.RawConn) error {
+		if network != "tcp" && network != "tcp4" && network != "tcp6" {
+			return nil
+		}
+		return setUserTimeout(c, d)
+	}
+}

@@ -1,0 +1,35 @@
+package pool
+
+import (
+	"syscall"
+	"time"
+)
+
+// tcpUserTimeout is Linux's TCP_USER_TIMEOUT socket option
+// (include/uapi/linux/tcp.h); the syscall package does not name it.
+const tcpUserTimeout = 0x12
+
+// setUserTimeout sets TCP_USER_TIMEOUT, which the kernel takes in ms.
+func setUserTimeout(rc syscall.RawConn, d time.Duration) error {
+	var serr error
+	err := rc.Control(func(fd uintptr) {
+		serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, tcpUserTimeout, int(d.Milliseconds()))
+	})
+	if err != nil {
+		return err
+	}
+	return serr
+}
+
+// userTimeout reads TCP_USER_TIMEOUT back, for tests.
+func userTimeout(rc syscall.RawConn) (time.Duration, error) {
+	var ms int
+	var serr error
+	err := rc.Control(func(fd uintptr) {
+		ms, serr = syscall.GetsockoptInt(int(fd), syscall.IPPROTO_TCP, tcpUserTimeout)
+	})
+	if err != nil {
+		return 0, err
+	}
+	return time.Duration(ms) * time.Millisecond, serr
+}

@@ -1,0 +1,14 @@
+//go:build !linux
+
+package pool
+
+import (
+	"syscall"
+	"time"
+)
+
+// setUserTimeout does nothing: TCP_USER_TIMEOUT is Linux's.
+func setUserTimeout(syscall.RawConn, time.Duration) error { return nil }
+
+// userTimeout reports 0: TCP_USER_TIMEOUT is Linux's.
+func userTimeout(syscall.RawConn) (time.Duration, error) { return 0, nil }

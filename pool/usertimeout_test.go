@@ -1,0 +1,47 @@
+package pool
+
+import (
+	"net"
+	"runtime"
+	"testing"
+	"time"
+)
+
+// tcp_user_timeout reaches server sockets through the dialer, and
+// SetUserTimeout sets it on accepted ones.
+func TestUserTimeoutOnDialAndAccept(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("TCP_USER_TIMEOUT is Linux's")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	d := net.Dialer{Control: userTimeoutControl(2500 * time.Millisecond)}
+	conn, err := d.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if got := UserTimeout(conn); got != 2500*time.Millisecond {
+		t.Errorf("dialed: TCP_USER_TIMEOUT %v, want 2.5s", got)
+	}
+	acc, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer acc.Close()
+	if got := UserTimeout(acc); got != 0 {
+		t.Errorf("accepted before SetUserTimeout: %v, want 0", got)
+	}
+	if err := SetUserTimeout(acc, 3*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if got := UserTimeout(acc); got != 3*time.Second {
+		t.Errorf("accepted: TCP_USER_TIMEOUT %v, want 3s", got)
+	}
+	if userTimeoutControl(0) != nil {
+		t.Error("a zero tcp_user_timeout installs a Control function")
+	}
+}
