@@ -58,7 +58,7 @@ func (d *daemon) run(snap *config.Snapshot) int {
 	// soon as /readyz answers (an orchestrator stopping a fresh replica)
 	// must drain, not kill the process.
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGUSR2)
+	signal.Notify(sigs, append([]os.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGQUIT, syscall.SIGHUP}, extraSignals...)...)
 	signal.Ignore(syscall.SIGPIPE)
 	defer signal.Stop(sigs)
 
@@ -130,7 +130,7 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 			case syscall.SIGHUP:
 				d.reload()
 				continue
-			case syscall.SIGUSR1, syscall.SIGUSR2:
+			case sigPause, sigResume:
 				d.pauseOrResume(sig)
 				continue
 			case syscall.SIGQUIT:
@@ -160,7 +160,7 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 // pauseOrResume is PgBouncer's SIGUSR1 (PAUSE: no client gets a server,
 // servers close as they come back) and SIGUSR2 (RESUME).
 func (d *daemon) pauseOrResume(sig os.Signal) {
-	if sig == syscall.SIGUSR1 {
+	if sig == sigPause {
 		d.log.Info("SIGUSR1: pausing every database")
 		d.p.PauseAll()
 		return

@@ -1,3 +1,5 @@
+//go:build unix
+
 package pgtest
 
 // A primary with a streaming replica, for tests of roles, routing and
