@@ -84,7 +84,7 @@ func dashboardWorkload(t *testing.T, m *testMux) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer conn.Close(ctx)
+		t.Cleanup(func() { conn.Close(context.Background()) }) // open while the test scrapes
 		conns[i] = conn
 	}
 	// The pool has two servers: the third client waits while two hold one.
@@ -95,7 +95,10 @@ func dashboardWorkload(t *testing.T, m *testMux) {
 	if _, err := conns[1].Exec(ctx, "CREATE TEMP TABLE pinned (x int)"); err != nil { // pins conns[1]
 		t.Fatal(err)
 	}
+	committed := make(chan struct{})
+	defer func() { <-committed }()
 	go func() {
+		defer close(committed)
 		time.Sleep(200 * time.Millisecond)
 		_ = tx.Commit(ctx)
 	}()
