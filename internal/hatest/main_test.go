@@ -2,6 +2,7 @@ package hatest
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -22,13 +23,20 @@ import (
 	"github.com/muxpg/mux/proxy"
 )
 
-// The pair every test uses, each behind a fault proxy.
+// The pair every test uses, each behind a fault proxy. Tests run in file
+// order on it, and TestFailover (last) promotes the replica, so the
+// package runs once per process: -count above 1 is refused.
 var (
 	primary, replica     *pgtest.Cluster
 	primaryFP, replicaFP *faultproxy.Proxy
 )
 
 func TestMain(m *testing.M) {
+	flag.Parse()
+	if c := flag.Lookup("test.count"); c != nil && c.Value.String() != "1" {
+		fmt.Fprintln(os.Stderr, "hatest: the tests share one primary/replica pair that TestFailover promotes: run them with -count=1")
+		os.Exit(2)
+	}
 	var err error
 	primary, replica, err = pgtest.StartPair(pgtest.Options{MaxConnections: 100})
 	if err != nil {
