@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"sync"
 
+	"github.com/muxpg/mux/internal/wire"
 	"github.com/muxpg/mux/session"
 	"github.com/muxpg/mux/sqllex"
 	"go.uber.org/zap"
@@ -72,7 +73,7 @@ func (c *clientConn) listenQuery(sql []byte, opt sqllex.Options) ([]byte, bool) 
 		if op.unlisten {
 			tag = "UNLISTEN"
 		}
-		reply = appendHeader(reply, 'C', len(tag)+1)
+		reply = wire.AppendHeader(reply, 'C', len(tag)+1)
 		reply = append(reply, tag...)
 		reply = append(reply, 0)
 	}

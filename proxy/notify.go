@@ -435,7 +435,7 @@ func (n *notifier) ServerData(s *pool.Server, data []byte, ev *pool.Events) {
 			if len(msg) < 9 {
 				break
 			}
-			ch, _, ok := cstring(msg[wire.HeaderLen+4:])
+			ch, _, ok := wire.CString(msg[wire.HeaderLen+4:])
 			if subs := n.subs[string(ch)]; ok && len(subs) > 0 {
 				d := delivery{msg: append([]byte(nil), msg...), boxes: make([]*noteBox, 0, len(subs))}
 				for c := range subs {

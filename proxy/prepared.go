@@ -59,8 +59,8 @@ func (c *clientConn) checkParse(msg []byte, opt sqllex.Options) session.TextChec
 
 // parseQuery is the query text of a Parse message.
 func parseQuery(msg []byte) []byte {
-	_, rest, _ := cstring(msg[wire.HeaderLen:])
-	query, _, _ := cstring(rest)
+	_, rest, _ := wire.CString(msg[wire.HeaderLen:])
+	query, _, _ := wire.CString(rest)
 	return query
 }
 

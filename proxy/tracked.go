@@ -6,26 +6,10 @@ package proxy
 // the replies it is owed.
 
 import (
-	"bytes"
-
 	"github.com/muxpg/mux/internal/wire"
 	"github.com/muxpg/mux/pool"
 	"github.com/muxpg/mux/session"
 )
-
-func appendHeader(dst []byte, typ byte, bodyLen int) []byte {
-	n := 4 + bodyLen
-	return append(dst, typ, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
-}
-
-// cstring splits b at its first NUL.
-func cstring(b []byte) (s, rest []byte, ok bool) {
-	i := bytes.IndexByte(b, 0)
-	if i < 0 {
-		return nil, nil, false
-	}
-	return b[:i], b[i+1:], true
-}
 
 // processTracked is process for transaction and statement mode: every
 // message that names a statement is rewritten for the server the client

@@ -29,7 +29,7 @@ func (t *Tracker) ClientMessage(dst []byte, s Server, msg []byte, h Host) (out [
 	case 'C':
 		return t.close(dst, s, msg), true
 	case 'E':
-		portal, _, _ := cstring(msg[wire.HeaderLen:])
+		portal, _, _ := wire.CString(msg[wire.HeaderLen:])
 		t.push(expectation{msg: 'E', stmt: t.portals[string(portal)]})
 	case 'S', 'F':
 		if typ == 'F' {
@@ -49,17 +49,17 @@ func (t *Tracker) pass(dst, msg []byte) []byte {
 }
 
 func (t *Tracker) parse(dst []byte, s Server, msg []byte, h Host) []byte {
-	name, rest, ok1 := cstring(msg[wire.HeaderLen:])
-	_, _, ok2 := cstring(rest)
+	name, rest, ok1 := wire.CString(msg[wire.HeaderLen:])
+	_, _, ok2 := wire.CString(rest)
 	if !ok1 || !ok2 {
 		return t.pass(dst, msg) // malformed: let Postgres say so
 	}
 	chk := h.CheckText(msg)
 	if chk.Msg != nil {
 		msg = chk.Msg
-		name, rest, ok1 = cstring(msg[wire.HeaderLen:])
+		name, rest, ok1 = wire.CString(msg[wire.HeaderLen:])
 	}
-	query, types, ok2 := cstring(rest)
+	query, types, ok2 := wire.CString(rest)
 	switch {
 	case !ok1 || !ok2:
 		return t.pass(dst, msg)
@@ -92,8 +92,8 @@ func (t *Tracker) parse(dst []byte, s Server, msg []byte, h Host) []byte {
 }
 
 func (t *Tracker) bind(dst []byte, s Server, msg []byte, h Host) []byte {
-	portal, rest, ok1 := cstring(msg[wire.HeaderLen:])
-	name, params, ok2 := cstring(rest)
+	portal, rest, ok1 := wire.CString(msg[wire.HeaderLen:])
+	name, params, ok2 := wire.CString(rest)
 	if !ok1 || !ok2 {
 		return t.pass(dst, msg)
 	}
@@ -112,7 +112,7 @@ func (t *Tracker) bind(dst []byte, s Server, msg []byte, h Host) []byte {
 	}
 	h.Bound(st.hit, params)
 	dst = t.ensurePrepared(dst, s, st)
-	dst = appendHeader(dst, 'B', len(portal)+1+len(st.Name)+1+len(params))
+	dst = wire.AppendHeader(dst, 'B', len(portal)+1+len(st.Name)+1+len(params))
 	dst = append(dst, portal...)
 	dst = append(dst, 0)
 	dst = append(dst, st.Name...)
@@ -356,13 +356,8 @@ func IdentName(b []byte) (string, bool) {
 
 // Message builders and parsers for the extended protocol.
 
-func appendHeader(dst []byte, typ byte, bodyLen int) []byte {
-	n := 4 + bodyLen
-	return append(dst, typ, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
-}
-
 func appendParse(dst []byte, name string, query, types []byte) []byte {
-	dst = appendHeader(dst, 'P', len(name)+1+len(query)+1+len(types))
+	dst = wire.AppendHeader(dst, 'P', len(name)+1+len(query)+1+len(types))
 	dst = append(dst, name...)
 	dst = append(dst, 0)
 	dst = append(dst, query...)
@@ -372,19 +367,10 @@ func appendParse(dst []byte, name string, query, types []byte) []byte {
 
 // appendNamed appends a Describe or Close message.
 func appendNamed(dst []byte, typ, kind byte, name string) []byte {
-	dst = appendHeader(dst, typ, 1+len(name)+1)
+	dst = wire.AppendHeader(dst, typ, 1+len(name)+1)
 	dst = append(dst, kind)
 	dst = append(dst, name...)
 	return append(dst, 0)
-}
-
-// cstring splits b at its first NUL.
-func cstring(b []byte) (s, rest []byte, ok bool) {
-	i := bytes.IndexByte(b, 0)
-	if i < 0 {
-		return nil, nil, false
-	}
-	return b[:i], b[i+1:], true
 }
 
 // statementTarget is the statement name a Describe or Close body names,
@@ -393,6 +379,6 @@ func statementTarget(body []byte) (name []byte, ok bool) {
 	if len(body) < 2 || body[0] != 'S' {
 		return nil, false
 	}
-	name, _, ok = cstring(body[1:])
+	name, _, ok = wire.CString(body[1:])
 	return name, ok
 }

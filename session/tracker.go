@@ -314,7 +314,7 @@ func (t *Tracker) Unattached(run []byte) ([]byte, bool) {
 		case 'S':
 			out = wire.AppendReadyForQuery(out, 'I')
 		case 'C':
-			name, _, _ := cstring(body[1:])
+			name, _, _ := wire.CString(body[1:])
 			if st := t.stmts[string(name)]; st != nil {
 				delete(t.stmts, string(name))
 				t.reg.release(st)
@@ -348,8 +348,8 @@ func (t *Tracker) answerable(run []byte) bool {
 				return false
 			}
 		case 'P':
-			name, rest, ok1 := cstring(body)
-			query, types, ok2 := cstring(rest)
+			name, rest, ok1 := wire.CString(body)
+			query, types, ok2 := wire.CString(rest)
 			if !ok1 || !ok2 || len(name) == 0 {
 				return false
 			}
@@ -367,8 +367,8 @@ func (t *Tracker) answerable(run []byte) bool {
 // parseUnattached registers the client's name of a Parse answered without
 // a server.
 func (t *Tracker) parseUnattached(body []byte) {
-	name, rest, _ := cstring(body)
-	query, types, _ := cstring(rest)
+	name, rest, _ := wire.CString(body)
+	query, types, _ := wire.CString(rest)
 	st := t.reg.lookupVerified(query, types)
 	if st == nil {
 		// Forgotten since the check: the client will see the statement

@@ -30,8 +30,8 @@ func (h *testHost) CheckText(m []byte) TextCheck {
 	chk := TextCheck{Msg: m, Opt: testOpt}
 	text := bytes.TrimSuffix(m[wire.HeaderLen:], []byte{0})
 	if m[0] == 'P' {
-		_, rest, _ := cstring(m[wire.HeaderLen:])
-		text, _, _ = cstring(rest)
+		_, rest, _ := wire.CString(m[wire.HeaderLen:])
+		text, _, _ = wire.CString(rest)
 	}
 	w := FindWords(text)
 	if w&WordListen != 0 {

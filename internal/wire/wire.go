@@ -3,6 +3,7 @@
 package wire
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 
@@ -127,10 +128,25 @@ func AppendMessage(dst []byte, m interface{ Encode([]byte) ([]byte, error) }) []
 	return out
 }
 
+// AppendHeader appends the 5-byte header of a message of type typ whose
+// body is bodyLen bytes.
+func AppendHeader(dst []byte, typ byte, bodyLen int) []byte {
+	n := 4 + bodyLen
+	return append(dst, typ, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+}
+
+// CString splits b at its first NUL: a protocol string and what follows.
+func CString(b []byte) (s, rest []byte, ok bool) {
+	i := bytes.IndexByte(b, 0)
+	if i < 0 {
+		return nil, nil, false
+	}
+	return b[:i], b[i+1:], true
+}
+
 // AppendQuery appends a simple Query message carrying sql.
 func AppendQuery(dst []byte, sql string) []byte {
-	n := 4 + len(sql) + 1
-	dst = append(dst, 'Q', byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	dst = AppendHeader(dst, 'Q', len(sql)+1)
 	dst = append(dst, sql...)
 	return append(dst, 0)
 }
