@@ -13,6 +13,7 @@ import (
 
 	"github.com/muxpg/mux/admin"
 	"github.com/muxpg/mux/auth"
+	"github.com/muxpg/mux/config"
 	"github.com/muxpg/mux/internal/cancelkey"
 	"github.com/muxpg/mux/internal/rawio"
 	"github.com/muxpg/mux/internal/wire"
@@ -147,7 +148,30 @@ func (c *clientConn) loginFailed(err error) {
 // BackendKeyData, ReadyForQuery. Every decision comes from s, the snapshot
 // ReadStartup ran under.
 func (c *clientConn) login(s *snapshot, st *startup, lg *login.Conn) error {
-	p := c.p
+	if err := c.admitLogin(s, st, lg); err != nil {
+		return err
+	}
+	db, ok := s.cfg.LookupDatabase(st.Database)
+	u, err := c.authenticate(s, st, lg, db, ok)
+	if err != nil {
+		return err
+	}
+	if admin.IsDatabase(st.Database) {
+		return c.adminWelcome(s.cfg, st)
+	}
+	if !ok {
+		return wire.Fatal(wire.CodeInvalidCatalogName, "database %s does not exist", quote(st.Database))
+	}
+	if err := c.p.admin.loginAllowed(st.Database); err != nil {
+		return err
+	}
+	c.joinPool(s.cfg, st, db, u)
+	return c.welcome(s.cfg, st)
+}
+
+// admitLogin refuses a client over max_client_conn (the console keeps a
+// reserve) or on TLS it lacks, and negotiates the protocol version.
+func (c *clientConn) admitLogin(s *snapshot, st *startup, lg *login.Conn) error {
 	cfg := s.cfg
 	if err := lg.CheckTLS(s.clientTLS, st.User); err != nil {
 		return err
@@ -157,48 +181,48 @@ func (c *clientConn) login(s *snapshot, st *startup, lg *login.Conn) error {
 		// A flood of clients must not lock the operator out.
 		limit += adminReservedConns
 	}
-	if cfg.MaxClientConn > 0 && p.nclients.Load() > limit {
+	if cfg.MaxClientConn > 0 && c.p.nclients.Load() > limit {
 		return wire.Fatal(wire.CodeTooManyConnections, "sorry, too many clients already (max_client_conn = %d)", cfg.MaxClientConn)
 	}
 	if st.Minor > protocolMinor || len(st.UnknownPQ) > 0 {
 		nv := pgproto3.NegotiateProtocolVersion{NewestMinorProtocol: protocolMinor, UnrecognizedOptions: st.UnknownPQ}
-		if err := c.writeMsg(&nv); err != nil {
-			return err
-		}
+		return c.writeMsg(&nv)
 	}
-	db, ok := cfg.LookupDatabase(st.Database)
+	return nil
+}
+
+// authenticate finds the user (in the snapshot, or with auth_query) and
+// runs the exchange auth_hba_file or auth_type asks for, before saying
+// whether the database exists, as Postgres.
+func (c *clientConn) authenticate(s *snapshot, st *startup, lg *login.Conn, db config.Database, known bool) (*login.User, error) {
+	p, cfg := c.p, s.cfg
 	u := s.users[st.User]
-	if authUser := firstNonEmpty(db.AuthUser, cfg.AuthUser); u == nil && ok && authUser != "" && !admin.IsDatabase(st.Database) {
+	if authUser := firstNonEmpty(db.AuthUser, cfg.AuthUser); u == nil && known && authUser != "" && !admin.IsDatabase(st.Database) {
 		ctx, cancel := c.waitContext()
 		found, err := p.lookupUser(ctx, s, db, authUser, st.User)
 		cancel()
 		if err != nil {
 			c.logger().Warn("auth_query failed", zap.Error(err))
-			return wire.Fatal(wire.CodeConnectionFailure, "could not look up user %s with auth_query: %v", quote(st.User), err)
+			return nil, wire.Fatal(wire.CodeConnectionFailure, "could not look up user %s with auth_query: %v", quote(st.User), err)
 		}
 		u = found
 	}
-	// Authenticate before saying whether the database exists, as Postgres.
 	cb := lg.ChannelBinding(s.clientTLS)
-	if used, err := lg.HBAAuthenticate(s.hba, st, u, cb); used {
-		if err != nil {
-			p.failures.Note(lg.RemoteAddr())
-			return err
-		}
-	} else if err := lg.Authenticate(cfg.AuthType, st.User, u, cb); err != nil {
+	used, err := lg.HBAAuthenticate(s.hba, st, u, cb)
+	if !used {
+		err = lg.Authenticate(cfg.AuthType, st.User, u, cb)
+	}
+	if err != nil {
 		p.failures.Note(lg.RemoteAddr())
-		return err
+		return nil, err
 	}
 	c.scramKey = lg.ScramKey
-	if admin.IsDatabase(st.Database) {
-		return c.adminWelcome(cfg, st)
-	}
-	if !ok {
-		return wire.Fatal(wire.CodeInvalidCatalogName, "database %s does not exist", quote(st.Database))
-	}
-	if err := p.admin.loginAllowed(st.Database); err != nil {
-		return err
-	}
+	return u, nil
+}
+
+// joinPool sets the client's pool mode and prepared-statement tracking and
+// takes its pool.
+func (c *clientConn) joinPool(cfg *config.Config, st *startup, db config.Database, u *login.User) {
 	c.core.Mode = session.ModeOf(cfg.PoolModeFor(db, st.User))
 	c.pin.policy = db.PinPolicy
 	if c.core.Mode != session.Session && cfg.MaxPreparedStatements > 0 {
@@ -207,7 +231,7 @@ func (c *clientConn) login(s *snapshot, st *startup, lg *login.Conn) error {
 	}
 	c.maxMsg = int(cfg.MaxMessageSize)
 	var reg *session.Registry
-	c.pool, reg, c.stats = p.poolFor(st.Database, db, st.User, u)
+	c.pool, reg, c.stats = c.p.poolFor(st.Database, db, st.User, u)
 	if c.track {
 		c.trk = session.NewTracker(reg)
 	}
@@ -216,7 +240,11 @@ func (c *clientConn) login(s *snapshot, st *startup, lg *login.Conn) error {
 		// this role: mux logs in to Postgres with it (pass-through).
 		c.pool.SetClientKey(*c.scramKey)
 	}
+}
 
+// welcome checks the client's settings against the pool's template,
+// registers its cancel key and sends what a server sends at login.
+func (c *clientConn) welcome(cfg *config.Config, st *startup) error {
 	ctx, cancel := c.waitContext()
 	defer cancel()
 	tmpl, err := c.template(ctx)
@@ -231,11 +259,10 @@ func (c *clientConn) login(s *snapshot, st *startup, lg *login.Conn) error {
 		addClientHost(&want, st, cfg.IgnoresStartupParameter, c.conn.LocalAddr(), c.conn.RemoteAddr())
 	}
 	c.want, c.extra = want, extra
-	key, err := p.register(c, protocolMinor)
+	key, err := c.p.register(c, protocolMinor)
 	if err != nil {
 		return err
 	}
-
 	out := wire.AppendMessage(nil, &pgproto3.AuthenticationOk{})
 	for name, v := range tmpl.Params {
 		if i := trackedIndex(name); i >= 0 {
