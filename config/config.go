@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"maps"
 	"net"
+	"os/user"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -67,6 +68,9 @@ type Config struct {
 	UnixSocketDir string `toml:"unix_socket_dir"`
 	// UnixSocketMode is the octal permission of the Unix socket. Default "0777".
 	UnixSocketMode string `toml:"unix_socket_mode"`
+	// UnixSocketGroup is the group (name or numeric id) the Unix socket is
+	// given; "" = the group of the mux process. Default "".
+	UnixSocketGroup string `toml:"unix_socket_group"`
 	// MaxClientConn caps concurrent client connections. Default 10000.
 	MaxClientConn int `toml:"max_client_conn"`
 	// Workers is the number of event loops that relay plain-TCP clients
@@ -151,6 +155,9 @@ type Config struct {
 	// unacknowledged before the connection is dropped. 0 = OS default.
 	// Default 0.
 	TCPUserTimeout Duration `toml:"tcp_user_timeout"`
+	// TCPSocketBuffer sets SO_SNDBUF and SO_RCVBUF on client and server
+	// sockets, in bytes. 0 = OS default. Default 0.
+	TCPSocketBuffer int `toml:"tcp_socket_buffer"`
 	// SCRAMIterations is the PBKDF2 iteration count of the SCRAM secrets
 	// mux derives from plain-text passwords it checks clients against.
 	// Default 4096 (PostgreSQL's and PgBouncer's).
@@ -501,6 +508,22 @@ func (c *Config) UnixSocketFileMode() fs.FileMode {
 		return 0o777
 	}
 	return m
+}
+
+// UnixSocketGID returns unix_socket_group's group id, or -1 when it is not
+// set (the socket keeps the process's group).
+func (c *Config) UnixSocketGID() (int, error) {
+	if c.UnixSocketGroup == "" {
+		return -1, nil
+	}
+	if gid, err := strconv.Atoi(c.UnixSocketGroup); err == nil && gid >= 0 {
+		return gid, nil
+	}
+	g, err := user.LookupGroup(c.UnixSocketGroup)
+	if err != nil {
+		return -1, fmt.Errorf("no group %q on this system", c.UnixSocketGroup)
+	}
+	return strconv.Atoi(g.Gid)
 }
 
 // IgnoresStartupParameter reports whether name is listed in

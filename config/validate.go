@@ -195,6 +195,10 @@ func (c *Config) problems() []error {
 		ck.add(k("server_login_retry"), "%s is out of range (0s, 1m0s]", r)
 	}
 	ck.atLeast(k("tcp_keepcnt"), c.TCPKeepCnt, 0)
+	ck.intRange(k("tcp_socket_buffer"), c.TCPSocketBuffer, 0, 1<<30)
+	if _, err := c.UnixSocketGID(); err != nil {
+		ck.add(k("unix_socket_group"), "%v", err)
+	}
 	ck.intRange(k("scram_iterations"), c.SCRAMIterations, 1, MaxSCRAMIterations)
 	if c.StatsPeriod <= 0 {
 		ck.add(k("stats_period"), "must be greater than 0")

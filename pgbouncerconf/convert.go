@@ -293,6 +293,9 @@ func (c *converter) listening() {
 		c.noteSetting(modeKV, modeOK, fmt.Sprintf("mux cannot set the setuid, setgid or sticky bit on its socket; using %04o", mode&0o777))
 	}
 	c.add("unix_socket_mode", tomlString(fmt.Sprintf("%04o", mode&0o777)), c.origin(modeKV, modeOK))
+	if g, kv, ok := c.value("unix_socket_group", ""); ok {
+		c.addString("unix_socket_group", g, c.origin(kv, ok), kv)
+	}
 
 	n, kv, ok := c.intSetting("max_client_conn", 100, 1, math.MaxInt32)
 	c.add("max_client_conn", tomlInt(n), c.origin(kv, ok))
@@ -587,6 +590,8 @@ func (c *converter) keepalive() {
 	n, kv, ok := c.intSetting("tcp_keepcnt", 0, 0, math.MaxInt32)
 	c.add("tcp_keepcnt", tomlInt(n), c.origin(kv, ok))
 	c.tcpUserTimeout()
+	n, kv, ok = c.intSetting("tcp_socket_buffer", 0, 0, 1<<30)
+	c.add("tcp_socket_buffer", tomlInt(n), c.origin(kv, ok))
 }
 
 func (c *converter) protocol() {
@@ -686,7 +691,6 @@ var unsupportedSettings = map[string]struct {
 	"logfile":                     {[]string{""}, "mux logs to stderr; redirect it or let your service manager (systemd, Docker) collect it", false},
 	"pidfile":                     {[]string{""}, "mux writes no PID file; let your service manager track the process", false},
 	"user":                        {[]string{""}, "mux does not switch users; start it as the right user (e.g. User= in the systemd unit)", false},
-	"unix_socket_group":           {[]string{""}, "mux does not change the socket's group; start mux with that group, or use unix_socket_mode", false},
 	"syslog":                      {[]string{"0"}, "mux logs to stderr; forward it to syslog with your service manager (e.g. journald)", false},
 	"syslog_ident":                {[]string{"pgbouncer"}, "mux logs to stderr; forward it to syslog with your service manager", false},
 	"syslog_facility":             {[]string{"daemon"}, "mux logs to stderr; forward it to syslog with your service manager", false},
@@ -728,7 +732,6 @@ var unsupportedSettings = map[string]struct {
 	"listen_backlog":              {[]string{"128"}, "mux uses the operating system's default backlog (net.core.somaxconn on Linux)", false},
 	"so_reuseport":                {[]string{"0"}, "mux uses every CPU core in one process; run one mux instead of several", false},
 	"tcp_defer_accept":            {[]string{"0", "1", "45"}, "mux does not set TCP_DEFER_ACCEPT", false},
-	"tcp_socket_buffer":           {[]string{"", "0"}, "mux uses the operating system's socket buffer sizes", false},
 }
 
 // leftovers notes every setting and section that was not carried over.

@@ -25,14 +25,16 @@ import (
 // ReadyForQuery: authentication requests, ParameterStatus, BackendKeyData.
 const maxLoginMessageLen = 64 << 10
 
-// KeepAlive configures TCP keepalives on a connection, and
-// TCP_USER_TIMEOUT, the other bound on how long a dead peer goes unnoticed.
+// KeepAlive configures TCP keepalives on a connection, TCP_USER_TIMEOUT
+// (the other bound on how long a dead peer goes unnoticed) and the socket
+// buffers.
 type KeepAlive struct {
 	Enable      bool
 	Idle        time.Duration // 0: OS default
 	Interval    time.Duration // 0: OS default
 	Count       int           // 0: OS default
 	UserTimeout time.Duration // TCP_USER_TIMEOUT (Linux); 0: OS default
+	Buffer      int           // SO_SNDBUF and SO_RCVBUF in bytes; 0: OS default
 }
 
 // Config returns the net.KeepAliveConfig for k.
@@ -112,7 +114,7 @@ func Retryable(err error) bool {
 // dial connects to Postgres and logs in.
 func dial(ctx context.Context, t Target, log *zap.Logger) (*Server, error) {
 	network, address := t.NetAddr()
-	d := net.Dialer{KeepAliveConfig: t.KeepAlive.Config(), Control: userTimeoutControl(t.KeepAlive.UserTimeout)}
+	d := net.Dialer{KeepAliveConfig: t.KeepAlive.Config(), Control: socketControl(t.KeepAlive.UserTimeout, t.KeepAlive.Buffer)}
 	conn, err := d.DialContext(ctx, network, address)
 	if err != nil {
 		return nil, err

@@ -37,16 +37,32 @@ func UserTimeout(conn net.Conn) time.Duration {
 	return d
 }
 
-// userTimeoutControl returns a net.Dialer Control function that sets
-// TCP_USER_TIMEOUT before connecting, or nil when d is 0.
-func userTimeoutControl(d time.Duration) func(network, address string, c syscall.RawConn) error {
-	if d <= 0 {
+// socketControl returns a Control function (net.Dialer's or
+// net.ListenConfig's) that sets TCP_USER_TIMEOUT and the socket buffers on
+// a TCP socket before it connects or listens, or nil when there is nothing
+// to set. Buffers are set this early so that TCP's window scaling sees
+// them; accepted sockets inherit a listener's.
+func socketControl(d time.Duration, buffer int) func(network, address string, c syscall.RawConn) error {
+	if d <= 0 && buffer <= 0 {
 		return nil
 	}
 	return func(network, _ string, c syscall.RawConn) error {
 		if network != "tcp" && network != "tcp4" && network != "tcp6" {
 			return nil
 		}
+		if err := setBuffers(c, buffer); err != nil {
+			return err
+		}
+		if d <= 0 {
+			return nil
+		}
 		return setUserTimeout(c, d)
 	}
+}
+
+// ListenControl returns a net.ListenConfig Control function that sets the
+// socket buffers (tcp_socket_buffer) of a TCP listener, which its accepted
+// sockets inherit; nil for 0.
+func ListenControl(buffer int) func(network, address string, c syscall.RawConn) error {
+	return socketControl(0, buffer)
 }

@@ -33,3 +33,20 @@ func userTimeout(rc syscall.RawConn) (time.Duration, error) {
 	}
 	return time.Duration(ms) * time.Millisecond, serr
 }
+
+// setBuffers sets SO_SNDBUF and SO_RCVBUF to n bytes; n <= 0 leaves them.
+func setBuffers(rc syscall.RawConn, n int) error {
+	if n <= 0 {
+		return nil
+	}
+	var serr error
+	err := rc.Control(func(fd uintptr) {
+		if serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDBUF, n); serr == nil {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, n)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	return serr
+}

@@ -12,3 +12,6 @@ func setUserTimeout(syscall.RawConn, time.Duration) error { return nil }
 
 // userTimeout reports 0: TCP_USER_TIMEOUT is Linux's.
 func userTimeout(syscall.RawConn) (time.Duration, error) { return 0, nil }
+
+// setBuffers does nothing: tcp_socket_buffer is applied on Linux only.
+func setBuffers(syscall.RawConn, int) error { return nil }

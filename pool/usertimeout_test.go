@@ -3,6 +3,7 @@ package pool
 import (
 	"net"
 	"runtime"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -18,7 +19,7 @@ func TestUserTimeoutOnDialAndAccept(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	d := net.Dialer{Control: userTimeoutControl(2500 * time.Millisecond)}
+	d := net.Dialer{Control: socketControl(2500*time.Millisecond, 24576)}
 	conn, err := d.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -41,7 +42,13 @@ func TestUserTimeoutOnDialAndAccept(t *testing.T) {
 	if got := UserTimeout(acc); got != 3*time.Second {
 		t.Errorf("accepted: TCP_USER_TIMEOUT %v, want 3s", got)
 	}
-	if userTimeoutControl(0) != nil {
-		t.Error("a zero tcp_user_timeout installs a Control function")
+	if socketControl(0, 0) != nil {
+		t.Error("a zero tcp_user_timeout and tcp_socket_buffer install a Control function")
+	}
+	var sndbuf int
+	rc, _ := conn.(*net.TCPConn).SyscallConn()
+	_ = rc.Control(func(fd uintptr) { sndbuf, _ = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDBUF) })
+	if sndbuf != 2*24576 { // Linux doubles what it is asked for
+		t.Errorf("dialed: SO_SNDBUF %d, want %d", sndbuf, 2*24576)
 	}
 }

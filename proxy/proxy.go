@@ -138,7 +138,7 @@ func (p *Proxy) config() *config.Config { return p.snap.Load().cfg }
 // Listen opens every listener the config names: TCP addresses and the
 // Unix socket.
 func (p *Proxy) Listen() ([]net.Listener, error) {
-	lc := net.ListenConfig{KeepAliveConfig: p.keepAlive(p.config()).Config()}
+	lc := net.ListenConfig{KeepAliveConfig: p.keepAlive(p.config()).Config(), Control: pool.ListenControl(p.config().TCPSocketBuffer)}
 	var lns []net.Listener
 	fail := func(err error) ([]net.Listener, error) {
 		for _, l := range lns {
@@ -164,6 +164,10 @@ func (p *Proxy) Listen() ([]net.Listener, error) {
 		if err := os.Chmod(path, p.config().UnixSocketFileMode()); err != nil {
 			ln.Close()
 			return fail(fmt.Errorf("unix_socket_mode: %w", err))
+		}
+		if gid, err := p.config().UnixSocketGID(); err != nil || gid >= 0 && os.Chown(path, -1, gid) != nil {
+			ln.Close()
+			return fail(fmt.Errorf("unix_socket_group: cannot give %s group %q", path, p.config().UnixSocketGroup))
 		}
 		lns = append(lns, ln)
 	}
@@ -195,6 +199,7 @@ func (p *Proxy) keepAlive(cfg *config.Config) pool.KeepAlive {
 		Count:    cfg.TCPKeepCnt,
 		// UserTimeout applies to servers; clients get it at accept.
 		UserTimeout: cfg.TCPUserTimeout.D(),
+		Buffer:      cfg.TCPSocketBuffer,
 	}
 }
 
