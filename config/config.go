@@ -171,6 +171,10 @@ type Config struct {
 	// MaxMessageSize refuses longer client messages. Default 256MB; allowed
 	// 1kB..1GB.
 	MaxMessageSize ByteSize `toml:"max_message_size"`
+	// DisablePQExec refuses the simple query protocol from clients (FATAL
+	// 08P01), as a defence against SQL injection that stacks statements.
+	// Default false.
+	DisablePQExec bool `toml:"disable_pqexec"`
 	// PinPolicy says what happens in transaction and statement mode when a
 	// client creates session state mux cannot carry to another server
 	// (session advisory locks, temporary tables, WITH HOLD cursors, SQL

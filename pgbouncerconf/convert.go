@@ -625,6 +625,7 @@ func (c *converter) protocol() {
 		value = tomlString(size.String())
 	}
 	c.add("max_message_size", value, comment)
+	c.boolSetting("disable_pqexec", "0")
 }
 
 func (c *converter) logging() {
@@ -707,7 +708,6 @@ var unsupportedSettings = map[string]struct {
 	"server_reset_query_always":   {[]string{"0"}, "mux runs server_reset_query only in session mode", false},
 	"server_fast_close":           {[]string{"0"}, "not supported; after a reload session-mode servers close when their client leaves", false},
 	"track_extra_parameters":      {[]string{"", "intervalstyle"}, "mux has no list of extra tracked parameters", false},
-	"disable_pqexec":              {[]string{"0"}, "mux cannot refuse the simple query protocol", false},
 	"conffile":                    {nil, "mux reloads the file it was started with", false},
 	"service_name":                {[]string{"pgbouncer"}, "Windows service name; not used by mux", false},
 	"job_name":                    {[]string{"pgbouncer"}, "Windows service name; not used by mux", false},

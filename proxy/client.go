@@ -128,7 +128,7 @@ func (c *clientConn) process() error {
 	}
 	var run session.Run
 	for {
-		f, err := c.in.fr.Next((*c.in.bp)[pos:c.in.w], whole, c.maxMsg)
+		f, err := c.in.fr.Next((*c.in.bp)[pos:c.in.w], whole, c.lim)
 		if err != nil {
 			if ferr := c.forward((*c.in.bp)[c.in.r:pos], run); ferr != nil {
 				return ferr

@@ -38,7 +38,7 @@ type clientConn struct {
 	stats          *poolStats // the pool's totals
 	connected      time.Time
 	scramKey       *[32]byte // the ClientKey the client's SCRAM proof showed
-	maxMsg         int
+	lim            session.Limits
 	extra          []setting // non-reported settings from startup, sorted
 
 	in input // owned by the session's driver

@@ -61,7 +61,7 @@ func FuzzFraming(f *testing.F) {
 		px := &Proxy{}
 		px.snap.Store(&snapshot{cfg: config.Default()})
 		cli, srv := net.Pipe()
-		c := &clientConn{p: px, conn: srv, core: session.Core{Mode: mode}, maxMsg: maxMsg}
+		c := &clientConn{p: px, conn: srv, core: session.Core{Mode: mode}, lim: session.Limits{MaxMessage: maxMsg}}
 		var got []byte
 		gotSyncs := 0
 		c.sink = func(data []byte, b session.Run) error {

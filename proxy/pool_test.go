@@ -144,6 +144,27 @@ func TestOversizedAndUnknownMessages(t *testing.T) {
 	}
 }
 
+// disable_pqexec: a simple Query gets FATAL 08P01 and the connection
+// closes; the extended protocol works, and other clients carry on.
+func TestDisablePQExec(t *testing.T) {
+	m := startMux(t, "disable_pqexec = true")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ext := m.connect(t)
+	var n int
+	if err := ext.QueryRow(ctx, "SELECT $1::int", 7).Scan(&n); err != nil || n != 7 {
+		t.Fatalf("extended protocol: %d %v", n, err)
+	}
+	raw := dialRaw(t, m, "muxuser", "muxpass", "muxtest")
+	if _, err := raw.conn.Write([]byte{'Q', 0, 0, 0, 13, 'S', 'E', 'L', 'E', 'C', 'T', ' ', '1', 0}); err != nil {
+		t.Fatal(err)
+	}
+	raw.expectError(t, "08P01")
+	if err := ext.QueryRow(ctx, "SELECT $1::int", 8).Scan(&n); err != nil || n != 8 {
+		t.Fatalf("the other client after the refusal: %d %v", n, err)
+	}
+}
+
 // expectError reads until an ErrorResponse and checks its SQLSTATE, then
 // that mux closed the connection.
 func (r *rawClient) expectError(t *testing.T, code string) {

@@ -229,7 +229,7 @@ func (c *clientConn) joinPool(cfg *config.Config, st *startup, db config.Databas
 		c.track = true
 		c.ln.listens = map[string]struct{}{}
 	}
-	c.maxMsg = int(cfg.MaxMessageSize)
+	c.lim = session.Limits{MaxMessage: int32(cfg.MaxMessageSize), NoSimpleQuery: cfg.DisablePQExec}
 	var reg *session.Registry
 	c.pool, reg, c.stats = c.p.poolFor(st.Database, db, st.User, u)
 	if c.track {

@@ -23,7 +23,7 @@ func (c *clientConn) processTracked() error {
 			return errTerminate
 		}
 		probe := c.in.fr
-		f, err := probe.Next(buf[pos:c.in.w], &wholeTracked, c.maxMsg)
+		f, err := probe.Next(buf[pos:c.in.w], &wholeTracked, c.lim)
 		switch {
 		case err != nil: // refused below, once the server is there
 		case f.Kind == session.Short:
@@ -86,7 +86,7 @@ func (c *clientConn) trackRun(s *pool.Server, out []byte, pos int) ([]byte, int,
 	srv := session.ServerOf(s)
 	var b session.Run
 	for {
-		f, err := c.in.fr.Next(buf[pos:c.in.w], &wholeTracked, c.maxMsg)
+		f, err := c.in.fr.Next(buf[pos:c.in.w], &wholeTracked, c.lim)
 		if err != nil {
 			return out, pos, b, err
 		}

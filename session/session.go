@@ -40,14 +40,28 @@ func ModeOf(s string) Mode {
 	return Session
 }
 
+// Limits are what a client's messages may be: 8 bytes, kept per client.
+type Limits struct {
+	// MaxMessage is the longest message accepted (max_message_size).
+	MaxMessage int32
+	// NoSimpleQuery refuses the simple query protocol (disable_pqexec).
+	NoSimpleQuery bool
+}
+
 // CheckFrame refuses a message header mux cannot frame: a length outside
-// [4, maxMsg] or a type no frontend sends (Terminate passes).
-func CheckFrame(typ byte, l, maxMsg int) error {
-	if l < 4 || l > maxMsg {
-		return wire.Fatal(wire.CodeProtocolViolation, "invalid message length %d for message type %q (max_message_size is %d bytes)", l, typ, maxMsg)
+// [4, lim.MaxMessage], a type no frontend sends (Terminate passes), or a
+// Query when lim refuses the simple query protocol.
+func CheckFrame(typ byte, l int, lim Limits) error {
+	if l < 4 || l > int(lim.MaxMessage) {
+		return wire.Fatal(wire.CodeProtocolViolation, "invalid message length %d for message type %q (max_message_size is %d bytes)", l, typ, lim.MaxMessage)
 	}
 	switch typ {
-	case 'Q', 'S', 'F', 'P', 'B', 'E', 'D', 'C', 'H', 'd', 'c', 'f', 'X':
+	case 'Q':
+		if lim.NoSimpleQuery {
+			return wire.Fatal(wire.CodeProtocolViolation, "the simple query protocol is disabled (disable_pqexec); use the extended query protocol")
+		}
+		return nil
+	case 'S', 'F', 'P', 'B', 'E', 'D', 'C', 'H', 'd', 'c', 'f', 'X':
 		return nil
 	}
 	return wire.Fatal(wire.CodeProtocolViolation, "invalid frontend message type %d", typ)
@@ -114,7 +128,7 @@ func (f *Framer) Mid() bool { return f.rest > 0 }
 // whose type is in whole are never split: with only part of one there,
 // Next returns Partial. A header mux cannot frame (see CheckFrame) is an
 // error. The caller consumes Len bytes of a Rest, Whole or Begin frame.
-func (f *Framer) Next(buf []byte, whole *TypeSet, maxMsg int) (Frame, error) {
+func (f *Framer) Next(buf []byte, whole *TypeSet, lim Limits) (Frame, error) {
 	if f.rest > 0 && len(buf) > 0 {
 		n := min(f.rest, len(buf))
 		f.rest -= n
@@ -124,7 +138,7 @@ func (f *Framer) Next(buf []byte, whole *TypeSet, maxMsg int) (Frame, error) {
 		return Frame{Kind: Short}, nil
 	}
 	typ, l := wire.Header(buf)
-	if err := CheckFrame(typ, l, maxMsg); err != nil {
+	if err := CheckFrame(typ, l, lim); err != nil {
 		return Frame{}, err
 	}
 	total := 1 + l

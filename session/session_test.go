@@ -33,7 +33,7 @@ func frameAll(in []byte, cuts []int, whole *TypeSet, maxMsg int) (out []byte, ty
 			feed(n)
 		}
 		for {
-			f, ferr := fr.Next(buf, whole, maxMsg)
+			f, ferr := fr.Next(buf, whole, Limits{MaxMessage: int32(maxMsg)})
 			if ferr != nil {
 				return out, types, run, ferr
 			}
@@ -70,11 +70,11 @@ func TestFramerPartialWaitsForWholeMessage(t *testing.T) {
 	q := msg('Q', "SELECT 1\x00")
 	var fr Framer
 	whole := Types('Q')
-	f, err := fr.Next(q[:8], &whole, 1<<10)
+	f, err := fr.Next(q[:8], &whole, Limits{MaxMessage: 1 << 10})
 	if err != nil || f.Kind != Partial || f.Len != len(q) || fr.Mid() {
 		t.Fatalf("got %+v %v mid %v", f, err, fr.Mid())
 	}
-	f, _ = fr.Next(q, &whole, 1<<10)
+	f, _ = fr.Next(q, &whole, Limits{MaxMessage: 1 << 10})
 	if f.Kind != Whole || f.Len != len(q) {
 		t.Fatalf("got %+v", f)
 	}
@@ -88,7 +88,7 @@ func TestFramerRefusesBadHeaders(t *testing.T) {
 		{0, 0, 0, 0, 8, 1, 2, 3}, // a startup packet mid-session
 	} {
 		var fr Framer
-		_, err := fr.Next(in, &TypeSet{}, 1<<10)
+		_, err := fr.Next(in, &TypeSet{}, Limits{MaxMessage: 1 << 10})
 		var we *wire.Error
 		if !errors.As(err, &we) || we.Code != wire.CodeProtocolViolation {
 			t.Errorf("%q: got %v, want 08P01", in, err)
@@ -224,5 +224,24 @@ func TestTiming(t *testing.T) {
 	}
 	if c.LastRequest() != t0.Add(10*time.Millisecond) {
 		t.Fatalf("last request %v", c.LastRequest())
+	}
+}
+
+// disable_pqexec: with NoSimpleQuery a Query is refused with 08P01 and
+// the extended protocol's messages pass.
+func TestFramerRefusesSimpleQuery(t *testing.T) {
+	lim := Limits{MaxMessage: 1 << 10, NoSimpleQuery: true}
+	var fr Framer
+	if _, err := fr.Next(msg('P', "\x00SELECT 1\x00\x00\x00"), &TypeSet{}, lim); err != nil {
+		t.Fatalf("Parse refused: %v", err)
+	}
+	_, err := fr.Next(msg('Q', "SELECT 1\x00"), &TypeSet{}, lim)
+	var we *wire.Error
+	if !errors.As(err, &we) || we.Code != wire.CodeProtocolViolation || !strings.Contains(we.Message, "disable_pqexec") {
+		t.Fatalf("Query: %v, want 08P01 naming disable_pqexec", err)
+	}
+	lim.NoSimpleQuery = false
+	if _, err := fr.Next(msg('Q', "SELECT 1\x00"), &TypeSet{}, lim); err != nil {
+		t.Fatalf("Query refused without disable_pqexec: %v", err)
 	}
 }
