@@ -307,6 +307,8 @@ type Database struct {
 	// InheritMinPoolSize (-1, the value when the key is absent) = global
 	// min_pool_size.
 	MinPoolSize int `toml:"min_pool_size"`
+	// ServerParameters: startup parameters for the entry's servers.
+	ServerParameters
 	// HostsConfig: several hosts, roles and routing (config/hosts.go).
 	HostsConfig
 }

@@ -254,6 +254,9 @@ func (c *Config) checkDatabase(ck *checker, name string, db Database) {
 	ck.name(toml.Key{"databases", name}, "database name", name)
 	checkHosts(ck, name, db, db.Host != "" || db.Port != 0)
 	c.checkSplit(ck, name, db)
+	for _, key := range db.ServerParameters.problems() {
+		ck.add(k(key), "must not contain NUL bytes")
+	}
 	switch {
 	case len(db.Hosts) > 0:
 		// The hosts list replaces host and port.

@@ -22,10 +22,6 @@ var dbParamReasons = map[string]string{
 	"max_db_connections":        "mux has no per-database limit on server connections",
 	"max_db_client_connections": "mux has no per-database limit on client connections",
 	"connect_query":             "mux runs no query on new server connections; set the parameter on the role or database in Postgres (ALTER ROLE/DATABASE ... SET) instead",
-	"application_name":          "mux sends no startup parameters of its own; set it with ALTER ROLE/DATABASE ... SET in Postgres",
-	"client_encoding":           "mux sends no startup parameters of its own; set it with ALTER ROLE/DATABASE ... SET in Postgres",
-	"datestyle":                 "mux sends no startup parameters of its own; set it with ALTER ROLE/DATABASE ... SET in Postgres",
-	"timezone":                  "mux sends no startup parameters of its own; set it with ALTER ROLE/DATABASE ... SET in Postgres",
 	"load_balance_hosts":        "it matters only with several hosts in host=",
 	"server_lifetime":           "mux has only the global server_lifetime",
 	"query_wait_timeout":        "mux has only the global query_wait_timeout",
@@ -202,6 +198,9 @@ func (c *converter) database(name string, kv KV) bool {
 	for _, cp := range params {
 		switch cp.key {
 		case "host", "port", "dbname", "user", "password", "pool_mode", "pool_size", "min_pool_size":
+			continue
+		case "application_name", "client_encoding", "datestyle", "timezone":
+			add(cp.key, tomlString(cp.value), "a startup parameter of the entry's servers")
 			continue
 		case "load_balance_hosts":
 			if strings.Contains(host, ",") {

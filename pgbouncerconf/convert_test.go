@@ -466,10 +466,11 @@ min_pool_size = 3
 		"multi": {MinPoolSize: inherit, HostsConfig: config.HostsConfig{
 			Hosts:              []config.HostSpec{{Host: "h1", Port: 5434, Role: "auto"}, {Host: "h2", Port: 5434, Role: "auto"}},
 			TargetSessionAttrs: "any", LoadBalanceHosts: "round-robin"}},
-		"nopool":       {Host: "db", Port: 5432, MinPoolSize: inherit},
-		"small":        {Host: "db", Port: 5432, PoolSize: 2, MinPoolSize: 2},
-		"capped":       {Host: "db", Port: 5432, PoolSize: 4, MinPoolSize: 4},
-		"extras":       {Host: "db", Port: 5432, MinPoolSize: inherit},
+		"nopool": {Host: "db", Port: 5432, MinPoolSize: inherit},
+		"small":  {Host: "db", Port: 5432, PoolSize: 2, MinPoolSize: 2},
+		"capped": {Host: "db", Port: 5432, PoolSize: 4, MinPoolSize: 4},
+		"extras": {Host: "db", Port: 5432, MinPoolSize: inherit,
+			ServerParameters: config.ServerParameters{ApplicationName: "x", ClientEncoding: "UTF8"}},
 		`Odd "name".x`: {Host: "db", Port: 5432, MinPoolSize: inherit},
 		"*":            {Host: "fallback", Port: 5432, MinPoolSize: inherit},
 	}
@@ -479,8 +480,6 @@ min_pool_size = 3
 	for _, n := range []string{
 		`databases.nopool (pgbouncer.ini:7): pool_size=0`,
 		`databases.extras (pgbouncer.ini:10): connect_query="SELECT 1": mux runs no query`,
-		`databases.extras (pgbouncer.ini:10): application_name="x"`,
-		`databases.extras (pgbouncer.ini:10): client_encoding="UTF8"`,
 		`databases.extras (pgbouncer.ini:10): reserve_pool="2": mux has no reserve pool`,
 		`databases.extras (pgbouncer.ini:10): auth_user="a" not carried over, because mux needs it in [users]`,
 		`databases.extras (pgbouncer.ini:10): max_db_connections="9"`,
@@ -715,9 +714,10 @@ func TestImportFull(t *testing.T) {
 	}
 	inherit := config.InheritMinPoolSize
 	wantDBs := map[string]config.Database{
-		"app":      {Host: "10.0.0.5", Port: 5433, DBName: "app_production", PoolMode: "transaction", PoolSize: 40, MinPoolSize: 5},
-		"reports":  {Host: dir, Port: 5432, DBName: "reporting", User: "reporter", Password: "reporter-pw", PoolSize: 5, MinPoolSize: inherit},
-		"legacy":   {Host: "legacy.internal", Port: 5432, User: "legacy_app", Password: "legacy-secret", MinPoolSize: inherit},
+		"app":     {Host: "10.0.0.5", Port: 5433, DBName: "app_production", PoolMode: "transaction", PoolSize: 40, MinPoolSize: 5},
+		"reports": {Host: dir, Port: 5432, DBName: "reporting", User: "reporter", Password: "reporter-pw", PoolSize: 5, MinPoolSize: inherit},
+		"legacy": {Host: "legacy.internal", Port: 5432, User: "legacy_app", Password: "legacy-secret", MinPoolSize: inherit,
+			ServerParameters: config.ServerParameters{ClientEncoding: "UTF8", DateStyle: "ISO"}},
 		"sales.eu": {Host: "10.0.0.6", Port: 5432, DBName: "sales", MinPoolSize: inherit},
 		"*":        {Host: "10.0.0.5", Port: 5433, MinPoolSize: inherit},
 	}
@@ -748,8 +748,7 @@ func TestImportFull(t *testing.T) {
 	}
 	wantNotes := []string{
 		"logfile = ", "pidfile = ", "reserve_pool_size = \"5\"", "reserve_pool_timeout = \"3\"",
-		"databases.reports (full.ini:14): connect_query=", "databases.legacy (full.ini:17): client_encoding=",
-		"databases.legacy (full.ini:17): datestyle=", "users.alice (full.ini:28): max_user_connections=", `user "old": left out`,
+		"databases.reports (full.ini:14): connect_query=", "users.alice (full.ini:28): max_user_connections=", `user "old": left out`,
 	}
 	if len(res.Notes) != len(wantNotes) {
 		t.Errorf("%d notes, want %d:\n%s", len(res.Notes), len(wantNotes), strings.Join(res.Notes, "\n"))

@@ -62,6 +62,9 @@ type Target struct {
 	// secret can answer md5 authentication only.
 	Password  string
 	KeepAlive KeepAlive
+	// Options are further startup parameters (a database entry's
+	// client_encoding, datestyle, timezone, application_name).
+	Options map[string]string
 	// MaxPrepared bounds each server's prepared statement cache.
 	MaxPrepared int
 	// TLS encrypts connections to a TCP host (server_tls_*); nil: plain.
@@ -172,6 +175,9 @@ func login(conn net.Conn, t Target, s *Server) error {
 	startup := pgproto3.StartupMessage{
 		ProtocolVersion: pgproto3.ProtocolVersionNumber,
 		Parameters:      map[string]string{"user": t.User, "database": t.Database},
+	}
+	for k, v := range t.Options {
+		startup.Parameters[k] = v
 	}
 	if _, err := conn.Write(wire.AppendMessage(nil, &startup)); err != nil {
 		return err

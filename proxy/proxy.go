@@ -448,6 +448,7 @@ func (p *Proxy) poolConfig(s *snapshot, db config.Database, user string, u *logi
 		KeepAlive:   p.keepAlive(cfg),
 		MaxPrepared: cfg.MaxPreparedStatements,
 		TLS:         s.serverTLS,
+		Options:     db.ServerParameters.Startup(),
 	}
 	switch {
 	case db.User != "":
