@@ -303,6 +303,10 @@ type Database struct {
 	PinPolicy string `toml:"pin_policy"`
 	// AuthUser overrides the global auth_user for this database.
 	AuthUser string `toml:"auth_user"`
+	// AuthQuery and AuthDBName override the global auth_query and
+	// auth_dbname for this database's clients.
+	AuthQuery  string `toml:"auth_query"`
+	AuthDBName string `toml:"auth_dbname"`
 	// MinPoolSize is the server connections kept open per pool;
 	// InheritMinPoolSize (-1, the value when the key is absent) = global
 	// min_pool_size.

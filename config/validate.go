@@ -286,6 +286,12 @@ func (c *Config) checkDatabase(ck *checker, name string, db Database) {
 	if db.PinPolicy != "" {
 		ck.oneOf(k("pin_policy"), db.PinPolicy, pinPolicies)
 	}
+	if db.AuthQuery != "" && !strings.Contains(db.AuthQuery, "$1") {
+		ck.add(k("auth_query"), "must contain $1 (the user name)")
+	}
+	if db.AuthDBName != "" {
+		ck.name(k("auth_dbname"), "database name", db.AuthDBName)
+	}
 	ck.atLeast(k("pool_size"), db.PoolSize, 0)
 	ck.atLeast(k("min_pool_size"), db.MinPoolSize, InheritMinPoolSize)
 

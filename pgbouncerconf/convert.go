@@ -428,28 +428,13 @@ func (c *converter) authLookup() {
 		}
 	}
 
-	// PgBouncer's auth_dbname names a [databases] entry; mux's is the
-	// Postgres database, on the server of the database the client asked for.
+	// auth_dbname names a [databases] entry in both.
 	name, kv, ok := c.value("auth_dbname", "")
-	dbname, comment := "", c.origin(kv, ok && name != "")
-	if name != "" {
-		dbname = name
-		if def, found := c.databaseDefs[name]; found {
-			params, _ := parseConnString(def.Value)
-			for _, p := range params {
-				if p.key == "dbname" {
-					dbname = p.value
-				}
-			}
-			comment = c.from(kv, ok) + ": that entry's dbname"
-		}
-		if p := nameProblem(dbname); p != "" {
-			c.fail(kv, "%s", p)
-			dbname = ""
-		}
-		c.note("auth_dbname = %q (%s): mux runs auth_query in database %q on the server of the database the client asked for; PgBouncer used the server of [databases] entry %q", name, c.where(kv), dbname, name)
+	if p := nameProblem(name); name != "" && p != "" {
+		c.fail(kv, "%s", p)
+		name = ""
 	}
-	c.setAuth("auth_dbname", dbname, comment)
+	c.setAuth("auth_dbname", name, c.origin(kv, ok && name != ""))
 }
 
 func (c *converter) pooling() {

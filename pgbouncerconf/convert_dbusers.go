@@ -15,8 +15,6 @@ import (
 // dbParamReasons explains the [databases] connection parameters mux has no
 // equivalent for.
 var dbParamReasons = map[string]string{
-	"auth_query":                "mux has only the global auth_query",
-	"auth_dbname":               "mux has only the global auth_dbname",
 	"reserve_pool":              "mux has no reserve pool",
 	"reserve_pool_size":         "mux has no reserve pool",
 	"max_db_connections":        "mux has no per-database limit on server connections",
@@ -198,6 +196,9 @@ func (c *converter) database(name string, kv KV) bool {
 	for _, cp := range params {
 		switch cp.key {
 		case "host", "port", "dbname", "user", "password", "pool_mode", "pool_size", "min_pool_size":
+			continue
+		case "auth_query", "auth_dbname":
+			add(cp.key, tomlString(cp.value), "")
 			continue
 		case "application_name", "client_encoding", "datestyle", "timezone":
 			add(cp.key, tomlString(cp.value), "a startup parameter of the entry's servers")

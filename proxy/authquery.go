@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -25,8 +26,39 @@ const authPoolSize = 2
 // default query is schema-qualified besides.
 type authLookups struct {
 	mu    sync.Mutex
-	pools map[poolKey]*authPool  // by (auth database, auth user)
-	cache map[poolKey]authCached // by (auth database, user looked up)
+	pools map[poolKey]*authPool       // by (where the lookup runs, auth user)
+	cache map[authCacheKey]authCached // by (where, the query, user looked up)
+}
+
+// authCacheKey is one answer's key: where the lookup ran (authWhere), the
+// query, and the user it looked up.
+type authCacheKey struct{ where, query, user string }
+
+// authTarget is where the lookups for db's clients run: auth_dbname (the
+// entry's, else the global one) names a [databases] entry, as in PgBouncer,
+// whose server and database are used; any other name is a Postgres
+// database on db's own server; none means db's own database.
+func authTarget(cfg *config.Config, db config.Database) config.Database {
+	name := firstNonEmpty(db.AuthDBName, cfg.AuthDBName)
+	if name == "" {
+		return db
+	}
+	if _, ok := cfg.Databases[name]; ok && name != config.WildcardDatabase {
+		if e, ok := cfg.LookupDatabase(name); ok {
+			return e
+		}
+	}
+	db.DBName = name
+	return db
+}
+
+// authWhere names the server and database of a lookup target.
+func authWhere(db config.Database) string {
+	host, port := db.Host, db.Port
+	if len(db.Hosts) > 0 {
+		host, port = db.Hosts[0].Host, db.Hosts[0].Port
+	}
+	return host + ":" + strconv.Itoa(port) + "/" + db.DBName
 }
 
 // authPool is one lookup pool and its use, for dropping it when idle
@@ -48,26 +80,25 @@ type authCached struct {
 // snapshot.
 func (p *Proxy) lookupUser(ctx context.Context, snap *snapshot, db config.Database, authUser, name string) (*login.User, error) {
 	cfg := snap.cfg
-	dbname := cfg.AuthDBName
-	if dbname == "" {
-		dbname = db.DBName
-	}
+	at := authTarget(cfg, db)
+	dbname, where := at.DBName, authWhere(at)
+	query := firstNonEmpty(db.AuthQuery, cfg.AuthQuery)
 	a := &p.auth
-	key := poolKey{dbname, name}
+	key := authCacheKey{where, query, name}
 	a.mu.Lock()
 	if c, ok := a.cache[key]; ok && time.Now().Before(c.until) {
 		a.mu.Unlock()
 		return c.entry, nil
 	}
-	pk := poolKey{dbname, authUser}
+	pk := poolKey{where, authUser}
 	ap := a.pools[pk]
 	if ap == nil {
 		if a.pools == nil {
 			a.pools = map[poolKey]*authPool{}
-			a.cache = map[poolKey]authCached{}
+			a.cache = map[authCacheKey]authCached{}
 		}
 		au := snap.users[authUser]
-		pc := p.poolConfig(snap, config.Database{Host: db.Host, Port: db.Port, DBName: dbname, PoolSize: authPoolSize, HostsConfig: db.HostsConfig}, authUser, au)
+		pc := p.poolConfig(snap, config.Database{Host: at.Host, Port: at.Port, DBName: dbname, PoolSize: authPoolSize, HostsConfig: at.HostsConfig}, authUser, au)
 		pc.MinSize = 0
 		pc.Target.MaxPrepared = 0
 		pc.ReadSplit = false // lookups need no replicas
@@ -88,7 +119,7 @@ func (p *Proxy) lookupUser(ctx context.Context, snap *snapshot, db config.Databa
 	if err != nil {
 		return nil, err
 	}
-	q := strings.ReplaceAll(cfg.AuthQuery, "$1", string(appendLiteral(nil, name)))
+	q := strings.ReplaceAll(query, "$1", string(appendLiteral(nil, name)))
 	res, err := s.Exec(ctx, q)
 	if err != nil || res.Err != nil {
 		if err == nil {

@@ -112,3 +112,41 @@ func TestAuthFile(t *testing.T) {
 		t.Fatal(got)
 	}
 }
+
+// A database entry's auth_query and auth_dbname replace the global ones for
+// its clients; auth_dbname naming a [databases] entry runs the lookup on
+// that entry's server and database, as PgBouncer does.
+func TestAuthQueryPerDatabase(t *testing.T) {
+	const inPostgres = `SELECT rolname::text, rolpassword FROM pg_catalog.pg_authid WHERE rolname = $1 AND pg_catalog.current_database() = 'postgres'`
+	m := startMux(t, fmt.Sprintf(`auth_type = "md5"
+auth_user = "authq_super"
+
+[databases.authsrc]
+host = %[1]q
+port = %[2]d
+dbname = "postgres"
+
+[databases.viaentry]
+host = %[1]q
+port = %[2]d
+dbname = "muxtest"
+auth_query = %[3]q
+auth_dbname = "authsrc"
+
+[databases.ownquery]
+host = %[1]q
+port = %[2]d
+dbname = "muxtest"
+auth_query = %[3]q
+`, cluster.Host, cluster.Port, inPostgres))
+	conn := m.connectAs(t, "aq_md5", "aqmd5pass", "viaentry")
+	if got := queryString(t, conn, "SELECT current_database()::text"); got != "muxtest" {
+		t.Fatalf("current_database %q, want muxtest", got)
+	}
+	// ownquery's query runs in its own database, muxtest, and so finds
+	// nobody; the global query (muxtest's entry) still finds the role.
+	if got := connectErr(t, m.dsn("aq_md5", "aqmd5pass", "ownquery")); got != "28P01" {
+		t.Fatalf("entry auth_query in the wrong database: SQLSTATE %q, want 28P01", got)
+	}
+	m.connectAs(t, "aq_md5", "aqmd5pass", "muxtest")
+}
