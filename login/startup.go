@@ -221,7 +221,7 @@ func ReadStartup(c *Conn, t *ClientTLS) (*Startup, *cancelkey.Key, error) {
 			major, minor := code>>16, code&0xffff
 			if major != 3 {
 				return nil, nil, wire.Fatal(wire.CodeFeatureNotSupported,
-					"unsupported frontend protocol %d.%d: server supports 3.0 to 3.0", major, minor)
+					"unsupported frontend protocol %d.%d: server supports 3.0 to 3.%d", major, minor, NewestMinor)
 			}
 			st, err := parseStartup(minor, body[4:])
 			return st, nil, err
