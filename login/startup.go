@@ -178,9 +178,9 @@ func parseOptions(s string) ([]Setting, error) {
 // ReadStartup runs the pre-authentication state machine: GSSENCRequest is
 // answered 'N'; SSLRequest 'S' if client TLS (t) is on (the handshake
 // follows and the loop goes on inside TLS), else 'N'. A ClientHello as the
-// first bytes is direct TLS (direct.go): the loop goes on inside it. It returns the
-// parsed StartupMessage, or the key of a CancelRequest (for the caller to
-// route; the connection has nothing more to say).
+// first bytes is direct TLS (direct.go), and the loop goes on inside it.
+// It returns the parsed StartupMessage, or the key of a CancelRequest (for
+// the caller to route; the connection has nothing more to say).
 func ReadStartup(c *Conn, t *ClientTLS) (*Startup, *cancelkey.Key, error) {
 	sawSSL, sawGSS := false, false
 	for first := true; ; first = false {
