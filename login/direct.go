@@ -30,7 +30,7 @@ const alpnProtocol = "postgresql"
 var alertNoApplicationProtocol = []byte{21, 3, 3, 0, 2, 2, 120}
 
 // errNoALPN refuses a direct TLS handshake without ALPN "postgresql".
-var errNoALPN = errors.New("direct TLS connection without ALPN protocol \"postgresql\" refused")
+var errNoALPN = errors.New("client offered no ALPN protocol \"postgresql\"")
 
 // startDirectTLS runs the TLS handshake of a client whose first bytes, hdr,
 // began a ClientHello, on the direct TLS configuration of t. A listener

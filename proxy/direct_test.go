@@ -169,3 +169,24 @@ func isTimeout(err error) bool {
 	ne, ok := err.(net.Error)
 	return ok && ne.Timeout()
 }
+
+// Direct TLS applies client_tls_sslmode as an SSLRequest does: under
+// verify-full a client needs a certificate from the CA naming its user.
+func TestDirectTLSVerifyFull(t *testing.T) {
+	f := newTLSFiles(t)
+	m := startMux(t, f.clientTLSConfig("verify-full"))
+	direct := "sslmode=require sslnegotiation=direct"
+	if _, err := tryConnect(t, m, direct); err == nil {
+		t.Fatal("direct TLS client without a certificate admitted under verify-full")
+	}
+	if _, err := tryConnect(t, m, direct, f.clientCert(t, "someoneelse", false)); sqlstate(err) != "28000" {
+		t.Fatalf("certificate for another user: %v, want 28000", err)
+	}
+	conn, err := tryConnect(t, m, direct, f.clientCert(t, "muxuser", false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := queryString(t, conn, "SELECT 'verified'::text"); got != "verified" {
+		t.Fatal(got)
+	}
+}
