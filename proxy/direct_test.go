@@ -20,7 +20,8 @@ func TestDirectTLS(t *testing.T) {
 	f := newTLSFiles(t)
 	m := startMux(t, f.clientTLSConfig("require")+"\ndefault_pool_size = 2")
 	for _, extra := range []string{"sslmode=require sslnegotiation=direct",
-		"sslmode=verify-full sslnegotiation=direct sslrootcert='" + f.caFile + "'"} {
+		"sslmode=verify-full sslnegotiation=direct sslrootcert='" + f.caFile + "'",
+		"sslmode=require sslnegotiation=direct max_protocol_version=3.2"} {
 		conn, err := tryConnect(t, m, extra)
 		if err != nil {
 			t.Fatalf("%s: %v", extra, err)
@@ -31,6 +32,9 @@ func TestDirectTLS(t *testing.T) {
 		tc := conn.PgConn().Conn().(*tls.Conn)
 		if p := tc.ConnectionState().NegotiatedProtocol; p != "postgresql" {
 			t.Fatalf("%s: ALPN %q, want postgresql", extra, p)
+		}
+		if n := len(conn.PgConn().SecretKey()); strings.Contains(extra, "3.2") != (n == 32) {
+			t.Fatalf("%s: %d-byte cancel secret", extra, n)
 		}
 		if got := queryString(t, conn, "SELECT 'direct'::text"); got != "direct" {
 			t.Fatal(got)
