@@ -32,13 +32,10 @@ type Setting struct {
 	Value string
 }
 
-// readPacket reads one length-prefixed startup-phase packet (no type byte)
-// into a buffer of its exact size: a login leaves no 10 KB buffer behind.
-func readPacket(r io.Reader) ([]byte, error) {
-	var hdr [4]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		return nil, err
-	}
+// readBody reads the rest of a length-prefixed startup-phase packet (no
+// type byte) whose length word is hdr, into a buffer of its exact size: a
+// login leaves no 10 KB buffer behind.
+func readBody(r io.Reader, hdr [4]byte) ([]byte, error) {
 	n := int(binary.BigEndian.Uint32(hdr[:]))
 	if n < 8 || n > wire.MaxStartupPacketLen {
 		return nil, wire.Fatal(wire.CodeProtocolViolation, "invalid length of startup packet")
@@ -180,13 +177,25 @@ func parseOptions(s string) ([]Setting, error) {
 
 // ReadStartup runs the pre-authentication state machine: GSSENCRequest is
 // answered 'N'; SSLRequest 'S' if client TLS (t) is on (the handshake
-// follows and the loop goes on inside TLS), else 'N'. It returns the
-// parsed StartupMessage, or the key of a CancelRequest (for the caller to
-// route; the connection has nothing more to say).
+// follows and the loop goes on inside TLS), else 'N'. A ClientHello as the
+// first bytes is direct TLS (direct.go), and the loop goes on inside it.
+// It returns the parsed StartupMessage, or the key of a CancelRequest (for
+// the caller to route; the connection has nothing more to say).
 func ReadStartup(c *Conn, t *ClientTLS) (*Startup, *cancelkey.Key, error) {
 	sawSSL, sawGSS := false, false
-	for {
-		body, err := readPacket(c)
+	for first := true; ; first = false {
+		var hdr [4]byte
+		if _, err := io.ReadFull(c, hdr[:]); err != nil {
+			return nil, nil, err
+		}
+		if first && hdr[0] == tlsHandshakeRecord {
+			if err := c.startDirectTLS(t, hdr[:]); err != nil {
+				return nil, nil, err
+			}
+			sawSSL, sawGSS = true, true // as after an SSLRequest
+			continue
+		}
+		body, err := readBody(c, hdr)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -221,7 +230,7 @@ func ReadStartup(c *Conn, t *ClientTLS) (*Startup, *cancelkey.Key, error) {
 			major, minor := code>>16, code&0xffff
 			if major != 3 {
 				return nil, nil, wire.Fatal(wire.CodeFeatureNotSupported,
-					"unsupported frontend protocol %d.%d: server supports 3.0 to 3.0", major, minor)
+					"unsupported frontend protocol %d.%d: server supports 3.0 to 3.%d", major, minor, NewestMinor)
 			}
 			st, err := parseStartup(minor, body[4:])
 			return st, nil, err

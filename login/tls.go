@@ -18,6 +18,9 @@ type ClientTLS struct {
 	// verify-ca or verify-full.
 	mode   string
 	config *tls.Config // nil with mode disable
+	// direct is config for direct TLS connections, which must name ALPN
+	// "postgresql" (direct.go); nil with mode disable.
+	direct *tls.Config
 	// endPoint is the tls-server-end-point channel binding data of mux's
 	// certificate; nil if it has none (Ed25519), and then
 	// SCRAM-SHA-256-PLUS is not offered.
@@ -39,6 +42,9 @@ func NewClientTLS(cfg *config.Config, files config.TLSFiles) (*ClientTLS, error)
 		Certificates: []tls.Certificate{*files.Cert},
 		MinVersion:   tlsVersion(cfg.ClientTLSMinVersion),
 		ClientCAs:    files.CAs,
+		// As PostgreSQL 17: ALPN "postgresql" is offered after an
+		// SSLRequest too, where a client may also name none.
+		NextProtos: []string{alpnProtocol},
 	}
 	if t.verify() {
 		if t.config.ClientCAs == nil {
@@ -51,6 +57,7 @@ func NewClientTLS(cfg *config.Config, files config.TLSFiles) (*ClientTLS, error)
 		// be met.
 		t.config.ClientAuth = tls.VerifyClientCertIfGiven
 	}
+	t.direct = directConfig(t.config)
 	// tls.LoadX509KeyPair fills Leaf: the certificate clients see first.
 	if ep, err := auth.TLSServerEndPoint(files.Cert.Leaf); err == nil {
 		t.endPoint = ep

@@ -289,7 +289,7 @@ func TestNegotiateProtocolVersion(t *testing.T) {
 	if !ok {
 		t.Fatalf("got %T, want NegotiateProtocolVersion", msg)
 	}
-	if nv.NewestMinorProtocol != 0 || len(nv.UnrecognizedOptions) != 1 || nv.UnrecognizedOptions[0] != "_pq_.future_feature" {
+	if nv.NewestMinorProtocol != 3<<16|2 || len(nv.UnrecognizedOptions) != 1 || nv.UnrecognizedOptions[0] != "_pq_.future_feature" {
 		t.Fatalf("NegotiateProtocolVersion %+v", nv)
 	}
 	msg, err = fe.Receive()

@@ -184,9 +184,8 @@ func (c *clientConn) admitLogin(s *snapshot, st *startup, lg *login.Conn) error 
 	if cfg.MaxClientConn > 0 && c.p.nclients.Load() > limit {
 		return wire.Fatal(wire.CodeTooManyConnections, "sorry, too many clients already (max_client_conn = %d)", cfg.MaxClientConn)
 	}
-	if st.Minor > protocolMinor || len(st.UnknownPQ) > 0 {
-		nv := pgproto3.NegotiateProtocolVersion{NewestMinorProtocol: protocolMinor, UnrecognizedOptions: st.UnknownPQ}
-		return c.writeMsg(&nv)
+	if nv := st.Negotiation(); nv != nil {
+		return c.writeMsg(nv)
 	}
 	return nil
 }
@@ -259,7 +258,7 @@ func (c *clientConn) welcome(cfg *config.Config, st *startup) error {
 		addClientHost(&want, st, cfg.IgnoresStartupParameter, c.conn.LocalAddr(), c.conn.RemoteAddr())
 	}
 	c.want, c.extra = want, extra
-	key, err := c.p.register(c, protocolMinor)
+	key, err := c.p.register(c, st.ProtocolMinor())
 	if err != nil {
 		return err
 	}
@@ -284,10 +283,6 @@ type (
 )
 
 func quote(s string) string { return `"` + s + `"` }
-
-// protocolMinor is the newest protocol 3.x mux speaks with clients; a
-// client asking for a later one is answered NegotiateProtocolVersion.
-const protocolMinor = 0
 
 // adminReservedConns are connections beyond max_client_conn kept for the
 // admin console.
