@@ -219,6 +219,7 @@ type Config struct {
 	ClientTLSCertFile   string `toml:"client_tls_cert_file"`   // PEM certificate chain
 	ClientTLSCAFile     string `toml:"client_tls_ca_file"`     // CA for client certificates (verify-ca, verify-full)
 	ClientTLSMinVersion string `toml:"client_tls_min_version"` // tlsv1.2 | tlsv1.3; default tlsv1.2
+	ClientTLSECDHCurve  string `toml:"client_tls_ecdhcurve"`   // auto, or curve names; default auto
 	// Server-side TLS.
 	ServerTLSSSLMode    string `toml:"server_tls_sslmode"`     // disable | prefer | require | verify-ca | verify-full; default disable
 	ServerTLSCAFile     string `toml:"server_tls_ca_file"`     // CA to verify Postgres's certificate
@@ -364,6 +365,7 @@ func Default() *Config {
 		HTTPListen:              "127.0.0.1:9127",
 		ClientTLSSSLMode:        "disable",
 		ClientTLSMinVersion:     "tlsv1.2",
+		ClientTLSECDHCurve:      "auto",
 		ServerTLSSSLMode:        "disable",
 		ServerTLSMinVersion:     "tlsv1.2",
 		PeersDNSPort:            DefaultPeerPort,

@@ -461,6 +461,9 @@ func (c *Config) tlsProblems(ck *checker) {
 	ck.oneOf(k("client_tls_sslmode"), c.ClientTLSSSLMode, clientSSLModes)
 	ck.oneOf(k("server_tls_sslmode"), c.ServerTLSSSLMode, serverSSLModes)
 	ck.oneOf(k("client_tls_min_version"), c.ClientTLSMinVersion, tlsVersions)
+	if _, err := ECDHCurves(c.ClientTLSECDHCurve); err != nil {
+		ck.add(k("client_tls_ecdhcurve"), "%v", err)
+	}
 	ck.oneOf(k("server_tls_min_version"), c.ServerTLSMinVersion, tlsVersions)
 	if c.ClientTLSSSLMode != "disable" {
 		if c.ClientTLSCertFile == "" {

@@ -46,6 +46,8 @@ func NewClientTLS(cfg *config.Config, files config.TLSFiles) (*ClientTLS, error)
 		// SSLRequest too, where a client may also name none.
 		NextProtos: []string{alpnProtocol},
 	}
+	// Validated at load.
+	t.config.CurvePreferences, _ = config.ECDHCurves(cfg.ClientTLSECDHCurve)
 	if t.verify() {
 		if t.config.ClientCAs == nil {
 			return nil, fmt.Errorf("client_tls_ca_file: required when client_tls_sslmode is %q", t.mode)

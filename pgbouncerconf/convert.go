@@ -710,7 +710,6 @@ var unsupportedSettings = map[string]struct {
 	"server_tls_ciphers":          {[]string{"default", "secure", "fast", "normal"}, "mux uses Go's TLS cipher suite choice, which is not configurable", false},
 	"client_tls13_ciphers":        {[]string{""}, "Go's TLS 1.3 cipher suites are not configurable", false},
 	"server_tls13_ciphers":        {[]string{""}, "Go's TLS 1.3 cipher suites are not configurable", false},
-	"client_tls_ecdhcurve":        {[]string{"auto"}, "Go chooses the key exchange curves itself", false},
 	"client_tls_dheparams":        {[]string{"auto", "none"}, "Go's TLS does not use finite-field DHE", false},
 	"pkt_buf":                     {[]string{"4096"}, "mux sizes its buffers itself", false},
 	"sbuf_loopcnt":                {[]string{"5"}, "mux serves each connection on its own goroutine, so a busy one cannot stall the others", false},

@@ -6,6 +6,8 @@ import (
 	"os"
 	"slices"
 	"strings"
+
+	"github.com/muxpg/mux/config"
 )
 
 func (c *converter) tlsSettings() {
@@ -27,6 +29,12 @@ func (c *converter) tlsSettings() {
 	c.addString("client_tls_cert_file", cert, c.origin(certKV, certOK), certKV)
 	c.addCAFile("client_tls_ca_file", mode, ca, caKV, caOK)
 	c.tlsVersion("client_tls_protocols", "client_tls_min_version")
+	if raw, kv, ok := c.value("client_tls_ecdhcurve", "auto"); ok {
+		if _, err := config.ECDHCurves(raw); err != nil {
+			c.fail(kv, "%v", err)
+		}
+		c.addString("client_tls_ecdhcurve", raw, c.origin(kv, ok), kv)
+	}
 
 	raw, kv, ok = c.value("server_tls_sslmode", "prefer")
 	mode = strings.ToLower(strings.TrimSpace(raw))

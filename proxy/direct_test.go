@@ -194,3 +194,41 @@ func TestDirectTLSVerifyFull(t *testing.T) {
 		t.Fatal(got)
 	}
 }
+
+// client_tls_ecdhcurve limits the key exchange curves: a client offering
+// only another curve fails the handshake; one offering it gets it.
+func TestClientTLSECDHCurve(t *testing.T) {
+	f := newTLSFiles(t)
+	m := startMux(t, f.clientTLSConfig("prefer")+"\nclient_tls_ecdhcurve = \"secp384r1\"")
+	for _, tc := range []struct {
+		offer []tls.CurveID
+		ok    bool
+	}{
+		{[]tls.CurveID{tls.CurveP256}, false},
+		{[]tls.CurveID{tls.CurveP256, tls.CurveP384}, true},
+	} {
+		raw, err := net.DialTimeout("tcp", net.JoinHostPort(m.host, itoa(m.port)), 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = raw.SetDeadline(time.Now().Add(10 * time.Second))
+		var b [1]byte
+		if _, err := raw.Write(sslRequest()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(raw, b[:]); err != nil || b[0] != 'S' {
+			t.Fatalf("SSLRequest answered %q, %v", b[0], err)
+		}
+		c := tls.Client(raw, &tls.Config{InsecureSkipVerify: true, CurvePreferences: tc.offer})
+		err = c.Handshake()
+		switch {
+		case tc.ok && err != nil:
+			t.Errorf("offering %v: %v", tc.offer, err)
+		case !tc.ok && err == nil:
+			t.Errorf("offering %v: handshake succeeded with curve %v", tc.offer, c.ConnectionState().CurveID)
+		case tc.ok && c.ConnectionState().CurveID != tls.CurveP384:
+			t.Errorf("offering %v: curve %v, want P-384", tc.offer, c.ConnectionState().CurveID)
+		}
+		raw.Close()
+	}
+}
