@@ -254,6 +254,9 @@ type Config struct {
 	// LogDisconnections logs each client disconnect with its reason (Info).
 	// Default true.
 	LogDisconnections bool `toml:"log_disconnections"`
+	// LogPoolerErrors logs (Warn) each error mux itself sends a client
+	// before closing it. Default true.
+	LogPoolerErrors bool `toml:"log_pooler_errors"`
 	// LogStats logs each database's averages every StatsPeriod. Default true.
 	LogStats bool `toml:"log_stats"`
 	// StatsPeriod is how often averages are computed for the log and for
@@ -374,6 +377,7 @@ func Default() *Config {
 		LogLevel:                "info",
 		LogConnections:          true,
 		LogDisconnections:       true,
+		LogPoolerErrors:         true,
 		LogStats:                true,
 		StatsPeriod:             Duration(DefaultStatsPeriod),
 		SCRAMIterations:         DefaultSCRAMIterations,

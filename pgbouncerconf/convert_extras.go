@@ -25,6 +25,7 @@ func (c *converter) boolSetting(key, def string) {
 func (c *converter) logSettings() {
 	c.boolSetting("log_connections", "1")
 	c.boolSetting("log_disconnections", "1")
+	c.boolSetting("log_pooler_errors", "1")
 	c.boolSetting("log_stats", "1")
 	n, kv, ok := c.intSetting("stats_period", 60, 1, maxSeconds)
 	c.add("stats_period", tomlString(formatDuration(time.Duration(n)*time.Second)), c.origin(kv, ok))

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"runtime"
 	"strings"
@@ -171,4 +172,29 @@ func TestLogStats(t *testing.T) {
 			t.Errorf("%d stats lines with log_stats off", n)
 		}
 	})
+}
+
+// log_pooler_errors logs each error mux sends a client it closes; off, it
+// does not.
+func TestLogPoolerErrors(t *testing.T) {
+	for _, on := range []bool{true, false} {
+		t.Run(map[bool]string{true: "on", false: "off"}[on], func(t *testing.T) {
+			m, logs := observedMux(t, fmt.Sprintf("log_pooler_errors = %v", on))
+			if got := connectErr(t, m.dsn("muxuser", "muxpass", "pgbouncer_nonexistent_db_x")); got == "" {
+				t.Fatal("login to an unknown database succeeded")
+			}
+			time.Sleep(200 * time.Millisecond)
+			found := logs.FilterMessage("pooler error").All()
+			switch {
+			case on && len(found) == 0:
+				t.Fatal("no pooler error logged")
+			case on:
+				if f := found[0].ContextMap(); found[0].Level != zapcore.WarnLevel || f["sqlstate"] == "" || f["message"] == "" {
+					t.Errorf("logged %v %v", found[0].Level, f)
+				}
+			case len(found) > 0:
+				t.Errorf("log_pooler_errors off, logged %v", found[0].ContextMap())
+			}
+		})
+	}
 }

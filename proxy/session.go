@@ -377,6 +377,9 @@ func (c *clientConn) writeRaw(b []byte) (int, error) {
 // sendError sends e, bounded in time so a client that does not read cannot
 // hold us.
 func (c *clientConn) sendError(e *wire.Error) {
+	if c.p.config().LogPoolerErrors {
+		c.logger().Warn("pooler error", zap.String("severity", e.Severity), zap.String("sqlstate", e.Code), zap.String("message", e.Message))
+	}
 	_ = c.conn.SetWriteDeadline(time.Now().Add(time.Second))
 	_ = c.write(wire.AppendError(nil, e))
 }
