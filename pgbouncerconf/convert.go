@@ -691,7 +691,7 @@ var unsupportedSettings = map[string]struct {
 	"server_round_robin":          {[]string{"0"}, "mux picks idle server connections in its own order; not configurable", false},
 	"server_reset_query_always":   {[]string{"0"}, "mux runs server_reset_query only in session mode", false},
 	"server_fast_close":           {[]string{"0"}, "not supported; after a reload session-mode servers close when their client leaves", false},
-	"track_extra_parameters":      {[]string{"", "intervalstyle"}, "mux has no list of extra tracked parameters", false},
+	"track_extra_parameters":      {[]string{"", "intervalstyle"}, "no list is needed: mux carries every setting a client changes with SET or in its startup packet (it reads them back after each transaction that may change them), reported to the client or not", false},
 	"conffile":                    {nil, "mux reloads the file it was started with", false},
 	"service_name":                {[]string{"pgbouncer"}, "Windows service name; not used by mux", false},
 	"job_name":                    {[]string{"pgbouncer"}, "Windows service name; not used by mux", false},
@@ -712,7 +712,7 @@ var unsupportedSettings = map[string]struct {
 	"client_tls_dheparams":        {[]string{"auto", "none"}, "Go's TLS does not use finite-field DHE", false},
 	"pkt_buf":                     {[]string{"4096"}, "mux sizes its buffers itself", false},
 	"sbuf_loopcnt":                {[]string{"5"}, "mux serves each connection on its own goroutine, so a busy one cannot stall the others", false},
-	"listen_backlog":              {[]string{"128"}, "mux uses the operating system's default backlog (net.core.somaxconn on Linux)", false},
+	"listen_backlog":              {[]string{"128"}, "Go listens with the largest backlog the system allows (net.core.somaxconn on Linux), which a smaller listen_backlog could only lower", false},
 	"so_reuseport":                {[]string{"0"}, "mux uses every CPU core in one process; run one mux instead of several", false},
 	"tcp_defer_accept":            {[]string{"0", "1", "45"}, "mux does not set TCP_DEFER_ACCEPT", false},
 }
