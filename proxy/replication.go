@@ -185,7 +185,7 @@ func (c *clientConn) replicateToClient(srv *pool.Server) error {
 func replicationEnd(errServer, errClient error) string {
 	switch {
 	case errors.Is(errServer, io.EOF):
-		return reasonClientEOF
+		return "client closed the replication connection"
 	case errors.Is(errClient, io.EOF):
 		return "server closed the replication connection"
 	case errServer != nil && !errors.Is(errServer, net.ErrClosed):

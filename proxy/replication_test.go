@@ -280,3 +280,79 @@ host all          repl    127.0.0.1/32 reject
 		t.Fatal(got)
 	}
 }
+
+// TestReplicationSubscriber: a real logical subscriber (CREATE
+// SUBSCRIPTION on a second cluster) whose connection string points at
+// mux gets the table's rows, the initial copy and a later INSERT.
+func TestReplicationSubscriber(t *testing.T) {
+	primary := startReplPrimary(t)
+	m := startMux(t, replMuxTop(primary, ""))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	dsn := fmt.Sprintf("host=%s port=%d user=repl password=replpass dbname=repldb sslmode=disable", primary.Host, primary.Port)
+	if err := execAs(ctx, dsn, `CREATE TABLE items (id int PRIMARY KEY, price float8);
+INSERT INTO items VALUES (1, 0.1);
+CREATE PUBLICATION pub FOR TABLE items`); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := pgtest.Start(pgtest.Options{MaxConnections: 30})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Stop() }) // before mux stops: its walreceivers leave first
+	if err := sub.Exec(ctx, "CREATE TABLE items (id int PRIMARY KEY, price float8)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := sub.Exec(ctx, fmt.Sprintf(
+		"CREATE SUBSCRIPTION sub CONNECTION 'host=%s port=%d user=repl password=replpass dbname=repldb sslmode=disable' PUBLICATION pub",
+		m.host, m.port)); err != nil {
+		t.Fatalf("CREATE SUBSCRIPTION through mux: %v", err)
+	}
+	if err := execAs(ctx, dsn, "INSERT INTO items VALUES (2, 1.0/3)"); err != nil {
+		t.Fatal(err)
+	}
+	// The values arrive exact (the subscriber's startup options, with
+	// extra_float_digits, reach its walsender through mux).
+	var got string
+	waitFor(t, "the subscriber to receive both rows", time.Minute, func() bool {
+		got, err = sub.QueryValue(ctx, "SELECT coalesce(string_agg(id::text, ',' ORDER BY id), '') FROM items WHERE price = CASE id WHEN 1 THEN 0.1 ELSE 1.0/3 END")
+		return err == nil && got == "1,2"
+	})
+	n, err := primary.QueryValue(ctx, "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'sub'")
+	if err != nil || n != "1" {
+		t.Fatalf("walsenders of the subscription on the primary: %q, %v", n, err)
+	}
+	if info := clientInfo(t, m, "repldb"); info.State != "active" {
+		t.Fatalf("SHOW CLIENTS of the subscriber: %+v", info)
+	}
+}
+
+// TestReplicationKill: KILL_CLIENT ends a replication client with 57P01
+// and mux closes its walsender with it.
+func TestReplicationKill(t *testing.T) {
+	primary := startReplPrimary(t)
+	m := startMux(t, replMuxTop(primary, ""))
+	conn, err := connectRepl(t, m, "repl", "replpass", "replication", "on")
+	if err != nil {
+		t.Fatal(err)
+	}
+	simple(t, conn, "IDENTIFY_SYSTEM")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	walsenders := func() string {
+		n, _ := primary.QueryValue(ctx, "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'walsender'")
+		return n
+	}
+	if n := walsenders(); n != "1" {
+		t.Fatalf("%s walsenders, want 1", n)
+	}
+	if err := m.p.killClient(clientInfo(t, m, "replication").ID); err != nil {
+		t.Fatal(err)
+	}
+	_, err = conn.Exec(ctx, "IDENTIFY_SYSTEM").ReadAll()
+	if sqlstate(err) != "57P01" {
+		t.Fatalf("after KILL_CLIENT: %v, want 57P01", err)
+	}
+	waitFor(t, "the walsender to end", 20*time.Second, func() bool { return walsenders() == "0" })
+	waitNoClients(t, m, 0)
+}
