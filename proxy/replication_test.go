@@ -35,6 +35,7 @@ func startReplPrimary(t *testing.T) *pgtest.Cluster {
 	defer cancel()
 	for _, q := range []string{
 		"CREATE ROLE repl LOGIN REPLICATION PASSWORD 'replpass'",
+		"CREATE ROLE norepl LOGIN PASSWORD 'noreplpass'",
 		"CREATE DATABASE repldb OWNER repl",
 		"CREATE TABLE marker (v text); INSERT INTO marker VALUES ('before the backup')",
 	} {
@@ -61,6 +62,9 @@ port = %d
 
 [users.repl]
 password = "replpass"
+
+[users.norepl]
+password = "noreplpass"
 `, top, c.Host, c.Port, c.Host, c.Port)
 }
 
@@ -354,5 +358,15 @@ func TestReplicationKill(t *testing.T) {
 		t.Fatalf("after KILL_CLIENT: %v, want 57P01", err)
 	}
 	waitFor(t, "the walsender to end", 20*time.Second, func() bool { return walsenders() == "0" })
+	waitNoClients(t, m, 0)
+
+	// Postgres's refusal reaches the client as Postgres sent it: a role
+	// without REPLICATION; and mux's: the admin console.
+	if _, err := connectRepl(t, m, "norepl", "noreplpass", "repldb", "database"); sqlstate(err) != "42501" {
+		t.Errorf("role without REPLICATION: %v, want 42501", err)
+	}
+	if _, err := connectRepl(t, m, "repl", "replpass", "pgbouncer", "true"); sqlstate(err) != "0A000" {
+		t.Errorf("admin console: %v, want 0A000", err)
+	}
 	waitNoClients(t, m, 0)
 }
