@@ -161,16 +161,17 @@ func (c *clientConn) replicateToServer(srv *pool.Server) error {
 }
 
 // replicateToClient copies the server's bytes to the client until the
-// server leaves or either connection fails. Writes go through c.write, so
-// that an error mux sends the client (KILL, shutdown) never lands inside a
-// message.
+// server leaves or either connection fails. Writes go through writeTimed,
+// so that an error mux sends the client (KILL, shutdown) never lands
+// inside a message, and a client that stops reading is dropped after
+// client_write_timeout, as any other.
 func (c *clientConn) replicateToClient(srv *pool.Server) error {
 	buf := make([]byte, replicationBufSize)
 	conn := srv.Conn()
 	for {
 		n, err := conn.Read(buf)
 		if n > 0 {
-			if werr := c.write(buf[:n]); werr != nil {
+			if werr := c.writeTimed(buf[:n]); werr != nil {
 				return werr
 			}
 		}
