@@ -23,7 +23,7 @@
 // as in PostgreSQL. Features of pg_hba.conf that mux does not implement are
 // refused with an error naming them rather than being silently ignored:
 // other authentication methods (ident, ldap, gss, ...), hostgssenc,
-// samerole, replication, "+group", "@file", regular expressions ("/..."),
+// samerole, "+group", "@file", regular expressions ("/..."),
 // samehost, samenet, host names and unknown options.
 package hba
 
@@ -396,12 +396,10 @@ func parseDatabase(t token) (string, error) {
 		return quoteName(t.s), nil
 	}
 	switch t.s {
-	case "all", "sameuser":
+	case "all", "sameuser", "replication":
 		return t.s, nil
 	case "samerole", "samegroup":
 		return "", fmt.Errorf("database keyword %q is not supported by mux (it needs role membership); list the databases explicitly", t.s)
-	case "replication":
-		return "", errors.New(`database keyword "replication" is not supported: mux does not proxy replication connections`)
 	}
 	if err := refuseSpecial(t.s, "database"); err != nil {
 		return "", err

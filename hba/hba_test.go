@@ -194,7 +194,6 @@ func TestParseErrors(t *testing.T) {
 		{"clientname value", "hostssl all all all cert clientname=cn", []string{`f:1: invalid value for clientname: "cn"`}},
 		{"samerole", "local samerole all md5", []string{`f:1: database keyword "samerole" is not supported by mux`}},
 		{"samegroup", "local samegroup all md5", []string{`f:1: database keyword "samegroup" is not supported by mux`}},
-		{"replication", "local db,replication all md5", []string{`f:1: database keyword "replication" is not supported: mux does not proxy replication connections`}},
 		{"database file", "local @dbs all md5", []string{`f:1: including database names from a file ("@dbs") is not supported by mux`}},
 		{"database regexp", "local /^db all md5", []string{`f:1: regular expressions in database names ("/^db") are not supported by mux`}},
 		{"group", "local all +admins md5", []string{`f:1: group membership ("+admins") is not supported by mux`}},

@@ -15,6 +15,11 @@ type Conn struct {
 	Addr     net.IP // TCP client address; IPv4 and IPv4-mapped IPv6 are the same
 	Database string
 	User     string
+	// Replication marks a physical replication connection
+	// ("replication=true"): only the database keyword "replication"
+	// matches it, and "all" does not, as in Postgres. A logical one
+	// ("replication=database") matches by its database, as any other.
+	Replication bool
 }
 
 // Match returns the first rule matching c (first match wins), or nil: no rule matches (the caller refuses the connection, like Postgres: "no pg_hba.conf entry for host ...").
@@ -63,12 +68,21 @@ func (r *Rule) matches(c Conn) bool {
 	if r.Type != Local && !addrMatches(r.Addr, c.Addr) {
 		return false
 	}
-	return matchDatabase(r.Databases, c.Database, c.User) && matchUser(r.Users, c.User)
+	return matchDatabase(r.Databases, c) && matchUser(r.Users, c.User)
 }
 
-func matchDatabase(list []string, db, user string) bool {
+func matchDatabase(list []string, c Conn) bool {
+	db, user := c.Database, c.User
 	for _, e := range list {
+		if c.Replication {
+			if e == "replication" {
+				return true
+			}
+			continue
+		}
 		switch e {
+		case "replication":
+			// Only physical replication connections.
 		case "all":
 			return true
 		case "sameuser":

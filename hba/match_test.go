@@ -142,3 +142,45 @@ func BenchmarkMatch(b *testing.B) {
 		}
 	}
 }
+
+// TestMatchReplication: the "replication" keyword matches physical
+// replication connections and nothing else; "all" and database names do
+// not match them; a logical one matches by its database, as in Postgres.
+func TestMatchReplication(t *testing.T) {
+	f := mustParse(t, `
+host    all          repl     127.0.0.1/32  md5             # 2
+host    replication  repl     127.0.0.1/32  scram-sha-256   # 3
+host    replication  all      127.0.0.1/32  reject          # 4
+host    "replication" all     127.0.0.1/32  trust           # 5
+host    app,replication all   10.0.0.0/8    password        # 6
+`)
+	if got := f.Rules[1].Databases; len(got) != 1 || got[0] != "replication" {
+		t.Fatalf("databases of line 3 = %q, want the keyword", got)
+	}
+	ip := net.ParseIP("127.0.0.1")
+	tests := []struct {
+		name string
+		c    Conn
+		line int
+	}{
+		{"all does not match physical, the keyword does", Conn{Addr: ip, Database: "replication", User: "repl", Replication: true}, 3},
+		{"physical of another user", Conn{Addr: ip, Database: "replication", User: "bob", Replication: true}, 4},
+		{"physical ignores its database name", Conn{Addr: ip, Database: "app", User: "repl", Replication: true}, 3},
+		{"keyword in a list", Conn{Addr: net.ParseIP("10.1.1.1"), Database: "x", User: "bob", Replication: true}, 6},
+		{"nothing for physical elsewhere", Conn{Addr: net.ParseIP("192.168.1.1"), Database: "replication", User: "repl", Replication: true}, 0},
+		{"ordinary (and logical) by database", Conn{Addr: ip, Database: "app", User: "repl"}, 2},
+		{"keyword does not match an ordinary connection", Conn{Addr: ip, Database: "replication", User: "bob"}, 5},
+		{"list with the keyword matches by name otherwise", Conn{Addr: net.ParseIP("10.1.1.1"), Database: "app", User: "bob"}, 6},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := 0
+			if r := f.Match(tt.c); r != nil {
+				got = r.Line
+			}
+			if got != tt.line {
+				t.Errorf("Match = line %d, want %d", got, tt.line)
+			}
+		})
+	}
+}

@@ -23,7 +23,8 @@ func (c *Conn) HBAAuthenticate(f *hba.File, st *Startup, u *User, cb []byte) (bo
 	if f == nil {
 		return false, nil
 	}
-	conn := hba.Conn{Local: c.IsUnix(), TLS: c.TLS, Database: st.Database, User: st.User}
+	conn := hba.Conn{Local: c.IsUnix(), TLS: c.TLS, Database: st.Database, User: st.User,
+		Replication: st.Replication == PhysicalReplication}
 	host := "[local]"
 	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
 		conn.Addr = a.IP
@@ -34,6 +35,10 @@ func (c *Conn) HBAAuthenticate(f *hba.File, st *Startup, u *User, cb []byte) (bo
 		enc = "SSL encryption"
 	}
 	r := f.Match(conn)
+	if r == nil && conn.Replication {
+		return true, wire.Fatal(wire.CodeInvalidAuthorization, "no pg_hba.conf entry for replication connection from host %s, user %s, %s (auth_hba_file)",
+			quote(host), quote(st.User), enc)
+	}
 	if r == nil {
 		return true, wire.Fatal(wire.CodeInvalidAuthorization, "no pg_hba.conf entry for host %s, user %s, database %s, %s (auth_hba_file)",
 			quote(host), quote(st.User), quote(st.Database), enc)

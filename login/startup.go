@@ -22,8 +22,10 @@ type Startup struct {
 	Settings []Setting
 	// UnknownPQ lists "_pq_." protocol options mux does not know; they are
 	// echoed in NegotiateProtocolVersion, never treated as settings.
-	UnknownPQ   []string
-	Replication string
+	UnknownPQ []string
+	// Replication is the kind of replication connection asked for
+	// (replication.go).
+	Replication Replication
 }
 
 // Setting is one run-time parameter.
@@ -76,7 +78,11 @@ func parseStartup(minor uint32, body []byte) (*Startup, error) {
 		case name == "database":
 			st.Database = value
 		case name == "replication":
-			st.Replication = value
+			r, err := parseReplication(value)
+			if err != nil {
+				return nil, err
+			}
+			st.Replication = r
 		case name == "options":
 			opts, err := parseOptions(value)
 			if err != nil {
@@ -95,19 +101,8 @@ func parseStartup(minor uint32, body []byte) (*Startup, error) {
 	if st.Database == "" {
 		st.Database = st.User
 	}
-	if st.Replication != "" && !isFalse(st.Replication) {
-		return nil, wire.Fatal(wire.CodeFeatureNotSupported, "replication connections are not supported by mux; connect to PostgreSQL directly for replication")
-	}
 	sort.Strings(st.UnknownPQ)
 	return st, nil
-}
-
-func isFalse(v string) bool {
-	switch strings.ToLower(v) {
-	case "false", "off", "no", "0":
-		return true
-	}
-	return false
 }
 
 // splitOptions splits a startup "options" value on whitespace; a backslash

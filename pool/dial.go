@@ -114,8 +114,9 @@ func Retryable(err error) bool {
 	return true
 }
 
-// dial connects to Postgres and logs in.
-func dial(ctx context.Context, t Target, log *zap.Logger) (*Server, error) {
+// dial connects to Postgres and logs in, with params (nil for a pooled
+// server) added to the StartupMessage.
+func dial(ctx context.Context, t Target, params map[string]string, log *zap.Logger) (*Server, error) {
 	network, address := t.NetAddr()
 	d := net.Dialer{KeepAliveConfig: t.KeepAlive.Config(), Control: socketControl(t.KeepAlive.UserTimeout, t.KeepAlive.Buffer)}
 	conn, err := d.DialContext(ctx, network, address)
@@ -144,7 +145,7 @@ func dial(ctx context.Context, t Target, log *zap.Logger) (*Server, error) {
 		done:    make(chan struct{}),
 	}
 	s.in, s.out = rawio.ReadWriter(conn)
-	if err := login(conn, t, s); err != nil {
+	if err := login(conn, t, params, s); err != nil {
 		conn.Close()
 		return nil, err
 	}
@@ -171,13 +172,18 @@ func readLoginMessage(r io.Reader, hdr []byte) (byte, []byte, error) {
 	return typ, body, nil
 }
 
-func login(conn net.Conn, t Target, s *Server) error {
+func login(conn net.Conn, t Target, params map[string]string, s *Server) error {
 	startup := pgproto3.StartupMessage{
 		ProtocolVersion: pgproto3.ProtocolVersionNumber,
 		Parameters:      map[string]string{"user": t.User, "database": t.Database},
 	}
 	for k, v := range t.Options {
 		startup.Parameters[k] = v
+	}
+	for k, v := range params {
+		if k != "user" && k != "database" {
+			startup.Parameters[k] = v
+		}
 	}
 	if _, err := conn.Write(wire.AppendMessage(nil, &startup)); err != nil {
 		return err

@@ -111,7 +111,7 @@ func (hs *HostSet) checkHost(h *Host, t Target) {
 // (lag.go), and disconnects.
 func probeRole(ctx context.Context, h *Host, t Target, log *zap.Logger) (Role, uint32, walSample, error) {
 	t.Host, t.Port = h.Spec.Host, h.Spec.Port
-	s, err := dial(ctx, t, log)
+	s, err := dial(ctx, t, nil, log)
 	if err != nil {
 		return RoleUnknown, 0, walSample{}, err
 	}

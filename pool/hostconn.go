@@ -21,11 +21,11 @@ type hostLink struct {
 }
 
 // dialRouted connects to cfg.Target, or with Hosts set to the host the
-// routing picks, keeping cfg.Target's login.
-func (p *Pool) dialRouted(ctx context.Context, cfg Config) (*Server, error) {
+// routing picks, keeping cfg.Target's login; params as for dial.
+func (p *Pool) dialRouted(ctx context.Context, cfg Config, params map[string]string) (*Server, error) {
 	hs := cfg.Hosts
 	if hs == nil {
-		return dial(ctx, cfg.Target, p.log)
+		return dial(ctx, cfg.Target, params, p.log)
 	}
 	r := hs.Routing()
 	if p.forReads {
@@ -38,7 +38,7 @@ func (p *Pool) dialRouted(ctx context.Context, cfg Config) (*Server, error) {
 	t := cfg.Target
 	t.Host, t.Port = h.Spec.Host, h.Spec.Port
 	gen := hs.gen.Load()
-	s, err := dial(ctx, t, p.log)
+	s, err := dial(ctx, t, params, p.log)
 	if err != nil {
 		hs.connectFailed(h, err)
 		return nil, err

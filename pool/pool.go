@@ -218,7 +218,7 @@ func (p *Pool) connect(ctx context.Context) (*Server, error) {
 	cfg := p.Config()
 	cctx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
 	defer cancel()
-	s, err := p.dialRouted(cctx, cfg)
+	s, err := p.dialRouted(cctx, cfg, nil)
 	if err != nil {
 		p.log.Warn("connecting to server failed", zap.Error(err))
 		return nil, err

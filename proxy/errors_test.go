@@ -137,7 +137,7 @@ func TestLoginErrors(t *testing.T) {
 		{"short length", []byte{0, 0, 0, 3, 0, 0, 0, 0}, "08P01"},
 		{"startup over 10000 bytes", append([]byte{0, 0, 0x27, 0x11}, make([]byte, 10004)...), "08P01"},
 		{"no user", wire.StartupPacket(3<<16, "database", "muxtest"), "28000"},
-		{"replication", wire.StartupPacket(3<<16, "user", "muxuser", "replication", "true"), "0A000"},
+		{"replication value", wire.StartupPacket(3<<16, "user", "muxuser", "replication", "maybe"), "22023"},
 		{"bytes after SSLRequest", append(wire.StartupPacket(80877103)[:8:8], wire.StartupPacket(3<<16, "user", "muxuser")...), "08P01"},
 	}
 	for _, tc := range raw {

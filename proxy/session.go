@@ -68,13 +68,13 @@ func (p *Proxy) serveConn(conn net.Conn) {
 		return
 	}
 	c.user, c.database = st.User, st.Database
-	if !admin.IsDatabase(c.database) && rawio.RawConn(c.conn) != nil && s.cfg.ServerTLSSSLMode == "disable" {
+	if loopRelayed(st) && rawio.RawConn(c.conn) != nil && s.cfg.ServerTLSSSLMode == "disable" {
 		// The driver is chosen before login registers the client, so
 		// that whoever finds it there (KILL, the sweeper) sees which.
 		if l := p.pickLoop(); l != nil {
 			c.lc = c.newLoopClient(l)
 		}
-	} else if !admin.IsDatabase(c.database) && p.loopsOn() {
+	} else if loopRelayed(st) && p.loopsOn() {
 		// A TLS client relays on a goroutine, but its servers' replies
 		// come from loops, which write through its output queue.
 		c.lc = c.newLoopClient(nil)
@@ -87,6 +87,11 @@ func (p *Proxy) serveConn(conn net.Conn) {
 	if admin.IsDatabase(c.database) {
 		c.logLogin(s.cfg.LogConnections)
 		c.serveAdmin(st)
+		return
+	}
+	if isReplication(st) {
+		relaying = true
+		c.startReplication(conn, s.cfg.LogConnections, st.Replication)
 		return
 	}
 	c.logLogin(s.cfg.LogConnections, zap.Stringer("pool_mode", c.core.Mode))
@@ -155,6 +160,9 @@ func (c *clientConn) login(s *snapshot, st *startup, lg *login.Conn) error {
 	u, err := c.authenticate(s, st, lg, db, ok)
 	if err != nil {
 		return err
+	}
+	if isReplication(st) {
+		return c.replicationLogin(s, st, db, ok, u)
 	}
 	if admin.IsDatabase(st.Database) {
 		return c.adminWelcome(s.cfg, st)

@@ -445,9 +445,14 @@ func quoteDSN(v string) string {
 // run runs a server program as the cluster owner and returns its combined
 // output.
 func (c *Cluster) run(prog string, args ...string) ([]byte, error) {
+	return c.runEnv(nil, prog, args...)
+}
+
+// runEnv is run with env added to the program's environment.
+func (c *Cluster) runEnv(env []string, prog string, args ...string) ([]byte, error) {
 	cmd := exec.Command(prog, args...)
 	cmd.Dir = c.tmpDir
-	cmd.Env = serverEnv()
+	cmd.Env = append(serverEnv(), env...)
 	var out bytes.Buffer
 	cmd.Stdout = &out
 	cmd.Stderr = &out

@@ -71,6 +71,13 @@ func (c *Cluster) StartReplica() (*Cluster, error) {
 
 // basebackup prepares r's directories and fills its data directory from c.
 func (r *Cluster) basebackup(c *Cluster) error {
+	return r.basebackupFrom(nil, "-h", c.Host, "-p", fmt.Sprint(c.Port),
+		"-U", c.SuperUser, "-R", "-X", "stream", "--checkpoint=fast", "--no-sync")
+}
+
+// basebackupFrom prepares r's directories and fills its data directory
+// with pg_basebackup args, env added to its environment.
+func (r *Cluster) basebackupFrom(env []string, args ...string) error {
 	if err := os.Chmod(r.tmpDir, 0o755); err != nil {
 		return fmt.Errorf("pgtest: %w", err)
 	}
@@ -82,8 +89,7 @@ func (r *Cluster) basebackup(c *Cluster) error {
 			return err
 		}
 	}
-	out, err := r.run(r.Bin("pg_basebackup"), "-h", c.Host, "-p", fmt.Sprint(c.Port),
-		"-U", c.SuperUser, "-D", r.DataDir, "-R", "-X", "stream", "--checkpoint=fast", "--no-sync")
+	out, err := r.runEnv(env, r.Bin("pg_basebackup"), append([]string{"-D", r.DataDir}, args...)...)
 	if err != nil {
 		return fmt.Errorf("pgtest: pg_basebackup: %v\n%s", err, tail(out, 2000))
 	}
