@@ -107,6 +107,9 @@ type Config struct {
 	// ServerResetQuery runs when a session-mode client leaves. Default
 	// "DISCARD ALL"; "" means none.
 	ServerResetQuery string `toml:"server_reset_query"`
+	// ServerResetQueryAlways runs ServerResetQuery in transaction and
+	// statement mode too, when a client lets go of a server. Default false.
+	ServerResetQueryAlways bool `toml:"server_reset_query_always"`
 	// ServerCheckDelay: a server idle longer than this runs ServerCheckQuery
 	// before reuse. Default 30s; 0 means always check.
 	ServerCheckDelay Duration `toml:"server_check_delay"`

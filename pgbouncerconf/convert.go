@@ -462,6 +462,7 @@ func (c *converter) pooling() {
 
 	raw, kv, ok = c.value("server_reset_query", "DISCARD ALL")
 	c.addString("server_reset_query", raw, c.origin(kv, ok), kv)
+	c.boolSetting("server_reset_query_always", "0")
 
 	n, kv, ok = c.intSetting("max_prepared_statements", 200, 0, math.MaxInt32)
 	c.add("max_prepared_statements", tomlInt(n), c.origin(kv, ok))
@@ -689,7 +690,6 @@ var unsupportedSettings = map[string]struct {
 	"max_user_connections":        {[]string{"0"}, "mux has no per-user limit on server connections", false},
 	"max_user_client_connections": {[]string{"0"}, "mux has no per-user limit on client connections; max_client_conn is the only one", false},
 	"server_round_robin":          {[]string{"0"}, "mux picks idle server connections in its own order; not configurable", false},
-	"server_reset_query_always":   {[]string{"0"}, "mux runs server_reset_query only in session mode", false},
 	"server_fast_close":           {[]string{"0"}, "not supported; after a reload session-mode servers close when their client leaves", false},
 	"track_extra_parameters":      {[]string{"", "intervalstyle"}, "no list is needed: mux carries every setting a client changes with SET or in its startup packet (it reads them back after each transaction that may change them), reported to the client or not", false},
 	"conffile":                    {nil, "mux reloads the file it was started with", false},

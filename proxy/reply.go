@@ -155,7 +155,7 @@ func (c *clientConn) carryOut(s *pool.Server, d session.Decision, werr error, on
 	case d == session.RefuseTransaction:
 		c.refuseTransaction(s)
 	case d == session.Release:
-		c.pool.Release(s)
+		c.releaseServer(s)
 		if werr != nil {
 			c.terminate()
 		} else {

@@ -189,7 +189,7 @@ func (c *clientConn) checkState(s *pool.Server) {
 		// reach the next client.
 		c.resetServer(s)
 	}
-	c.pool.Release(s)
+	c.releaseServer(s)
 	c.armIdleTimeout()
 }
 
@@ -236,13 +236,41 @@ func (c *clientConn) waitCheck() {
 // resetServer runs DISCARD ALL on a server the client no longer holds, and
 // forgets what mux knew was on it; a failure closes the server.
 func (c *clientConn) resetServer(s *pool.Server) {
-	if _, err := execReset(s, "DISCARD ALL"); err != nil {
+	resetWith(s, "DISCARD ALL")
+}
+
+// resetWith runs reset query q on a server no client holds and forgets
+// the settings mux applied there, and its prepared statements if q drops
+// them; a failure closes the server.
+func resetWith(s *pool.Server, q string) {
+	if _, err := execReset(s, q); err != nil {
 		s.MarkBroken()
 		return
 	}
 	s.Applied = map[string]string{}
-	s.Stmts.Clear()
-	s.UnnamedKey = 0
+	if u := strings.ToUpper(q); strings.Contains(u, "DISCARD ALL") || strings.Contains(u, "DEALLOCATE ALL") {
+		s.Stmts.Clear()
+		s.UnnamedKey = 0
+	}
+}
+
+// releaseServer gives back a server the client let go of at the end of a
+// transaction. With server_reset_query_always the reset query runs on it
+// first (off the loop; the client does not wait), as PgBouncer does in
+// every pool mode for applications that misuse session state; mux still
+// carries each client's settings and prepared statements to its next
+// server.
+func (c *clientConn) releaseServer(s *pool.Server) {
+	cfg := c.p.config()
+	if !cfg.ServerResetQueryAlways || cfg.ServerResetQuery == "" || s.Broken() {
+		c.pool.Release(s)
+		return
+	}
+	s.SetHandler(nil)
+	go func() {
+		resetWith(s, cfg.ServerResetQuery)
+		c.pool.Release(s)
+	}()
 }
 
 // execReset runs an internal query that must leave server s clean (sync,
