@@ -93,6 +93,9 @@ type Config struct {
 	// AuthHBAFile, if set, is a pg_hba.conf-format file deciding per
 	// connection how (and whether) a client authenticates.
 	AuthHBAFile string `toml:"auth_hba_file"`
+	// AuthIdentFile, if set, is a pg_ident.conf-format file of the user
+	// name maps that auth_hba_file's map= options name.
+	AuthIdentFile string `toml:"auth_ident_file"`
 	// PoolMode is the global pool mode: session, transaction or statement.
 	// Default transaction.
 	PoolMode string `toml:"pool_mode"`
