@@ -3,6 +3,8 @@ package session
 import (
 	"bytes"
 	"testing"
+
+	"github.com/muxpg/mux/internal/wire"
 )
 
 // A pass-through tracker (max_prepared_statements = 0) sends named
@@ -52,4 +54,72 @@ func TestPassTrackerLeavesNamedStatementsAlone(t *testing.T) {
 		t.Errorf("LISTEN: server got %q, counted %v: want mux's answer", out, counted)
 	}
 	trk.Forget()
+}
+
+// FuzzPassTrackedMessages is FuzzTrackedMessages for a pass-through
+// tracker: any client input gives well-framed output to the server and to
+// the client, and a client's named Parse, Bind, Describe and Close reach
+// the server as they were.
+func FuzzPassTrackedMessages(f *testing.F) {
+	seed := append(msg('P', "S_1\x00SELECT set_config('a.b', '1', false)\x00\x00\x00"), msg('B', "\x00S_1\x00\x00\x00\x00\x00\x00\x00")...)
+	seed = append(seed, msg('D', "SS_1\x00")...)
+	seed = append(seed, msg('C', "SS_1\x00")...)
+	seed = append(seed, msg('S', "")...)
+	f.Add(seed, append(msg('1', ""), msg('2', "")...))
+	f.Add(msg('Q', "DEALLOCATE S_1; LISTEN x\x00"), msg('Z', "I"))
+	f.Add(msg('P', "\x00SELECT 1\x00\x00\x00"), msg('E', "SERROR\x00C0A000\x00\x00"))
+	f.Fuzz(func(t *testing.T, client, server []byte) {
+		s := newServer(0)
+		trk, h := NewPassTracker(), newHost()
+		var out []byte
+		for len(client) >= wire.HeaderLen {
+			_, l := wire.Header(client)
+			if l < 4 || 1+l > len(client) {
+				break
+			}
+			m := client[:1+l]
+			client = client[1+l:]
+			before := len(out)
+			out, _ = trk.ClientMessage(out, s, m, h)
+			if named(m) && !bytes.Contains(m, []byte("refuse")) && !bytes.Equal(out[before:], m) {
+				t.Fatalf("named statement message %q reached the server as %q", m, out[before:])
+			}
+		}
+		types(t, out)
+		var framed []byte
+		for len(server) >= wire.HeaderLen {
+			_, l := wire.Header(server)
+			if l < 4 || 1+l > len(server) {
+				break
+			}
+			framed = append(framed, server[:1+l]...)
+			server = server[1+l:]
+		}
+		types(t, reply(&trk, s, h, framed))
+		types(t, trk.AppendAnswers(nil, h.Status()))
+		if trk.Len() != 0 || s.Stmts.Len() != 0 {
+			t.Fatal("a pass-through tracker kept statement names")
+		}
+	})
+}
+
+// named reports whether m is a well-formed Parse or Bind of a named
+// statement, or a Describe or Close of one, whose text (for a Parse) has
+// no LISTEN for the host to replace.
+func named(m []byte) bool {
+	body := m[wire.HeaderLen:]
+	switch m[0] {
+	case 'P':
+		name, rest, ok1 := wire.CString(body)
+		text, _, ok2 := wire.CString(rest)
+		return ok1 && ok2 && len(name) > 0 && FindWords(text)&WordListen == 0
+	case 'B':
+		_, rest, ok1 := wire.CString(body)
+		name, _, ok2 := wire.CString(rest)
+		return ok1 && ok2 && len(name) > 0
+	case 'D', 'C':
+		name, ok := statementTarget(body)
+		return ok && len(name) > 0
+	}
+	return false
 }
