@@ -208,45 +208,66 @@ func (id *Ident) Has(name string) bool {
 
 // Allows returns the first line of the map called name that lets a client
 // authenticated as system log in as user, or nil: no line does (Postgres
-// refuses such a login: "no match in usermap").
+// refuses such a login: "no match in usermap"). As in PostgreSQL, a line
+// whose \1 stands for a group that did not take part in the match ends
+// the search with no match.
 func (id *Ident) Allows(name, system, user string) *IdentLine {
 	if id == nil {
 		return nil
 	}
 	for i := range id.Lines {
-		if l := &id.Lines[i]; l.Map == name && l.allows(system, user) {
-			return l
+		if l := &id.Lines[i]; l.Map == name {
+			switch l.allows(system, user) {
+			case matched:
+				return l
+			case failed:
+				return nil
+			}
 		}
 	}
 	return nil
 }
 
-func (l *IdentLine) allows(system, user string) bool {
+// The outcomes of one line for a login.
+const (
+	unmatched = iota
+	matched
+	failed // \1 with nothing to put there
+)
+
+func (l *IdentLine) allows(system, user string) int {
 	want := l.User
 	if l.systemRE != nil {
 		m := l.systemRE.FindStringSubmatchIndex(system)
 		if m == nil {
-			return false
+			return unmatched
 		}
 		// Only a plain name takes the substitution, and the result is a
 		// plain name (never all or a pattern), as in PostgreSQL.
 		if !l.UserAll && l.userRE == nil && strings.Contains(want, `\1`) {
 			if len(m) < 4 || m[2] < 0 {
-				return false // no subexpressions: refused by ParseIdent; an unmatched group is no match
+				return failed
 			}
 			want = strings.Replace(want, `\1`, system[m[2]:m[3]], 1)
-			return want == user
+			return outcome(want == user)
 		}
 	} else if l.System != system {
-		return false
+		return unmatched
 	}
 	switch {
 	case l.UserAll:
-		return true
+		return matched
 	case l.userRE != nil:
-		return l.userRE.MatchString(user)
+		return outcome(l.userRE.MatchString(user))
 	}
-	return want == user
+	return outcome(want == user)
+}
+
+func outcome(ok bool) int {
+	if ok {
+		return matched
+	}
+	return unmatched
 }
 
 // String formats the mappings as a user name map file that ParseIdent

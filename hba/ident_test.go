@@ -14,6 +14,8 @@ certs  /^ops-        all
 "my map" "carol x"  "all"
 peers  root         /^app_[0-9]+$
 peers  "/^u(\d)$"   "n\1x"
+opt    "/^a|(b)$"   \1
+opt    /^a          all
 `), "pg_ident.conf")
 	if err != nil {
 		t.Fatal(err)
@@ -38,6 +40,9 @@ peers  "/^u(\d)$"   "n\1x"
 		{"peers", "u7", "n7x", 8},
 		{"peers", "u7", "n8x", 0},
 		{"nomap", "alice", "bob", 0},
+		{"opt", "b", "b", 9},
+		{"opt", "a", "x", 0}, // \1 of a group not in the match: no match, and no later line
+		{"opt", "c", "c", 0},
 	} {
 		l := id.Allows(c.m, c.system, c.user)
 		got := 0
