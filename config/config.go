@@ -97,6 +97,9 @@ type Config struct {
 	// AuthHBAFile, if set, is a pg_hba.conf-format file deciding per
 	// connection how (and whether) a client authenticates.
 	AuthHBAFile string `toml:"auth_hba_file"`
+	// AuthIdentFile, if set, is a pg_ident.conf-format file of the user
+	// name maps that auth_hba_file's map= options name.
+	AuthIdentFile string `toml:"auth_ident_file"`
 	// PoolMode is the global pool mode: session, transaction or statement.
 	// Default transaction.
 	PoolMode string `toml:"pool_mode"`
@@ -191,8 +194,9 @@ type Config struct {
 	ListenFanout bool `toml:"listen_fanout"`
 	// MaxPreparedStatements bounds the protocol-level prepared statements mux
 	// keeps on each server connection in transaction and statement mode
-	// (least recently used ones are closed). 0 turns prepared statement
-	// tracking off. Default 200.
+	// (least recently used ones are closed). 0 turns only prepared
+	// statement tracking off: named statements pass through unchanged, and
+	// session state and LISTEN are handled as ever. Default 200.
 	MaxPreparedStatements int `toml:"max_prepared_statements"`
 	// QueryTimeout cancels a query running longer than this (a
 	// CancelRequest; the server is kept). 0 = off. Default 0.

@@ -27,7 +27,8 @@ type Snapshot struct {
 	// later line wins, as in PgBouncer. Every password is one that
 	// auth.ParseSecret accepts.
 	Users map[string]User
-	// HBA holds auth_hba_file's rules; nil when it is not set.
+	// HBA holds auth_hba_file's rules, and in HBA.Maps auth_ident_file's
+	// user name maps; nil when auth_hba_file is not set.
 	HBA *hba.File
 	// ClientTLS and ServerTLS hold the files of client_tls_* and
 	// server_tls_*; zero when that side's sslmode is disable.
@@ -86,9 +87,18 @@ func Resolve(c *Config) (*Snapshot, error) {
 		if err != nil {
 			errs = append(errs, fmt.Errorf("auth_hba_file: %w", err))
 		}
-		errs = append(errs, unenforceable(c.AuthHBAFile, f)...)
 		s.HBA = f
 	}
+	if c.AuthIdentFile != "" {
+		maps, err := hba.LoadIdent(c.AuthIdentFile)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("auth_ident_file: %w", err))
+		}
+		if s.HBA != nil {
+			s.HBA.Maps = maps
+		}
+	}
+	errs = append(errs, undefinedMaps(s.HBA, c.AuthIdentFile)...)
 	if c.ClientTLSSSLMode != "disable" {
 		s.ClientTLS = readTLSFiles(&errs, "client", c.ClientTLSCertFile, c.ClientTLSKeyFile, c.ClientTLSCAFile)
 	}
@@ -146,18 +156,23 @@ func readTLSFiles(errs *[]error, side, certFile, keyFile, caFile string) TLSFile
 	return f
 }
 
-// unenforceable refuses the rows of an auth_hba_file whose options mux
-// would have to ignore: a user name map (map=) needs pg_ident.conf, which
-// mux does not read, and ignoring it would let other users in, or keep
-// them out, than the file says.
-func unenforceable(path string, f *hba.File) []error {
+// undefinedMaps refuses the rules of an auth_hba_file whose map= names a
+// map that auth_ident_file does not define (or no auth_ident_file is
+// set): Postgres would let nobody in through such a row, which is never
+// what its author meant. identPath is auth_ident_file, for the messages.
+func undefinedMaps(f *hba.File, identPath string) []error {
 	if f == nil {
 		return nil
 	}
 	var errs []error
 	for _, r := range f.Rules {
-		if _, ok := r.Options["map"]; ok {
-			errs = append(errs, fmt.Errorf("auth_hba_file: %s:%d: map= needs a user name map (pg_ident.conf), which mux does not read yet: remove it", path, r.Line))
+		m, ok := r.Options["map"]
+		switch {
+		case !ok:
+		case identPath == "":
+			errs = append(errs, fmt.Errorf("auth_hba_file: %s:%d: map=%s needs auth_ident_file, the file of user name maps", f.Path, r.Line, m))
+		case f.Maps != nil && !f.Maps.Has(m):
+			errs = append(errs, fmt.Errorf("auth_hba_file: %s:%d: map=%s: auth_ident_file %s has no line for map %q", f.Path, r.Line, m, identPath, m))
 		}
 	}
 	return errs

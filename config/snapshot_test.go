@@ -112,13 +112,41 @@ server_tls_ca_file = %q
 	}
 }
 
-// A user name map mux cannot apply is refused, not ignored.
-func TestResolveRefusesIdentMaps(t *testing.T) {
+// auth_ident_file's maps reach the rules; a map= that names no map, and
+// a broken map file, are refused at load with the key and the line.
+func TestResolveIdentMaps(t *testing.T) {
 	dir := t.TempDir()
 	rules := writeTemp(t, dir, "hba.conf", "host all all 127.0.0.1/32 scram-sha-256\nlocal all all peer map=admins\n")
-	c := mustParse(t, fmt.Sprintf("auth_hba_file = %q\n", rules)+minimalDB)
-	_, err := Resolve(c)
-	if err == nil || !strings.Contains(err.Error(), "auth_hba_file") || !strings.Contains(err.Error(), "hba.conf:2: map=") {
-		t.Fatalf("Resolve: %v, want the map= line refused", err)
+	maps := writeTemp(t, dir, "ident.conf", "admins root postgres\n")
+	s, err := Resolve(mustParse(t, fmt.Sprintf("auth_hba_file = %q\nauth_ident_file = %q\n", rules, maps)+minimalDB))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.HBA.Maps == nil || s.HBA.Maps.Allows("admins", "root", "postgres") == nil {
+		t.Fatalf("maps %+v", s.HBA.Maps)
+	}
+
+	for _, c := range []struct{ ident, identFile, want string }{
+		{"", "", "auth_hba_file: " + rules + ":2: map=admins needs auth_ident_file"},
+		{"others root postgres\n", "ident.conf", "auth_hba_file: " + rules + `:2: map=admins: auth_ident_file ` + maps + ` has no line for map "admins"`},
+		{"admins root\n", "ident.conf", "auth_ident_file: " + maps + ":1: missing entry"},
+	} {
+		conf := fmt.Sprintf("auth_hba_file = %q\n", rules)
+		if c.identFile != "" {
+			writeTemp(t, dir, c.identFile, c.ident)
+			conf += fmt.Sprintf("auth_ident_file = %q\n", maps)
+		}
+		_, err := Resolve(mustParse(t, conf+minimalDB))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Resolve: %v, want %q", err, c.want)
+		}
+	}
+}
+
+func TestIdentFileNeedsHBAFile(t *testing.T) {
+	maps := writeTemp(t, t.TempDir(), "ident.conf", "admins root postgres\n")
+	_, err := Parse([]byte(fmt.Sprintf("auth_ident_file = %q\n", maps) + minimalDB))
+	if err == nil || !strings.Contains(err.Error(), "auth_ident_file: needs auth_hba_file") {
+		t.Fatalf("Parse: %v", err)
 	}
 }

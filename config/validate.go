@@ -155,6 +155,13 @@ func (c *Config) problems() []error {
 			ck.add(k("auth_hba_file"), "%v", err)
 		}
 	}
+	if c.AuthIdentFile != "" {
+		if c.AuthHBAFile == "" {
+			ck.add(k("auth_ident_file"), "needs auth_hba_file: its maps are used only by that file's map= options")
+		} else if _, err := os.Stat(c.AuthIdentFile); err != nil {
+			ck.add(k("auth_ident_file"), "%v", err)
+		}
+	}
 	ck.oneOf(k("pool_mode"), c.PoolMode, poolModes)
 	ck.atLeast(k("default_pool_size"), c.DefaultPoolSize, 1)
 	if c.DefaultPoolSize >= 1 {

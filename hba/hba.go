@@ -108,6 +108,10 @@ type Rule struct {
 type File struct {
 	Rules []Rule
 	Path  string // the name given to Parse, or the path given to Load
+	// Maps are the user name maps (auth_ident_file) that the rules' map=
+	// options name; nil when there are none. Parse leaves it nil: the
+	// caller that reads both files sets it (config.Resolve).
+	Maps *Ident
 }
 
 // ParseError describes one invalid line. Parse joins all of them with

@@ -43,7 +43,7 @@ func (c *Conn) HBAAuthenticate(f *hba.File, st *Startup, u *User, cb []byte) (bo
 		return true, wire.Fatal(wire.CodeInvalidAuthorization, "no pg_hba.conf entry for host %s, user %s, database %s, %s (auth_hba_file)",
 			quote(host), quote(st.User), quote(st.Database), enc)
 	}
-	if err := c.checkClientCert(r, st.User); err != nil {
+	if err := c.checkClientCert(r, f.Maps, st.User); err != nil {
 		return true, err
 	}
 	switch r.Method {
@@ -61,7 +61,7 @@ func (c *Conn) HBAAuthenticate(f *hba.File, st *Startup, u *User, cb []byte) (bo
 	case hba.Cert:
 		return true, c.authCert(st.User, u) // checkClientCert has checked the name
 	case hba.Peer:
-		return true, c.authPeer(st.User, u)
+		return true, c.authPeer(r, f.Maps, st.User, u)
 	}
 	return true, wire.Fatal(wire.CodeInvalidAuthorization, "unsupported authentication method %q in auth_hba_file line %d", r.Method, r.Line)
 }
@@ -113,8 +113,9 @@ func (c *Conn) authCert(name string, u *User) error {
 // its method runs, as Postgres does: clientcert=verify-ca asks for a
 // certificate signed by client_tls_ca_file, verify-full (and method cert)
 // also for the user name in it, as its CN or, with clientname=DN, its
-// whole subject (RFC 2253).
-func (c *Conn) checkClientCert(r *hba.Rule, name string) error {
+// whole subject (RFC 2253), or, with map=, for a line of that user name
+// map letting that name log in as the user.
+func (c *Conn) checkClientCert(r *hba.Rule, maps *hba.Ident, name string) error {
 	mode := r.Options["clientcert"]
 	if r.Method == hba.Cert {
 		mode = "verify-full"
@@ -133,6 +134,9 @@ func (c *Conn) checkClientCert(r *hba.Rule, name string) error {
 	got := cert.Subject.CommonName
 	if r.Options["clientname"] == "DN" {
 		got = cert.Subject.String()
+	}
+	if m, ok := r.Options["map"]; ok {
+		return checkMap(r, maps, m, got, name, "certificate")
 	}
 	if got != name {
 		return wire.Fatal(wire.CodeInvalidAuthorization, "certificate authentication failed for user %s: the certificate names %s (auth_hba_file line %d)",
@@ -156,8 +160,9 @@ func (c *Conn) verifiedCert() *x509.Certificate {
 }
 
 // authPeer accepts a Unix-socket client whose operating-system user (from
-// SO_PEERCRED) has the requested name.
-func (c *Conn) authPeer(name string, u *User) error {
+// SO_PEERCRED) has the requested name or, with map=, may log in as it by
+// that user name map.
+func (c *Conn) authPeer(r *hba.Rule, maps *hba.Ident, name string, u *User) error {
 	uc, ok := c.Conn.(*net.UnixConn)
 	if !ok {
 		return wire.Fatal(wire.CodeInvalidAuthorization, "peer authentication failed for user %s: not a Unix-socket connection", quote(name))
@@ -170,11 +175,26 @@ func (c *Conn) authPeer(name string, u *User) error {
 	if err != nil {
 		return wire.Fatal(wire.CodeInvalidAuthorization, "peer authentication failed for user %s: local user with ID %d does not exist", quote(name), uid)
 	}
-	if osUser.Username != name {
+	if m, ok := r.Options["map"]; ok {
+		if err := checkMap(r, maps, m, osUser.Username, name, "Peer"); err != nil {
+			return err
+		}
+	} else if osUser.Username != name {
 		return wire.Fatal(wire.CodeInvalidAuthorization, "Peer authentication failed for user %s: the connecting process runs as %s", quote(name), quote(osUser.Username))
 	}
 	if u == nil {
 		return wire.Fatal(wire.CodeInvalidAuthorization, "role %s does not exist", quote(name))
 	}
 	return nil
+}
+
+// checkMap refuses a login as user unless a line of the user name map m
+// lets system (the certificate's name, or the OS user) log in as it; what
+// is the method's name for the message, as Postgres words it.
+func checkMap(r *hba.Rule, maps *hba.Ident, m, system, user, what string) error {
+	if maps.Allows(m, system, user) != nil {
+		return nil
+	}
+	return wire.Fatal(wire.CodeInvalidAuthorization, "%s authentication failed for user %s: no match in usermap %s for user %s authenticated as %s (auth_hba_file line %d, auth_ident_file)",
+		what, quote(user), quote(m), quote(user), quote(system), r.Line)
 }

@@ -359,6 +359,7 @@ func (c *converter) authentication() {
 		}
 	}
 	c.addString("auth_hba_file", hbaFile, c.origin(hbaKV, hbaOK && hbaFile != ""), hbaKV)
+	c.identFile(hbaFile)
 
 	query, qKV, qOK := c.value("auth_query", "")
 	comment = c.origin(qKV, qOK)
@@ -681,7 +682,6 @@ var unsupportedSettings = map[string]struct {
 	"syslog":                      {[]string{"0"}, "mux logs to stderr; forward it to syslog with your service manager (e.g. journald)", false},
 	"syslog_ident":                {[]string{"pgbouncer"}, "mux logs to stderr; forward it to syslog with your service manager", false},
 	"syslog_facility":             {[]string{"daemon"}, "mux logs to stderr; forward it to syslog with your service manager", false},
-	"auth_ident_file":             {[]string{""}, "hba files and ident maps are not supported yet", false},
 	"auth_ldap_options":           {[]string{""}, "LDAP authentication is not supported", true},
 	"reserve_pool_size":           {[]string{"0"}, "mux has no reserve pool; raise default_pool_size or the database's pool_size instead", false},
 	"reserve_pool_timeout":        {[]string{"5"}, "mux has no reserve pool", false},

@@ -22,12 +22,9 @@ import (
 	"go.uber.org/zap"
 )
 
-// Message types the framer hands over whole: a transaction- or
-// statement-mode client's Query and Parse are looked into for LISTEN.
-var (
-	wholeNone  session.TypeSet
-	wholeQuery = session.Types('Q', 'P')
-)
+// wholeNone: a session-mode client's messages all stream through (in
+// transaction and statement mode the Tracker sees them: tracked.go).
+var wholeNone session.TypeSet
 
 // Readable implements evloop.Conn: the client's socket is readable (or
 // may be).
@@ -117,15 +114,12 @@ func (c *clientConn) ctlRead(fd uintptr) {
 	}
 }
 
-// process frames the buffered input, forwards whole runs of messages to
-// the server, and handles those mux must act on.
+// process frames a session-mode client's buffered input and forwards
+// whole runs of messages to the server.
 func (c *clientConn) process() error {
 	pos := c.in.r
 	fr0 := c.in.fr
 	whole := &wholeNone
-	if c.core.Mode != session.Session {
-		whole = &wholeQuery
-	}
 	var run session.Run
 	for {
 		f, err := c.in.fr.Next((*c.in.bp)[pos:c.in.w], whole, c.lim)
@@ -145,16 +139,6 @@ func (c *clientConn) process() error {
 			}
 			c.in.r = c.in.w
 			return errTerminate
-		case f.Kind == session.Whole && whole.Has(f.Type):
-			done, err := c.inspect(pos, f.Len, &run)
-			if err != nil {
-				return err
-			}
-			if !done {
-				run.Add(f.Type)
-			}
-			pos += f.Len
-			continue
 		default:
 			if f.Kind != session.Rest {
 				run.Add(f.Type)
@@ -172,35 +156,6 @@ func (c *clientConn) process() error {
 	}
 	c.consumed(pos)
 	return err
-}
-
-// inspect looks into a whole Query or Parse of n bytes at pos for LISTEN,
-// which transaction and statement mode refuse. done reports that it
-// forwarded the run so far and the refusal in the message's place.
-func (c *clientConn) inspect(pos, n int, run *session.Run) (done bool, err error) {
-	m := (*c.in.bp)[pos : pos+n]
-	// The byte filter first: lexOptions takes c.mu.
-	if session.FindWords(m[wire.HeaderLen:])&session.WordListen == 0 {
-		return false, nil
-	}
-	repl := session.RefuseListen(m, c.lexOptions())
-	if repl == nil {
-		return false, nil
-	}
-	if err := c.forward((*c.in.bp)[c.in.r:pos], *run); err != nil {
-		return false, err
-	}
-	*run = session.Run{}
-	c.in.r = pos
-	var rr session.Run
-	rr.Add(m[0])
-	// Input is consumed only once forwarded: a loop-driven client that
-	// must wait for a server runs this again.
-	if err := c.forward(repl, rr); err != nil {
-		return false, err
-	}
-	c.in.r = pos + n
-	return true, nil
 }
 
 // consumed marks the input up to pos processed, and gives the buffer back

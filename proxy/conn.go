@@ -49,7 +49,7 @@ type clientConn struct {
 	tls     bool         // set at login, read-only: the client connection is TLS
 	gone    bool         // the client connection is closed or closing
 	waiting bool         // waiting for a server from the pool
-	track   bool         // set at login, read-only: prepared statements are tracked (prepared.go)
+	track   bool         // set at login, read-only: transaction or statement mode, trk sees every message (tracked.go)
 	// poolReleased is not guarded by mu: releasePool sets it, on the
 	// goroutine that ends the connection (here for the padding).
 	poolReleased bool

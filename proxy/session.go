@@ -232,15 +232,21 @@ func (c *clientConn) authenticate(s *snapshot, st *startup, lg *login.Conn, db c
 func (c *clientConn) joinPool(cfg *config.Config, st *startup, db config.Database, u *login.User) {
 	c.core.Mode = session.ModeOf(cfg.PoolModeFor(db, st.User))
 	c.pin.policy = db.PinPolicy
-	if c.core.Mode != session.Session && cfg.MaxPreparedStatements > 0 {
+	if c.core.Mode != session.Session {
+		// Session state and LISTEN are tracked whatever
+		// max_prepared_statements says; 0 only leaves named statements
+		// alone.
 		c.track = true
 		c.ln.listens = map[string]struct{}{}
 	}
 	c.lim = session.Limits{MaxMessage: int32(cfg.MaxMessageSize), NoSimpleQuery: cfg.DisablePQExec}
 	var reg *session.Registry
 	c.pool, reg, c.stats = c.p.poolFor(st.Database, db, st.User, u)
-	if c.track {
+	switch {
+	case c.track && cfg.MaxPreparedStatements > 0:
 		c.trk = session.NewTracker(reg)
+	case c.track:
+		c.trk = session.NewPassTracker()
 	}
 	if c.scramKey != nil && u != nil && u.Secret.Kind == auth.SecretSCRAM && db.User == "" && db.Password == "" {
 		// The client proved the key of the very secret Postgres holds for

@@ -71,6 +71,9 @@ func (t *Tracker) parse(dst []byte, s Server, msg []byte, h Host) []byte {
 		t.unnamedParse = append(t.unnamedParse[:0], msg...)
 		*s.Unnamed = t.unnamedKey
 		return t.pass(dst, msg)
+	case t.passes():
+		t.passNamed(string(name), chk.Hit)
+		return t.pass(dst, msg)
 	}
 	t.reg.clientParses.Add(1)
 	if h.Status() == 'E' {
@@ -107,6 +110,13 @@ func (t *Tracker) bind(dst []byte, s Server, msg []byte, h Host) []byte {
 		return t.pass(dst, msg)
 	}
 	st := t.stmts[string(name)]
+	if t.passes() {
+		if st != nil {
+			h.Bound(st.hit, params)
+		}
+		t.setPortal(portal, nil)
+		return t.pass(dst, msg)
+	}
 	if st == nil {
 		return t.appendRaise(dst, s, 'B', "26000", "prepared statement \""+string(name)+"\" does not exist")
 	}
@@ -135,6 +145,9 @@ func (t *Tracker) describe(dst []byte, s Server, msg []byte) []byte {
 		}
 		return t.pass(dst, msg)
 	}
+	if t.passes() {
+		return t.pass(dst, msg)
+	}
 	st := t.stmts[string(name)]
 	if st == nil {
 		return t.appendRaise(dst, s, 'D', "26000", "prepared statement \""+string(name)+"\" does not exist")
@@ -157,6 +170,10 @@ func (t *Tracker) close(dst []byte, s Server, msg []byte) []byte {
 		}
 		return t.pass(dst, msg)
 	}
+	if t.passes() {
+		delete(t.stmts, string(name))
+		return t.pass(dst, msg)
+	}
 	// The server copy may serve other clients: only the client's name
 	// goes, and mux answers.
 	if st := t.stmts[string(name)]; st != nil {
@@ -165,6 +182,17 @@ func (t *Tracker) close(dst []byte, s Server, msg []byte) []byte {
 	}
 	t.push(expectation{msg: 'C', synth: closeComplete})
 	return dst
+}
+
+// passNamed keeps what the session-state filter saw in the text of the
+// named statement a pass-through tracker lets by, for its Binds; a text
+// that cannot change state needs no entry.
+func (t *Tracker) passNamed(name string, hit StateHit) {
+	if hit.May {
+		t.stmts[name] = &Stmt{hit: hit}
+	} else {
+		delete(t.stmts, name)
+	}
 }
 
 func (t *Tracker) setPortal(portal []byte, st *Stmt) {
@@ -272,7 +300,7 @@ func (t *Tracker) query(dst []byte, s Server, msg []byte, h Host) (out []byte, c
 	if chk.Lex {
 		sql := bytes.TrimSuffix(msg[wire.HeaderLen:], []byte{0})
 		kind, dealloc := clearsIn(sql, chk.Opt)
-		if dealloc != "" && h.Status() != 'E' {
+		if dealloc != "" && h.Status() != 'E' && !t.passes() {
 			if st := t.stmts[dealloc]; st != nil {
 				delete(t.stmts, dealloc)
 				t.reg.release(st)

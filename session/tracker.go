@@ -32,6 +32,21 @@ func NewTracker(reg *Registry) Tracker {
 	return Tracker{reg: reg, stmts: map[string]*Stmt{}}
 }
 
+// NewPassTracker returns a tracker that leaves named statements alone
+// (max_prepared_statements = 0, as PgBouncer with 0): their Parse, Bind,
+// Describe, Close and DEALLOCATE reach the server the client holds
+// unchanged, and the client must keep to one server for them (session
+// mode). Everything else a tracker does goes on: the unnamed statement,
+// the session-state filter (SET carried, pins), LISTEN. It has no
+// registry; stmts then holds, unregistered, only what the filter saw in
+// the text of each named statement, for its Binds.
+func NewPassTracker() Tracker {
+	return Tracker{stmts: map[string]*Stmt{}}
+}
+
+// passes reports whether t leaves named statements alone (NewPassTracker).
+func (t *Tracker) passes() bool { return t.reg == nil }
+
 // Host is what a Tracker asks of the session it tracks for: the
 // transaction status, and the session-state and LISTEN rules that live
 // with the proxy's client. The Tracker calls it with its owner's lock
@@ -124,14 +139,22 @@ func (t *Tracker) Trim() {
 	}
 }
 
-// Len is how many statement names the client has prepared.
-func (t *Tracker) Len() int { return len(t.stmts) }
+// Len is how many statement names the client has prepared (0 for a
+// tracker that leaves them alone: it does not know).
+func (t *Tracker) Len() int {
+	if t.passes() {
+		return 0
+	}
+	return len(t.stmts)
+}
 
 // Forget gives back a leaving client's statement names.
 func (t *Tracker) Forget() {
 	for name, st := range t.stmts {
 		delete(t.stmts, name)
-		t.reg.release(st)
+		if !t.passes() {
+			t.reg.release(st)
+		}
 	}
 }
 
@@ -303,7 +326,7 @@ func (t *Tracker) ServerData(s Server, data []byte, h Host) (out []byte, bp *[]b
 // such a statement surface at its first Bind, on a server. It reports
 // false, changing nothing, if the run needs a server.
 func (t *Tracker) Unattached(run []byte) ([]byte, bool) {
-	if !t.answerable(run) {
+	if t.passes() || !t.answerable(run) {
 		return nil, false
 	}
 	var out []byte
