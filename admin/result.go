@@ -20,6 +20,7 @@ var colTypes = map[string]struct {
 	"int4":    {23, 4},
 	"int8":    {20, 8},
 	"numeric": {1700, -1},
+	"bytea":   {17, -1},
 }
 
 // columns builds a RowDescription from "name:type name:type …".

@@ -43,6 +43,7 @@ func (f *fakeTarget) Version() string                     { return "test" }
 func (f *fakeTarget) Pools() []Pool                       { return f.pools }
 func (f *fakeTarget) Clients() []Client                   { return nil }
 func (f *fakeTarget) Lists() Lists                        { return Lists{} }
+func (f *fakeTarget) FDs() []FD                           { return []FD{{FD: 3, Task: "pooler", Link: -1}} }
 func (f *fakeTarget) Hosts() []Host                       { return nil }
 func (f *fakeTarget) Mem() Mem                            { return Mem{} }
 func (f *fakeTarget) Held(string) (bool, bool)            { return false, false }
@@ -156,7 +157,8 @@ func TestSessionCommands(t *testing.T) {
 		"SHOW VERSION":                     "T D C",
 		"show help;":                       "N C",
 		"SHOW NOTHING":                     "E08P01",
-		"SHOW FDS":                         "E0A000",
+		"SHOW FDS":                         "T D C",
+		"SHOW SOCKETS":                     "E0A000",
 		"pause app":                        "C",
 		"pause nosuch":                     "E3D000",
 		"pause pgbouncer":                  "E0A000",

@@ -112,7 +112,9 @@ func (con *Console) show(what string) ([]byte, *wire.Error) {
 		return newResult(showDNSZonesCols).finish(), nil
 	case "STATE":
 		return con.showState(), nil
-	case "FDS", "SOCKETS", "ACTIVE_SOCKETS":
+	case "FDS":
+		return showFDs(con.t.FDs()), nil
+	case "SOCKETS", "ACTIVE_SOCKETS":
 		return nil, wire.Errorf(wire.CodeFeatureNotSupported, "SHOW %s is not supported by mux", what)
 	}
 	return nil, nil

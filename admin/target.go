@@ -24,6 +24,8 @@ type Target interface {
 	Clients() []Client
 	// Hosts returns the hosts of routed entries, by entry (SHOW HOSTS).
 	Hosts() []Host
+	// FDs lists the sockets in use: listeners, clients, servers (SHOW FDS).
+	FDs() []FD
 	// Lists and Mem count what SHOW LISTS and SHOW MEM report.
 	Lists() Lists
 	Mem() Mem
@@ -129,6 +131,18 @@ type Client struct {
 	ApplicationName string
 	TLS             bool
 	PinReason       string // why it keeps its server between transactions
+}
+
+// FD is one socket of SHOW FDS.
+type FD struct {
+	FD                         int
+	Task                       string // "pooler" (a listener), "client" or "server"
+	User, Database             string
+	Addr                       net.Addr // the peer (a listener's own address)
+	Cancel                     uint64   // the cancel key mux issued (clients), or the server's
+	Link                       int      // the fd of the client's server, or the server's client; -1: none
+	ClientEncoding, StdStrings string
+	DateStyle, TimeZone        string
 }
 
 // Lists are the counts of SHOW LISTS.

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/muxpg/mux/internal/rawio"
 	"go.uber.org/zap"
 )
 
@@ -544,6 +545,7 @@ type ServerInfo struct {
 
 	LocalAddress string // mux's end of the connection
 	CloseNeeded  bool   // closed when released (RECONNECT, a moved target, lifetime)
+	FD           int    // the socket's descriptor, -1 if unknown (SHOW FDS)
 }
 
 // Servers lists the pool's open server connections, the read
@@ -563,7 +565,7 @@ func (p *Pool) Servers() []ServerInfo {
 		s.mu.Unlock()
 		out = append(out, ServerInfo{ID: s.ID, State: state, BackendPID: s.KeyPID, ConnectTime: s.created,
 			LastUsed: last, Network: s.network, Address: s.address,
-			LocalAddress: s.conn.LocalAddr().String(), CloseNeeded: p.expired(s)})
+			LocalAddress: s.conn.LocalAddr().String(), CloseNeeded: p.expired(s), FD: rawio.FD(s.conn)})
 	}
 	for _, s := range p.idle {
 		add(s, "idle")

@@ -337,7 +337,7 @@ func TestAdminCommands(t *testing.T) {
 		"resume":                 "55000",
 		"pause muxtest extra":    "08P01",
 		"SET pool_mode = 'x'":    "55P02",
-		"SHOW FDS":               "0A000",
+		"SHOW SOCKETS":           "0A000",
 		"RELOAD":                 "0A000", // no hook in this test
 	} {
 		if got := adminErr(t, conn, q); got != code {

@@ -43,9 +43,10 @@ var fixedAtStart = map[string]bool{
 const (
 	paramApplicationName = iota
 	paramClientEncoding
-	_ // DateStyle
+	paramDateStyle
 	_ // IntervalStyle
 	paramStandardConformingStrings
+	paramTimeZone
 )
 
 // params are a client's values of the tracked parameters, in the order of

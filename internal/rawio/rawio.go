@@ -151,6 +151,25 @@ func RawConn(conn net.Conn) syscall.RawConn {
 	return rc
 }
 
+// FD returns the descriptor of a connection's or listener's socket (under
+// TLS, of the connection it runs on), or -1 if it has none; for SHOW FDS.
+func FD(sock any) int {
+	if nc, ok := sock.(interface{ NetConn() net.Conn }); ok {
+		sock = nc.NetConn()
+	}
+	sc, ok := sock.(syscall.Conn)
+	if !ok {
+		return -1
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return -1
+	}
+	fd := -1
+	_ = rc.Control(func(f uintptr) { fd = int(f) })
+	return fd
+}
+
 // WriteAvailable writes as much of b as the non-blocking descriptor takes
 // now: n < len(b) with a nil error means the socket is full (EAGAIN).
 func WriteAvailable(fd uintptr, b []byte) (n int, err error) {
