@@ -257,3 +257,47 @@ func TestUserPoolSize(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A reload that raises max_db_connections lets a waiting client through
+// at once, while the server it waited behind is still held.
+func TestServerLimitRaisedByReload(t *testing.T) {
+	m := startMux(t, `query_wait_timeout = "20s"`)
+	setLimit := func(n int) {
+		withEntries(t, m, func(cfg *config.Config) {
+			db := cfg.Databases["muxtest"]
+			db.MaxDBConnections = n
+			cfg.Databases["muxtest"] = db
+		})
+	}
+	setLimit(1)
+	holder := m.connect(t)
+	other := m.connectAs(t, "md5user", "md5pass", "muxtest")
+	ctx := context.Background()
+	tx, err := holder.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	queryString(t, tx.Conn(), "SELECT 'held'")
+	done := make(chan error, 1)
+	go func() {
+		_, err := other.Exec(ctx, "SELECT 1")
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("served past max_db_connections = 1: %v", err)
+	case <-time.After(500 * time.Millisecond):
+	}
+	setLimit(2)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("raising max_db_connections by a reload did not serve the waiting client")
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
