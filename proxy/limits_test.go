@@ -301,3 +301,17 @@ func TestServerLimitRaisedByReload(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// The console's SET changes a global limit as a reload would.
+func TestConsoleSetLimit(t *testing.T) {
+	m := startMux(t, adminTop)
+	console := m.adminConn(t, "muxuser", "muxpass")
+	m.connect(t)
+	adminQuery(t, console, "SET max_db_client_connections = 1")
+	expectTooMany(t, m, "muxuser", "muxpass", "muxtest", "max_db_client_connections = 1")
+	if code := adminErr(t, console, "SET reserve_pool_size = -1"); code != "22023" {
+		t.Errorf("SET reserve_pool_size = -1: SQLSTATE %s, want 22023", code)
+	}
+	adminQuery(t, console, "SET max_db_client_connections = 0")
+	m.connect(t)
+}
