@@ -344,6 +344,9 @@ func (p *Pool) expireWaiters() {
 	if !next.IsZero() && !p.closed {
 		p.armWaitTimerLocked(next)
 	}
+	if p.waiters.n == 0 {
+		p.unblockLocked() // nobody left waiting for a shared limit's room
+	}
 }
 
 // waitErr explains a wait that ran out: the last connection error if the

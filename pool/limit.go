@@ -251,6 +251,16 @@ func (p *Pool) wakeForLimit(l *Limit) bool {
 	return true
 }
 
+// unblockLocked stops the pool being blocked on its limits (its queue
+// emptied). p.mu held.
+func (p *Pool) unblockLocked() {
+	for _, l := range p.cfg.Limits {
+		if l.hot.Load() {
+			l.unblock(p)
+		}
+	}
+}
+
 // growLocked counts one more server, up to size servers in the pool and
 // within every limit. It returns the limits that now count it; or ok
 // false, with the limit that is full (nil if the pool itself is). p.mu
