@@ -41,8 +41,11 @@ var (
 		"link:text remote_pid:int4 tls:text application_name:text pin_reason:text")
 	showDatabasesCols = columns("name:text host:text port:int4 database:text force_user:text pool_size:int4 " +
 		"min_pool_size:int4 reserve_pool:int4 pool_mode:text max_connections:int4 current_connections:int4 " +
-		"paused:int4 disabled:int4")
-	showUsersCols    = columns("name:text pool_mode:text")
+		"paused:int4 disabled:int4 max_client_connections:int4 current_client_connections:int4")
+	// SHOW DATABASES and SHOW USERS add, after 1.18's columns, the limits
+	// and counts PgBouncer 1.25 shows (in its own order there).
+	showUsersCols = columns("name:text pool_mode:text pool_size:text reserve_pool_size:text max_user_connections:int4 " +
+		"current_connections:int4 max_user_client_connections:int4 current_client_connections:int4")
 	showConfigCols   = columns("key:text value:text default:text changeable:text")
 	showListsCols    = columns("list:text items:int4")
 	showMemCols      = columns("name:text size:int4 used:int4 free:int4 memtotal:int4")
@@ -97,7 +100,7 @@ func (con *Console) show(what string) ([]byte, *wire.Error) {
 	case "DATABASES":
 		return con.showDatabases(), nil
 	case "USERS":
-		return showUsers(con.t.Config()), nil
+		return con.showUsers(), nil
 	case "CONFIG":
 		return showConfig(con.t.Config()), nil
 	case "LISTS":
@@ -344,6 +347,10 @@ func (con *Console) showDatabases() []byte {
 	for _, pi := range con.t.Pools() {
 		conns[pi.Database] += len(pi.Servers)
 	}
+	clients := map[string]int{}
+	for _, c := range con.t.Clients() {
+		clients[c.Database]++
+	}
 	r := newResult(showDatabasesCols)
 	for _, name := range databaseNames(cfg, conns) {
 		db, ok := cfg.LookupDatabase(name)
@@ -355,22 +362,42 @@ func (con *Console) showDatabases() []byte {
 			raw = cfg.Databases[config.WildcardDatabase]
 		}
 		paused, disabled := con.t.Held(name)
-		r.row(name, db.Host, db.Port, db.DBName, nullIfEmpty(db.User), db.PoolSize, db.MinPoolSize, 0,
-			nullIfEmpty(raw.PoolMode), 0, conns[name], flag(paused), flag(disabled))
+		r.row(name, db.Host, db.Port, db.DBName, nullIfEmpty(db.User), db.PoolSize, db.MinPoolSize,
+			cfg.ReservePoolFor(db, ""), nullIfEmpty(raw.PoolMode), cfg.DBServerLimit(db), conns[name],
+			flag(paused), flag(disabled), cfg.DBClientLimit(db), clients[name])
 	}
 	return r.finish()
 }
 
-// showUsers lists user names and pool modes; never secrets.
-func showUsers(cfg *config.Config) []byte {
+// showUsers lists users with their pool settings, limits and counts
+// (servers by the user they log in as, clients by their own); never
+// secrets.
+func (con *Console) showUsers() []byte {
+	cfg := con.t.Config()
 	names := make([]string, 0, len(cfg.Users))
 	for name := range cfg.Users {
 		names = append(names, name)
 	}
 	sort.Strings(names)
+	servers, clients := map[string]int{}, map[string]int{}
+	for _, pi := range con.t.Pools() {
+		servers[pi.Target.User] += len(pi.Servers)
+	}
+	for _, c := range con.t.Clients() {
+		clients[c.User]++
+	}
 	r := newResult(showUsersCols)
 	for _, name := range names {
-		r.row(name, nullIfEmpty(cfg.Users[name].PoolMode))
+		u := cfg.Users[name]
+		size, reserve := "", ""
+		if u.PoolSize > 0 {
+			size = strconv.Itoa(u.PoolSize)
+		}
+		if u.ReservePoolSize != nil {
+			reserve = strconv.Itoa(*u.ReservePoolSize)
+		}
+		r.row(name, nullIfEmpty(u.PoolMode), size, reserve, cfg.UserServerLimit(name), servers[name],
+			cfg.UserClientLimit(name), clients[name])
 	}
 	return r.finish()
 }
@@ -389,14 +416,22 @@ func showConfig(cfg *config.Config) []byte {
 	def := reflect.ValueOf(config.Default()).Elem()
 	type kv struct{ key, value, def string }
 	var list []kv
-	for i := range cur.NumField() {
-		f := cur.Type().Field(i)
-		key, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
-		if key == "" || key == "-" || f.Type.Kind() == reflect.Map {
-			continue // [databases] and [users] have SHOW DATABASES and USERS
+	var add func(cur, def reflect.Value)
+	add = func(cur, def reflect.Value) {
+		for i := range cur.NumField() {
+			f := cur.Type().Field(i)
+			if f.Anonymous && f.Type.Kind() == reflect.Struct {
+				add(cur.Field(i), def.Field(i)) // embedded groups of top-level keys
+				continue
+			}
+			key, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+			if key == "" || key == "-" || f.Type.Kind() == reflect.Map {
+				continue // [databases] and [users] have SHOW DATABASES and USERS
+			}
+			list = append(list, kv{key, configValue(cur.Field(i)), configValue(def.Field(i))})
 		}
-		list = append(list, kv{key, configValue(cur.Field(i)), configValue(def.Field(i))})
 	}
+	add(cur, def)
 	sort.Slice(list, func(i, j int) bool { return list[i].key < list[j].key })
 	r := newResult(showConfigCols)
 	for _, e := range list {

@@ -277,6 +277,8 @@ type Config struct {
 	Users map[string]User `toml:"users"`
 	// HostChecks: health checks of the hosts of routed entries (config/hosts.go).
 	HostChecks
+	// Limits: per-database and per-user connection limits, the reserve pool (config/limits.go).
+	Limits
 }
 
 // DefaultAuthQuery is auth_query's default: schema-qualified, so no
@@ -326,6 +328,8 @@ type Database struct {
 	ServerParameters
 	// HostsConfig: several hosts, roles and routing (config/hosts.go).
 	HostsConfig
+	// DatabaseLimits: the entry's connection limits (config/limits.go).
+	DatabaseLimits
 }
 
 // User is one [users.NAME] entry.
@@ -336,6 +340,8 @@ type User struct {
 	// PoolMode, if set, overrides the database and global pool modes for this
 	// user's connections.
 	PoolMode string `toml:"pool_mode"`
+	// UserLimits: the user's pool size and connection limits (config/limits.go).
+	UserLimits
 }
 
 // Default returns a configuration holding every default value and empty
@@ -391,6 +397,7 @@ func Default() *Config {
 		Databases:               map[string]Database{},
 		Users:                   map[string]User{},
 		HostChecks:              defaultHostChecks(),
+		Limits:                  defaultLimits(),
 	}
 }
 

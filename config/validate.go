@@ -234,6 +234,7 @@ func (c *Config) problems() []error {
 	}
 
 	c.hostChecksProblems(&ck)
+	c.limitsProblems(&ck)
 
 	// Users.
 	for name, u := range c.Users {

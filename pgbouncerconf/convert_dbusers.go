@@ -15,15 +15,11 @@ import (
 // dbParamReasons explains the [databases] connection parameters mux has no
 // equivalent for.
 var dbParamReasons = map[string]string{
-	"reserve_pool":              "mux has no reserve pool",
-	"reserve_pool_size":         "mux has no reserve pool",
-	"max_db_connections":        "mux has no per-database limit on server connections",
-	"max_db_client_connections": "mux has no per-database limit on client connections",
-	"connect_query":             "mux runs no query on new server connections; set the parameter on the role or database in Postgres (ALTER ROLE/DATABASE ... SET) instead",
-	"load_balance_hosts":        "it matters only with several hosts in host=",
-	"server_lifetime":           "mux has only the global server_lifetime",
-	"query_wait_timeout":        "mux has only the global query_wait_timeout",
-	"target_session_attrs":      "PgBouncer ignores it; mux's own target_session_attrs (see README) routes by role",
+	"connect_query":        "mux runs no query on new server connections; set the parameter on the role or database in Postgres (ALTER ROLE/DATABASE ... SET) instead",
+	"load_balance_hosts":   "it matters only with several hosts in host=",
+	"server_lifetime":      "mux has only the global server_lifetime",
+	"query_wait_timeout":   "mux has only the global query_wait_timeout",
+	"target_session_attrs": "PgBouncer ignores it; mux's own target_session_attrs (see README) routes by role",
 }
 
 func (c *converter) databases() {
@@ -211,6 +207,12 @@ func (c *converter) database(name string, kv KV) bool {
 			c.dbAuthUsers = append(c.dbAuthUsers, dbAuthUser{table: g, user: cp.value, label: label})
 			continue
 		}
+		if s, ok := c.limitParam(dbLimitKeys, kv, label, cp); ok {
+			if s != nil {
+				g.lines = append(g.lines, *s)
+			}
+			continue
+		}
 		reason, ok := dbParamReasons[cp.key]
 		if !ok {
 			reason = "unknown connection parameter; ignored"
@@ -227,15 +229,11 @@ func (c *converter) database(name string, kv KV) bool {
 
 // userParamReasons explains the [users] parameters mux has no equivalent for.
 var userParamReasons = map[string]string{
-	"max_user_connections":        "mux has no per-user limit on server connections",
-	"max_user_client_connections": "mux has no per-user limit on client connections",
-	"pool_size":                   "mux has no per-user pool size",
-	"reserve_pool_size":           "mux has no reserve pool",
-	"query_timeout":               "mux has only the global query_timeout",
-	"query_wait_timeout":          "mux has only the global query_wait_timeout",
-	"idle_transaction_timeout":    "mux has only the global idle_transaction_timeout",
-	"transaction_timeout":         "mux has no transaction_timeout",
-	"client_idle_timeout":         "mux has only the global client_idle_timeout",
+	"query_timeout":            "mux has only the global query_timeout",
+	"query_wait_timeout":       "mux has only the global query_wait_timeout",
+	"idle_transaction_timeout": "mux has only the global idle_transaction_timeout",
+	"transaction_timeout":      "mux has no transaction_timeout",
+	"client_idle_timeout":      "mux has only the global client_idle_timeout",
 }
 
 func (c *converter) users() {
@@ -248,6 +246,7 @@ func (c *converter) users() {
 		}
 	}
 	modes := map[string]string{}
+	limits := map[string][]setting{} // limitParam's, by user
 	where := map[string]KV{}
 	for _, kv := range c.ini.Sections["users"] {
 		label := fmt.Sprintf("users.%s (%s)", tomlKey(kv.Key), c.where(kv))
@@ -257,6 +256,7 @@ func (c *converter) users() {
 			continue
 		}
 		delete(modes, kv.Key)
+		delete(limits, kv.Key)
 		for _, cp := range params {
 			if cp.key == "pool_mode" {
 				mode, valid := poolMode(cp.value)
@@ -264,6 +264,13 @@ func (c *converter) users() {
 					c.fail(kv, "pool_mode: unknown pool mode %q", cp.value)
 				}
 				modes[kv.Key] = mode
+				continue
+			}
+			if s, ok := c.limitParam(userLimitKeys, kv, label, cp); ok {
+				if s != nil {
+					s.comment = strings.TrimPrefix(s.comment+"; ", "; ") + "from [users] " + c.where(kv)
+					limits[kv.Key] = append(limits[kv.Key], *s)
+				}
 				continue
 			}
 			reason, ok := userParamReasons[cp.key]
@@ -323,6 +330,7 @@ func (c *converter) users() {
 		if mode, ok := modes[name]; ok {
 			g.lines = append(g.lines, setting{key: "pool_mode", value: tomlString(mode), comment: "from [users] " + c.where(where[name])})
 		}
+		g.lines = append(g.lines, limits[name]...)
 		c.d.groups = append(c.d.groups, g)
 		c.kept[name] = true
 		kept++

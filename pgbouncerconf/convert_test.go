@@ -469,7 +469,8 @@ min_pool_size = 3
 		"small":  {Host: "db", Port: 5432, PoolSize: 2, MinPoolSize: 2},
 		"capped": {Host: "db", Port: 5432, PoolSize: 4, MinPoolSize: 4},
 		"extras": {Host: "db", Port: 5432, MinPoolSize: inherit,
-			ServerParameters: config.ServerParameters{ApplicationName: "x", ClientEncoding: "UTF8"}},
+			ServerParameters: config.ServerParameters{ApplicationName: "x", ClientEncoding: "UTF8"},
+			DatabaseLimits:   config.DatabaseLimits{MaxDBConnections: 9, ReservePoolSize: ptr(2)}},
 		`Odd "name".x`: {Host: "db", Port: 5432, MinPoolSize: inherit},
 		"*":            {Host: "fallback", Port: 5432, MinPoolSize: inherit},
 	}
@@ -479,9 +480,7 @@ min_pool_size = 3
 	for _, n := range []string{
 		`databases.nopool (pgbouncer.ini:7): pool_size=0`,
 		`databases.extras (pgbouncer.ini:10): connect_query="SELECT 1": mux runs no query`,
-		`databases.extras (pgbouncer.ini:10): reserve_pool="2": mux has no reserve pool`,
 		`databases.extras (pgbouncer.ini:10): auth_user="a" not carried over, because mux needs it in [users]`,
-		`databases.extras (pgbouncer.ini:10): max_db_connections="9"`,
 		`databases.extras (pgbouncer.ini:10): weird="1": unknown connection parameter`,
 		`databases.pgbouncer (pgbouncer.ini:11): left out: the name is mux's admin console`,
 		`databases.mux (pgbouncer.ini:12): left out`,
@@ -550,15 +549,13 @@ func TestConvertUsers(t *testing.T) {
 		want := map[string]config.User{
 			"alice":              {Password: "second"},
 			"bob":                {Password: md5, PoolMode: "statement"},
-			"carol":              {Password: scram, PoolMode: "session"},
+			"carol":              {Password: scram, PoolMode: "session", UserLimits: config.UserLimits{MaxUserConnections: 5, PoolSize: 3}},
 			"quote\"back\\slash": {Password: "p\"w\\"},
 		}
 		if !reflect.DeepEqual(c.Users, want) {
 			t.Errorf("users:\ngot  %+v\nwant %+v", c.Users, want)
 		}
 		for _, n := range []string{
-			`users.carol (pgbouncer.ini:7): max_user_connections="5": mux has no per-user limit`,
-			`users.carol (pgbouncer.ini:7): pool_size="3": mux has no per-user pool size`,
 			`user "empty": left out: empty password`,
 			`user "broken": left out: `,
 			`left out: the name is 64 bytes long`,
@@ -612,7 +609,7 @@ func TestConvertQuoting(t *testing.T) {
 		t.Errorf("queries %q, %q", c.ServerResetQuery, c.ServerCheckQuery)
 	}
 	if c.Users[weird].Password != weird {
-		t.Errorf("users %q", c.Users)
+		t.Errorf("users %+v", c.Users)
 	}
 	// Comments never carry control characters.
 	for line := range strings.SplitSeq(string(res.TOML), "\n") {
@@ -746,8 +743,12 @@ func TestImportFull(t *testing.T) {
 		}
 	}
 	wantNotes := []string{
-		"logfile = ", "pidfile = ", "reserve_pool_size = \"5\"", "reserve_pool_timeout = \"3\"",
-		"databases.reports (full.ini:14): connect_query=", "users.alice (full.ini:28): max_user_connections=", `user "old": left out`,
+		"logfile = ", "pidfile = ",
+		"databases.reports (full.ini:14): connect_query=", `user "old": left out`,
+	}
+	if c.ReservePoolSize != 5 || c.ReservePoolTimeout.D() != 3*time.Second || c.Users["alice"].MaxUserConnections != 10 {
+		t.Errorf("reserve_pool_size %d, reserve_pool_timeout %s, alice's max_user_connections %d; want 5, 3s, 10",
+			c.ReservePoolSize, c.ReservePoolTimeout, c.Users["alice"].MaxUserConnections)
 	}
 	if len(res.Notes) != len(wantNotes) {
 		t.Errorf("%d notes, want %d:\n%s", len(res.Notes), len(wantNotes), strings.Join(res.Notes, "\n"))

@@ -14,7 +14,7 @@ import (
 // Acquire lends a server, waiting in FIFO order for one to be free until ctx
 // ends. The caller must hand it back with Release.
 func (p *Pool) Acquire(ctx context.Context) (*Server, error) {
-	return p.acquire(waitLimit{ctx: ctx})
+	return p.acquire(waitLimit{ctx: ctx, since: time.Now()})
 }
 
 // AcquireTimeout is Acquire bounded by a timeout (0: none) rather than a
@@ -22,7 +22,7 @@ func (p *Pool) Acquire(ctx context.Context) (*Server, error) {
 // pool is busy, allocates nothing and arms no timer of its own (the
 // pool's wait timer ends it).
 func (p *Pool) AcquireTimeout(d time.Duration) (*Server, error) {
-	var l waitLimit
+	l := waitLimit{since: time.Now()}
 	if d > 0 {
 		l.deadline = time.Now().Add(d)
 	}
@@ -30,9 +30,11 @@ func (p *Pool) AcquireTimeout(d time.Duration) (*Server, error) {
 }
 
 // waitLimit bounds an Acquire: by a context, or by a deadline (zero: none).
+// since is when the caller began to wait (for the reserve pool).
 type waitLimit struct {
 	ctx      context.Context
 	deadline time.Time
+	since    time.Time
 }
 
 // ended reports whether the limit has passed.
@@ -95,9 +97,9 @@ func (p *Pool) acquire(l waitLimit) (*Server, error) {
 // AcquireTurn is Acquire for a caller whose AcquireFunc wait was handed
 // free capacity (nil server, nil error): it may connect even with others
 // queued behind it. It waits until deadline (zero: no limit), the one
-// its first wait had.
-func (p *Pool) AcquireTurn(deadline time.Time) (*Server, error) {
-	return p.acquireFrom(waitLimit{deadline: deadline}, true)
+// its first wait had; since is when that wait began.
+func (p *Pool) AcquireTurn(since, deadline time.Time) (*Server, error) {
+	return p.acquireFrom(waitLimit{deadline: deadline, since: since}, true)
 }
 
 // PassTurn hands free capacity that an AcquireFunc waiter was given, and
@@ -187,7 +189,7 @@ func (p *Pool) acquireOnce(l waitLimit, turn *bool) (*Server, error) {
 		p.idle[n-1] = nil
 		p.idle = p.idle[:n-1]
 		if s.Broken() || p.expired(s) {
-			p.total--
+			p.dropLocked(s)
 			p.mu.Unlock()
 			s.close()
 			p.mu.Lock()
@@ -197,36 +199,30 @@ func (p *Pool) acquireOnce(l waitLimit, turn *bool) (*Server, error) {
 		p.mu.Unlock()
 		return s, nil
 	}
-	if p.total < p.cfg.MaxSize && (p.waiters.n == 0 || *turn) {
-		*turn = true
-		p.total++
-		wait := time.Until(p.retryAt)
-		p.mu.Unlock()
-		if wait > 0 && !l.sleep(wait) {
-			p.connectFailed(nil)
-			return nil, p.waitErr()
+	if p.waiters.n == 0 || *turn {
+		taken, full, ok := p.growLocked(p.sizeFor(l.since))
+		if ok {
+			*turn = true
+			p.mu.Unlock()
+			return p.connectFor(l, taken)
 		}
-		ctx, cancel := l.context()
-		s, err := p.connect(ctx)
-		cancel()
-		if err != nil {
-			p.connectFailed(err)
-			if !Retryable(err) {
-				return nil, err
+		if full != nil {
+			p.mu.Unlock()
+			if full.evict(p) {
+				return nil, nil // room made: try again
 			}
-			if l.ended() {
-				return nil, p.waitErr()
+			p.mu.Lock()
+			if p.closed || len(p.idle) > 0 || p.blockedLocked(full) {
+				p.mu.Unlock()
+				return nil, nil // things changed meanwhile: try again
 			}
-			return nil, nil
 		}
-		p.mu.Lock()
-		p.inflight[s] = struct{}{}
-		p.backoff, p.retryAt, p.lastErr = 0, time.Time{}, nil
-		p.mu.Unlock()
-		return s, nil
 	}
 	w := waiterPool.Get().(*waiter)
-	w.since = time.Now()
+	w.since = l.since
+	if w.since.IsZero() {
+		w.since = time.Now()
+	}
 	if l.ctx == nil {
 		w.deadline = l.deadline
 	}
@@ -242,6 +238,7 @@ func (p *Pool) acquireOnce(l waitLimit, turn *bool) (*Server, error) {
 		}
 		p.armWaitTimerLocked(w.deadline)
 	}
+	p.armReserveLocked()
 	p.mu.Unlock()
 	s, ok := w.await(l.ctx)
 	if ok {
@@ -273,6 +270,37 @@ func (p *Pool) acquireOnce(l waitLimit, turn *bool) (*Server, error) {
 		p.wakeOne()
 	}
 	return nil, p.waitErr()
+}
+
+// connectFor connects a server for an acquire that counted one more
+// (taken: the limits that count it); nil, nil asks to try again.
+func (p *Pool) connectFor(l waitLimit, taken []*Limit) (*Server, error) {
+	p.mu.Lock()
+	wait := time.Until(p.retryAt)
+	p.mu.Unlock()
+	if wait > 0 && !l.sleep(wait) {
+		p.connectFailed(nil, taken)
+		return nil, p.waitErr()
+	}
+	ctx, cancel := l.context()
+	s, err := p.connect(ctx)
+	cancel()
+	if err != nil {
+		p.connectFailed(err, taken)
+		if !Retryable(err) {
+			return nil, err
+		}
+		if l.ended() {
+			return nil, p.waitErr()
+		}
+		return nil, nil
+	}
+	p.mu.Lock()
+	s.limits = taken
+	p.inflight[s] = struct{}{}
+	p.backoff, p.retryAt, p.lastErr = 0, time.Time{}, nil
+	p.mu.Unlock()
+	return s, nil
 }
 
 // armWaitTimerLocked makes the wait timer fire by at. p.mu held.
@@ -315,6 +343,9 @@ func (p *Pool) expireWaiters() {
 	}
 	if !next.IsZero() && !p.closed {
 		p.armWaitTimerLocked(next)
+	}
+	if p.waiters.n == 0 {
+		p.unblockLocked() // nobody left waiting for a shared limit's room
 	}
 }
 

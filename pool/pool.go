@@ -37,6 +37,13 @@ type Config struct {
 	// ReadSplit, with Hosts, gives the pool a read sibling (reads.go)
 	// whose servers go to replicas.
 	ReadSplit bool
+	// Limits count the pool's servers with other pools' (limit.go); each
+	// must be the same *Limit for every pool it covers.
+	Limits []*Limit
+	// Reserve servers beyond MaxSize serve clients that waited
+	// ReserveTimeout (limit.go); 0 or a zero timeout: none.
+	Reserve        int
+	ReserveTimeout time.Duration
 }
 
 // ErrClosed is returned by Acquire on a closed pool.
@@ -93,6 +100,10 @@ type Pool struct {
 	// deadline, breaks it until the queue next empties.
 	inOrder      bool
 	lastDeadline time.Time
+	// The reserve timer (limit.go) fires when the first waiter has
+	// waited ReserveTimeout; reserveAt is when (zero: not armed).
+	reserveTimer *time.Timer
+	reserveAt    time.Time
 
 	// loops, when set, picks the event loop that reads a new server.
 	loops atomic.Pointer[func() Loop]
@@ -128,6 +139,7 @@ func New(cfg Config, log *zap.Logger) *Pool {
 // maintenance loop.
 func makePool(cfg Config, log *zap.Logger, forReads bool) *Pool {
 	p := &Pool{cfg: cfg, log: log, stop: make(chan struct{}), inflight: map[*Server]struct{}{}, forReads: forReads}
+	p.syncLimits(nil, cfg.Limits)
 	go p.maintain()
 	return p
 }
@@ -150,6 +162,7 @@ func (p *Pool) SetConfig(cfg Config) {
 		cfg.Target.Password != p.cfg.Target.Password && cfg.Target.User != p.cfg.Target.User ||
 		cfg.Hosts != p.cfg.Hosts
 	grow := cfg.MaxSize - p.cfg.MaxSize
+	oldLimits := p.cfg.Limits
 	if cfg.Target.ClientKey == nil && cfg.Target.User == p.cfg.Target.User && cfg.Target.Password == p.cfg.Target.Password {
 		cfg.Target.ClientKey = p.cfg.Target.ClientKey // pass-through keys survive a reload
 	}
@@ -159,12 +172,16 @@ func (p *Pool) SetConfig(cfg Config) {
 		p.gen++
 		drop = p.idle
 		p.idle = nil
-		p.total -= len(drop)
+		for _, s := range drop {
+			p.dropLocked(s)
+		}
 	}
 	for ; grow > 0 && p.waiters.n > 0; grow-- {
 		p.wakeLocked()
 	}
+	p.armReserveLocked()
 	p.mu.Unlock()
+	p.syncLimits(oldLimits, cfg.Limits)
 	for _, s := range drop {
 		s.close()
 	}
@@ -197,7 +214,9 @@ func (p *Pool) Reconnect() {
 	p.gen++
 	drop := p.idle
 	p.idle = nil
-	p.total -= len(drop)
+	for _, s := range drop {
+		p.dropLocked(s)
+	}
 	p.mu.Unlock()
 	for _, s := range drop {
 		s.close()
@@ -239,11 +258,12 @@ func (p *Pool) connect(ctx context.Context) (*Server, error) {
 	return s, nil
 }
 
-// connectFailed gives back the slot reserved for a connection attempt and
-// schedules the back-off.
-func (p *Pool) connectFailed(err error) {
+// connectFailed gives back the slot reserved for a connection attempt
+// (and the limits that counted it) and schedules the back-off.
+func (p *Pool) connectFailed(err error, taken []*Limit) {
 	p.mu.Lock()
 	p.total--
+	giveLimits(taken)
 	if err != nil {
 		// A last attempt cut short by the caller's deadline must not hide
 		// the reason the earlier ones failed.
@@ -300,8 +320,9 @@ func (p *Pool) Release(s *Server) {
 		return
 	}
 	delete(p.inflight, s)
-	if s.Broken() || p.closed || p.expired(s) || p.total > p.cfg.MaxSize {
-		p.total--
+	if s.Broken() || p.closed || p.expired(s) || p.total > p.cfg.MaxSize+p.cfg.Reserve ||
+		p.waiters.n == 0 && p.limitWantedLocked(s) {
+		p.dropLocked(s)
 		p.wakeLocked()
 		p.mu.Unlock()
 		s.close()
@@ -327,7 +348,7 @@ func (p *Pool) removeIdle(s *Server) {
 	for i, x := range p.idle {
 		if x == s {
 			p.idle = append(p.idle[:i], p.idle[i+1:]...)
-			p.total--
+			p.dropLocked(s)
 			p.wakeLocked()
 			break
 		}
@@ -424,9 +445,15 @@ func (p *Pool) Close() {
 		p.waitTimer.Stop()
 		p.timerAt = time.Time{}
 	}
+	if p.reserveTimer != nil {
+		p.reserveTimer.Stop()
+		p.reserveAt = time.Time{}
+	}
 	idle := p.idle
 	p.idle = nil
-	p.total -= len(idle)
+	for _, s := range idle {
+		p.dropLocked(s)
+	}
 	for w := p.waiters.pop(); w != nil; w = p.waiters.pop() {
 		if w.fn != nil {
 			w.fn(nil, ErrClosed)
@@ -434,7 +461,11 @@ func (p *Pool) Close() {
 		}
 		w.ch <- nil
 	}
+	lims := p.cfg.Limits
 	p.mu.Unlock()
+	for _, l := range lims {
+		l.leave(p)
+	}
 	for _, s := range idle {
 		s.close()
 	}
@@ -500,7 +531,9 @@ func (p *Pool) sweep() {
 		p.idle[i] = nil
 	}
 	p.idle = keep
-	p.total -= len(drop)
+	for _, s := range drop {
+		p.dropLocked(s)
+	}
 	p.mu.Unlock()
 	for _, s := range drop {
 		if ce := p.log.Check(zap.DebugLevel, "closing idle server"); ce != nil {
@@ -513,20 +546,24 @@ func (p *Pool) sweep() {
 func (p *Pool) fill() {
 	for {
 		p.mu.Lock()
-		if p.closed || p.total >= p.cfg.MinSize || p.total >= p.cfg.MaxSize || time.Now().Before(p.retryAt) {
+		if p.closed || time.Now().Before(p.retryAt) {
 			p.mu.Unlock()
 			return
 		}
-		p.total++
+		taken, _, ok := p.growLocked(min(p.cfg.MinSize, p.cfg.MaxSize))
 		p.mu.Unlock()
+		if !ok {
+			return // min_pool_size never waits for a shared limit
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), p.Config().ConnectTimeout)
 		s, err := p.connect(ctx)
 		cancel()
 		if err != nil {
-			p.connectFailed(err)
+			p.connectFailed(err, taken)
 			return
 		}
 		p.mu.Lock()
+		s.limits = taken
 		p.inflight[s] = struct{}{}
 		p.mu.Unlock()
 		p.Release(s)

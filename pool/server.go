@@ -79,6 +79,7 @@ type Server struct {
 	in     io.Reader     // reads conn: raw unless TLS (package rawio says why)
 	out    io.Writer     // writes conn: raw unless TLS
 	gen    uint64        // pool generation when connected (guarded by pool.mu)
+	limits []*Limit      // the shared limits that count it (guarded by pool.mu)
 	route  hostLink      // the host it went to, when the pool routes (hostconn.go)
 	done   chan struct{} // closed when the read goroutine exits
 	ev     Events        // reused for every batch by the reader

@@ -81,6 +81,7 @@ func (p *Pool) AcquireFunc(deadline time.Time, wt *Waiter) (s *Server, ok bool) 
 		}
 		p.armWaitTimerLocked(deadline)
 	}
+	p.armReserveLocked()
 	return nil, true
 }
 

@@ -160,7 +160,12 @@ func setAdminHooks(p *Proxy, reload func() error, shutdown func(DrainMode)) {
 // Every SHOW answers with PgBouncer 1.18's column names and types; SHOW
 // HELP is a NOTICE, as in PgBouncer; the console also answers as "mux".
 // muxExtraColumns are columns mux adds after PgBouncer's.
-var muxExtraColumns = map[string]string{"SHOW CLIENTS": " pin_reason:25"}
+var muxExtraColumns = map[string]string{
+	"SHOW CLIENTS":   " pin_reason:25",
+	"SHOW DATABASES": " max_client_connections:23 current_client_connections:23",
+	"SHOW USERS": " pool_size:25 reserve_pool_size:25 max_user_connections:23 current_connections:23 " +
+		"max_user_client_connections:23 current_client_connections:23",
+}
 
 func TestAdminShowColumns(t *testing.T) {
 	m := startMux(t, adminTop)

@@ -402,7 +402,7 @@ func (c *clientConn) attachFrom(pl *pool.Pool, turn bool, start time.Time) (*poo
 			if d := c.p.config().QueryWaitTimeout.D(); d > 0 {
 				deadline = start.Add(d)
 			}
-			s, err = pl.AcquireTurn(deadline)
+			s, err = pl.AcquireTurn(start, deadline)
 		} else {
 			s, err = pl.AcquireTimeout(c.p.config().QueryWaitTimeout.D())
 		}

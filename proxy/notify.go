@@ -75,7 +75,7 @@ func (p *Proxy) notifierFor(key poolKey, cfg pool.Config) *notifier {
 	if n := p.notifiers[key]; n != nil {
 		return n
 	}
-	cfg.MaxSize, cfg.MinSize = 1, 0
+	cfg.MaxSize, cfg.MinSize, cfg.Reserve = 1, 0, 0 // it counts in the shared limits, as every server does
 	cfg.CheckQuery = ""
 	n := &notifier{
 		p: p, key: key,

@@ -64,7 +64,7 @@ type Proxy struct {
 	}
 	statsLog statsLog // log_stats' schedule; the sweeper's alone (statslog.go)
 
-	keysMu sync.Mutex             // guards keys, longKeys and conns
+	keysMu sync.Mutex             // guards keys, longKeys, conns and clientCounts
 	keys   map[uint32]*clientConn // by mux-issued BackendKeyData process ID
 	// longKeys holds the whole secret of 3.2 clients' keys, by PID.
 	longKeys map[uint32][]byte
@@ -72,6 +72,10 @@ type Proxy struct {
 	// (peer_id, read at start); 0: mux runs alone.
 	instance cancelkey.Instance
 	conns    map[net.Conn]struct{} // every accepted connection, for shutdown
+	// clientCounts: logged-in clients per database and user (limits.go).
+	clientCounts clientCounts
+	// limits: server limits shared by pools (limits.go).
+	limits limitSet
 
 	fleetLog  *zap.Logger // cancel requests forwarded to peers (fleet.go)
 	peerSlots peerSlots
@@ -360,7 +364,7 @@ func (p *Proxy) poolFor(dbName string, db config.Database, user string, u *login
 		p.poolMu.Unlock()
 		return pl, p.stmts[key], st
 	}
-	pl := pool.New(p.poolConfig(p.snapshot(), db, user, u),
+	pl := pool.New(p.limitedPoolConfig(p.snapshot(), dbName, db, user, u),
 		p.log.Named("pool").With(zap.String("database", dbName), zap.String("user", user)))
 	if p.loopsOn() {
 		pl.SetLoops(p.serverLoop)
@@ -483,6 +487,9 @@ const registerTries = 64
 func (p *Proxy) register(c *clientConn, minor uint32) (cancelkey.Key, error) {
 	p.keysMu.Lock()
 	defer p.keysMu.Unlock()
+	if err := p.admitClientLocked(c); err != nil {
+		return cancelkey.Key{}, err
+	}
 	for range registerTries {
 		k := p.instance.Issue(minor)
 		if p.keys[k.PID] != nil {
@@ -499,6 +506,7 @@ func (p *Proxy) register(c *clientConn, minor uint32) (cancelkey.Key, error) {
 		p.served.Add(1)
 		return k, nil
 	}
+	p.forgetClientLocked(c)
 	return cancelkey.Key{}, wire.Fatal(wire.CodeTooManyConnections, "sorry, too many clients already (no cancel key left for this instance)")
 }
 
@@ -510,6 +518,7 @@ func (p *Proxy) unregister(c *clientConn) {
 	if p.keys[c.key.pid] == c {
 		delete(p.keys, c.key.pid)
 		delete(p.longKeys, c.key.pid)
+		p.forgetClientLocked(c)
 	}
 	p.keysMu.Unlock()
 }

@@ -51,7 +51,7 @@ func (p *Proxy) putInForce(s *snapshot) {
 			p.log.Info("database removed from the configuration", zap.String("database", key.database))
 			continue
 		}
-		pl.SetConfig(p.poolConfig(s, db, key.user, s.users[key.user]))
+		pl.SetConfig(p.limitedPoolConfig(s, key.database, db, key.user, s.users[key.user]))
 	}
 	p.poolMu.Unlock()
 	p.pruneHostSets(cfg)

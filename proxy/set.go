@@ -21,6 +21,13 @@ var settable = map[string]func(c *config.Config, v string) error{
 	"max_client_conn":     setInt(func(c *config.Config) *int { return &c.MaxClientConn }),
 	"query_wait_timeout":  setDuration(func(c *config.Config) *config.Duration { return &c.QueryWaitTimeout }),
 	"client_idle_timeout": setDuration(func(c *config.Config) *config.Duration { return &c.ClientIdleTimeout }),
+	// The connection limits (limits.go).
+	"max_db_connections":          setInt(func(c *config.Config) *int { return &c.MaxDBConnections }),
+	"max_user_connections":        setInt(func(c *config.Config) *int { return &c.MaxUserConnections }),
+	"max_db_client_connections":   setInt(func(c *config.Config) *int { return &c.MaxDBClientConnections }),
+	"max_user_client_connections": setInt(func(c *config.Config) *int { return &c.MaxUserClientConnections }),
+	"reserve_pool_size":           setInt(func(c *config.Config) *int { return &c.ReservePoolSize }),
+	"reserve_pool_timeout":        setDuration(func(c *config.Config) *config.Duration { return &c.ReservePoolTimeout }),
 }
 
 func setInt(field func(*config.Config) *int) func(*config.Config, string) error {
