@@ -164,6 +164,10 @@ type Config struct {
 	// TCPSocketBuffer sets SO_SNDBUF and SO_RCVBUF on client and server
 	// sockets, in bytes. 0 = OS default. Default 0.
 	TCPSocketBuffer int `toml:"tcp_socket_buffer"`
+	// TCPDeferAccept sets TCP_DEFER_ACCEPT on the listeners (Linux):
+	// a connection is accepted once it has sent data, or after this long
+	// (whole seconds). 0 = off. Default 0.
+	TCPDeferAccept Duration `toml:"tcp_defer_accept"`
 	// SCRAMIterations is the PBKDF2 iteration count of the SCRAM secrets
 	// mux derives from plain-text passwords it checks clients against.
 	// Default 4096 (PostgreSQL's and PgBouncer's).

@@ -191,6 +191,7 @@ func (c *Config) problems() []error {
 		{"shutdown_timeout", c.ShutdownTimeout},
 		{"tcp_keepintvl", c.TCPKeepIntvl},
 		{"tcp_user_timeout", c.TCPUserTimeout},
+		{"tcp_defer_accept", c.TCPDeferAccept},
 	}
 	for _, d := range durations {
 		ck.nonNegative(k(d.key), d.d)

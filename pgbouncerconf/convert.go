@@ -580,6 +580,9 @@ func (c *converter) keepalive() {
 	c.tcpUserTimeout()
 	n, kv, ok = c.intSetting("tcp_socket_buffer", 0, 0, 1<<30)
 	c.add("tcp_socket_buffer", tomlInt(n), c.origin(kv, ok))
+	// PgBouncer's default is 45 s on Linux; mux's is off.
+	n, kv, ok = c.intSetting("tcp_defer_accept", 45, 0, maxSeconds)
+	c.add("tcp_defer_accept", tomlString(formatDuration(time.Duration(n)*time.Second)), c.origin(kv, ok))
 }
 
 func (c *converter) protocol() {
@@ -706,10 +709,9 @@ var unsupportedSettings = map[string]struct {
 	"server_tls13_ciphers":   {[]string{""}, "Go's TLS 1.3 cipher suites are not configurable", false},
 	"client_tls_dheparams":   {[]string{"auto", "none"}, "Go's TLS does not use finite-field DHE", false},
 	"pkt_buf":                {[]string{"4096"}, "mux sizes its buffers itself", false},
-	"sbuf_loopcnt":           {[]string{"5"}, "mux serves each connection on its own goroutine, so a busy one cannot stall the others", false},
+	"sbuf_loopcnt":           {[]string{"5"}, "mux's event loops read each ready connection once per turn, so a busy one cannot stall the others", false},
 	"listen_backlog":         {[]string{"128"}, "Go listens with the largest backlog the system allows (net.core.somaxconn on Linux), which a smaller listen_backlog could only lower", false},
 	"so_reuseport":           {[]string{"0"}, "mux uses every CPU core in one process; run one mux instead of several", false},
-	"tcp_defer_accept":       {[]string{"0", "1", "45"}, "mux does not set TCP_DEFER_ACCEPT", false},
 }
 
 // leftovers notes every setting and section that was not carried over.

@@ -62,7 +62,23 @@ func socketControl(d time.Duration, buffer int) func(network, address string, c 
 
 // ListenControl returns a net.ListenConfig Control function that sets the
 // socket buffers (tcp_socket_buffer) of a TCP listener, which its accepted
-// sockets inherit; nil for 0.
-func ListenControl(buffer int) func(network, address string, c syscall.RawConn) error {
-	return socketControl(0, buffer)
+// sockets inherit, and TCP_DEFER_ACCEPT (tcp_defer_accept: accept a
+// connection only once it has sent data, or after that long); nil when
+// both are 0.
+func ListenControl(buffer int, deferAccept time.Duration) func(network, address string, c syscall.RawConn) error {
+	buffers := socketControl(0, buffer)
+	if deferAccept <= 0 {
+		return buffers
+	}
+	return func(network, address string, c syscall.RawConn) error {
+		if buffers != nil {
+			if err := buffers(network, address, c); err != nil {
+				return err
+			}
+		}
+		if network != "tcp" && network != "tcp4" && network != "tcp6" {
+			return nil
+		}
+		return setDeferAccept(c, deferAccept)
+	}
 }

@@ -50,3 +50,28 @@ func setBuffers(rc syscall.RawConn, n int) error {
 	}
 	return serr
 }
+
+// setDeferAccept sets TCP_DEFER_ACCEPT, which the kernel takes in seconds.
+func setDeferAccept(rc syscall.RawConn, d time.Duration) error {
+	var serr error
+	err := rc.Control(func(fd uintptr) {
+		serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_DEFER_ACCEPT, int((d+time.Second-1)/time.Second))
+	})
+	if err != nil {
+		return err
+	}
+	return serr
+}
+
+// deferAccept reads TCP_DEFER_ACCEPT back, for tests.
+func deferAccept(rc syscall.RawConn) (int, error) {
+	var n int
+	var serr error
+	err := rc.Control(func(fd uintptr) {
+		n, serr = syscall.GetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_DEFER_ACCEPT)
+	})
+	if err != nil {
+		return 0, err
+	}
+	return n, serr
+}

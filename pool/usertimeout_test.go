@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"context"
 	"net"
 	"runtime"
 	"syscall"
@@ -50,5 +51,29 @@ func TestUserTimeoutOnDialAndAccept(t *testing.T) {
 	_ = rc.Control(func(fd uintptr) { sndbuf, _ = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDBUF) })
 	if sndbuf != 2*24576 { // Linux doubles what it is asked for
 		t.Errorf("dialed: SO_SNDBUF %d, want %d", sndbuf, 2*24576)
+	}
+}
+
+// tcp_defer_accept reaches the listener (the kernel rounds the seconds up
+// to whole SYN-ACK retransmissions, so the value read back may be larger).
+func TestDeferAcceptOnListener(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("TCP_DEFER_ACCEPT is Linux's")
+	}
+	for _, d := range []time.Duration{0, 10 * time.Second} {
+		lc := net.ListenConfig{Control: ListenControl(0, d)}
+		ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc, _ := ln.(*net.TCPListener).SyscallConn()
+		got, err := deferAccept(rc)
+		ln.Close()
+		if err != nil || (d == 0) != (got == 0) || got < int(d/time.Second) {
+			t.Errorf("tcp_defer_accept %v: TCP_DEFER_ACCEPT %d, %v", d, got, err)
+		}
+	}
+	if ListenControl(0, 0) != nil {
+		t.Error("ListenControl(0, 0) installs a Control function")
 	}
 }

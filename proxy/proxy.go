@@ -142,7 +142,7 @@ func (p *Proxy) config() *config.Config { return p.snap.Load().cfg }
 // Listen opens every listener the config names: TCP addresses and the
 // Unix socket.
 func (p *Proxy) Listen() ([]net.Listener, error) {
-	lc := net.ListenConfig{KeepAliveConfig: p.keepAlive(p.config()).Config(), Control: pool.ListenControl(p.config().TCPSocketBuffer)}
+	lc := net.ListenConfig{KeepAliveConfig: p.keepAlive(p.config()).Config(), Control: pool.ListenControl(p.config().TCPSocketBuffer, p.config().TCPDeferAccept.D())}
 	var lns []net.Listener
 	fail := func(err error) ([]net.Listener, error) {
 		for _, l := range lns {
