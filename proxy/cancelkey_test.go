@@ -3,6 +3,7 @@ package proxy
 import (
 	"testing"
 
+	"github.com/muxpg/mux/config"
 	"github.com/muxpg/mux/internal/cancelkey"
 )
 
@@ -12,6 +13,7 @@ import (
 func TestRegisterLookupKey(t *testing.T) {
 	for _, in := range []cancelkey.Instance{0, 5} {
 		p := &Proxy{keys: map[uint32]*clientConn{}, instance: in}
+		p.snap.Store(&snapshot{cfg: config.Default()})
 		for _, minor := range []uint32{0, 2} {
 			c := &clientConn{p: p}
 			k, err := p.register(c, minor)
