@@ -66,16 +66,13 @@ func Start(t testing.TB, users ...User) *Server {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start slapd: %v", err)
 	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
+	// No goroutine waits for slapd (tests check for leaked goroutines
+	// before this cleanup runs): it is killed and reaped at the end.
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
-		<-exited
+		_ = cmd.Wait()
 	})
-	waitListening(t, s.Addr(), exited, logPath)
+	waitListening(t, s.Addr(), logPath)
 	return s
 }
 
@@ -137,16 +134,10 @@ func freePort(t testing.TB) int {
 }
 
 // waitListening waits until slapd accepts connections.
-func waitListening(t testing.TB, addr string, exited <-chan struct{}, logPath string) {
+func waitListening(t testing.TB, addr, logPath string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		select {
-		case <-exited:
-			out, _ := os.ReadFile(logPath)
-			t.Fatalf("slapd exited at start:\n%s", out)
-		default:
-		}
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
 			c.Close()
@@ -154,5 +145,6 @@ func waitListening(t testing.TB, addr string, exited <-chan struct{}, logPath st
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("slapd did not listen on %s within 30s", addr)
+	out, _ := os.ReadFile(logPath)
+	t.Fatalf("slapd did not listen on %s within 30s:\n%s", addr, out)
 }
