@@ -577,6 +577,7 @@ func (c *Config) Redacted() *Config {
 		u.Password = redact(u.Password)
 		cp.Users[k] = u
 	}
+	cp.AuthLDAPOptions = redactLDAPOptions(cp.AuthLDAPOptions)
 	return cp
 }
 

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"regexp"
+
 	"github.com/BurntSushi/toml"
 
 	"github.com/muxpg/mux/internal/ldap"
@@ -34,4 +36,12 @@ func (c *Config) LDAPOptions() *ldap.Options {
 		return nil
 	}
 	return o
+}
+
+// ldapBindPasswd matches ldapbindpasswd and its value, quoted or not.
+var ldapBindPasswd = regexp.MustCompile(`ldapbindpasswd=("(?:[^"]|"")*"?|[^\s,]*)`)
+
+// redactLDAPOptions hides ldapbindpasswd's value in auth_ldap_options.
+func redactLDAPOptions(s string) string {
+	return ldapBindPasswd.ReplaceAllString(s, "ldapbindpasswd=***")
 }

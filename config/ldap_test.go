@@ -25,3 +25,16 @@ func TestLDAPOptionsValidated(t *testing.T) {
 		t.Fatalf("LDAPOptions = %+v", o)
 	}
 }
+
+func TestRedactedLDAPOptions(t *testing.T) {
+	for in, want := range map[string]string{
+		`ldapserver=h ldapbasedn="dc=x" ldapbindpasswd=hunter2 ldapbinddn="cn=a"`: `ldapserver=h ldapbasedn="dc=x" ldapbindpasswd=*** ldapbinddn="cn=a"`,
+		`ldapbindpasswd="a ""b"", c",ldapserver=h`:                                `ldapbindpasswd=***,ldapserver=h`,
+		`ldapurl="ldap://h/dc=x?uid?sub"`:                                         `ldapurl="ldap://h/dc=x?uid?sub"`,
+	} {
+		c := &Config{AuthLDAPOptions: in}
+		if got := c.Redacted().AuthLDAPOptions; got != want || strings.Contains(got, "hunter2") {
+			t.Errorf("Redacted(%s) = %s, want %s", in, got, want)
+		}
+	}
+}
