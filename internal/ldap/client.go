@@ -48,7 +48,7 @@ func dialOne(ctx context.Context, o *Options, host, addr string) (*conn, error) 
 	if dl, ok := ctx.Deadline(); ok {
 		_ = nc.SetDeadline(dl)
 	}
-	tc := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
+	tc := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12, RootCAs: o.RootCAs}
 	if o.Scheme == "ldaps" {
 		nc = tls.Client(nc, tc)
 	}

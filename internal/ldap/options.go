@@ -1,6 +1,7 @@
 package ldap
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/url"
@@ -33,6 +34,9 @@ type Options struct {
 	SearchAttribute string   // default uid
 	SearchFilter    string   // with $username; excludes SearchAttribute
 	Scope           int      // ScopeSub unless ldapurl says otherwise
+	// RootCAs verify the server's TLS certificate; nil: the system's
+	// (no option sets it: PostgreSQL leaves this to libldap's ldap.conf).
+	RootCAs *x509.CertPool
 }
 
 // OptionNames are the option names accepted, as in pg_hba.conf.

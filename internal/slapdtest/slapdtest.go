@@ -34,8 +34,14 @@ func (u User) DN() string { return "uid=" + u.UID + "," + PeopleDN }
 
 // Server is a running slapd.
 type Server struct {
-	Host string
-	Port int
+	Host    string
+	Port    int // ldap:// (StartTLS too when TLS is on)
+	TLSPort int // ldaps://; 0 without TLS
+}
+
+// TLS names the certificate and key (PEM files) slapd serves TLS with.
+type TLS struct {
+	CertFile, KeyFile string
 }
 
 // Addr returns host:port.
@@ -46,16 +52,25 @@ func (s *Server) Addr() string { return net.JoinHostPort(s.Host, fmt.Sprint(s.Po
 // test: LDAP support must be tested.
 func Start(t testing.TB, users ...User) *Server {
 	t.Helper()
+	return StartTLS(t, nil, users...)
+}
+
+// StartTLS is Start with TLS (ldaps and StartTLS) when tc is not nil.
+func StartTLS(t testing.TB, tc *TLS, users ...User) *Server {
+	t.Helper()
 	if _, err := os.Stat(Slapd); err != nil {
 		t.Fatalf("%s is missing: install it (apt-get install slapd ldap-utils) to test LDAP authentication: %v", Slapd, err)
 	}
 	dir := t.TempDir()
-	conf := writeConfig(t, dir)
+	conf := writeConfig(t, dir, tc)
 	load(t, conf, users)
-	port := freePort(t)
-	s := &Server{Host: "127.0.0.1", Port: port}
-	url := fmt.Sprintf("ldap://%s/", s.Addr())
-	cmd := exec.Command(Slapd, "-f", conf, "-h", url, "-d", "0")
+	s := &Server{Host: "127.0.0.1", Port: freePort(t)}
+	urls := fmt.Sprintf("ldap://%s/", s.Addr())
+	if tc != nil {
+		s.TLSPort = freePort(t)
+		urls += fmt.Sprintf(" ldaps://%s/", net.JoinHostPort(s.Host, fmt.Sprint(s.TLSPort)))
+	}
+	cmd := exec.Command(Slapd, "-f", conf, "-h", urls, "-d", "0")
 	logPath := filepath.Join(dir, "slapd.log")
 	logFile, err := os.Create(logPath)
 	if err != nil {
@@ -73,10 +88,13 @@ func Start(t testing.TB, users ...User) *Server {
 		_ = cmd.Wait()
 	})
 	waitListening(t, s.Addr(), logPath)
+	if tc != nil {
+		waitListening(t, net.JoinHostPort(s.Host, fmt.Sprint(s.TLSPort)), logPath)
+	}
 	return s
 }
 
-func writeConfig(t testing.TB, dir string) string {
+func writeConfig(t testing.TB, dir string, tc *TLS) string {
 	t.Helper()
 	db := filepath.Join(dir, "db")
 	if err := os.Mkdir(db, 0o700); err != nil {
@@ -88,6 +106,9 @@ func writeConfig(t testing.TB, dir string) string {
 	}
 	fmt.Fprintf(&b, "modulepath /usr/lib/ldap\nmoduleload back_mdb\n")
 	fmt.Fprintf(&b, "pidfile %s\n", filepath.Join(dir, "slapd.pid"))
+	if tc != nil {
+		fmt.Fprintf(&b, "TLSCertificateFile %s\nTLSCertificateKeyFile %s\n", tc.CertFile, tc.KeyFile)
+	}
 	fmt.Fprintf(&b, "database mdb\nmaxsize 16777216\nsuffix %q\nrootdn %q\nrootpw %s\ndirectory %s\n",
 		BaseDN, AdminDN, AdminPW, db)
 	// Anyone may bind and read entries, but never the passwords.
