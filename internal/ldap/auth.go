@@ -16,6 +16,10 @@ import (
 // other errors mean the server could not be asked (unreachable, broken).
 var ErrRejected = errors.New("LDAP authentication rejected")
 
+// noAttributes asks a search for no attribute values (RFC 4511 section
+// 4.5.1.8): only the entries' DNs are wanted.
+const noAttributes = "1.1"
+
 // badNameChars are refused in a user name before a search, as in
 // PostgreSQL: they would let a name change the filter.
 const badNameChars = "*()\\/\x00"
@@ -68,7 +72,7 @@ func findUser(c *conn, o *Options, user string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%w: %v", ErrRejected, err)
 	}
-	dns, err := c.search(o.BaseDN, o.Scope, enc, o.attribute())
+	dns, err := c.search(o.BaseDN, o.Scope, enc, noAttributes)
 	if err != nil {
 		return "", err
 	}

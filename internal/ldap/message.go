@@ -42,8 +42,7 @@ func startTLSRequest(id int32) []byte {
 }
 
 // searchRequest asks for the entries under base matching filter (already
-// encoded), with attr as the only attribute (no values wanted: mux needs
-// only the DNs). Aliases are not dereferenced and no limits are asked, as
+// encoded), with attr as the only attribute. Aliases are not dereferenced and no limits are asked, as
 // libldap's defaults that Postgres uses.
 func searchRequest(id int32, base string, scope int, filter []byte, attr string) []byte {
 	b := appendString(nil, tagOctetString, base)
