@@ -39,3 +39,20 @@ func FuzzFilter(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseOptions checks the auth_ldap_options parser on any input: an
+// accepted string gives options that validate again.
+func FuzzParseOptions(f *testing.F) {
+	f.Add(`ldapurl="ldap://127.0.0.1:12345/dc=example,dc=net?uid?sub"`)
+	f.Add(`ldapserver=h ldapprefix="cn=" ldapsuffix=",dc=example,dc=net"`)
+	f.Add(`ldapserver="a b",ldapbasedn=dc=x ldapsearchfilter="(|(uid=$username)(mail=$username))"`)
+	f.Fuzz(func(t *testing.T, s string) {
+		o, err := ParseOptions(s)
+		if err != nil {
+			return
+		}
+		if err := o.validate(); err != nil {
+			t.Fatalf("%q: accepted, then %v", s, err)
+		}
+	})
+}
