@@ -119,3 +119,19 @@ auth_ldap_options = 'ldapserver=127.0.0.1 ldapport=%d ldapprefix="uid=" ldapsuff
 		t.Fatalf("unreachable LDAP server: %v (%+v), want 28000 with a detail naming the LDAP server", err, pe)
 	}
 }
+
+// auth_ldap_options is reloadable: new logins use the new options.
+func TestLDAPOptionsReload(t *testing.T) {
+	srv := slapdtest.Start(t, ldapUsers...)
+	m := startMux(t, fmt.Sprintf(`auth_type = "ldap"
+auth_ldap_options = 'ldapserver=127.0.0.1 ldapport=%d ldapprefix="uid=" ldapsuffix=",%s"'`, srv.Port, slapdtest.PeopleDN))
+	if _, err := ldapLogin(t, m, "muxuser", "ldapsecret"); err != nil {
+		t.Fatal(err)
+	}
+	// A suffix no entry has: every bind fails.
+	m.cfg.AuthLDAPOptions = fmt.Sprintf(`ldapserver=127.0.0.1 ldapport=%d ldapprefix="uid=" ldapsuffix=",ou=nowhere,%s"`, srv.Port, slapdtest.BaseDN)
+	m.reload(t, m.cfg)
+	if _, err := ldapLogin(t, m, "muxuser", "ldapsecret"); sqlstate(err) != "28000" {
+		t.Fatalf("after reload: %v, want 28000", err)
+	}
+}
