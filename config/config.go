@@ -23,6 +23,7 @@ const (
 	AuthTrust = "trust"
 	AuthMD5   = "md5"
 	AuthSCRAM = "scram-sha-256"
+	AuthLDAP  = "ldap"
 
 	PoolModeSession     = "session"
 	PoolModeTransaction = "transaction"
@@ -78,9 +79,15 @@ type Config struct {
 	// connection. "auto": one per four CPUs, at least one. Read at start
 	// only. Default "auto".
 	Workers Workers `toml:"workers"`
-	// AuthType is how clients authenticate: trust, md5 or scram-sha-256.
-	// Default scram-sha-256.
+	// AuthType is how clients authenticate: trust, md5, scram-sha-256 or
+	// ldap (a bind to the LDAP server of AuthLDAPOptions with the
+	// cleartext password the client sends). Default scram-sha-256.
 	AuthType string `toml:"auth_type"`
+	// AuthLDAPOptions are the LDAP settings of auth_type ldap, PostgreSQL's
+	// ldap* options as PgBouncer writes them: `ldapurl="ldap://host/basedn?uid?sub"`
+	// or `ldapserver=host ldapprefix="cn=" ldapsuffix=",dc=example,dc=net"`.
+	// auth_hba_file ldap rows carry their own. Default "".
+	AuthLDAPOptions string `toml:"auth_ldap_options"`
 	// AuthUser, if set, looks up users missing from [users] in Postgres with
 	// AuthQuery, connecting as this user (which must be in [users]).
 	AuthUser string `toml:"auth_user"`
@@ -594,6 +601,7 @@ func (c *Config) Redacted() *Config {
 		u.Password = redact(u.Password)
 		cp.Users[k] = u
 	}
+	cp.AuthLDAPOptions = redactLDAPOptions(cp.AuthLDAPOptions)
 	return cp
 }
 

@@ -18,7 +18,7 @@ import (
 )
 
 var (
-	authTypes  = []string{AuthTrust, AuthMD5, AuthSCRAM}
+	authTypes  = []string{AuthTrust, AuthMD5, AuthSCRAM, AuthLDAP}
 	poolModes  = []string{PoolModeSession, PoolModeTransaction, PoolModeStatement}
 	logFormats = []string{"text", "json"}
 	logLevels  = []string{"debug", "info", "warn", "error"}
@@ -137,6 +137,7 @@ func (c *Config) problems() []error {
 
 	// Authentication and pooling.
 	ck.oneOf(k("auth_type"), c.AuthType, authTypes)
+	c.checkLDAP(&ck)
 	if c.AuthUser != "" && c.AuthFile == "" {
 		if _, ok := c.Users[c.AuthUser]; !ok {
 			ck.add(k("auth_user"), "%q must be listed in [users] with its password", c.AuthUser)
@@ -242,8 +243,8 @@ func (c *Config) problems() []error {
 		ck.name(k("users", name), "user name", name)
 		pw := k("users", name, "password")
 		if u.Password == "" {
-			if c.AuthType != AuthTrust {
-				ck.add(pw, "must not be empty unless auth_type is trust")
+			if c.AuthType != AuthTrust && c.AuthType != AuthLDAP {
+				ck.add(pw, "must not be empty unless auth_type is trust or ldap")
 			}
 		} else {
 			ck.secret(pw, u.Password)

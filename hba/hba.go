@@ -22,7 +22,7 @@
 // Keywords, connection types, methods and option names are case-sensitive,
 // as in PostgreSQL. Features of pg_hba.conf that mux does not implement are
 // refused with an error naming them rather than being silently ignored:
-// other authentication methods (ident, ldap, gss, ...), hostgssenc,
+// other authentication methods (ident, gss, pam, ...), hostgssenc,
 // samerole, "+group", "@file", regular expressions ("/..."),
 // samehost, samenet, host names and unknown options.
 package hba
@@ -37,6 +37,8 @@ import (
 	"os"
 	"slices"
 	"strings"
+
+	"github.com/muxpg/mux/internal/ldap"
 )
 
 // ConnType is the kind of connection a rule applies to (its first field).
@@ -77,6 +79,7 @@ const (
 	Password    Method = "password"
 	Cert        Method = "cert" // hostssl only: the client certificate authenticates the user
 	Peer        Method = "peer" // local only: the Unix socket peer's OS user name
+	LDAP        Method = "ldap" // a bind to an LDAP server with the cleartext password
 )
 
 // Rule is one line of the file.
@@ -100,8 +103,11 @@ type Rule struct {
 	// Options holds the name=value options after the method. Only options
 	// mux understands are accepted: map (peer, cert), clientcert
 	// (hostssl; verify-ca or verify-full, only verify-full with cert) and
-	// clientname (hostssl; CN or DN). It is nil when there are none.
+	// clientname (hostssl; CN or DN), and the ldap* options of PostgreSQL
+	// (ldap). It is nil when there are none.
 	Options map[string]string
+	// LDAP holds the ldap* options, parsed and checked, of an ldap rule.
+	LDAP *ldap.Options
 }
 
 // File is a parsed rules file.
@@ -385,7 +391,21 @@ func parseRule(fields [][]token) (Rule, error) {
 			r.Options[name] = val
 		}
 	}
-	return r, nil
+	if r.Method == LDAP {
+		r.LDAP, err = ldapOptions(r.Options)
+	}
+	return r, err
+}
+
+// ldapOptions parses the ldap* options of an ldap rule.
+func ldapOptions(opts map[string]string) (*ldap.Options, error) {
+	m := map[string]string{}
+	for k, v := range opts {
+		if slices.Contains(ldap.OptionNames, k) {
+			m[k] = v
+		}
+	}
+	return ldap.FromMap(m)
 }
 
 // Keywords that are quoted when a name spells them, so that formatting a
@@ -537,7 +557,7 @@ func prefixNet(p netip.Prefix) *net.IPNet {
 func parseMethod(s string, typ ConnType) (Method, error) {
 	m := Method(s)
 	switch m {
-	case Trust, Reject, MD5, ScramSHA256, Password:
+	case Trust, Reject, MD5, ScramSHA256, Password, LDAP:
 	case Peer:
 		if typ != Local {
 			return "", errors.New(`authentication method "peer" is only supported on local connections`)
@@ -546,11 +566,11 @@ func parseMethod(s string, typ ConnType) (Method, error) {
 		if typ != HostSSL {
 			return "", errors.New(`authentication method "cert" is only supported on hostssl connections`)
 		}
-	case "ident", "gss", "sspi", "pam", "bsd", "ldap", "radius", "oauth":
+	case "ident", "gss", "sspi", "pam", "bsd", "radius", "oauth":
 		return "", fmt.Errorf("authentication method %q is not supported by mux", s)
 	default:
 		return "", fmt.Errorf("invalid authentication method %q%s", s, hint(s,
-			string(Trust), string(Reject), string(MD5), string(ScramSHA256), string(Password), string(Cert), string(Peer)))
+			string(Trust), string(Reject), string(MD5), string(ScramSHA256), string(Password), string(Cert), string(Peer), string(LDAP)))
 	}
 	return m, nil
 }
@@ -593,6 +613,12 @@ func parseOption(s string, r *Rule) (name, val string, err error) {
 			return "", "", fmt.Errorf("invalid value for clientname: %q (want CN or DN)", val)
 		}
 	default:
+		if slices.Contains(ldap.OptionNames, name) {
+			if r.Method != LDAP {
+				return "", "", fmt.Errorf("authentication option %q is only valid for authentication method ldap", name)
+			}
+			break
+		}
 		return "", "", fmt.Errorf("unrecognized authentication option name: %q", name)
 	}
 	return name, val, nil

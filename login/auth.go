@@ -27,6 +27,7 @@ type User struct {
 	Password  string // as configured: plain, md5 or SCRAM secret
 	Secret    auth.Secret
 	FromQuery bool // found by auth_query, not in [users]
+	FromLDAP  bool // let in by LDAP, with the client's password (NewLDAPUser)
 	// SCRAMIterations is the iteration count of the SCRAM secret derived
 	// from a plain-text password (scram_iterations); < 1 means
 	// auth.DefaultSCRAMIterations. Set before the user is shared.
@@ -96,6 +97,8 @@ func (c *Conn) Authenticate(authType, user string, u *User, cb []byte) error {
 			return c.authSCRAM(user, u.scramSecret(), cb)
 		}
 		return c.authMD5(user, u)
+	case config.AuthLDAP:
+		return c.authLDAP(c.LDAP, user) // unknown users too: LDAP knows them
 	default:
 		var sec *auth.SCRAMSecret
 		if u != nil {

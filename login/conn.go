@@ -9,6 +9,9 @@ package login
 import (
 	"net"
 
+	"go.uber.org/zap"
+
+	"github.com/muxpg/mux/internal/ldap"
 	"github.com/muxpg/mux/internal/wire"
 )
 
@@ -26,6 +29,13 @@ type Conn struct {
 	// SCRAMIterations is what the SCRAM exchange of a user mux does not
 	// know announces (scram_iterations); < 1: auth.DefaultSCRAMIterations.
 	SCRAMIterations int
+	// LDAP is auth_ldap_options, for auth_type ldap (nil: not set).
+	LDAP *ldap.Options
+	// LDAPPassword is the password an LDAP server accepted ("" otherwise).
+	LDAPPassword string
+	// Log, if set, is where LDAP failures are explained (the client is
+	// told only that the login failed).
+	Log *zap.Logger
 }
 
 // NewConn wraps an accepted client connection.

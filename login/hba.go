@@ -62,6 +62,8 @@ func (c *Conn) HBAAuthenticate(f *hba.File, st *Startup, u *User, cb []byte) (bo
 		return true, c.authCert(st.User, u) // checkClientCert has checked the name
 	case hba.Peer:
 		return true, c.authPeer(r, f.Maps, st.User, u)
+	case hba.LDAP:
+		return true, c.authLDAP(r.LDAP, st.User)
 	}
 	return true, wire.Fatal(wire.CodeInvalidAuthorization, "unsupported authentication method %q in auth_hba_file line %d", r.Method, r.Line)
 }

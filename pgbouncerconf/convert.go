@@ -41,7 +41,7 @@ var now = time.Now
 // auth_type, listen address). PgBouncer defaults are those of version 1.25
 // and later. Settings that cannot be carried over are reported in Notes.
 // Convert fails if the ini file is invalid for PgBouncer itself or asks for
-// something mux cannot do (auth_type cert without hba rules, pam or ldap).
+// something mux cannot do (auth_type cert without hba rules, pam).
 func Convert(ini *INI, auth []userlist.Entry) (*Result, error) {
 	return convert(ini, auth, nil)
 }
@@ -307,7 +307,7 @@ func (c *converter) authentication() {
 	c.pgAuthType = strings.ToLower(strings.TrimSpace(raw))
 	comment := c.origin(kv, ok)
 	switch c.pgAuthType {
-	case config.AuthTrust, config.AuthMD5, config.AuthSCRAM:
+	case config.AuthTrust, config.AuthMD5, config.AuthSCRAM, config.AuthLDAP:
 		c.authType = c.pgAuthType
 	case "plain":
 		// mux never asks for a clear-text password. md5 accepts the same
@@ -333,7 +333,7 @@ func (c *converter) authentication() {
 		// secrets in [users], and md5 accepts every kind.
 		c.authType = config.AuthMD5
 		comment = c.from(kv, ok) + "; auth_hba_file decides"
-	case "pam", "ldap":
+	case "pam":
 		c.fail(kv, "mux cannot check passwords with %s; import a copy of the file with auth_type = scram-sha-256 (or md5) and list the users' passwords or secrets in the auth_file", c.pgAuthType)
 	default:
 		c.fail(kv, "unknown auth_type %q", raw)
@@ -342,6 +342,7 @@ func (c *converter) authentication() {
 		c.add("auth_type", tomlString(c.authType), comment)
 	}
 	c.used["auth_file"] = true // read by Import; its users end up in [users]
+	c.ldapOptions(kv)
 
 	hbaFile, hbaKV, hbaOK := c.value("auth_hba_file", "")
 	switch {
@@ -686,7 +687,6 @@ var unsupportedSettings = map[string]struct {
 	"syslog":                 {[]string{"0"}, "mux logs to stderr; forward it to syslog with your service manager (e.g. journald)", false},
 	"syslog_ident":           {[]string{"pgbouncer"}, "mux logs to stderr; forward it to syslog with your service manager", false},
 	"syslog_facility":        {[]string{"daemon"}, "mux logs to stderr; forward it to syslog with your service manager", false},
-	"auth_ldap_options":      {[]string{""}, "LDAP authentication is not supported", true},
 	"server_round_robin":     {[]string{"0"}, "mux picks idle server connections in its own order; not configurable", false},
 	"server_fast_close":      {[]string{"0"}, "not supported; after a reload session-mode servers close when their client leaves", false},
 	"track_extra_parameters": {[]string{"", "intervalstyle"}, "no list is needed: mux carries every setting a client changes with SET or in its startup packet (it reads them back after each transaction that may change them), reported to the client or not", false},

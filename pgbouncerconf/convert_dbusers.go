@@ -300,15 +300,15 @@ func (c *converter) users() {
 			continue
 		}
 		switch {
-		case !inAuth && c.authType != config.AuthTrust:
+		case !inAuth && !c.emptyPasswordOK():
 			if c.settings["auth_user"].Value != "" {
 				c.note("%s: left out: not in the auth_file, so it has no password; it can still log in through auth_query, without its [users] settings", label)
 			} else {
 				c.note("%s: left out: not in the auth_file, so it has no password", label)
 			}
 			continue
-		case secret == "" && c.authType != config.AuthTrust:
-			c.note("%s: left out: empty password in the auth_file, which mux accepts only with auth_type = trust", label)
+		case secret == "" && !c.emptyPasswordOK():
+			c.note("%s: left out: empty password in the auth_file, which mux accepts only with auth_type = trust or ldap", label)
 			continue
 		case secret != "":
 			if p := secretProblem(secret); p != "" {

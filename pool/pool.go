@@ -80,6 +80,7 @@ type Pool struct {
 	idle     []*Server  // LIFO: the most recently used server is the warmest
 	waiters  waitQueue  // FIFO
 	total    int        // servers open or being connected
+	clientPW string     // the password the last LDAP client gave (SetClientPassword)
 	closed   bool
 	gen      uint64    // servers of an older generation are closed when released
 	retryAt  time.Time // no new connection attempt before this
@@ -165,6 +166,9 @@ func (p *Pool) SetConfig(cfg Config) {
 	oldLimits := p.cfg.Limits
 	if cfg.Target.ClientKey == nil && cfg.Target.User == p.cfg.Target.User && cfg.Target.Password == p.cfg.Target.Password {
 		cfg.Target.ClientKey = p.cfg.Target.ClientKey // pass-through keys survive a reload
+	}
+	if cfg.Target.Password == "" && cfg.Target.User == p.cfg.Target.User {
+		cfg.Target.Password = p.clientPW // so does an LDAP client's password
 	}
 	p.cfg = cfg
 	var drop []*Server

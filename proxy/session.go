@@ -53,6 +53,7 @@ func (p *Proxy) serveConn(conn net.Conn) {
 	}
 	lg := login.NewConn(conn)
 	lg.SCRAMIterations = s.cfg.SCRAMIterations
+	lg.LDAP, lg.Log = s.ldap, p.log
 	st, key, err := login.ReadStartup(lg, s.clientTLS)
 	c.conn, c.tls = lg.Conn, lg.TLS // TLS may have replaced conn
 	if err != nil {
@@ -224,7 +225,7 @@ func (c *clientConn) authenticate(s *snapshot, st *startup, lg *login.Conn, db c
 		return nil, err
 	}
 	c.scramKey = lg.ScramKey
-	return u, nil
+	return ldapUser(lg, st.User, u), nil
 }
 
 // joinPool sets the client's pool mode and prepared-statement tracking and
@@ -248,6 +249,7 @@ func (c *clientConn) joinPool(cfg *config.Config, st *startup, db config.Databas
 	case c.track:
 		c.trk = session.NewPassTracker()
 	}
+	c.useLDAPPassword(db, u)
 	if c.scramKey != nil && u != nil && u.Secret.Kind == auth.SecretSCRAM && db.User == "" && db.Password == "" {
 		// The client proved the key of the very secret Postgres holds for
 		// this role: mux logs in to Postgres with it (pass-through).

@@ -3,6 +3,7 @@ package proxy
 import (
 	"github.com/muxpg/mux/config"
 	"github.com/muxpg/mux/hba"
+	"github.com/muxpg/mux/internal/ldap"
 	"github.com/muxpg/mux/login"
 	"github.com/muxpg/mux/pool"
 )
@@ -25,12 +26,13 @@ type snapshot struct {
 	clientTLS *login.ClientTLS // never nil
 	serverTLS *pool.TLS        // nil: plain connections to Postgres
 	peerTLS   *pool.TLS        // nil: plain cancel requests to peers
+	ldap      *ldap.Options    // auth_ldap_options; nil: not set
 }
 
 // newSnapshot builds the proxy's snapshot from a resolved configuration.
 func newSnapshot(cs *config.Snapshot) (*snapshot, error) {
 	cfg := cs.Config
-	s := &snapshot{cfg: cfg, hba: cs.HBA, users: make(map[string]*login.User, len(cs.Users))}
+	s := &snapshot{cfg: cfg, hba: cs.HBA, users: make(map[string]*login.User, len(cs.Users)), ldap: cfg.LDAPOptions()}
 	for name, u := range cs.Users {
 		e, err := login.NewUser(name, u)
 		if err != nil {
