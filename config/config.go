@@ -255,6 +255,9 @@ type Config struct {
 	Users map[string]User `toml:"users"`
 	// HostChecks: health checks of the hosts of routed entries (config/hosts.go).
 	HostChecks
+	// ServerReuse: transaction_timeout, cancel_wait_timeout,
+	// server_round_robin, server_fast_close (config/entry.go).
+	ServerReuse
 }
 
 // DefaultAuthQuery is auth_query's default: schema-qualified, so no
@@ -298,6 +301,8 @@ type Database struct {
 	MinPoolSize int `toml:"min_pool_size"`
 	// HostsConfig: several hosts, roles and routing (config/hosts.go).
 	HostsConfig
+	// DatabaseServer: server_lifetime, connect_query (config/entry.go).
+	DatabaseServer
 }
 
 // User is one [users.NAME] entry.
@@ -308,6 +313,8 @@ type User struct {
 	// PoolMode, if set, overrides the database and global pool modes for this
 	// user's connections.
 	PoolMode string `toml:"pool_mode"`
+	// UserTimeouts: the user's own timeouts (config/entry.go).
+	UserTimeouts
 }
 
 // Default returns a configuration holding every default value and empty
@@ -361,6 +368,7 @@ func Default() *Config {
 		Databases:               map[string]Database{},
 		Users:                   map[string]User{},
 		HostChecks:              defaultHostChecks(),
+		ServerReuse:             defaultServerReuse(),
 	}
 }
 

@@ -223,6 +223,7 @@ func (c *Config) problems() []error {
 	}
 
 	c.hostChecksProblems(&ck)
+	c.serverReuseProblems(&ck)
 
 	// Users.
 	for name, u := range c.Users {
