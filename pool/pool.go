@@ -36,6 +36,11 @@ type Config struct {
 	// ReadSplit, with Hosts, gives the pool a read sibling (reads.go)
 	// whose servers go to replicas.
 	ReadSplit bool
+	// RoundRobin lends the idle server released longest ago (FIFO)
+	// instead of the one released last (LIFO); reuse.go.
+	RoundRobin bool
+	// ConnectQuery runs on each new server after login (reuse.go).
+	ConnectQuery string
 }
 
 // ErrClosed is returned by Acquire on a closed pool.
@@ -147,7 +152,7 @@ func (p *Pool) SetConfig(cfg Config) {
 	moved := cfg.Target.Host != p.cfg.Target.Host || cfg.Target.Port != p.cfg.Target.Port ||
 		cfg.Target.Database != p.cfg.Target.Database || cfg.Target.User != p.cfg.Target.User ||
 		cfg.Target.Password != p.cfg.Target.Password && cfg.Target.User != p.cfg.Target.User ||
-		cfg.Hosts != p.cfg.Hosts
+		cfg.Hosts != p.cfg.Hosts || cfg.ConnectQuery != p.cfg.ConnectQuery
 	grow := cfg.MaxSize - p.cfg.MaxSize
 	if cfg.Target.ClientKey == nil && cfg.Target.User == p.cfg.Target.User && cfg.Target.Password == p.cfg.Target.Password {
 		cfg.Target.ClientKey = p.cfg.Target.ClientKey // pass-through keys survive a reload
@@ -235,6 +240,11 @@ func (p *Pool) connect(ctx context.Context) (*Server, error) {
 		l = (*pick)()
 	}
 	s.startReading(l)
+	if cfg.ConnectQuery != "" {
+		if err := p.runConnectQuery(cctx, s, cfg.ConnectQuery); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
