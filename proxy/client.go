@@ -319,7 +319,7 @@ func (c *clientConn) holdServer(data []byte) (*pool.Server, error) {
 func (c *clientConn) loopAttach() error {
 	lc := c.lc
 	cfg := c.p.config()
-	if cfg.ClientIdleTimeout > 0 || cfg.IdleTransactionTimeout > 0 {
+	if c.idleTimeoutsOn() {
 		c.mu.Lock()
 		c.setIdleDeadline(time.Time{})
 		c.mu.Unlock()
@@ -409,7 +409,7 @@ func (c *clientConn) loopAdopt(s *pool.Server) error {
 // attach takes a server from the pool for this client and brings its
 // settings in line with the client's.
 func (c *clientConn) attach() (*pool.Server, error) {
-	if cfg := c.p.config(); cfg.ClientIdleTimeout > 0 || cfg.IdleTransactionTimeout > 0 {
+	if c.idleTimeoutsOn() {
 		c.mu.Lock()
 		c.setIdleDeadline(time.Time{})
 		c.mu.Unlock()

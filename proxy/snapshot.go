@@ -25,12 +25,13 @@ type snapshot struct {
 	clientTLS *login.ClientTLS // never nil
 	serverTLS *pool.TLS        // nil: plain connections to Postgres
 	peerTLS   *pool.TLS        // nil: plain cancel requests to peers
+	timeouts  userTimeouts     // the client timeouts, by user (reuse.go)
 }
 
 // newSnapshot builds the proxy's snapshot from a resolved configuration.
 func newSnapshot(cs *config.Snapshot) (*snapshot, error) {
 	cfg := cs.Config
-	s := &snapshot{cfg: cfg, hba: cs.HBA, users: make(map[string]*login.User, len(cs.Users))}
+	s := &snapshot{cfg: cfg, hba: cs.HBA, users: make(map[string]*login.User, len(cs.Users)), timeouts: newUserTimeouts(cfg)}
 	for name, u := range cs.Users {
 		e, err := login.NewUser(name, u)
 		if err != nil {
