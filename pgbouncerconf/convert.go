@@ -116,8 +116,10 @@ func (c *converter) convert() {
 	c.scramIterations()
 	c.pooling()
 	c.serverConnections()
+	c.serverReuse() // convert_reuse.go
 	c.boolSetting("application_name_add_host", "0")
 	c.clientTimeouts()
+	c.clientReuseTimeouts()
 	c.administration()
 	c.tlsSettings()
 	c.keepalive()
@@ -699,9 +701,7 @@ var unsupportedSettings = map[string]struct {
 	"max_db_client_connections":   {[]string{"0"}, "mux has no per-database limit on client connections; max_client_conn is the only one", false},
 	"max_user_connections":        {[]string{"0"}, "mux has no per-user limit on server connections", false},
 	"max_user_client_connections": {[]string{"0"}, "mux has no per-user limit on client connections; max_client_conn is the only one", false},
-	"server_round_robin":          {[]string{"0"}, "mux picks idle server connections in its own order; not configurable", false},
 	"server_reset_query_always":   {[]string{"0"}, "mux runs server_reset_query only in session mode", false},
-	"server_fast_close":           {[]string{"0"}, "not supported; after a reload session-mode servers close when their client leaves", false},
 	"track_extra_parameters":      {[]string{"", "intervalstyle"}, "mux has no list of extra tracked parameters", false},
 	"disable_pqexec":              {[]string{"0"}, "mux cannot refuse the simple query protocol", false},
 	"conffile":                    {nil, "mux reloads the file it was started with", false},
@@ -714,8 +714,6 @@ var unsupportedSettings = map[string]struct {
 	"resolv_conf":                 {[]string{""}, "mux uses the system's resolver configuration", false},
 	"query_wait_notify":           {[]string{"0", "5"}, "mux sends no notice to waiting clients", false},
 	"login_notify_message":        {[]string{""}, "mux sends no message at login", false},
-	"cancel_wait_timeout":         {[]string{"10"}, "not configurable in mux", false},
-	"transaction_timeout":         {[]string{"0"}, "not supported; use idle_transaction_timeout, or transaction_timeout in Postgres 17+", false},
 	"suspend_timeout":             {[]string{"10"}, "mux has no SUSPEND or online restart with -R; rolling restarts use handover_socket, and shutdown_timeout bounds the wait", false},
 	"client_tls_ciphers":          {[]string{"default", "secure", "fast", "normal"}, "mux uses Go's TLS cipher suite choice, which is not configurable", false},
 	"server_tls_ciphers":          {[]string{"default", "secure", "fast", "normal"}, "mux uses Go's TLS cipher suite choice, which is not configurable", false},

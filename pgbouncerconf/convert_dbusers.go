@@ -21,13 +21,11 @@ var dbParamReasons = map[string]string{
 	"reserve_pool_size":         "mux has no reserve pool",
 	"max_db_connections":        "mux has no per-database limit on server connections",
 	"max_db_client_connections": "mux has no per-database limit on client connections",
-	"connect_query":             "mux runs no query on new server connections; set the parameter on the role or database in Postgres (ALTER ROLE/DATABASE ... SET) instead",
 	"application_name":          "mux sends no startup parameters of its own; set it with ALTER ROLE/DATABASE ... SET in Postgres",
 	"client_encoding":           "mux sends no startup parameters of its own; set it with ALTER ROLE/DATABASE ... SET in Postgres",
 	"datestyle":                 "mux sends no startup parameters of its own; set it with ALTER ROLE/DATABASE ... SET in Postgres",
 	"timezone":                  "mux sends no startup parameters of its own; set it with ALTER ROLE/DATABASE ... SET in Postgres",
 	"load_balance_hosts":        "it matters only with several hosts in host=",
-	"server_lifetime":           "mux has only the global server_lifetime",
 	"query_wait_timeout":        "mux has only the global query_wait_timeout",
 	"target_session_attrs":      "PgBouncer ignores it; mux's own target_session_attrs (see README) routes by role",
 }
@@ -211,6 +209,9 @@ func (c *converter) database(name string, kv KV) bool {
 			c.dbAuthUsers = append(c.dbAuthUsers, dbAuthUser{table: g, user: cp.value, label: label})
 			continue
 		}
+		if c.dbReuseParam(kv, cp, add) { // convert_reuse.go
+			continue
+		}
 		reason, ok := dbParamReasons[cp.key]
 		if !ok {
 			reason = "unknown connection parameter; ignored"
@@ -231,11 +232,7 @@ var userParamReasons = map[string]string{
 	"max_user_client_connections": "mux has no per-user limit on client connections",
 	"pool_size":                   "mux has no per-user pool size",
 	"reserve_pool_size":           "mux has no reserve pool",
-	"query_timeout":               "mux has only the global query_timeout",
 	"query_wait_timeout":          "mux has only the global query_wait_timeout",
-	"idle_transaction_timeout":    "mux has only the global idle_transaction_timeout",
-	"transaction_timeout":         "mux has no transaction_timeout",
-	"client_idle_timeout":         "mux has only the global client_idle_timeout",
 }
 
 func (c *converter) users() {
@@ -248,6 +245,7 @@ func (c *converter) users() {
 		}
 	}
 	modes := map[string]string{}
+	timeouts := map[string][]setting{} // convert_reuse.go
 	where := map[string]KV{}
 	for _, kv := range c.ini.Sections["users"] {
 		label := fmt.Sprintf("users.%s (%s)", tomlKey(kv.Key), c.where(kv))
@@ -257,7 +255,14 @@ func (c *converter) users() {
 			continue
 		}
 		delete(modes, kv.Key)
+		delete(timeouts, kv.Key)
 		for _, cp := range params {
+			if line, carried, ok := c.userTimeout(kv, cp); ok {
+				if carried {
+					timeouts[kv.Key] = append(timeouts[kv.Key], line)
+				}
+				continue
+			}
 			if cp.key == "pool_mode" {
 				mode, valid := poolMode(cp.value)
 				if !valid {
@@ -323,6 +328,7 @@ func (c *converter) users() {
 		if mode, ok := modes[name]; ok {
 			g.lines = append(g.lines, setting{key: "pool_mode", value: tomlString(mode), comment: "from [users] " + c.where(where[name])})
 		}
+		g.lines = append(g.lines, timeouts[name]...)
 		c.d.groups = append(c.d.groups, g)
 		c.kept[name] = true
 		kept++

@@ -469,7 +469,7 @@ min_pool_size = 3
 		"nopool":       {Host: "db", Port: 5432, MinPoolSize: inherit},
 		"small":        {Host: "db", Port: 5432, PoolSize: 2, MinPoolSize: 2},
 		"capped":       {Host: "db", Port: 5432, PoolSize: 4, MinPoolSize: 4},
-		"extras":       {Host: "db", Port: 5432, MinPoolSize: inherit},
+		"extras":       {Host: "db", Port: 5432, MinPoolSize: inherit, DatabaseServer: config.DatabaseServer{ConnectQuery: "SELECT 1"}},
 		`Odd "name".x`: {Host: "db", Port: 5432, MinPoolSize: inherit},
 		"*":            {Host: "fallback", Port: 5432, MinPoolSize: inherit},
 	}
@@ -478,7 +478,6 @@ min_pool_size = 3
 	}
 	for _, n := range []string{
 		`databases.nopool (pgbouncer.ini:7): pool_size=0`,
-		`databases.extras (pgbouncer.ini:10): connect_query="SELECT 1": mux runs no query`,
 		`databases.extras (pgbouncer.ini:10): application_name="x"`,
 		`databases.extras (pgbouncer.ini:10): client_encoding="UTF8"`,
 		`databases.extras (pgbouncer.ini:10): reserve_pool="2": mux has no reserve pool`,
@@ -659,7 +658,7 @@ func TestConvertHeaderAndDeterminism(t *testing.T) {
 	old := now
 	now = func() time.Time { return time.Date(2025, 3, 4, 23, 30, 0, 0, time.FixedZone("x", -3600)) }
 	defer func() { now = old }()
-	ini := mustINI(t, base+"logfile = /x\nserver_round_robin = 1\n")
+	ini := mustINI(t, base+"logfile = /x\ndisable_pqexec = 1\n")
 	ini.Name = "/etc/pgbouncer/pgbouncer.ini"
 	res1, _ := convertINI(t, ini, []userlist.Entry{{User: "b", Secret: "1"}, {User: "a", Secret: "2"}})
 	res2, _ := convertINI(t, ini, []userlist.Entry{{User: "b", Secret: "1"}, {User: "a", Secret: "2"}})
@@ -715,8 +714,9 @@ func TestImportFull(t *testing.T) {
 	}
 	inherit := config.InheritMinPoolSize
 	wantDBs := map[string]config.Database{
-		"app":      {Host: "10.0.0.5", Port: 5433, DBName: "app_production", PoolMode: "transaction", PoolSize: 40, MinPoolSize: 5},
-		"reports":  {Host: dir, Port: 5432, DBName: "reporting", User: "reporter", Password: "reporter-pw", PoolSize: 5, MinPoolSize: inherit},
+		"app": {Host: "10.0.0.5", Port: 5433, DBName: "app_production", PoolMode: "transaction", PoolSize: 40, MinPoolSize: 5},
+		"reports": {Host: dir, Port: 5432, DBName: "reporting", User: "reporter", Password: "reporter-pw", PoolSize: 5, MinPoolSize: inherit,
+			DatabaseServer: config.DatabaseServer{ConnectQuery: "SET statement_timeout = '5min'"}},
 		"legacy":   {Host: "legacy.internal", Port: 5432, User: "legacy_app", Password: "legacy-secret", MinPoolSize: inherit},
 		"sales.eu": {Host: "10.0.0.6", Port: 5432, DBName: "sales", MinPoolSize: inherit},
 		"*":        {Host: "10.0.0.5", Port: 5433, MinPoolSize: inherit},
@@ -748,7 +748,7 @@ func TestImportFull(t *testing.T) {
 	}
 	wantNotes := []string{
 		"logfile = ", "pidfile = ", "reserve_pool_size = \"5\"", "reserve_pool_timeout = \"3\"",
-		"databases.reports (full.ini:14): connect_query=", "databases.legacy (full.ini:17): client_encoding=",
+		"databases.legacy (full.ini:17): client_encoding=",
 		"databases.legacy (full.ini:17): datestyle=", "users.alice (full.ini:28): max_user_connections=", `user "old": left out`,
 	}
 	if len(res.Notes) != len(wantNotes) {
