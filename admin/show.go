@@ -387,14 +387,22 @@ func showConfig(cfg *config.Config) []byte {
 	def := reflect.ValueOf(config.Default()).Elem()
 	type kv struct{ key, value, def string }
 	var list []kv
-	for i := range cur.NumField() {
-		f := cur.Type().Field(i)
-		key, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
-		if key == "" || key == "-" || f.Type.Kind() == reflect.Map {
-			continue // [databases] and [users] have SHOW DATABASES and USERS
+	var add func(cur, def reflect.Value)
+	add = func(cur, def reflect.Value) {
+		for i := range cur.NumField() {
+			f := cur.Type().Field(i)
+			if f.Anonymous && f.Type.Kind() == reflect.Struct {
+				add(cur.Field(i), def.Field(i)) // embedded groups of settings
+				continue
+			}
+			key, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+			if key == "" || key == "-" || f.Type.Kind() == reflect.Map {
+				continue // [databases] and [users] have SHOW DATABASES and USERS
+			}
+			list = append(list, kv{key, configValue(cur.Field(i)), configValue(def.Field(i))})
 		}
-		list = append(list, kv{key, configValue(cur.Field(i)), configValue(def.Field(i))})
 	}
+	add(cur, def)
 	sort.Slice(list, func(i, j int) bool { return list[i].key < list[j].key })
 	r := newResult(showConfigCols)
 	for _, e := range list {

@@ -350,3 +350,21 @@ func TestServerFastClose(t *testing.T) {
 		})
 	}
 }
+
+// SHOW CONFIG lists the settings of embedded groups too, with their
+// defaults, as PgBouncer lists transaction_timeout and the rest.
+func TestShowConfigReuseSettings(t *testing.T) {
+	m := startMux(t, adminTop+"\nserver_round_robin = true\ntransaction_timeout = \"5s\"")
+	rows := adminQuery(t, m.adminConn(t, "muxuser", "muxpass"), "SHOW CONFIG")
+	for key, want := range map[string][2]string{
+		"server_round_robin":  {"true", "false"},
+		"transaction_timeout": {"5s", "0s"},
+		"cancel_wait_timeout": {"10s", "10s"},
+		"server_fast_close":   {"false", "false"},
+	} {
+		r := rows.find("key", key)
+		if r == nil || r["value"] != want[0] || r["default"] != want[1] || r["changeable"] != "yes" {
+			t.Errorf("SHOW CONFIG %s: %v, want value %q default %q", key, r, want[0], want[1])
+		}
+	}
+}
