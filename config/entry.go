@@ -48,6 +48,10 @@ type DatabaseServer struct {
 	// PgBouncer; a server it leaves inside a transaction is closed.
 	// Default "" (none).
 	ConnectQuery string `toml:"connect_query"`
+	// QueryWaitTimeout overrides the global query_wait_timeout for this
+	// database's clients ("0s": wait forever); absent = the global one.
+	// A user's overrides it in turn.
+	QueryWaitTimeout *Duration `toml:"query_wait_timeout"`
 }
 
 // UserTimeouts holds the [users.NAME] timeouts (embedded in User). Each
@@ -58,6 +62,9 @@ type UserTimeouts struct {
 	IdleTransactionTimeout Duration `toml:"idle_transaction_timeout"`
 	TransactionTimeout     Duration `toml:"transaction_timeout"`
 	ClientIdleTimeout      Duration `toml:"client_idle_timeout"`
+	// QueryWaitTimeout, unlike the others, counts when present: "0s"
+	// waits forever; absent = the database's, else the global one.
+	QueryWaitTimeout *Duration `toml:"query_wait_timeout"`
 }
 
 // defaultServerReuse is ServerReuse's defaults.
@@ -79,7 +86,25 @@ func (c *Config) Resolved(t UserTimeouts) UserTimeouts {
 		IdleTransactionTimeout: pick(t.IdleTransactionTimeout, c.IdleTransactionTimeout),
 		TransactionTimeout:     pick(t.TransactionTimeout, c.TransactionTimeout),
 		ClientIdleTimeout:      pick(t.ClientIdleTimeout, c.ClientIdleTimeout),
+		QueryWaitTimeout:       t.QueryWaitTimeout,
 	}
+}
+
+// QueryWaitTimeoutFor returns the query_wait_timeout in force for user's
+// clients of database (the name the client asked for): the user's, else
+// the database entry's, else the global one, as PgBouncer resolves it.
+func (c *Config) QueryWaitTimeoutFor(database, user string) time.Duration {
+	if u, ok := c.Users[user]; ok && u.QueryWaitTimeout != nil {
+		return u.QueryWaitTimeout.D()
+	}
+	db, ok := c.Databases[database]
+	if !ok {
+		db = c.Databases[WildcardDatabase]
+	}
+	if db.QueryWaitTimeout != nil {
+		return db.QueryWaitTimeout.D()
+	}
+	return c.QueryWaitTimeout.D()
 }
 
 // ServerLifetimeFor returns the server_lifetime in force for db's servers.
@@ -96,11 +121,17 @@ func (c *Config) serverReuseProblems(ck *checker) {
 	ck.nonNegative(toml.Key{"cancel_wait_timeout"}, c.CancelWaitTimeout)
 	for name, db := range c.Databases {
 		ck.nonNegative(toml.Key{"databases", name, "server_lifetime"}, db.ServerLifetime)
+		if db.QueryWaitTimeout != nil {
+			ck.nonNegative(toml.Key{"databases", name, "query_wait_timeout"}, *db.QueryWaitTimeout)
+		}
 		if strings.IndexByte(db.ConnectQuery, 0) >= 0 {
 			ck.add(toml.Key{"databases", name, "connect_query"}, "must not contain NUL bytes")
 		}
 	}
 	for name, u := range c.Users {
+		if u.QueryWaitTimeout != nil {
+			ck.nonNegative(toml.Key{"users", name, "query_wait_timeout"}, *u.QueryWaitTimeout)
+		}
 		for key, d := range map[string]Duration{
 			"query_timeout":            u.QueryTimeout,
 			"idle_transaction_timeout": u.IdleTransactionTimeout,

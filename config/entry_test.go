@@ -80,3 +80,38 @@ client_idle_timeout = "-1s"
 		}
 	}
 }
+
+// query_wait_timeout: the user's, else the database's, else the global
+// one; present, "0s" counts (wait forever).
+func TestQueryWaitTimeoutFor(t *testing.T) {
+	c := mustParse(t, `query_wait_timeout = "1m"
+[databases.app]
+query_wait_timeout = "0s"
+[databases."*"]
+query_wait_timeout = "5s"
+[databases.plain]
+[users.u]
+password = "p"
+query_wait_timeout = "7s"
+[users.v]
+password = "p"
+`)
+	for _, tc := range []struct {
+		db, user string
+		want     time.Duration
+	}{
+		{"app", "u", 7 * time.Second},
+		{"app", "v", 0},
+		{"elsewhere", "v", 5 * time.Second},
+		{"plain", "v", time.Minute},
+		{"plain", "nobody", time.Minute},
+	} {
+		if got := c.QueryWaitTimeoutFor(tc.db, tc.user); got != tc.want {
+			t.Errorf("%s/%s: %v, want %v", tc.db, tc.user, got, tc.want)
+		}
+	}
+	if _, err := Parse([]byte("[databases.app]\nquery_wait_timeout = \"-1s\"\n[users.u]\npassword = \"p\"\nquery_wait_timeout = \"-1s\"\n")); err == nil ||
+		!strings.Contains(err.Error(), "databases.app.query_wait_timeout:") || !strings.Contains(err.Error(), "users.u.query_wait_timeout:") {
+		t.Errorf("negative query_wait_timeout: %v", err)
+	}
+}

@@ -26,7 +26,6 @@ var dbParamReasons = map[string]string{
 	"datestyle":                 "mux sends no startup parameters of its own; set it with ALTER ROLE/DATABASE ... SET in Postgres",
 	"timezone":                  "mux sends no startup parameters of its own; set it with ALTER ROLE/DATABASE ... SET in Postgres",
 	"load_balance_hosts":        "it matters only with several hosts in host=",
-	"query_wait_timeout":        "mux has only the global query_wait_timeout",
 	"target_session_attrs":      "PgBouncer ignores it; mux's own target_session_attrs (see README) routes by role",
 }
 
@@ -232,7 +231,6 @@ var userParamReasons = map[string]string{
 	"max_user_client_connections": "mux has no per-user limit on client connections",
 	"pool_size":                   "mux has no per-user pool size",
 	"reserve_pool_size":           "mux has no reserve pool",
-	"query_wait_timeout":          "mux has only the global query_wait_timeout",
 }
 
 func (c *converter) users() {

@@ -53,6 +53,10 @@ func (c *converter) dbReuseParam(kv KV, cp connParam, add func(key, value, comme
 		if cp.value != "" {
 			add("connect_query", tomlString(cp.value), "")
 		}
+	case "query_wait_timeout":
+		if d, ok := c.queryWait(kv, cp); ok {
+			add("query_wait_timeout", tomlString(formatDuration(d)), "")
+		}
 	default:
 		return false
 	}
@@ -62,6 +66,13 @@ func (c *converter) dbReuseParam(kv KV, cp connParam, add func(key, value, comme
 // userTimeout converts a [users] timeout into the line of the user's
 // table; ok is false for other keys.
 func (c *converter) userTimeout(kv KV, cp connParam) (line setting, carried, ok bool) {
+	if cp.key == "query_wait_timeout" {
+		d, set := c.queryWait(kv, cp)
+		if !set {
+			return setting{}, false, true
+		}
+		return setting{key: cp.key, value: tomlString(formatDuration(d)), comment: fmt.Sprintf("from [users] %s", c.where(kv))}, true, true
+	}
 	if !userTimeoutKeys[cp.key] {
 		return setting{}, false, false
 	}
@@ -70,4 +81,13 @@ func (c *converter) userTimeout(kv KV, cp connParam) (line setting, carried, ok 
 		return setting{}, false, true
 	}
 	return setting{key: cp.key, value: tomlString(formatDuration(d)), comment: fmt.Sprintf("from [users] %s", c.where(kv))}, true, true
+}
+
+// queryWait reads a [databases] or [users] query_wait_timeout: whole
+// seconds where 0 counts (wait forever) and -1 means "not set".
+func (c *converter) queryWait(kv KV, cp connParam) (time.Duration, bool) {
+	if n, err := parseInt(cp.value); err == nil && n < 0 {
+		return 0, false
+	}
+	return c.wholeSeconds(kv, cp.key, cp.value)
 }

@@ -13,11 +13,11 @@ import (
 // database and per user, with no note.
 func TestConvertReuseSettings(t *testing.T) {
 	ini := `[databases]
-app = host=db server_lifetime=120 connect_query='SET search_path = app'
-other = host=db server_lifetime=0
+app = host=db server_lifetime=120 connect_query='SET search_path = app' query_wait_timeout=0
+other = host=db server_lifetime=0 query_wait_timeout=-1
 [users]
 alice = query_timeout=5 idle_transaction_timeout=6 transaction_timeout=7 client_idle_timeout=8 pool_mode=session
-bob = query_timeout=0
+bob = query_timeout=0 query_wait_timeout=30
 [pgbouncer]
 listen_addr = 127.0.0.1
 server_round_robin = 1
@@ -27,7 +27,7 @@ cancel_wait_timeout = 2.5
 `
 	res, c := convertText(t, ini, []userlist.Entry{{User: "alice", Secret: "a"}, {User: "bob", Secret: "b"}})
 	for _, n := range res.Notes {
-		for _, key := range []string{"round_robin", "fast_close", "transaction_timeout", "cancel_wait", "server_lifetime", "connect_query", "query_timeout", "client_idle"} {
+		for _, key := range []string{"round_robin", "fast_close", "transaction_timeout", "cancel_wait", "server_lifetime", "query_wait_timeout", "connect_query", "query_timeout", "client_idle"} {
 			if strings.Contains(n, key) {
 				t.Errorf("note about a carried setting: %s", n)
 			}
@@ -37,17 +37,18 @@ cancel_wait_timeout = 2.5
 	if !c.ServerRoundRobin || !c.ServerFastClose || c.TransactionTimeout != sec(30) || c.CancelWaitTimeout != sec(2.5) {
 		t.Errorf("globals %+v", c.ServerReuse)
 	}
-	if db := c.Databases["app"]; db.ServerLifetime != sec(120) || db.ConnectQuery != "SET search_path = app" {
+	if db := c.Databases["app"]; db.ServerLifetime != sec(120) || db.ConnectQuery != "SET search_path = app" ||
+		db.QueryWaitTimeout == nil || *db.QueryWaitTimeout != 0 {
 		t.Errorf("app %+v", db.DatabaseServer)
 	}
-	if db := c.Databases["other"]; db.ServerLifetime != 0 {
+	if db := c.Databases["other"]; db.ServerLifetime != 0 || db.QueryWaitTimeout != nil {
 		t.Errorf("other's server_lifetime=0 (not set in PgBouncer) became %v", db.ServerLifetime)
 	}
 	want := config.UserTimeouts{QueryTimeout: sec(5), IdleTransactionTimeout: sec(6), TransactionTimeout: sec(7), ClientIdleTimeout: sec(8)}
 	if u := c.Users["alice"]; u.UserTimeouts != want || u.PoolMode != "session" {
 		t.Errorf("alice %+v", u)
 	}
-	if u := c.Users["bob"]; u.UserTimeouts != (config.UserTimeouts{}) {
+	if u := c.Users["bob"]; u.QueryWaitTimeout == nil || *u.QueryWaitTimeout != sec(30) {
 		t.Errorf("bob %+v", u)
 	}
 	// Defaults: PgBouncer's.

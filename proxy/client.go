@@ -318,7 +318,6 @@ func (c *clientConn) holdServer(data []byte) (*pool.Server, error) {
 // blocking path can get one.
 func (c *clientConn) loopAttach() error {
 	lc := c.lc
-	cfg := c.p.config()
 	if c.idleTimeoutsOn() {
 		c.mu.Lock()
 		c.setIdleDeadline(time.Time{})
@@ -330,7 +329,7 @@ func (c *clientConn) loopAttach() error {
 	}
 	lc.since = time.Now()
 	var deadline time.Time
-	if d := cfg.QueryWaitTimeout.D(); d > 0 {
+	if d := c.queryWaitTimeout(); d > 0 {
 		deadline = lc.since.Add(d)
 	}
 	if lc.waiter == nil {
@@ -444,12 +443,12 @@ func (c *clientConn) attachFrom(pl *pool.Pool, turn bool, start time.Time) (*poo
 		var err error
 		if turn {
 			var deadline time.Time
-			if d := c.p.config().QueryWaitTimeout.D(); d > 0 {
+			if d := c.queryWaitTimeout(); d > 0 {
 				deadline = start.Add(d)
 			}
 			s, err = pl.AcquireTurn(deadline)
 		} else {
-			s, err = pl.AcquireTimeout(c.p.config().QueryWaitTimeout.D())
+			s, err = pl.AcquireTimeout(c.queryWaitTimeout())
 		}
 		c.mu.Lock()
 		c.waiting = false

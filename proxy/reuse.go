@@ -21,11 +21,17 @@ import (
 type userTimeouts struct {
 	global config.UserTimeouts
 	users  map[string]config.UserTimeouts // only users with one of their own
+	// waits: some user or database has its own query_wait_timeout.
+	waits bool
 }
 
 func newUserTimeouts(cfg *config.Config) userTimeouts {
 	t := userTimeouts{global: cfg.Resolved(config.UserTimeouts{})}
+	for _, db := range cfg.Databases {
+		t.waits = t.waits || db.QueryWaitTimeout != nil
+	}
 	for name, u := range cfg.Users {
+		t.waits = t.waits || u.QueryWaitTimeout != nil
 		if u.UserTimeouts == (config.UserTimeouts{}) {
 			continue
 		}
@@ -50,6 +56,16 @@ func (t *userTimeouts) of(user string) config.UserTimeouts {
 // timeouts returns the client's timeouts under the configuration in force.
 func (c *clientConn) timeouts() config.UserTimeouts {
 	return c.p.snapshot().timeouts.of(c.user)
+}
+
+// queryWaitTimeout returns the client's query_wait_timeout: its user's,
+// else its database's, else the global one.
+func (c *clientConn) queryWaitTimeout() time.Duration {
+	s := c.p.snapshot()
+	if !s.timeouts.waits {
+		return s.cfg.QueryWaitTimeout.D()
+	}
+	return s.cfg.QueryWaitTimeoutFor(c.database, c.user)
 }
 
 // idleTimeoutsOn reports whether client_idle_timeout or

@@ -368,3 +368,48 @@ func TestShowConfigReuseSettings(t *testing.T) {
 		}
 	}
 }
+
+// query_wait_timeout: a database's overrides the global one, and a user's
+// overrides the database's (PgBouncer 1.25).
+func TestQueryWaitTimeoutByDatabaseAndUser(t *testing.T) {
+	m := startMux(t, "default_pool_size = 1\nquery_wait_timeout = \"1m\"")
+	m.withConfig(t, func(c *config.Config) {
+		short, long := config.Duration(300*time.Millisecond), config.Duration(10*time.Second)
+		setDatabase(c, "muxtest", func(db *config.Database) { db.QueryWaitTimeout = &short })
+		setUser(c, "trustuser", func(u *config.User) { u.QueryWaitTimeout = &long })
+	})
+	ctx := context.Background()
+	// Each pool's one server is held by an open transaction.
+	hold := func(user, password string) *pgx.Conn {
+		conn := m.connectAs(t, user, password, "muxtest")
+		if _, err := conn.Exec(ctx, "BEGIN; SELECT 1"); err != nil {
+			t.Fatal(err)
+		}
+		return conn
+	}
+	hold("muxuser", "muxpass")
+	trustHolder := hold("trustuser", "trustpass")
+	waiter := m.connect(t)
+	trustWaiter := m.connectAs(t, "trustuser", "trustpass", "muxtest")
+
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err := waiter.Exec(wctx, "SELECT 1")
+	if err == nil || !strings.Contains(err.Error(), "query_wait_timeout") || time.Since(start) > 3*time.Second {
+		t.Fatalf("muxuser waiting past muxtest's 300ms: %v after %v, want the query_wait_timeout error", err, time.Since(start))
+	}
+	// trustuser's own 10s outlasts the database's 300ms: served once the
+	// holder commits a second later.
+	committed := make(chan struct{})
+	go func() {
+		defer close(committed)
+		time.Sleep(time.Second)
+		_, _ = trustHolder.Exec(ctx, "COMMIT")
+	}()
+	_, err = trustWaiter.Exec(wctx, "SELECT 1")
+	<-committed
+	if err != nil {
+		t.Fatalf("trustuser within its own query_wait_timeout: %v", err)
+	}
+}
