@@ -60,9 +60,9 @@ func TestUserQueryTimeout(t *testing.T) {
 // A user's idle timeouts override the global ones both ways: shorter for
 // one user, longer (so the global one does not apply) for another.
 func TestUserIdleTimeouts(t *testing.T) {
-	m := startMux(t, `client_idle_timeout = "400ms"`)
+	m := startMux(t, `client_idle_timeout = "1s"`)
 	m.withConfig(t, func(c *config.Config) {
-		setUser(c, "muxuser", func(u *config.User) { u.IdleTransactionTimeout = config.Duration(300 * time.Millisecond) })
+		setUser(c, "muxuser", func(u *config.User) { u.IdleTransactionTimeout = config.Duration(500 * time.Millisecond) })
 		setUser(c, "trustuser", func(u *config.User) {
 			u.ClientIdleTimeout = config.Duration(time.Minute)
 		})
@@ -75,16 +75,16 @@ func TestUserIdleTimeouts(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	time.Sleep(900 * time.Millisecond)
+	time.Sleep(2 * time.Second)
 	if _, err := mine.Exec(ctx, "SELECT 1"); sqlstate(err) != "25P03" {
-		t.Fatalf("muxuser idle in transaction past its own 300ms: %v, want 25P03", err)
+		t.Fatalf("muxuser idle in transaction past its own 500ms: %v, want 25P03", err)
 	}
 	if _, err := other.Exec(ctx, "COMMIT"); err != nil {
 		t.Fatalf("trustuser idle in transaction (no timeout for it): %v", err)
 	}
-	// Between transactions: muxuser has the global 400ms, trustuser 1m.
+	// Between transactions: muxuser has the global 1s, trustuser 1m.
 	mine = m.connect(t)
-	time.Sleep(900 * time.Millisecond)
+	time.Sleep(2 * time.Second)
 	if _, err := mine.Exec(ctx, "SELECT 1"); sqlstate(err) != "57P05" {
 		t.Fatalf("muxuser idle past the global client_idle_timeout: %v, want 57P05", err)
 	}
@@ -96,7 +96,7 @@ func TestUserIdleTimeouts(t *testing.T) {
 // transaction_timeout closes a client whose transaction stays open too
 // long, idle or running a query, with 25P04; a user's own overrides it.
 func TestTransactionTimeout(t *testing.T) {
-	m := startMux(t, "transaction_timeout = \"1s\"\ndefault_pool_size = 2")
+	m := startMux(t, "transaction_timeout = \"2s\"\ndefault_pool_size = 2")
 	m.withConfig(t, func(c *config.Config) {
 		setUser(c, "trustuser", func(u *config.User) { u.TransactionTimeout = config.Duration(time.Minute) })
 	})
@@ -116,7 +116,7 @@ func TestTransactionTimeout(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
-	time.Sleep(1500 * time.Millisecond)
+	time.Sleep(3 * time.Second)
 	if _, err := idle.Exec(ctx, "SELECT 1"); sqlstate(err) != "25P04" {
 		t.Fatalf("transaction open past transaction_timeout: %v (SQLSTATE %q), want 25P04", err, sqlstate(err))
 	}
@@ -127,8 +127,8 @@ func TestTransactionTimeout(t *testing.T) {
 	busy := m.connect(t)
 	start := time.Now()
 	_, err := busy.Exec(ctx, "SELECT pg_sleep(10)")
-	if sqlstate(err) != "25P04" || time.Since(start) > 5*time.Second {
-		t.Fatalf("long statement: %v after %v, want 25P04 after about 1s", err, time.Since(start))
+	if sqlstate(err) != "25P04" || time.Since(start) > 8*time.Second {
+		t.Fatalf("long statement: %v after %v, want 25P04 after about 2s", err, time.Since(start))
 	}
 	// The servers were rolled back or closed: the next client finds no
 	// open transaction.
@@ -373,24 +373,22 @@ func TestShowConfigReuseSettings(t *testing.T) {
 // overrides the database's (PgBouncer 1.25).
 func TestQueryWaitTimeoutByDatabaseAndUser(t *testing.T) {
 	m := startMux(t, "default_pool_size = 1\nquery_wait_timeout = \"1m\"")
+	ctx := context.Background()
+	// Logged in first: a login waits for a server too, bounded the same.
+	holder, waiter := m.connect(t), m.connect(t)
+	trustHolder := m.connectAs(t, "trustuser", "trustpass", "muxtest")
+	trustWaiter := m.connectAs(t, "trustuser", "trustpass", "muxtest")
 	m.withConfig(t, func(c *config.Config) {
 		short, long := config.Duration(300*time.Millisecond), config.Duration(10*time.Second)
 		setDatabase(c, "muxtest", func(db *config.Database) { db.QueryWaitTimeout = &short })
 		setUser(c, "trustuser", func(u *config.User) { u.QueryWaitTimeout = &long })
 	})
-	ctx := context.Background()
 	// Each pool's one server is held by an open transaction.
-	hold := func(user, password string) *pgx.Conn {
-		conn := m.connectAs(t, user, password, "muxtest")
+	for _, conn := range []*pgx.Conn{holder, trustHolder} {
 		if _, err := conn.Exec(ctx, "BEGIN; SELECT 1"); err != nil {
 			t.Fatal(err)
 		}
-		return conn
 	}
-	hold("muxuser", "muxpass")
-	trustHolder := hold("trustuser", "trustpass")
-	waiter := m.connect(t)
-	trustWaiter := m.connectAs(t, "trustuser", "trustpass", "muxtest")
 
 	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
