@@ -658,7 +658,7 @@ func TestConvertHeaderAndDeterminism(t *testing.T) {
 	old := now
 	now = func() time.Time { return time.Date(2025, 3, 4, 23, 30, 0, 0, time.FixedZone("x", -3600)) }
 	defer func() { now = old }()
-	ini := mustINI(t, base+"logfile = /x\ndisable_pqexec = 1\n")
+	ini := mustINI(t, base+"logfile = /x\nsyslog = 1\n")
 	ini.Name = "/etc/pgbouncer/pgbouncer.ini"
 	res1, _ := convertINI(t, ini, []userlist.Entry{{User: "b", Secret: "1"}, {User: "a", Secret: "2"}})
 	res2, _ := convertINI(t, ini, []userlist.Entry{{User: "b", Secret: "1"}, {User: "a", Secret: "2"}})
