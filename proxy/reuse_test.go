@@ -411,3 +411,29 @@ func TestQueryWaitTimeoutByDatabaseAndUser(t *testing.T) {
 		t.Fatalf("trustuser within its own query_wait_timeout: %v", err)
 	}
 }
+
+// The console's SET changes the reuse settings in force; the pools take
+// server_round_robin at once.
+func TestConsoleSetReuseSettings(t *testing.T) {
+	m := startMux(t, adminTop)
+	console := m.adminConn(t, "muxuser", "muxpass")
+	queryString(t, m.connect(t), "SELECT 'pool exists'::text")
+	adminQuery(t, console, "SET server_round_robin = 1")
+	adminQuery(t, console, "SET transaction_timeout = '2.5'")
+	adminQuery(t, console, "SET cancel_wait_timeout = '3s'")
+	cfg := m.p.config()
+	if !cfg.ServerRoundRobin || cfg.TransactionTimeout.D() != 2500*time.Millisecond || cfg.CancelWaitTimeout.D() != 3*time.Second {
+		t.Errorf("after SET: %+v", cfg.ServerReuse)
+	}
+	for _, pl := range m.p.poolsOf("muxtest") {
+		if !pl.Config().RoundRobin {
+			t.Error("a pool did not take server_round_robin")
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := consoleExec(ctx, console.PgConn(), "SET server_fast_close = maybe"); sqlstate(err) != "22023" ||
+		!strings.Contains(err.Error(), "server_fast_close") {
+		t.Errorf("invalid boolean: %v, want 22023 naming the key", err)
+	}
+}
