@@ -290,6 +290,9 @@ type Config struct {
 	HostChecks
 	// Limits: per-database and per-user connection limits, the reserve pool (config/limits.go).
 	Limits
+	// ServerReuse: transaction_timeout, cancel_wait_timeout,
+	// server_round_robin, server_fast_close (config/entry.go).
+	ServerReuse
 }
 
 // DefaultAuthQuery is auth_query's default: schema-qualified, so no
@@ -341,6 +344,8 @@ type Database struct {
 	HostsConfig
 	// DatabaseLimits: the entry's connection limits (config/limits.go).
 	DatabaseLimits
+	// DatabaseServer: server_lifetime, connect_query (config/entry.go).
+	DatabaseServer
 }
 
 // User is one [users.NAME] entry.
@@ -353,6 +358,8 @@ type User struct {
 	PoolMode string `toml:"pool_mode"`
 	// UserLimits: the user's pool size and connection limits (config/limits.go).
 	UserLimits
+	// UserTimeouts: the user's own timeouts (config/entry.go).
+	UserTimeouts
 }
 
 // Default returns a configuration holding every default value and empty
@@ -409,6 +416,7 @@ func Default() *Config {
 		Users:                   map[string]User{},
 		HostChecks:              defaultHostChecks(),
 		Limits:                  defaultLimits(),
+		ServerReuse:             defaultServerReuse(),
 	}
 }
 

@@ -237,6 +237,7 @@ func (c *Config) problems() []error {
 
 	c.hostChecksProblems(&ck)
 	c.limitsProblems(&ck)
+	c.serverReuseProblems(&ck)
 
 	// Users.
 	for name, u := range c.Users {

@@ -116,8 +116,10 @@ func (c *converter) convert() {
 	c.scramIterations()
 	c.pooling()
 	c.serverConnections()
+	c.serverReuse() // convert_reuse.go
 	c.boolSetting("application_name_add_host", "0")
 	c.clientTimeouts()
+	c.clientReuseTimeouts()
 	c.administration()
 	c.tlsSettings()
 	c.keepalive()
@@ -687,8 +689,6 @@ var unsupportedSettings = map[string]struct {
 	"syslog":                 {[]string{"0"}, "mux logs to stderr; forward it to syslog with your service manager (e.g. journald)", false},
 	"syslog_ident":           {[]string{"pgbouncer"}, "mux logs to stderr; forward it to syslog with your service manager", false},
 	"syslog_facility":        {[]string{"daemon"}, "mux logs to stderr; forward it to syslog with your service manager", false},
-	"server_round_robin":     {[]string{"0"}, "mux picks idle server connections in its own order; not configurable", false},
-	"server_fast_close":      {[]string{"0"}, "not supported; after a reload session-mode servers close when their client leaves", false},
 	"track_extra_parameters": {[]string{"", "intervalstyle"}, "no list is needed: mux carries every setting a client changes with SET or in its startup packet (it reads them back after each transaction that may change them), reported to the client or not", false},
 	"conffile":               {nil, "mux reloads the file it was started with", false},
 	"service_name":           {[]string{"pgbouncer"}, "Windows service name; not used by mux", false},
@@ -700,8 +700,6 @@ var unsupportedSettings = map[string]struct {
 	"resolv_conf":            {[]string{""}, "mux uses the system's resolver configuration", false},
 	"query_wait_notify":      {[]string{"0", "5"}, "mux sends no notice to waiting clients", false},
 	"login_notify_message":   {[]string{""}, "mux sends no message at login", false},
-	"cancel_wait_timeout":    {[]string{"10"}, "not configurable in mux", false},
-	"transaction_timeout":    {[]string{"0"}, "not supported; use idle_transaction_timeout, or transaction_timeout in Postgres 17+", false},
 	"suspend_timeout":        {[]string{"10"}, "mux has no SUSPEND or online restart with -R; rolling restarts use handover_socket, and shutdown_timeout bounds the wait", false},
 	"client_tls_ciphers":     {[]string{"default", "secure", "fast", "normal"}, "mux uses Go's TLS cipher suite choice, which is not configurable", false},
 	"server_tls_ciphers":     {[]string{"default", "secure", "fast", "normal"}, "mux uses Go's TLS cipher suite choice, which is not configurable", false},

@@ -15,10 +15,7 @@ import (
 // dbParamReasons explains the [databases] connection parameters mux has no
 // equivalent for.
 var dbParamReasons = map[string]string{
-	"connect_query":        "mux runs no query on new server connections; set the parameter on the role or database in Postgres (ALTER ROLE/DATABASE ... SET) instead",
 	"load_balance_hosts":   "it matters only with several hosts in host=",
-	"server_lifetime":      "mux has only the global server_lifetime",
-	"query_wait_timeout":   "mux has only the global query_wait_timeout",
 	"target_session_attrs": "PgBouncer ignores it; mux's own target_session_attrs (see README) routes by role",
 }
 
@@ -213,6 +210,9 @@ func (c *converter) database(name string, kv KV) bool {
 			}
 			continue
 		}
+		if c.dbReuseParam(kv, cp, add) { // convert_reuse.go
+			continue
+		}
 		reason, ok := dbParamReasons[cp.key]
 		if !ok {
 			reason = "unknown connection parameter; ignored"
@@ -228,13 +228,7 @@ func (c *converter) database(name string, kv KV) bool {
 // ---------------------------------------------------------------------------
 
 // userParamReasons explains the [users] parameters mux has no equivalent for.
-var userParamReasons = map[string]string{
-	"query_timeout":            "mux has only the global query_timeout",
-	"query_wait_timeout":       "mux has only the global query_wait_timeout",
-	"idle_transaction_timeout": "mux has only the global idle_transaction_timeout",
-	"transaction_timeout":      "mux has no transaction_timeout",
-	"client_idle_timeout":      "mux has only the global client_idle_timeout",
-}
+var userParamReasons = map[string]string{}
 
 func (c *converter) users() {
 	var names []string
@@ -246,7 +240,8 @@ func (c *converter) users() {
 		}
 	}
 	modes := map[string]string{}
-	limits := map[string][]setting{} // limitParam's, by user
+	limits := map[string][]setting{}   // limitParam's, by user
+	timeouts := map[string][]setting{} // convert_reuse.go
 	where := map[string]KV{}
 	for _, kv := range c.ini.Sections["users"] {
 		label := fmt.Sprintf("users.%s (%s)", tomlKey(kv.Key), c.where(kv))
@@ -257,7 +252,14 @@ func (c *converter) users() {
 		}
 		delete(modes, kv.Key)
 		delete(limits, kv.Key)
+		delete(timeouts, kv.Key)
 		for _, cp := range params {
+			if line, carried, ok := c.userTimeout(kv, cp); ok {
+				if carried {
+					timeouts[kv.Key] = append(timeouts[kv.Key], line)
+				}
+				continue
+			}
 			if cp.key == "pool_mode" {
 				mode, valid := poolMode(cp.value)
 				if !valid {
@@ -331,6 +333,7 @@ func (c *converter) users() {
 			g.lines = append(g.lines, setting{key: "pool_mode", value: tomlString(mode), comment: "from [users] " + c.where(where[name])})
 		}
 		g.lines = append(g.lines, limits[name]...)
+		g.lines = append(g.lines, timeouts[name]...)
 		c.d.groups = append(c.d.groups, g)
 		c.kept[name] = true
 		kept++

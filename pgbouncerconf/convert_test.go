@@ -474,7 +474,8 @@ min_pool_size = 3
 		"capped": {Host: "db", Port: 5432, PoolSize: 4, MinPoolSize: 4},
 		"extras": {Host: "db", Port: 5432, MinPoolSize: inherit,
 			ServerParameters: config.ServerParameters{ApplicationName: "x", ClientEncoding: "UTF8"},
-			DatabaseLimits:   config.DatabaseLimits{MaxDBConnections: 9, ReservePoolSize: ptr(2)}},
+			DatabaseLimits:   config.DatabaseLimits{MaxDBConnections: 9, ReservePoolSize: ptr(2)},
+			DatabaseServer:   config.DatabaseServer{ConnectQuery: "SELECT 1"}},
 		`Odd "name".x`: {Host: "db", Port: 5432, MinPoolSize: inherit},
 		"*":            {Host: "fallback", Port: 5432, MinPoolSize: inherit},
 	}
@@ -483,7 +484,6 @@ min_pool_size = 3
 	}
 	for _, n := range []string{
 		`databases.nopool (pgbouncer.ini:7): pool_size=0`,
-		`databases.extras (pgbouncer.ini:10): connect_query="SELECT 1": mux runs no query`,
 		`databases.extras (pgbouncer.ini:10): auth_user="a" not carried over, because mux needs it in [users]`,
 		`databases.extras (pgbouncer.ini:10): weird="1": unknown connection parameter`,
 		`databases.pgbouncer (pgbouncer.ini:11): left out: the name is mux's admin console`,
@@ -658,7 +658,7 @@ func TestConvertHeaderAndDeterminism(t *testing.T) {
 	old := now
 	now = func() time.Time { return time.Date(2025, 3, 4, 23, 30, 0, 0, time.FixedZone("x", -3600)) }
 	defer func() { now = old }()
-	ini := mustINI(t, base+"logfile = /x\nserver_round_robin = 1\n")
+	ini := mustINI(t, base+"logfile = /x\nsyslog = 1\n")
 	ini.Name = "/etc/pgbouncer/pgbouncer.ini"
 	res1, _ := convertINI(t, ini, []userlist.Entry{{User: "b", Secret: "1"}, {User: "a", Secret: "2"}})
 	res2, _ := convertINI(t, ini, []userlist.Entry{{User: "b", Secret: "1"}, {User: "a", Secret: "2"}})
@@ -714,8 +714,9 @@ func TestImportFull(t *testing.T) {
 	}
 	inherit := config.InheritMinPoolSize
 	wantDBs := map[string]config.Database{
-		"app":     {Host: "10.0.0.5", Port: 5433, DBName: "app_production", PoolMode: "transaction", PoolSize: 40, MinPoolSize: 5},
-		"reports": {Host: dir, Port: 5432, DBName: "reporting", User: "reporter", Password: "reporter-pw", PoolSize: 5, MinPoolSize: inherit},
+		"app": {Host: "10.0.0.5", Port: 5433, DBName: "app_production", PoolMode: "transaction", PoolSize: 40, MinPoolSize: 5},
+		"reports": {Host: dir, Port: 5432, DBName: "reporting", User: "reporter", Password: "reporter-pw", PoolSize: 5, MinPoolSize: inherit,
+			DatabaseServer: config.DatabaseServer{ConnectQuery: "SET statement_timeout = '5min'"}},
 		"legacy": {Host: "legacy.internal", Port: 5432, User: "legacy_app", Password: "legacy-secret", MinPoolSize: inherit,
 			ServerParameters: config.ServerParameters{ClientEncoding: "UTF8", DateStyle: "ISO"}},
 		"sales.eu": {Host: "10.0.0.6", Port: 5432, DBName: "sales", MinPoolSize: inherit},
@@ -747,8 +748,7 @@ func TestImportFull(t *testing.T) {
 		}
 	}
 	wantNotes := []string{
-		"logfile = ", "pidfile = ",
-		"databases.reports (full.ini:14): connect_query=", `user "old": left out`,
+		"logfile = ", "pidfile = ", `user "old": left out`,
 	}
 	if c.ReservePoolSize != 5 || c.ReservePoolTimeout.D() != 3*time.Second || c.Users["alice"].MaxUserConnections != 10 {
 		t.Errorf("reserve_pool_size %d, reserve_pool_timeout %s, alice's max_user_connections %d; want 5, 3s, 10",

@@ -163,16 +163,15 @@ func (p *Pool) TryAcquire() *Server {
 	if p.closed || p.waiters.n > 0 {
 		return nil
 	}
-	n := len(p.idle)
-	if n == 0 {
+	if len(p.idle) == 0 {
 		return nil
 	}
-	s := p.idle[n-1]
+	i := p.idleNextLocked()
+	s := p.idle[i]
 	if s.Broken() || p.expired(s) || p.needsCheckLocked(s) {
 		return nil
 	}
-	p.idle[n-1] = nil
-	p.idle = p.idle[:n-1]
+	p.takeIdleLocked(i)
 	p.inflight[s] = struct{}{}
 	return s
 }
@@ -184,10 +183,8 @@ func (p *Pool) acquireOnce(l waitLimit, turn *bool) (*Server, error) {
 		p.mu.Unlock()
 		return nil, ErrClosed
 	}
-	for n := len(p.idle); n > 0; n = len(p.idle) {
-		s := p.idle[n-1]
-		p.idle[n-1] = nil
-		p.idle = p.idle[:n-1]
+	for len(p.idle) > 0 {
+		s := p.takeIdleLocked(p.idleNextLocked())
 		if s.Broken() || p.expired(s) {
 			p.dropLocked(s)
 			p.mu.Unlock()

@@ -44,6 +44,11 @@ type Config struct {
 	// ReserveTimeout (limit.go); 0 or a zero timeout: none.
 	Reserve        int
 	ReserveTimeout time.Duration
+	// RoundRobin lends the idle server released longest ago (FIFO)
+	// instead of the one released last (LIFO); reuse.go.
+	RoundRobin bool
+	// ConnectQuery runs on each new server after login (reuse.go).
+	ConnectQuery string
 }
 
 // ErrClosed is returned by Acquire on a closed pool.
@@ -161,7 +166,7 @@ func (p *Pool) SetConfig(cfg Config) {
 	moved := cfg.Target.Host != p.cfg.Target.Host || cfg.Target.Port != p.cfg.Target.Port ||
 		cfg.Target.Database != p.cfg.Target.Database || cfg.Target.User != p.cfg.Target.User ||
 		cfg.Target.Password != p.cfg.Target.Password && cfg.Target.User != p.cfg.Target.User ||
-		cfg.Hosts != p.cfg.Hosts
+		cfg.Hosts != p.cfg.Hosts || cfg.ConnectQuery != p.cfg.ConnectQuery
 	grow := cfg.MaxSize - p.cfg.MaxSize
 	oldLimits := p.cfg.Limits
 	if cfg.Target.ClientKey == nil && cfg.Target.User == p.cfg.Target.User && cfg.Target.Password == p.cfg.Target.Password {
@@ -259,6 +264,11 @@ func (p *Pool) connect(ctx context.Context) (*Server, error) {
 		l = (*pick)()
 	}
 	s.startReading(l)
+	if cfg.ConnectQuery != "" {
+		if err := p.runConnectQuery(cctx, s, cfg.ConnectQuery); err != nil {
+			return nil, err
+		}
+	}
 	return s, nil
 }
 

@@ -54,13 +54,13 @@ func (p *Pool) AcquireFunc(deadline time.Time, wt *Waiter) (s *Server, ok bool) 
 	if p.closed {
 		return nil, false
 	}
-	if n := len(p.idle); n > 0 && p.waiters.n == 0 {
-		s := p.idle[n-1]
+	if len(p.idle) > 0 && p.waiters.n == 0 {
+		i := p.idleNextLocked()
+		s := p.idle[i]
 		if s.Broken() || p.expired(s) || p.needsCheckLocked(s) {
 			return nil, false
 		}
-		p.idle[n-1] = nil
-		p.idle = p.idle[:n-1]
+		p.takeIdleLocked(i)
 		p.inflight[s] = struct{}{}
 		return s, true
 	}

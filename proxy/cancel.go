@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"io"
 	"net"
-	"time"
 
 	"go.uber.org/zap"
 
@@ -20,11 +19,6 @@ type cancelKey struct {
 	pid    uint32
 	secret uint32
 }
-
-// cancelTimeout bounds the connection mux makes to Postgres to forward a
-// cancel request, and so how long the cancelled server is held back from
-// the pool.
-const cancelTimeout = 5 * time.Second
 
 // cancel forwards a client's CancelRequest to the server that client is
 // using now, and drops it if it is using none. The server stays out of the
@@ -61,13 +55,17 @@ func (p *Proxy) cancelClient(c *clientConn) {
 	}
 	defer s.EndCancel()
 	network, addr := s.Addr()
-	conn, err := net.DialTimeout(network, addr, cancelTimeout)
+	// cancel_wait_timeout bounds the forward, and so how long the
+	// cancelled server is held back from the pool.
+	deadline := p.cancelDeadline()
+	d := net.Dialer{Deadline: deadline}
+	conn, err := d.Dial(network, addr)
 	if err != nil {
 		c.logger().Warn("forwarding cancel request failed", zap.Error(err))
 		return
 	}
 	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(cancelTimeout))
+	_ = conn.SetDeadline(deadline)
 	// Over TLS like the server's own connection (server_tls_sslmode).
 	host, _, _ := net.SplitHostPort(addr)
 	if conn, err = p.snapshot().serverTLS.StartTLS(conn, network, host); err != nil {
@@ -84,6 +82,9 @@ func (p *Proxy) cancelClient(c *clientConn) {
 		return
 	}
 	// Postgres closes the connection once it has signalled the backend.
-	_, _ = io.Copy(io.Discard, conn)
+	if _, err := io.Copy(io.Discard, conn); err != nil {
+		c.logger().Warn("cancel request given up (cancel_wait_timeout)", zap.Uint64("server_id", s.ID), zap.Error(err))
+		return
+	}
 	c.logger().Info("cancel request forwarded", zap.Uint64("server_id", s.ID))
 }

@@ -273,8 +273,7 @@ func (c *clientConn) holdServer(data []byte) (*pool.Server, error) {
 // blocking path can get one.
 func (c *clientConn) loopAttach() error {
 	lc := c.lc
-	cfg := c.p.config()
-	if cfg.ClientIdleTimeout > 0 || cfg.IdleTransactionTimeout > 0 {
+	if c.idleTimeoutsOn() {
 		c.mu.Lock()
 		c.setIdleDeadline(time.Time{})
 		c.mu.Unlock()
@@ -285,7 +284,7 @@ func (c *clientConn) loopAttach() error {
 	}
 	lc.since = time.Now()
 	var deadline time.Time
-	if d := cfg.QueryWaitTimeout.D(); d > 0 {
+	if d := c.queryWaitTimeout(); d > 0 {
 		deadline = lc.since.Add(d)
 	}
 	if lc.waiter == nil {
@@ -364,7 +363,7 @@ func (c *clientConn) loopAdopt(s *pool.Server) error {
 // attach takes a server from the pool for this client and brings its
 // settings in line with the client's.
 func (c *clientConn) attach() (*pool.Server, error) {
-	if cfg := c.p.config(); cfg.ClientIdleTimeout > 0 || cfg.IdleTransactionTimeout > 0 {
+	if c.idleTimeoutsOn() {
 		c.mu.Lock()
 		c.setIdleDeadline(time.Time{})
 		c.mu.Unlock()
@@ -399,12 +398,12 @@ func (c *clientConn) attachFrom(pl *pool.Pool, turn bool, start time.Time) (*poo
 		var err error
 		if turn {
 			var deadline time.Time
-			if d := c.p.config().QueryWaitTimeout.D(); d > 0 {
+			if d := c.queryWaitTimeout(); d > 0 {
 				deadline = start.Add(d)
 			}
 			s, err = pl.AcquireTurn(start, deadline)
 		} else {
-			s, err = pl.AcquireTimeout(c.p.config().QueryWaitTimeout.D())
+			s, err = pl.AcquireTimeout(c.queryWaitTimeout())
 		}
 		c.mu.Lock()
 		c.waiting = false

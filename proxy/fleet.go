@@ -28,10 +28,6 @@ import (
 // count is spent is dropped, so a misconfigured fleet cannot pass one
 // round in a loop.
 
-// forwardTimeout bounds a forward: the wait for a slot to the peer, the
-// dial (a DNS lookup included), TLS, the write, and the peer's close.
-const forwardTimeout = cancelTimeout
-
 // peerSlots bounds the forwards in flight to each peer (its pool_size).
 // mu guards slots and is never held while waiting for a slot or doing I/O.
 type peerSlots struct {
@@ -53,6 +49,10 @@ func (ps *peerSlots) acquire(id cancelkey.Instance, size int, deadline time.Time
 		ps.slots[id] = ch
 	}
 	ps.mu.Unlock()
+	if deadline.IsZero() {
+		ch <- struct{}{}
+		return func() { <-ch }, true
+	}
 	t := time.NewTimer(time.Until(deadline))
 	defer t.Stop()
 	select {
@@ -79,7 +79,10 @@ func (p *Proxy) forwardCancel(owner cancelkey.Instance, k cancelkey.Key) {
 		debug(log, "cancel request dropped: hop count exhausted")
 		return
 	}
-	deadline := time.Now().Add(forwardTimeout)
+	// cancel_wait_timeout bounds a forward: the wait for a slot to the
+	// peer, the dial (a DNS lookup included), TLS, the write, and the
+	// peer's close. Zero: no limit.
+	deadline := p.cancelDeadline()
 	release, ok := p.peerSlots.acquire(owner, addr.PoolSize, deadline)
 	if !ok {
 		log.Warn("cancel request dropped: the peer's pool_size forwards are all in flight")

@@ -162,8 +162,10 @@ func (p *Proxy) sweepLoop(stop <-chan struct{}, done chan<- struct{}) {
 		}
 		clients = p.loggedInClients(clients[:0])
 		now := time.Now()
+		snap := p.snapshot()
 		for _, c := range clients {
 			c.mu.Lock()
+			due, dueSrv := c.dueLocked(snap, now) // reuse.go
 			last := c.core.LastRequest()
 			if last.Before(c.connected) {
 				last = c.connected
@@ -175,6 +177,9 @@ func (p *Proxy) sweepLoop(stop <-chan struct{}, done chan<- struct{}) {
 			c.park.idleSeen = free
 			expired := !c.park.idleDeadline.IsZero() && !now.Before(c.park.idleDeadline)
 			c.mu.Unlock()
+			if due != endNone {
+				c.endDue(due, dueSrv)
+			}
 			if c.loopDriven() {
 				// The loop holds an idle client at no cost; an expired
 				// deadline is its to act on.

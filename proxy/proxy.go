@@ -466,7 +466,7 @@ func (p *Proxy) poolConfig(s *snapshot, db config.Database, user string, u *logi
 		Target:         t,
 		MaxSize:        db.PoolSize,
 		MinSize:        min(db.MinPoolSize, db.PoolSize),
-		Lifetime:       cfg.ServerLifetime.D(),
+		Lifetime:       cfg.ServerLifetimeFor(db),
 		IdleTimeout:    cfg.ServerIdleTimeout.D(),
 		CheckDelay:     cfg.ServerCheckDelay.D(),
 		CheckQuery:     cfg.ServerCheckQuery,
@@ -474,6 +474,8 @@ func (p *Proxy) poolConfig(s *snapshot, db config.Database, user string, u *logi
 		LoginRetry:     cfg.ServerLoginRetry.D(),
 		Hosts:          p.hostSetFor(cfg, db),
 		ReadSplit:      db.ReadWriteSplit && cfg.PoolModeFor(db, user) == config.PoolModeTransaction,
+		RoundRobin:     cfg.ServerRoundRobin,
+		ConnectQuery:   db.ConnectQuery,
 	}
 }
 

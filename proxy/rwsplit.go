@@ -188,7 +188,7 @@ func (c *clientConn) trialReply(out []byte, bp *[]byte, ev *pool.Events, d sessi
 // refused it, on a goroutine of its own; the client's next messages wait
 // until it is written.
 func (c *clientConn) rerun() {
-	if cfg := c.p.config(); cfg.ClientIdleTimeout > 0 || cfg.IdleTransactionTimeout > 0 {
+	if c.idleTimeoutsOn() {
 		c.mu.Lock()
 		c.setIdleDeadline(time.Time{}) // the release of the replica's server armed it
 		c.mu.Unlock()

@@ -313,7 +313,7 @@ func firstNonEmpty(a, b string) string {
 
 // waitContext bounds a wait for a server by query_wait_timeout.
 func (c *clientConn) waitContext() (context.Context, context.CancelFunc) {
-	if d := c.p.config().QueryWaitTimeout.D(); d > 0 {
+	if d := c.queryWaitTimeout(); d > 0 {
 		return context.WithTimeout(context.Background(), d)
 	}
 	return context.WithCancel(context.Background())

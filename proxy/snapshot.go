@@ -27,12 +27,14 @@ type snapshot struct {
 	serverTLS *pool.TLS        // nil: plain connections to Postgres
 	peerTLS   *pool.TLS        // nil: plain cancel requests to peers
 	ldap      *ldap.Options    // auth_ldap_options; nil: not set
+	timeouts  userTimeouts     // the client timeouts, by user (reuse.go)
 }
 
 // newSnapshot builds the proxy's snapshot from a resolved configuration.
 func newSnapshot(cs *config.Snapshot) (*snapshot, error) {
 	cfg := cs.Config
-	s := &snapshot{cfg: cfg, hba: cs.HBA, users: make(map[string]*login.User, len(cs.Users)), ldap: cfg.LDAPOptions()}
+	s := &snapshot{cfg: cfg, hba: cs.HBA, users: make(map[string]*login.User, len(cs.Users)), ldap: cfg.LDAPOptions(),
+		timeouts: newUserTimeouts(cfg)}
 	for name, u := range cs.Users {
 		e, err := login.NewUser(name, u)
 		if err != nil {

@@ -30,7 +30,7 @@ func (c *clientConn) armWriteDeadline() {
 // armQueryTimeout starts query_timeout for the query beginning now. c.mu
 // must be held.
 func (c *clientConn) armQueryTimeout() {
-	d := c.p.config().QueryTimeout.D()
+	d := c.timeouts().QueryTimeout.D()
 	if d <= 0 {
 		return
 	}
@@ -44,7 +44,7 @@ func (c *clientConn) armQueryTimeout() {
 // queryTimedOut cancels the running query (57014 for the client); the
 // server stays with the client, as after any cancel.
 func (c *clientConn) queryTimedOut() {
-	d := c.p.config().QueryTimeout.D()
+	d := c.timeouts().QueryTimeout.D()
 	c.mu.Lock()
 	overdue := c.server != nil && c.core.Pending() > 0 && time.Since(c.core.QueryStart()) >= d-time.Millisecond
 	c.mu.Unlock()
@@ -58,7 +58,7 @@ func (c *clientConn) queryTimedOut() {
 // transactions client_idle_timeout, inside one idle_transaction_timeout.
 // SetReadDeadline may be called from any goroutine.
 func (c *clientConn) armIdleTimeout() {
-	cfg := c.p.config()
+	cfg := c.timeouts() // the user's own, else the global ones (reuse.go)
 	if cfg.IdleTransactionTimeout <= 0 && cfg.ClientIdleTimeout <= 0 {
 		return
 	}

@@ -219,6 +219,9 @@ func (c *Core) LastRequest() time.Time { return c.lastRequest }
 // QueryStart is when the query being answered started.
 func (c *Core) QueryStart() time.Time { return c.queryStart }
 
+// XactStart is when the current (or last) transaction started.
+func (c *Core) XactStart() time.Time { return c.xactStart }
+
 // Sent records run, forwarded at now. starts reports a run that begins a
 // query on a server that owed nothing (its query timer starts if it asks
 // for an answer); awaits reports a run that makes a session owing nothing

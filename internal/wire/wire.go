@@ -53,6 +53,7 @@ const (
 	CodeCannotConnectNow         = "57P03"
 	CodeIdleSessionTimeout       = "57P05"
 	CodeIdleInTransactionTimeout = "25P03"
+	CodeTransactionTimeout       = "25P04" // PostgreSQL 17's transaction_timeout
 	CodeQueryCanceled            = "57014"
 	CodeCantChangeRuntimeParam   = "55P02"
 	CodeUndefinedObject          = "42704"
