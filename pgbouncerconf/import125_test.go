@@ -3,6 +3,7 @@ package pgbouncerconf
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -38,16 +39,37 @@ var meaningless = map[string]string{
 	"track_extra_parameters": "carries every setting",
 }
 
+// unusedWith are the settings PgBouncer itself ignores under an auth_type:
+// the ini sets them all, so whichever auth_type it names, some go unused.
+var unusedWith = map[string][]string{
+	"hba":  {"auth_ldap_options"},
+	"ldap": {"auth_hba_file", "auth_ident_file"},
+}
+
 // TestImport125 imports a pgbouncer.ini that sets every setting of
-// PgBouncer 1.25's documentation and checks what is not carried over.
+// PgBouncer 1.25's documentation, once with auth_type hba and once with
+// ldap, and checks what is not carried over.
 func TestImport125(t *testing.T) {
+	for authType, unused := range unusedWith {
+		t.Run(authType, func(t *testing.T) { import125(t, authType, unused) })
+	}
+}
+
+func import125(t *testing.T, authType string, unused []string) {
 	dir := t.TempDir()
 	for _, name := range []string{"pgbouncer-1.25.ini", "userlist-1.25.txt"} {
 		data, err := os.ReadFile(filepath.Join("testdata", name))
 		if err != nil {
 			t.Fatal(err)
 		}
-		writeFile(t, filepath.Join(dir, name), strings.ReplaceAll(string(data), "@DIR@", dir))
+		text := strings.ReplaceAll(string(data), "@DIR@", dir)
+		text = strings.Replace(text, "\nauth_type = hba\n", "\nauth_type = "+authType+"\n", 1)
+		if authType == "ldap" {
+			// PgBouncer refuses auth_user with ldap (the server login
+			// takes the client's password), and so does mux.
+			text = strings.Replace(text, "\nauth_user = postgres\n", "\n", 1)
+		}
+		writeFile(t, filepath.Join(dir, name), text)
 	}
 	for _, name := range []string{"server.key", "server.crt", "ca.crt", "client.key", "client.crt"} {
 		writeFile(t, filepath.Join(dir, name), "placeholder\n")
@@ -65,6 +87,9 @@ func TestImport125(t *testing.T) {
 	for _, n := range res.Notes {
 		key, _, _ := strings.Cut(n, " ")
 		reason, ok := meaningless[key]
+		if slices.Contains(unused, key) {
+			reason, ok = "not used, because auth_type is not", true
+		}
 		if !ok {
 			t.Errorf("not carried over, but means something for mux: %s", n)
 			continue
@@ -75,6 +100,11 @@ func TestImport125(t *testing.T) {
 		seen[key] = true
 	}
 	for key := range meaningless {
+		if !seen[key] {
+			t.Errorf("%s: no note (carried over now? then take it off the list)", key)
+		}
+	}
+	for _, key := range unused {
 		if !seen[key] {
 			t.Errorf("%s: no note (carried over now? then take it off the list)", key)
 		}
