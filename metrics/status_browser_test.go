@@ -159,7 +159,14 @@ const hostile = `<img src=x onerror="document.title='owned'">`
 // pgbench runs; and exactly again once it has finished. Names are shown
 // as text, never parsed as HTML.
 func TestStatusPageInBrowser(t *testing.T) {
-	m := startMux(t, "admin_users = [\"muxuser\"]\n"+workloadConfig())
+	cfg := "admin_users = [\"muxuser\"]\n"
+	if os.Getenv(screenshotEnv) != "" {
+		cfg += "query_wait_timeout = \"10m\"\n" + workloadConfig() + fmt.Sprintf(
+			"[databases.reports]\nhost = %q\nport = %d\ndbname = \"muxtest\"\npool_size = 2\n", cluster.Host, cluster.Port)
+	} else {
+		cfg += workloadConfig()
+	}
+	m := startMux(t, cfg)
 	bctx := browser(t)
 	page := m.url + "/"
 	if os.Getenv(screenshotEnv) != "" {
@@ -337,6 +344,9 @@ func checkUnderPgbench(t *testing.T, bctx context.Context, adm *pgconn.PgConn, m
 			{"-c", "4", "-R", "300", "-T", "30"}, {"-c", "6", "-T", "40"},
 		}
 	}
+	if shot != "" {
+		defer screenshotScene(t, m)()
+	}
 	start, startXacts := time.Now(), totalXacts(t, adm)
 	done := make(chan error, 1)
 	go func() { done <- runPgbench(t, m, phases) }()
@@ -394,6 +404,42 @@ func checkUnderPgbench(t *testing.T, bctx context.Context, adm *pgconn.PgConn, m
 	}
 	if st.Charts["chart-wait"].Points == "" {
 		t.Error("the wait chart was not drawn")
+	}
+}
+
+// screenshotScene gives the screenshot a second pool with pinned clients
+// (an advisory lock, a temporary table) and one waiting behind them.
+func screenshotScene(t *testing.T, m *testMux) (release func()) {
+	t.Helper()
+	ctx := context.Background()
+	var conns []*pgx.Conn
+	connect := func(app string) *pgx.Conn {
+		conn, err := pgx.Connect(ctx, m.dsn("muxuser", "muxpass", "reports")+" application_name="+app)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, conn)
+		return conn
+	}
+	for _, q := range []string{"SELECT pg_advisory_lock(42)", "CREATE TEMP TABLE report_rows (x int)"} {
+		if _, err := connect("nightly-report").Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waiter := connect("dashboard")
+	waited := make(chan error, 1)
+	go func() {
+		_, err := waiter.Exec(ctx, "SELECT 1")
+		waited <- err
+	}()
+	return func() {
+		for _, c := range conns[:2] {
+			c.Close(ctx)
+		}
+		if err := <-waited; err != nil {
+			t.Errorf("the waiting client's query: %v", err)
+		}
+		waiter.Close(ctx)
 	}
 }
 
