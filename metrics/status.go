@@ -164,42 +164,52 @@ func (sp *statusPage) snapshot(now time.Time, since int64) statusJSON {
 	out := statusJSON{
 		Now: now.UnixMilli(), Version: t.Version(),
 		Pools: make([]statusPool, 0, len(pools)), ClientsTotal: len(clients),
-		Clients: []statusClient{}, Pins: []statusPin{},
+		Clients: listClients(clients), Pins: countPins(clients),
 		History: sp.hist.Since(since),
 	}
+	pinned := map[[2]string]int{}
+	for _, pin := range out.Pins {
+		pinned[[2]string{pin.Database, pin.User}] += pin.Clients
+	}
 	for _, p := range pools {
-		out.Pools = append(out.Pools, newStatusPool(p))
+		row := newStatusPool(p)
+		row.Pinned = pinned[[2]string{p.Database, p.User}]
+		out.Pools = append(out.Pools, row)
 	}
-	pins := map[statusPin]int{}
+	return out
+}
+
+// listClients returns the first maxStatusClients of clients: waiting ones,
+// then those holding a server, then pinned ones, then the rest, each by ID.
+func listClients(clients []admin.Client) []statusClient {
+	out := make([]statusClient, 0, len(clients))
 	for _, c := range clients {
-		sc := newStatusClient(c)
-		out.Clients = append(out.Clients, sc)
+		out = append(out, newStatusClient(c))
+	}
+	sort.SliceStable(out, func(i, j int) bool { return clientRank(out[i]) < clientRank(out[j]) })
+	return out[:min(len(out), maxStatusClients)]
+}
+
+// countPins counts the pinned clients by pool and reason, most first.
+func countPins(clients []admin.Client) []statusPin {
+	counts := map[statusPin]int{}
+	for _, c := range clients {
 		if c.PinReason != "" {
-			pins[statusPin{Database: c.Database, User: c.User, Reason: c.PinReason}]++
+			counts[statusPin{Database: c.Database, User: c.User, Reason: c.PinReason}]++
 		}
 	}
-	for i := range out.Pools {
-		for k, n := range pins {
-			if k.Database == out.Pools[i].Database && k.User == out.Pools[i].User {
-				out.Pools[i].Pinned += n
-			}
-		}
-	}
-	for k, n := range pins {
+	out := make([]statusPin, 0, len(counts))
+	for k, n := range counts {
 		k.Clients = n
-		out.Pins = append(out.Pins, k)
+		out = append(out, k)
 	}
-	sort.Slice(out.Pins, func(i, j int) bool {
-		a, b := out.Pins[i], out.Pins[j]
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
 		if a.Clients != b.Clients {
 			return a.Clients > b.Clients
 		}
 		return a.Database+"\x00"+a.User+"\x00"+a.Reason < b.Database+"\x00"+b.User+"\x00"+b.Reason
 	})
-	sort.SliceStable(out.Clients, func(i, j int) bool { return clientRank(out.Clients[i]) < clientRank(out.Clients[j]) })
-	if len(out.Clients) > maxStatusClients {
-		out.Clients = out.Clients[:maxStatusClients]
-	}
 	return out
 }
 
