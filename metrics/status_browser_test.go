@@ -6,8 +6,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -168,6 +170,7 @@ func TestStatusPageInBrowser(t *testing.T) {
 	}
 	m := startMux(t, cfg)
 	bctx := browser(t)
+	consoleErrors := watchConsole(bctx)
 	page := m.url + "/"
 	if os.Getenv(screenshotEnv) != "" {
 		page += "#span=3"
@@ -188,6 +191,59 @@ func TestStatusPageInBrowser(t *testing.T) {
 	release()
 
 	checkUnderPgbench(t, bctx, adm, m)
+	checkHover(t, bctx)
+	for _, msg := range consoleErrors() {
+		t.Errorf("the page's console: %s", msg)
+	}
+}
+
+// watchConsole collects the errors and uncaught exceptions of the page's
+// console (a script error, a CSP violation, a failed load) until the
+// browser closes; the function returned lists them so far. Call it
+// before anything else runs in the browser.
+func watchConsole(bctx context.Context) func() []string {
+	var mu sync.Mutex
+	var msgs []string
+	console := chromedp.Console(bctx) // starts the browser: not concurrently with a Run
+	go func() {
+		for msg, err := range console {
+			if err != nil {
+				return
+			}
+			if msg.IsException() || msg.Type == chromedp.ConsoleError {
+				mu.Lock()
+				msgs = append(msgs, msg.String())
+				mu.Unlock()
+			}
+		}
+	}()
+	return func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(msgs)
+	}
+}
+
+// checkHover points at the transactions chart's last sample: a tip shows
+// its time and rate.
+func checkHover(t *testing.T, bctx context.Context) {
+	xy, err := chromedp.Run(bctx, chromedp.Evaluate[[]float64](
+		`(() => {
+			const cv = document.getElementById("chart-tps"), r = cv.getBoundingClientRect(), v = cv.view;
+			const last = v.pts[v.pts.length - 1][0];
+			return [r.left + v.left + (last - v.t0) / SPAN_MS * v.pw - 3, r.top + r.height / 2];
+		})()`))
+	if err != nil || len(xy) != 2 {
+		t.Fatalf("the chart's place: %v %v", xy, err)
+	}
+	if err := chromedp.Do(bctx, chromedp.MouseEvent(chromedp.MouseMoved, xy[0], xy[1])); err != nil {
+		t.Fatal(err)
+	}
+	tip, err := chromedp.Run(bctx, chromedp.Evaluate[[]string](
+		`(() => { const tip = document.getElementById("tip"); return [getComputedStyle(tip).display, tip.textContent]; })()`))
+	if err != nil || len(tip) != 2 || tip[0] != "block" || !strings.HasSuffix(tip[1], "/s") {
+		t.Errorf("hovering over the chart: tip %q (%v), want one shown ending in /s", tip, err)
+	}
 }
 
 // holdState makes a state that stays put until release: on a pool of two
