@@ -405,7 +405,7 @@ func (con *Console) showUsers() []byte {
 // restartOnlyKeys are the settings RELOAD does not apply.
 var restartOnlyKeys = map[string]bool{
 	"listen": true, "unix_socket_dir": true, "unix_socket_mode": true,
-	"http_listen": true, "log_format": true, "handover_socket": true,
+	"http_listen": true, "status_page": true, "log_format": true, "handover_socket": true,
 	"peer_id": true,
 }
 

@@ -230,6 +230,10 @@ type Config struct {
 	// HTTPListen is the address of the HTTP endpoint (/metrics, /healthz,
 	// /readyz). "" disables it. Default "127.0.0.1:9127".
 	HTTPListen string `toml:"http_listen"`
+	// StatusPage serves the status page at http_listen's "/": "auto" (only
+	// when http_listen is a loopback address: the page shows user names
+	// and client addresses), "on" or "off". Default "auto".
+	StatusPage string `toml:"status_page"`
 
 	// Client-side TLS.
 	ClientTLSSSLMode    string `toml:"client_tls_sslmode"`     // disable | allow | prefer | require | verify-ca | verify-full; default disable
@@ -397,6 +401,7 @@ func Default() *Config {
 		AdminUsers:              []string{},
 		StatsUsers:              []string{},
 		HTTPListen:              "127.0.0.1:9127",
+		StatusPage:              StatusPageAuto,
 		ClientTLSSSLMode:        "disable",
 		ClientTLSMinVersion:     "tlsv1.2",
 		ClientTLSECDHCurve:      "auto",

@@ -103,6 +103,7 @@ func (c *Config) problems() []error {
 			ck.add(k("http_listen"), "%q: %v", c.HTTPListen, err)
 		}
 	}
+	ck.oneOf(k("status_page"), c.StatusPage, statusPageModes)
 	for i, u := range c.AdminUsers {
 		ck.name(k("admin_users"), fmt.Sprintf("entry %d", i+1), u)
 	}

@@ -28,6 +28,9 @@ import (
 //   - /readyz: 200 "ready" when mux is listening (SetListening), not
 //     draining (SetDraining) and every configured database other than "*"
 //     is reachable (see probe); 503 with the reasons otherwise.
+//   - / and /status.json: the status page and its data (status.go), where
+//     config.ServesStatusPage allows and src is a StatusSource; a
+//     goroutine then samples the pools' totals into a History each second.
 //
 // Create it with NewServer, install Observer on the proxy, Start it (or
 // StartWhenFree) and Shutdown it. Its methods are safe for concurrent use.
@@ -37,8 +40,9 @@ type Server struct {
 	reg     *prometheus.Registry
 	obs     *Observer
 	targets []*target
-	routed  []string   // routed entries (config.Database.Routed), sorted
-	hosts   HostSource // nil if src is not one
+	routed  []string    // routed entries (config.Database.Routed), sorted
+	hosts   HostSource  // nil if src is not one
+	status  *statusPage // nil if the status page is not served
 
 	// Probe settings; tests shorten them.
 	interval, timeout time.Duration
@@ -92,6 +96,7 @@ func NewServer(cfg *config.Config, src PoolSource, log *zap.Logger) *Server {
 		writeText(w, http.StatusOK, "ok")
 	})
 	mux.HandleFunc("GET /readyz", s.serveReady)
+	s.routeStatus(mux, cfg, src)
 	s.srv = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -115,6 +120,7 @@ func (s *Server) Start() error {
 	}
 	s.bound(ln)
 	s.startProbes()
+	s.startHistory()
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -129,6 +135,7 @@ func (s *Server) Start() error {
 // background, every retryInterval.
 func (s *Server) StartWhenFree() {
 	s.startProbes()
+	s.startHistory()
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -173,6 +180,9 @@ func (s *Server) startProbes() {
 func (s *Server) bound(ln net.Listener) {
 	s.ln.Store(&ln)
 	s.log.Info("listening", zap.Stringer("listen", ln.Addr()))
+	if s.status != nil {
+		s.log.Info("status page", zap.String("url", "http://"+ln.Addr().String()+"/"))
+	}
 }
 
 // serve serves HTTP on ln until Shutdown.

@@ -560,6 +560,7 @@ func (c *converter) administration() {
 		}
 	}
 	c.add("http_listen", tomlString("127.0.0.1:9127"), "mux only (/metrics, /healthz, /readyz); mux default")
+	c.add("status_page", tomlString(config.StatusPageAuto), "mux only (the status page at http_listen's /, loopback only when auto); mux default")
 	c.add("host_check_interval", tomlString(config.DefaultHostCheckInterval.String()), "mux only (entries with several hosts); mux default")
 	c.add("host_check_timeout", tomlString(config.DefaultHostCheckTimeout.String()), "mux only; mux default")
 	c.add("host_retry_max", tomlString(config.DefaultHostRetryMax.String()), "mux only; mux default")

@@ -14,9 +14,9 @@ import (
 // requests in flight (a scrape).
 const httpStopTimeout = 5 * time.Second
 
-// startHTTP starts the HTTP endpoint (/metrics, /healthz, /readyz) unless
-// http_listen is "", and installs its observer on the proxy; call it
-// before serving. tookOver says the listening sockets came from a running
+// startHTTP starts the HTTP endpoint (/metrics, /healthz, /readyz, the
+// status page where status_page allows) unless http_listen is "", and
+// installs its observer on the proxy; call it before serving. tookOver says the listening sockets came from a running
 // mux, which holds http_listen until it has handed over: the endpoint
 // then listens as soon as the address is free. http_listen and the
 // databases readiness probes are read here, so a reload changes neither.

@@ -48,7 +48,8 @@ func waitHTTP(t *testing.T, url string, code int, want string, logs fmt.Stringer
 	}
 }
 
-// The daemon serves /healthz, /readyz and /metrics at http_listen; on
+// The daemon serves /healthz, /readyz, /metrics and the status page at
+// http_listen; on
 // SIGTERM /readyz turns 503 while connected clients drain, and the
 // endpoint goes away when mux exits.
 func TestHTTPEndpoint(t *testing.T) {
@@ -84,6 +85,9 @@ func TestHTTPEndpoint(t *testing.T) {
 			t.Fatalf("/metrics (%d) lacks %q:\n%s", code, want, body)
 		}
 	}
+	// The status page (http_listen is a loopback address) and its data.
+	waitHTTP(t, base+"/", http.StatusOK, "<canvas", logs)
+	waitHTTP(t, base+"/status.json", http.StatusOK, `"database":"postgres","user":"postgres"`, logs)
 
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
