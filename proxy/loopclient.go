@@ -158,6 +158,8 @@ func (c *clientConn) Handle(ev evloop.Event) {
 		c.loopBack(ev.Err)
 	case evFlushed:
 		c.loopFlushed()
+	case evDetach:
+		c.loopDetach()
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"sync"
 	"syscall"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -30,8 +31,8 @@ type daemon struct {
 
 	http *metrics.Server // nil when http_listen is ""
 
-	handedOver chan struct{}        // closed when a successor took the listeners
-	stop       chan proxy.DrainMode // a request to drain and exit (admin SHUTDOWN)
+	handedOver chan *handover.Successor // a successor took the listeners
+	stop       chan proxy.DrainMode     // a request to drain and exit (admin SHUTDOWN)
 }
 
 func (d *daemon) run(snap *config.Snapshot) int {
@@ -42,7 +43,7 @@ func (d *daemon) run(snap *config.Snapshot) int {
 		return exitUsage
 	}
 	d.p = p
-	d.handedOver = make(chan struct{})
+	d.handedOver = make(chan *handover.Successor, 1)
 	d.stop = make(chan proxy.DrainMode, 1)
 	// The admin console's RELOAD and SHUTDOWN.
 	p.OnReload = d.reload
@@ -62,12 +63,12 @@ func (d *daemon) run(snap *config.Snapshot) int {
 	signal.Ignore(syscall.SIGPIPE)
 	defer signal.Stop(sigs)
 
-	lns, confirm, err := d.listeners(cfg)
+	lns, pred, err := d.listeners(cfg)
 	if err != nil {
 		d.log.Error("cannot listen", zap.Error(err))
 		return exitRuntime
 	}
-	if err := d.startHTTP(cfg, confirm != nil); err != nil {
+	if err := d.startHTTP(cfg, pred != nil); err != nil {
 		d.log.Error("cannot listen", zap.Error(err))
 		for _, ln := range lns {
 			ln.Close()
@@ -85,14 +86,16 @@ func (d *daemon) run(snap *config.Snapshot) int {
 		}()
 	}
 	d.setListening(true)
-	if confirm != nil {
-		if err := confirm(); err != nil {
-			d.log.Warn("confirming the hand-over failed", zap.Error(err))
-		}
+	if pred != nil {
+		d.takeClients(pred)
 	}
 	if path := cfg.HandoverSocket; path != "" {
-		var once sync.Once
-		stopOffer, err := handover.Offer(path, lns, func() { once.Do(func() { close(d.handedOver) }) })
+		offer := handover.Offering{Clients: true}
+		if stop := d.serveCancels(path); stop != nil {
+			defer stop()
+			offer.CancelAddr = proxy.CancelSocketPath(path)
+		}
+		stopOffer, err := handover.Offer(path, lns, offer, func(s *handover.Successor) { d.handedOver <- s })
 		if err != nil {
 			d.log.Warn("rolling restart unavailable", zap.Error(err))
 		} else {
@@ -105,14 +108,13 @@ func (d *daemon) run(snap *config.Snapshot) int {
 }
 
 // listeners takes the listening sockets over from a running mux if one
-// offers them, else opens them. confirm, when not nil, tells the
-// predecessor that the sockets are being served.
-func (d *daemon) listeners(cfg *config.Config) (lns []net.Listener, confirm func() error, err error) {
+// offers them (pred, to confirm once they are served), else opens them.
+func (d *daemon) listeners(cfg *config.Config) (lns []net.Listener, pred *handover.Predecessor, err error) {
 	if path := cfg.HandoverSocket; path != "" {
-		lns, confirm, err := handover.Take(path)
+		pred, err := handover.Take(path)
 		if err == nil {
 			d.log.Info("took the listening sockets over from the running mux", zap.String("handover_socket", path))
-			return lns, confirm, nil
+			return pred.Listeners, pred, nil
 		}
 		if !errors.Is(err, handover.ErrNoPredecessor) {
 			return nil, nil, err
@@ -120,6 +122,41 @@ func (d *daemon) listeners(cfg *config.Config) (lns []net.Listener, confirm func
 	}
 	lns, err = d.p.Listen()
 	return lns, nil, err
+}
+
+// takeClients confirms the hand-over (the predecessor then stops
+// accepting) and takes over its idle clients.
+func (d *daemon) takeClients(pred *handover.Predecessor) {
+	if err := pred.Confirm(true); err != nil {
+		d.log.Warn("confirming the hand-over failed", zap.Error(err))
+		return
+	}
+	d.p.SetPredecessor(pred.CancelAddr)
+	if !pred.Clients {
+		return
+	}
+	start := time.Now()
+	n, err := pred.ReceiveClients(d.p.AdoptClient)
+	if err != nil {
+		d.log.Warn("taking the idle clients over failed", zap.Int("clients", n), zap.Error(err))
+	}
+	d.log.Info("took the idle clients over from the running mux", zap.Int("clients", n),
+		zap.Duration("took", time.Since(start).Round(time.Millisecond)))
+}
+
+// serveCancels listens where a successor forwards cancel requests for the
+// clients this process keeps after a hand-over; stop closes it.
+func (d *daemon) serveCancels(handoverPath string) (stop func()) {
+	path := proxy.CancelSocketPath(handoverPath)
+	_ = os.Remove(path)
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		d.log.Warn("cancel requests will not reach this process after a hand-over", zap.Error(err))
+		return nil
+	}
+	_ = os.Chmod(path, 0o600)
+	go d.p.ServeCancels(ln)
+	return func() { ln.Close() }
 }
 
 func (d *daemon) loop(sigs <-chan os.Signal) int {
@@ -145,16 +182,29 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 			}
 		case mode := <-d.stop:
 			d.drain("admin console SHUTDOWN", mode, sigs)
-		case <-d.handedOver:
+		case succ := <-d.handedOver:
 			d.log.Info("listeners handed over to a new mux: draining")
 			d.stopHTTP() // the new mux listens on http_listen once it is free
 			d.p.StopAccepting()
+			d.handOverClients(succ)
 			d.drain("hand-over", proxy.WaitForClients, sigs)
 		}
 		d.wg.Wait()
 		d.log.Info("mux stopped", zap.Int64("clients_served", d.p.Served()))
 		return exitOK
 	}
+}
+
+// handOverClients moves the idle clients to the successor, if it asked.
+func (d *daemon) handOverClients(succ *handover.Successor) {
+	defer succ.Close()
+	if !succ.WantsClients {
+		return
+	}
+	start := time.Now()
+	n := d.p.HandOverClients(succ)
+	d.log.Info("idle clients handed over to the new mux", zap.Int("clients", n),
+		zap.Duration("took", time.Since(start).Round(time.Millisecond)))
 }
 
 // pauseOrResume is PgBouncer's SIGUSR1 (PAUSE: no client gets a server,
