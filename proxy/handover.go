@@ -64,14 +64,33 @@ type detached struct {
 // HandOverClients moves every idle client to the successor s and returns
 // how many went. It runs once, after the successor took the listeners.
 func (p *Proxy) HandOverClients(s *handover.Successor) int {
-	var asked []*clientConn
+	b := handoverBatch{p: p, s: s}
+	var asked, unparked []*clientConn
 	for _, c := range p.loggedInClients(nil) {
-		if c.loopDriven() && !c.tls {
+		switch {
+		case c.tls:
+		case c.loopDriven():
 			asked = append(asked, c)
+		default:
+			if d := c.detachParked(); d.fd >= 0 {
+				b.add(d)
+			} else if c.park.state.Load() != parked {
+				unparked = append(unparked, c)
+			}
+		}
+	}
+	if len(unparked) > 0 {
+		// Idle clients of the goroutine driver park within parkAfter and
+		// a sweep: those that have by then move too.
+		time.Sleep(parkAfter + 2*sweepEvery)
+		for _, c := range unparked {
+			if d := c.detachParked(); d.fd >= 0 {
+				b.add(d)
+			}
 		}
 	}
 	if len(asked) == 0 {
-		return 0
+		return b.flush()
 	}
 	run := &detachRun{answers: make(chan detached, len(asked))}
 	p.detach.Store(run)
@@ -79,7 +98,6 @@ func (p *Proxy) HandOverClients(s *handover.Successor) int {
 	for _, c := range asked {
 		c.lc.loop.Post(c, evloop.Event{Kind: evDetach})
 	}
-	b := handoverBatch{p: p, s: s}
 	timeout := time.NewTimer(detachWait)
 	defer timeout.Stop()
 	for range asked {
@@ -166,7 +184,7 @@ func (c *clientConn) loopDetach() {
 	if !lc.added || lc.state != lcReading || lc.flushing.Load() || lc.sout != nil || !lc.out.empty() {
 		return
 	}
-	if c.in.bp != nil && c.in.r < c.in.w {
+	if c.in.bp != nil && c.in.r < c.in.w || c.in.fr.Mid() {
 		return // part of a message: only this process has it
 	}
 	fd := dupSocket(c.in.raw)
@@ -199,6 +217,41 @@ func (q *outQueue) empty() bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return q.q == nil && !q.draining && !q.dead
+}
+
+// detachParked takes a parked client of the goroutine driver out of the
+// poller if it is idle (fd >= 0); a client that is not parked, or not
+// idle, stays (resumed as a wake would).
+func (c *clientConn) detachParked() detached {
+	d := detached{c: c, fd: -1}
+	if !c.park.state.CompareAndSwap(parked, running) {
+		return d
+	}
+	// This goroutine runs the session now, as one the poller woke would.
+	c.p.poller.forget(c)
+	fd := -1
+	if c.in.raw != nil && c.in.bp == nil && !c.in.fr.Mid() {
+		fd = dupSocket(c.in.raw)
+	}
+	ok := false
+	if fd >= 0 {
+		c.mu.Lock()
+		if ok = c.idleForHandoverLocked(); ok {
+			c.gone = true
+			d.st = c.handoverStateLocked()
+		}
+		c.mu.Unlock()
+	}
+	if !ok {
+		if fd >= 0 {
+			closeFD(fd)
+		}
+		go c.resume()
+		return d
+	}
+	c.p.poller.unwatch(c)
+	d.fd = fd
+	return d
 }
 
 // idleForHandoverLocked reports whether c may move to a successor now.

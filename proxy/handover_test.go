@@ -82,9 +82,6 @@ func TestHandOverIdleClients(t *testing.T) {
 		<-done
 	})
 	old := startMux(ta, `pool_mode = "transaction"`)
-	if !old.p.loopsOn() {
-		t.Skip("clients are handed over from event loops only (workers = 0 here)")
-	}
 	next := startMux(tb, `pool_mode = "transaction"`)
 	cfg, err := config.Parse([]byte(muxConfig(`pool_mode = "transaction"`)))
 	if err != nil {
