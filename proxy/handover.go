@@ -23,11 +23,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"math"
 	"net"
 	"os"
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -52,6 +54,18 @@ const detachWait = 10 * time.Second
 // detachRun is one hand-over's collection of answers.
 type detachRun struct {
 	answers chan detached // buffered for every client asked
+	// room is how many more clients the successor takes (its open-file
+	// room); each client that leaves takes one first.
+	room atomic.Int64
+}
+
+// take reserves a place at the successor for one client.
+func (r *detachRun) take() bool {
+	if r.room.Add(-1) >= 0 {
+		return true
+	}
+	r.room.Add(1)
+	return false
 }
 
 // detached is a client's answer: fd >= 0 and its state if it left.
@@ -65,14 +79,20 @@ type detached struct {
 // how many went. It runs once, after the successor took the listeners.
 func (p *Proxy) HandOverClients(s *handover.Successor) int {
 	b := handoverBatch{p: p, s: s}
+	clients := p.loggedInClients(nil)
+	run := &detachRun{answers: make(chan detached, len(clients))}
+	run.room.Store(math.MaxInt64)
+	if s.Limit > 0 {
+		run.room.Store(int64(s.Limit))
+	}
 	var asked, unparked []*clientConn
-	for _, c := range p.loggedInClients(nil) {
+	for _, c := range clients {
 		switch {
 		case c.tls:
 		case c.loopDriven():
 			asked = append(asked, c)
 		default:
-			if d := c.detachParked(); d.fd >= 0 {
+			if d := c.detachParked(run); d.fd >= 0 {
 				b.add(d)
 			} else if c.park.state.Load() != parked {
 				unparked = append(unparked, c)
@@ -84,7 +104,7 @@ func (p *Proxy) HandOverClients(s *handover.Successor) int {
 		// a sweep: those that have by then move too.
 		time.Sleep(parkAfter + 2*sweepEvery)
 		for _, c := range unparked {
-			if d := c.detachParked(); d.fd >= 0 {
+			if d := c.detachParked(run); d.fd >= 0 {
 				b.add(d)
 			}
 		}
@@ -92,7 +112,6 @@ func (p *Proxy) HandOverClients(s *handover.Successor) int {
 	if len(asked) == 0 {
 		return b.flush()
 	}
-	run := &detachRun{answers: make(chan detached, len(asked))}
 	p.detach.Store(run)
 	defer p.detach.Store(nil)
 	for _, c := range asked {
@@ -192,7 +211,7 @@ func (c *clientConn) loopDetach() {
 		return
 	}
 	c.mu.Lock()
-	ok := c.idleForHandoverLocked()
+	ok := c.idleForHandoverLocked() && run.take()
 	if ok {
 		c.gone = true // KILL, the sweeper and the drain leave it alone
 		d.st = c.handoverStateLocked()
@@ -222,7 +241,7 @@ func (q *outQueue) empty() bool {
 // detachParked takes a parked client of the goroutine driver out of the
 // poller if it is idle (fd >= 0); a client that is not parked, or not
 // idle, stays (resumed as a wake would).
-func (c *clientConn) detachParked() detached {
+func (c *clientConn) detachParked(run *detachRun) detached {
 	d := detached{c: c, fd: -1}
 	if !c.park.state.CompareAndSwap(parked, running) {
 		return d
@@ -236,7 +255,7 @@ func (c *clientConn) detachParked() detached {
 	ok := false
 	if fd >= 0 {
 		c.mu.Lock()
-		if ok = c.idleForHandoverLocked(); ok {
+		if ok = c.idleForHandoverLocked() && run.take(); ok {
 			c.gone = true
 			d.st = c.handoverStateLocked()
 		}

@@ -21,8 +21,9 @@ import (
 
 // handOver runs a hand-over from old to next in this process, as two mux
 // processes do it (cmd/mux): next asks at the socket, old sends its idle
-// clients. It returns how many old sent and next took.
-func handOver(t *testing.T, old, next *testMux) (sent, took int) {
+// clients, at most limit (0: no limit). It returns how many old sent and
+// next took.
+func handOver(t *testing.T, old, next *testMux, limit int) (sent, took int) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "handover.sock")
 	cancelPath := CancelSocketPath(path)
@@ -58,7 +59,7 @@ func handOver(t *testing.T, old, next *testMux) (sent, took int) {
 		sentc <- old.p.HandOverClients(s)
 		s.Close()
 	}()
-	if err := pred.Confirm(true); err != nil {
+	if err := pred.Confirm(true, limit); err != nil {
 		t.Fatal(err)
 	}
 	next.p.SetPredecessor(pred.CancelAddr)
@@ -117,7 +118,7 @@ func TestHandOverIdleClients(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	sent, took := handOver(t, old, next)
+	sent, took := handOver(t, old, next, 0)
 	if sent != 2 || took != 2 {
 		t.Fatalf("sent %d, took %d clients: want the 2 idle ones", sent, took)
 	}
@@ -203,4 +204,41 @@ func cancelVia(t *testing.T, m *testMux, pid uint32, secret []byte) {
 	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	var b [1]byte
 	_, _ = conn.Read(b[:])
+}
+
+// The successor's limit (its open-file room) bounds the clients that
+// move; the rest stay and work where they are.
+func TestHandOverStopsAtTheSuccessorsLimit(t *testing.T) {
+	ta, tb := &laterTB{TB: t}, &laterTB{TB: t}
+	t.Cleanup(func() {
+		done := make(chan struct{})
+		go func() { ta.run(); close(done) }()
+		tb.run()
+		<-done
+	})
+	old := startMux(ta, `pool_mode = "transaction"`)
+	next := startMux(tb, `pool_mode = "transaction"`)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var conns []*pgconn.PgConn
+	for range 3 {
+		c, err := pgconn.Connect(ctx, old.dsn("muxuser", "muxpass", "muxtest"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close(context.Background()) })
+		conns = append(conns, c)
+	}
+	sent, took := handOver(t, old, next, 2)
+	if sent != 2 || took != 2 {
+		t.Fatalf("sent %d, took %d: want the limit, 2", sent, took)
+	}
+	if o, n := old.p.loggedIn(), next.p.loggedIn(); o != 1 || n != 2 {
+		t.Fatalf("clients: old %d, new %d; want 1 and 2", o, n)
+	}
+	for i, c := range conns {
+		if _, err := c.Exec(ctx, "SELECT 1").ReadAll(); err != nil {
+			t.Fatalf("client %d: %v", i, err)
+		}
+	}
 }

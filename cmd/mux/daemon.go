@@ -127,7 +127,17 @@ func (d *daemon) listeners(cfg *config.Config) (lns []net.Listener, pred *handov
 // takeClients confirms the hand-over (the predecessor then stops
 // accepting) and takes over its idle clients.
 func (d *daemon) takeClients(pred *handover.Predecessor) {
-	if err := pred.Confirm(true); err != nil {
+	// Every client taken is a descriptor: take no more than fit, keeping
+	// room for new logins and the pools' servers.
+	limit := 0
+	if room, ok := fdlimit.Room(handoverFDReserve); ok {
+		limit = int(room)
+		if room == 0 {
+			limit = -1 // no room: take the listeners only
+			d.log.Warn("no open-file room to take the idle clients over: they stay with the old process (raise ulimit -n)")
+		}
+	}
+	if err := pred.Confirm(true, limit); err != nil {
 		d.log.Warn("confirming the hand-over failed", zap.Error(err))
 		return
 	}
@@ -143,6 +153,10 @@ func (d *daemon) takeClients(pred *handover.Predecessor) {
 	d.log.Info("took the idle clients over from the running mux", zap.Int("clients", n),
 		zap.Duration("took", time.Since(start).Round(time.Millisecond)))
 }
+
+// handoverFDReserve are descriptors a new process keeps free when it takes
+// clients over: for logins, servers and its own files.
+const handoverFDReserve = 256
 
 // serveCancels listens where a successor forwards cancel requests for the
 // clients this process keeps after a hand-over; stop closes it.

@@ -30,6 +30,9 @@ type Successor struct {
 	conn *net.UnixConn
 	// WantsClients: it asked for the idle clients (SendBatch).
 	WantsClients bool
+	// Limit is the most clients it takes (its open-file room); 0: it
+	// gave none.
+	Limit int
 }
 
 // SendBatch sends the sockets fds (one per state, at most MaxBatch) with

@@ -24,6 +24,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -62,7 +63,7 @@ func Offer(path string, lns []net.Listener, o Offering, done func(*Successor)) (
 				return
 			}
 			uc := c.(*net.UnixConn)
-			wants, err := give(uc, lns, o)
+			wants, limit, err := give(uc, lns, o)
 			if err != nil {
 				c.Close()
 				continue
@@ -70,7 +71,7 @@ func Offer(path string, lns []net.Listener, o Offering, done func(*Successor)) (
 			// Leave the path to the successor, which listens there next.
 			ctl.(*net.UnixListener).SetUnlinkOnClose(false)
 			ctl.Close()
-			done(&Successor{conn: uc, WantsClients: wants})
+			done(&Successor{conn: uc, WantsClients: wants, Limit: limit})
 			return
 		}
 	}()
@@ -91,8 +92,8 @@ const (
 )
 
 // give sends the listeners and reads the successor's answer: whether it
-// wants the clients too.
-func give(c *net.UnixConn, lns []net.Listener, o Offering) (wantsClients bool, err error) {
+// wants the clients too, and how many at most (0: no limit given).
+func give(c *net.UnixConn, lns []net.Listener, o Offering) (wantsClients bool, limit int, err error) {
 	_ = c.SetDeadline(time.Now().Add(exchangeTimeout))
 	var files []*os.File
 	defer func() {
@@ -105,11 +106,11 @@ func give(c *net.UnixConn, lns []net.Listener, o Offering) (wantsClients bool, e
 	for _, ln := range lns {
 		fl, ok := ln.(interface{ File() (*os.File, error) })
 		if !ok {
-			return false, fmt.Errorf("listener %s cannot be handed over", ln.Addr())
+			return false, 0, fmt.Errorf("listener %s cannot be handed over", ln.Addr())
 		}
 		f, err := fl.File()
 		if err != nil {
-			return false, err
+			return false, 0, err
 		}
 		files = append(files, f)
 		fds = append(fds, int(f.Fd()))
@@ -117,24 +118,29 @@ func give(c *net.UnixConn, lns []net.Listener, o Offering) (wantsClients bool, e
 	}
 	payload, err := json.Marshal(h)
 	if err != nil {
-		return false, err
+		return false, 0, err
 	}
 	payload = append(payload, '\n')
 	if _, _, err := c.WriteMsgUnix(payload, syscall.UnixRights(fds...), nil); err != nil {
-		return false, err
+		return false, 0, err
 	}
 	// Read byte by byte: what follows the answer is not ours to buffer.
 	ack, err := readLine(c)
 	if err != nil {
-		return false, fmt.Errorf("successor did not confirm: %w", err)
+		return false, 0, fmt.Errorf("successor did not confirm: %w", err)
 	}
-	switch ack {
-	case ackListeners:
-		return false, nil
-	case ackClients:
-		return o.Clients, nil
+	if ack == ackListeners {
+		return false, 0, nil
 	}
-	return false, fmt.Errorf("successor refused: %q", ack)
+	// "ok clients" with, from a successor that knows its open-file
+	// room, the most clients it takes.
+	if rest, ok := strings.CutPrefix(ack, ackClients); ok {
+		limit, err := strconv.Atoi(strings.TrimSpace(rest))
+		if rest == "" || err == nil && limit > 0 {
+			return o.Clients, limit, nil
+		}
+	}
+	return false, 0, fmt.Errorf("successor refused: %q", ack)
 }
 
 // readLine reads one short line, without reading past it.
@@ -168,14 +174,17 @@ type Predecessor struct {
 }
 
 // Confirm tells the predecessor that the listeners are being served: it
-// then stops accepting. With clients, it then sends its idle clients,
-// which the caller must take with ReceiveClients; otherwise the exchange
-// is over.
-func (p *Predecessor) Confirm(clients bool) error {
-	clients = clients && p.Clients
+// then stops accepting. With clients, it then sends its idle clients, at
+// most limit of them (0: no limit), which the caller must take with
+// ReceiveClients; otherwise the exchange is over.
+func (p *Predecessor) Confirm(clients bool, limit int) error {
+	clients = clients && p.Clients && limit >= 0
 	ack := ackListeners
 	if clients {
 		ack = ackClients
+		if limit > 0 {
+			ack += " " + strconv.Itoa(limit)
+		}
 	}
 	_, err := p.conn.Write([]byte(ack + "\n"))
 	if !clients || err != nil {

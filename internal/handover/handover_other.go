@@ -22,7 +22,10 @@ type Offering struct {
 
 // Successor is the new mux a running one hands over to; there is none on
 // this platform.
-type Successor struct{ WantsClients bool }
+type Successor struct {
+	WantsClients bool
+	Limit        int
+}
 
 // SendBatch fails: there is no handover on this platform.
 func (s *Successor) SendBatch([]int, []ClientState) error { return errUnsupported }
@@ -42,7 +45,7 @@ type Predecessor struct {
 }
 
 // Confirm does nothing.
-func (p *Predecessor) Confirm(bool) error { return nil }
+func (p *Predecessor) Confirm(bool, int) error { return nil }
 
 // ReceiveClients receives nothing.
 func (p *Predecessor) ReceiveClients(func(*os.File, ClientState)) (int, error) { return 0, nil }
