@@ -78,13 +78,13 @@ type detached struct {
 // HandOverClients moves every idle client to the successor s and returns
 // how many went. It runs once, after the successor took the listeners.
 func (p *Proxy) HandOverClients(s *handover.Successor) int {
-	b := handoverBatch{p: p, s: s}
 	clients := p.loggedInClients(nil)
 	run := &detachRun{answers: make(chan detached, len(clients))}
 	run.room.Store(math.MaxInt64)
 	if s.Limit > 0 {
 		run.room.Store(int64(s.Limit))
 	}
+	b := handoverBatch{p: p, s: s, run: run}
 	var asked, unparked []*clientConn
 	for _, c := range clients {
 		switch {
@@ -127,16 +127,33 @@ func (p *Proxy) HandOverClients(s *handover.Successor) int {
 			}
 		case <-timeout.C:
 			p.log.Warn("hand-over: some event loops did not answer in time; their clients stay")
-			return b.flush()
+			run.close()
+			// A client that took its place just before has left its
+			// loop: its answer comes at once.
+			grace := time.After(time.Second)
+			for {
+				select {
+				case d := <-run.answers:
+					if d.fd >= 0 {
+						b.add(d)
+					}
+				case <-grace:
+					return b.flush()
+				}
+			}
 		}
 	}
 	return b.flush()
 }
 
+// close lets no more clients leave.
+func (r *detachRun) close() { r.room.Store(math.MinInt64 / 2) }
+
 // handoverBatch gathers detached clients and sends them in batches.
 type handoverBatch struct {
 	p     *Proxy
 	s     *handover.Successor
+	run   *detachRun
 	ds    []detached
 	size  int
 	moved int
@@ -170,7 +187,8 @@ func (b *handoverBatch) flush() int {
 	if b.err == nil {
 		b.err = b.s.SendBatch(fds, states)
 		if b.err != nil {
-			b.p.log.Warn("hand-over of clients failed; ending the rest", zap.Error(b.err))
+			b.run.close() // the others stay
+			b.p.log.Warn("hand-over of clients failed; ending those that had left, keeping the rest", zap.Error(b.err))
 		}
 	}
 	for _, fd := range fds {

@@ -113,7 +113,7 @@ password = "benchpw"
 	}
 	bench := make(chan result, 1)
 	go func() {
-		out, err := pgbench("-c", "50", "-j", "2", "-T", "15")
+		out, err := pgbench(append([]string{"-c", "50", "-j", "2", "-T", "15"}, benchArgs()...)...)
 		bench <- result{out, err}
 	}()
 	time.Sleep(3 * time.Second)
@@ -133,6 +133,11 @@ password = "benchpw"
 	if moved < n || took != moved {
 		t.Fatalf("moved %d, taken %d: want all %d idle clients\nold:\n%s\nnew:\n%s", moved, took, n, tail(oldLogs.String()), tail(newLogs.String()))
 	}
+	if *handoverRate > 0 && moved == n {
+		t.Logf("no pgbench client was between transactions at the hand-over")
+	}
+	t.Logf("hand-over: old %s; new %s", logLine(oldLogs.String(), "idle clients handed over to the new mux"),
+		logLine(newLogs.String(), "took the idle clients over from the running mux"))
 
 	// The cancel goes to the listening address: the new process accepts
 	// it and forwards it to the old one, which holds the client.
@@ -331,10 +336,33 @@ func logInt(t *testing.T, logs, msg, key string) int {
 	return v
 }
 
+// logLine is the log line whose message is msg.
+func logLine(logs, msg string) string {
+	for _, l := range strings.Split(logs, "\n") {
+		if strings.Contains(l, `"msg":"`+msg+`"`) {
+			return l
+		}
+	}
+	return ""
+}
+
 // tail is the end of a long log.
 func tail(s string) string {
 	if len(s) > 6000 {
 		return "…" + s[len(s)-6000:]
 	}
 	return s
+}
+
+// handoverRate, when not 0, limits pgbench's rate (-R) in
+// TestHandoverMovesIdleClients, so its clients are often between
+// transactions at the hand-over and some move mid-run; 0 keeps all 50
+// busy.
+var handoverRate = flag.Int("handover-rate", 200, "pgbench -R in TestHandoverMovesIdleClients (0: as fast as it goes)")
+
+func benchArgs() []string {
+	if *handoverRate > 0 {
+		return []string{"-R", strconv.Itoa(*handoverRate)}
+	}
+	return nil
 }
