@@ -25,6 +25,7 @@ import (
 // next took.
 func handOver(t *testing.T, old, next *testMux, limit int) (sent, took int) {
 	t.Helper()
+	settle(t, old)
 	path := filepath.Join(t.TempDir(), "handover.sock")
 	cancelPath := CancelSocketPath(path)
 	cln, err := net.Listen("unix", cancelPath)
@@ -184,6 +185,26 @@ func TestHandOverIdleClients(t *testing.T) {
 	}
 }
 
+// settle waits until m's clients that are between transactions have
+// let go of their servers: a SET's state check, a release after the
+// reply, finish just after the client has its answer.
+func settle(t *testing.T, m *testMux) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		busy := false
+		for _, c := range m.p.loggedInClients(nil) {
+			c.mu.Lock()
+			busy = busy || c.server != nil && c.core.Status() == 'I' || c.pin.checking
+			c.mu.Unlock()
+		}
+		if !busy {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // cancelVia sends a CancelRequest for (pid, secret) to m and waits for m
 // to close the connection.
 func cancelVia(t *testing.T, m *testMux, pid uint32, secret []byte) {
@@ -240,5 +261,39 @@ func TestHandOverStopsAtTheSuccessorsLimit(t *testing.T) {
 		if _, err := c.Exec(ctx, "SELECT 1").ReadAll(); err != nil {
 			t.Fatalf("client %d: %v", i, err)
 		}
+	}
+}
+
+// A client on the Unix socket moves as a TCP one does.
+func TestHandOverUnixSocketClient(t *testing.T) {
+	ta, tb := &laterTB{TB: t}, &laterTB{TB: t}
+	t.Cleanup(func() {
+		done := make(chan struct{})
+		go func() { ta.run(); close(done) }()
+		tb.run()
+		<-done
+	})
+	dir := t.TempDir()
+	old := startMux(ta, "pool_mode = \"transaction\"\nlisten = []\nunix_socket_dir = \""+dir+"\"")
+	next := startMux(tb, `pool_mode = "transaction"`)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c, err := pgconn.Connect(ctx, "host="+dir+" port=6432 user=muxuser password=muxpass dbname=muxtest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	if _, err := c.Exec(ctx, "SET TimeZone = 'Pacific/Chatham'").ReadAll(); err != nil {
+		t.Fatal(err)
+	}
+	if sent, took := handOver(t, old, next, 0); sent != 1 || took != 1 {
+		t.Fatalf("sent %d, took %d: want the Unix socket client", sent, took)
+	}
+	if n := next.p.loggedIn(); n != 1 {
+		t.Fatalf("the new mux has %d clients, want 1", n)
+	}
+	res, err := c.Exec(ctx, "SHOW TimeZone").ReadAll()
+	if err != nil || string(res[0].Rows[0][0]) != "Pacific/Chatham" {
+		t.Fatalf("after the hand-over: %v %v", err, res)
 	}
 }
