@@ -94,7 +94,7 @@ func (p *Proxy) HandOverClients(s *handover.Successor) int {
 		default:
 			if d := c.detachParked(run); d.fd >= 0 {
 				b.add(d)
-			} else if c.park.state.Load() != parked {
+			} else if p.poller.enabled() && c.park.state.Load() != parked {
 				unparked = append(unparked, c)
 			}
 		}
