@@ -81,8 +81,11 @@ func (p *Proxy) HandOverClients(s *handover.Successor) int {
 	clients := p.loggedInClients(nil)
 	run := &detachRun{answers: make(chan detached, len(clients))}
 	run.room.Store(math.MaxInt64)
-	if s.Limit > 0 {
-		run.room.Store(int64(s.Limit))
+	if room := s.Room(); room >= 0 {
+		run.room.Store(int64(room))
+	}
+	if room := s.Room(); room == 0 || s.Err() != nil {
+		return 0
 	}
 	b := handoverBatch{p: p, s: s, run: run}
 	var asked, unparked []*clientConn
@@ -144,6 +147,20 @@ func (p *Proxy) HandOverClients(s *handover.Successor) int {
 		}
 	}
 	return b.flush()
+}
+
+// Movable counts the clients that may still move to a successor once
+// they are idle: not TLS, not in session mode.
+func (p *Proxy) Movable() int {
+	n := 0
+	for _, c := range p.loggedInClients(nil) {
+		c.mu.Lock()
+		if !c.tls && !c.gone && c.core.Mode != session.Session {
+			n++
+		}
+		c.mu.Unlock()
+	}
+	return n
 }
 
 // close lets no more clients leave.

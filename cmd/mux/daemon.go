@@ -145,13 +145,17 @@ func (d *daemon) takeClients(pred *handover.Predecessor) {
 	if !pred.Clients {
 		return
 	}
-	start := time.Now()
-	n, err := pred.ReceiveClients(d.p.AdoptClient)
-	if err != nil {
-		d.log.Warn("taking the idle clients over failed", zap.Int("clients", n), zap.Error(err))
-	}
-	d.log.Info("took the idle clients over from the running mux", zap.Int("clients", n),
-		zap.Duration("took", time.Since(start).Round(time.Millisecond)))
+	// The predecessor sends its idle clients at once, and each busy one
+	// when it has become idle, until it has no more.
+	go func() {
+		start := time.Now()
+		n, err := pred.ReceiveClients(d.p.AdoptClient)
+		if err != nil {
+			d.log.Warn("taking the idle clients over failed", zap.Int("clients", n), zap.Error(err))
+		}
+		d.log.Info("took the idle clients over from the running mux", zap.Int("clients", n),
+			zap.Duration("took", time.Since(start).Round(time.Millisecond)))
+	}()
 }
 
 // handoverFDReserve are descriptors a new process keeps free when it takes
@@ -200,8 +204,7 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 			d.log.Info("listeners handed over to a new mux: draining")
 			d.stopHTTP() // the new mux listens on http_listen once it is free
 			d.p.StopAccepting()
-			d.handOverClients(succ)
-			d.drain("hand-over", proxy.WaitForClients, sigs)
+			d.handOverClients(succ, sigs)
 		}
 		d.wg.Wait()
 		d.log.Info("mux stopped", zap.Int64("clients_served", d.p.Served()))
@@ -209,16 +212,51 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 	}
 }
 
-// handOverClients moves the idle clients to the successor, if it asked.
-func (d *daemon) handOverClients(succ *handover.Successor) {
-	defer succ.Close()
-	if !succ.WantsClients {
-		return
-	}
+// handoverRound is how often clients that were busy are looked at again
+// during a hand-over: each one that has become idle moves then.
+const handoverRound = 200 * time.Millisecond
+
+// handOverClients moves the idle clients to the successor, if it asked,
+// and then, round after round, each client that becomes idle, until none
+// that could move is left, shutdown_timeout has passed or a signal comes;
+// then it drains the rest (until what is left of shutdown_timeout).
+func (d *daemon) handOverClients(succ *handover.Successor, sigs <-chan os.Signal) {
+	timeout := d.p.Config().ShutdownTimeout.D()
 	start := time.Now()
-	n := d.p.HandOverClients(succ)
-	d.log.Info("idle clients handed over to the new mux", zap.Int("clients", n),
-		zap.Duration("took", time.Since(start).Round(time.Millisecond)))
+	total := 0
+	if succ.WantsClients {
+		total = d.p.HandOverClients(succ)
+		d.log.Info("idle clients handed over to the new mux", zap.Int("clients", total),
+			zap.Duration("took", time.Since(start).Round(time.Millisecond)))
+	}
+	mode := proxy.WaitForClients
+	var interrupted os.Signal
+	for succ.WantsClients && interrupted == nil && d.p.Movable() > 0 && succ.Room() != 0 && succ.Heartbeat() == nil {
+		if timeout > 0 && time.Since(start) >= timeout {
+			break
+		}
+		select {
+		case interrupted = <-sigs:
+			d.log.Info("signal during the hand-over: no more clients move", zap.Stringer("signal", interrupted))
+		case <-time.After(handoverRound):
+			total += d.p.HandOverClients(succ)
+		}
+	}
+	succ.Close()
+	if succ.WantsClients {
+		d.log.Info("hand-over of clients ended", zap.Int("clients", total), zap.Int("staying", d.p.NumClients()),
+			zap.Duration("took", time.Since(start).Round(time.Millisecond)))
+	}
+	if timeout > 0 {
+		timeout = max(timeout-time.Since(start), time.Millisecond)
+	}
+	switch interrupted {
+	case syscall.SIGQUIT:
+		timeout = time.Millisecond // stop now
+	case syscall.SIGINT:
+		mode = proxy.CloseBetweenTransactions
+	}
+	d.drainFor("hand-over", mode, sigs, timeout)
 }
 
 // pauseOrResume is PgBouncer's SIGUSR1 (PAUSE: no client gets a server,
@@ -240,8 +278,12 @@ func (d *daemon) pauseOrResume(sig os.Signal) {
 // transactions (mode), up to shutdown_timeout (a second signal cuts it
 // short), then ends the rest.
 func (d *daemon) drain(reason string, mode proxy.DrainMode, sigs <-chan os.Signal) {
+	d.drainFor(reason, mode, sigs, d.p.Config().ShutdownTimeout.D())
+}
+
+// drainFor is drain with timeout in place of shutdown_timeout.
+func (d *daemon) drainFor(reason string, mode proxy.DrainMode, sigs <-chan os.Signal, timeout time.Duration) {
 	d.setDraining()
-	timeout := d.p.Config().ShutdownTimeout.D()
 	d.log.Info("draining", zap.String("reason", reason), zap.Bool("close_between_transactions", mode == proxy.CloseBetweenTransactions),
 		zap.Duration("shutdown_timeout", timeout))
 	ctx, cancel := context.WithCancel(context.Background())

@@ -33,11 +33,42 @@ type Successor struct {
 	// Limit is the most clients it takes (its open-file room); 0: it
 	// gave none.
 	Limit int
+
+	sent int   // clients sent so far
+	err  error // the first failed write: nothing more goes
+}
+
+// Room is how many more clients the successor takes; -1: no limit.
+func (s *Successor) Room() int {
+	if s.Limit <= 0 {
+		return -1
+	}
+	return max(s.Limit-s.sent, 0)
+}
+
+// Err is the write that failed, if one has: the exchange is over.
+func (s *Successor) Err() error { return s.err }
+
+// Heartbeat sends an empty batch, so that the successor, waiting for the
+// clients that are still busy here, knows the exchange goes on.
+func (s *Successor) Heartbeat() error {
+	if s.err != nil {
+		return s.err
+	}
+	frame := binary.BigEndian.AppendUint32(nil, 0)
+	frame = AppendBatch(frame, nil)
+	binary.BigEndian.PutUint32(frame, uint32(len(frame)-4))
+	_ = s.conn.SetWriteDeadline(time.Now().Add(clientTimeout))
+	_, s.err = s.conn.Write(frame)
+	return s.err
 }
 
 // SendBatch sends the sockets fds (one per state, at most MaxBatch) with
 // the clients' states. The descriptors stay the caller's to close.
 func (s *Successor) SendBatch(fds []int, states []ClientState) error {
+	if s.err != nil {
+		return s.err
+	}
 	if len(fds) != len(states) || len(fds) > MaxBatch || len(fds) == 0 {
 		return fmt.Errorf("handover: a batch of %d sockets and %d states", len(fds), len(states))
 	}
@@ -52,12 +83,17 @@ func (s *Successor) SendBatch(fds []int, states []ClientState) error {
 	if err == nil && n < len(frame) {
 		_, err = s.conn.Write(frame[n:])
 	}
-	return err
+	if err != nil {
+		s.err = err
+		return err
+	}
+	s.sent += len(states)
+	return nil
 }
 
 // Close ends the exchange: the successor has every client sent.
 func (s *Successor) Close() error {
-	if s.WantsClients {
+	if s.WantsClients && s.err == nil {
 		_ = s.conn.SetWriteDeadline(time.Now().Add(clientTimeout))
 		_, _ = s.conn.Write([]byte{0, 0, 0, 0})
 	}

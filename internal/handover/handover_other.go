@@ -27,6 +27,15 @@ type Successor struct {
 	Limit        int
 }
 
+// Room is how many more clients the successor takes: none here.
+func (s *Successor) Room() int { return 0 }
+
+// Err is errUnsupported.
+func (s *Successor) Err() error { return errUnsupported }
+
+// Heartbeat fails: there is no handover on this platform.
+func (s *Successor) Heartbeat() error { return errUnsupported }
+
 // SendBatch fails: there is no handover on this platform.
 func (s *Successor) SendBatch([]int, []ClientState) error { return errUnsupported }
 
