@@ -190,8 +190,8 @@ func (b *handoverBatch) add(d detached) {
 }
 
 // flush sends the batch, and returns how many clients have moved so far.
-// Clients a failed send could not move are ended with FATAL 57P01 (they
-// have left this process already).
+// Clients a failed send could not move are taken back, as a successor
+// would have taken them, and stay.
 func (b *handoverBatch) flush() int {
 	if len(b.ds) == 0 {
 		return b.moved
@@ -205,18 +205,15 @@ func (b *handoverBatch) flush() int {
 		b.err = b.s.SendBatch(fds, states)
 		if b.err != nil {
 			b.run.close() // the others stay
-			b.p.log.Warn("hand-over of clients failed; ending those that had left, keeping the rest", zap.Error(b.err))
+			b.p.log.Warn("hand-over of clients failed; they stay here", zap.Error(b.err))
 		}
 	}
-	for _, fd := range fds {
+	for i, fd := range fds {
 		if b.err == nil {
 			closeFD(fd)
 			continue
 		}
-		f := os.NewFile(uintptr(fd), "client")
-		_ = f.SetWriteDeadline(time.Now().Add(time.Second))
-		_, _ = f.Write(wire.AppendError(nil, wire.Fatal(wire.CodeAdminShutdown, "terminating connection: the hand-over to a new mux process failed")))
-		f.Close()
+		b.p.AdoptClient(os.NewFile(uintptr(fd), "client"), states[i])
 	}
 	if b.err == nil {
 		b.moved += len(b.ds)
@@ -422,7 +419,21 @@ func (p *Proxy) AdoptClient(f *os.File, st handover.ClientState) {
 	p.keysMu.Unlock()
 	c := &clientConn{p: p, conn: conn, id: p.nextID.Add(1), connected: time.Unix(0, st.Connected)}
 	c.user, c.database = st.User, st.Database
-	if err := c.takeOver(&st); err != nil {
+	s := p.snapshot()
+	if db, ok := s.cfg.LookupDatabase(st.Database); ok && s.users[st.User] == nil && firstNonEmpty(db.AuthUser, s.cfg.AuthUser) != "" {
+		// An auth_query lookup may wait for Postgres: not on the
+		// goroutine that receives the other clients.
+		go c.settleIn(&st)
+		return
+	}
+	c.settleIn(&st)
+}
+
+// settleIn is the rest of AdoptClient: the client's state, its pool and its
+// relay, or its end.
+func (c *clientConn) settleIn(st *handover.ClientState) {
+	p, conn := c.p, c.conn
+	if err := c.takeOver(st); err != nil {
 		c.loginFailed(err)
 		if c.track {
 			c.forgetStatements()
@@ -454,8 +465,12 @@ func (c *clientConn) takeOver(st *handover.ClientState) error {
 	u := s.users[st.User]
 	if authUser := firstNonEmpty(db.AuthUser, s.cfg.AuthUser); u == nil && authUser != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		u, _ = p.lookupUser(ctx, s, db, authUser, st.User)
+		found, err := p.lookupUser(ctx, s, db, authUser, st.User)
 		cancel()
+		if err != nil {
+			return wire.Fatal(wire.CodeAdminShutdown, "terminating connection: the new mux process could not look up user %s with auth_query: %v", quote(st.User), err)
+		}
+		u = found
 	}
 	if u == nil && s.cfg.AuthType != config.AuthTrust {
 		return wire.Fatal(wire.CodeAdminShutdown, "terminating connection: user %s is not in the new mux process's configuration", quote(st.User))

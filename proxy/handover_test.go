@@ -22,7 +22,8 @@ import (
 // handOver runs a hand-over from old to next in this process, as two mux
 // processes do it (cmd/mux): next asks at the socket, old sends its idle
 // clients, at most limit (0: no limit). It returns how many old sent and
-// next took.
+// next took. A next that is nil confirms and then drops the exchange, as
+// a successor that fails would.
 func handOver(t *testing.T, old, next *testMux, limit int) (sent, took int) {
 	t.Helper()
 	settle(t, old)
@@ -55,13 +56,22 @@ func handOver(t *testing.T, old, next *testMux, limit int) (sent, took int) {
 		ln.Close()
 	}
 	sentc := make(chan int, 1)
+	dropped := make(chan struct{})
 	go func() {
 		s := <-succs
+		if next == nil {
+			<-dropped
+		}
 		sentc <- old.p.HandOverClients(s)
 		s.Close()
 	}()
 	if err := pred.Confirm(true, limit); err != nil {
 		t.Fatal(err)
+	}
+	if next == nil {
+		pred.Close()
+		close(dropped)
+		return <-sentc, 0
 	}
 	next.p.SetPredecessor(pred.CancelAddr)
 	took, err = pred.ReceiveClients(next.p.AdoptClient)
@@ -295,5 +305,37 @@ func TestHandOverUnixSocketClient(t *testing.T) {
 	res, err := c.Exec(ctx, "SHOW TimeZone").ReadAll()
 	if err != nil || string(res[0].Rows[0][0]) != "Pacific/Chatham" {
 		t.Fatalf("after the hand-over: %v %v", err, res)
+	}
+}
+
+// A successor that fails while clients are on their way: they stay, and
+// work, with the old mux.
+func TestHandOverToAFailedSuccessorKeepsTheClients(t *testing.T) {
+	old := startMux(t, `pool_mode = "transaction"`)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var conns []*pgconn.PgConn
+	for range 2 {
+		c, err := pgconn.Connect(ctx, old.dsn("muxuser", "muxpass", "muxtest"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close(context.Background()) })
+		if _, err := c.Exec(ctx, "SET TimeZone = 'Europe/Lisbon'").ReadAll(); err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	if sent, _ := handOver(t, old, nil, 0); sent != 0 {
+		t.Fatalf("%d clients counted as sent to a successor that failed", sent)
+	}
+	if n := old.p.loggedIn(); n != 2 {
+		t.Fatalf("the old mux has %d clients, want both back", n)
+	}
+	for i, c := range conns {
+		res, err := c.Exec(ctx, "SHOW TimeZone").ReadAll()
+		if err != nil || string(res[0].Rows[0][0]) != "Europe/Lisbon" {
+			t.Fatalf("client %d after the failed hand-over: %v %v", i, err, res)
+		}
 	}
 }

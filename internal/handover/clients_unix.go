@@ -136,6 +136,10 @@ func (p *Predecessor) ReceiveClients(adopt func(f *os.File, st ClientState)) (in
 	}
 }
 
+// Close ends the exchange from the successor's side without taking the
+// clients: the predecessor keeps them.
+func (p *Predecessor) Close() error { return p.conn.Close() }
+
 // frameReader reads length-prefixed frames and the descriptors that come
 // with them.
 type frameReader struct {

@@ -56,6 +56,9 @@ type Predecessor struct {
 // Confirm does nothing.
 func (p *Predecessor) Confirm(bool, int) error { return nil }
 
+// Close does nothing.
+func (p *Predecessor) Close() error { return nil }
+
 // ReceiveClients receives nothing.
 func (p *Predecessor) ReceiveClients(func(*os.File, ClientState)) (int, error) { return 0, nil }
 
