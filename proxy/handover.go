@@ -44,10 +44,6 @@ import (
 	"github.com/muxpg/mux/session"
 )
 
-// evDetach asks a loop-driven client to leave for a successor if it is
-// idle (Handle; the answer goes to the proxy's detach run).
-const evDetach = evFlushed + 1
-
 // detachWait bounds the wait for the loops' answers.
 const detachWait = 10 * time.Second
 

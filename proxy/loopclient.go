@@ -132,6 +132,7 @@ const (
 	evGrant                // the wait for a server ended (S, Err)
 	evBack                 // offloaded work is done (Err)
 	evFlushed              // a slow write to the client finished
+	evDetach               // leave for a successor process if idle (handover.go)
 )
 
 // Control implements evloop.Conn.
