@@ -72,7 +72,10 @@ type detached struct {
 }
 
 // HandOverClients moves every idle client to the successor s and returns
-// how many went. It runs once, after the successor took the listeners.
+// how many went. It runs after the successor took the listeners, and
+// again (cmd/mux) for the clients that were busy: a client of the
+// goroutine driver moves once it is parked, so within a second of going
+// idle.
 func (p *Proxy) HandOverClients(s *handover.Successor) int {
 	clients := p.loggedInClients(nil)
 	run := &detachRun{answers: make(chan detached, len(clients))}
@@ -84,25 +87,13 @@ func (p *Proxy) HandOverClients(s *handover.Successor) int {
 		return 0
 	}
 	b := handoverBatch{p: p, s: s, run: run}
-	var asked, unparked []*clientConn
+	var asked []*clientConn
 	for _, c := range clients {
 		switch {
 		case c.tls:
 		case c.loopDriven():
 			asked = append(asked, c)
 		default:
-			if d := c.detachParked(run); d.fd >= 0 {
-				b.add(d)
-			} else if p.poller.enabled() && c.park.state.Load() != parked {
-				unparked = append(unparked, c)
-			}
-		}
-	}
-	if len(unparked) > 0 {
-		// Idle clients of the goroutine driver park within parkAfter and
-		// a sweep: those that have by then move too.
-		time.Sleep(parkAfter + 2*sweepEvery)
-		for _, c := range unparked {
 			if d := c.detachParked(run); d.fd >= 0 {
 				b.add(d)
 			}

@@ -196,16 +196,19 @@ func TestHandOverIdleClients(t *testing.T) {
 }
 
 // settle waits until m's clients that are between transactions have
-// let go of their servers: a SET's state check, a release after the
-// reply, finish just after the client has its answer.
+// let go of their servers (a SET's state check, a release after the
+// reply, finish just after the client has its answer) and, with the
+// goroutine driver, are parked.
 func settle(t *testing.T, m *testMux) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		busy := false
 		for _, c := range m.p.loggedInClients(nil) {
 			c.mu.Lock()
-			busy = busy || c.server != nil && c.core.Status() == 'I' || c.pin.checking
+			idle := c.server == nil && !c.pin.checking
+			busy = busy || c.server != nil && c.core.Status() == 'I' || c.pin.checking ||
+				idle && !c.loopDriven() && c.park.state.Load() != parked
 			c.mu.Unlock()
 		}
 		if !busy {
