@@ -117,6 +117,12 @@ func TestHandOverIdleClients(t *testing.T) {
 	if _, err := idle.Exec(ctx, "SET TimeZone = 'Asia/Kathmandu'").ReadAll(); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := idle.Exec(ctx, "SET search_path = pg_catalog, public").ReadAll(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := idle.Exec(ctx, "SET app.tenant = 'acme'").ReadAll(); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := idle.Prepare(ctx, "plus", "SELECT $1::int + 40", nil); err != nil {
 		t.Fatal(err)
 	}
@@ -146,6 +152,10 @@ func TestHandOverIdleClients(t *testing.T) {
 	}
 	if got := string(res[0].Rows[0][0]); got != "Asia/Kathmandu" {
 		t.Fatalf("TimeZone after the hand-over: %q", got)
+	}
+	res, err = idle.Exec(ctx, "SELECT current_setting('search_path'), current_setting('app.tenant')").ReadAll()
+	if err != nil || string(res[0].Rows[0][0]) != "pg_catalog, public" || string(res[0].Rows[0][1]) != "acme" {
+		t.Fatalf("settings after the hand-over: %v %q", err, res[0].Rows)
 	}
 	r := idle.ExecPrepared(ctx, "plus", [][]byte{[]byte("2")}, nil, nil).Read()
 	if r.Err != nil || string(r.Rows[0][0]) != "42" {
