@@ -14,9 +14,11 @@ package proxy
 // successor (AdoptClient) checks the client's pool against its own
 // configuration, registers the same cancel key and hands the socket to a
 // loop, as a login would; bytes the client sent meanwhile wait in the
-// socket. Every other client stays and drains here; a cancel request for
-// one of them that reaches the successor is forwarded here
-// (ServeCancels, SetPredecessor).
+// socket. Every other client stays here, until a later round finds it
+// idle (cmd/mux runs one every 200 ms) or the drain ends it; a cancel
+// request for one of them that reaches the successor is forwarded here
+// (ServeCancels, SetPredecessor). A batch that cannot be sent is adopted
+// back here.
 
 import (
 	"context"
