@@ -213,6 +213,14 @@ func (p *Pool) SetClientKey(key [32]byte) {
 	p.backoff, p.retryAt = 0, time.Time{}
 }
 
+// UsesClientKey reports whether the pool logs in with a client's SCRAM
+// key (SetClientKey): a process that never saw the key could not.
+func (p *Pool) UsesClientKey() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cfg.Target.ClientKey != nil
+}
+
 // Reconnect closes every server once it is idle: idle ones now, lent ones
 // when released (RECONNECT in the admin console).
 func (p *Pool) Reconnect() {

@@ -32,6 +32,9 @@ func (p *Proxy) cancel(k cancelkey.Key) {
 	}
 	c := p.lookupKey(k)
 	if c == nil {
+		if p.forwardToPredecessor(k) {
+			return // a client the previous process kept (handover.go)
+		}
 		p.log.Debug("cancel request for unknown key dropped")
 		return
 	}

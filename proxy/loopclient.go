@@ -132,6 +132,7 @@ const (
 	evGrant                // the wait for a server ended (S, Err)
 	evBack                 // offloaded work is done (Err)
 	evFlushed              // a slow write to the client finished
+	evDetach               // leave for a successor process if idle (handover.go)
 )
 
 // Control implements evloop.Conn.
@@ -158,6 +159,8 @@ func (c *clientConn) Handle(ev evloop.Event) {
 		c.loopBack(ev.Err)
 	case evFlushed:
 		c.loopFlushed()
+	case evDetach:
+		c.loopDetach()
 	}
 }
 

@@ -122,6 +122,22 @@ func (pl *poller) forget(c *clientConn) {
 	pl.mu.Unlock()
 }
 
+// unwatch takes a client that leaves for a successor process (handover.go)
+// out of the epoll set: the socket lives on there, and so would its entry.
+func (pl *poller) unwatch(c *clientConn) {
+	pl.mu.Lock()
+	epfd := pl.epfd
+	started := pl.started
+	pl.mu.Unlock()
+	if !started || !c.park.inEpoll {
+		return
+	}
+	_ = c.in.raw.Control(func(fd uintptr) {
+		_ = syscall.EpollCtl(epfd, syscall.EPOLL_CTL_DEL, int(fd), nil)
+	})
+	c.park.inEpoll = false
+}
+
 // loop hands readable (or hung-up) parked sockets back to a goroutine.
 func (pl *poller) loop(epfd int) {
 	defer close(pl.done)

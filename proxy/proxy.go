@@ -80,6 +80,12 @@ type Proxy struct {
 	fleetLog  *zap.Logger // cancel requests forwarded to peers (fleet.go)
 	peerSlots peerSlots
 
+	// detach is the hand-over of idle clients under way (handover.go);
+	// predecessor is where the process this one took over from takes
+	// cancel requests for the clients it kept (nil: none).
+	detach      atomic.Pointer[detachRun]
+	predecessor atomic.Pointer[string]
+
 	lnMu      sync.Mutex
 	listeners []net.Listener
 	closing   atomic.Bool    // listeners closed

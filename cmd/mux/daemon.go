@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"sync"
 	"syscall"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -30,8 +31,8 @@ type daemon struct {
 
 	http *metrics.Server // nil when http_listen is ""
 
-	handedOver chan struct{}        // closed when a successor took the listeners
-	stop       chan proxy.DrainMode // a request to drain and exit (admin SHUTDOWN)
+	handedOver chan *handover.Successor // a successor took the listeners
+	stop       chan proxy.DrainMode     // a request to drain and exit (admin SHUTDOWN)
 }
 
 func (d *daemon) run(snap *config.Snapshot) int {
@@ -42,7 +43,7 @@ func (d *daemon) run(snap *config.Snapshot) int {
 		return exitUsage
 	}
 	d.p = p
-	d.handedOver = make(chan struct{})
+	d.handedOver = make(chan *handover.Successor, 1)
 	d.stop = make(chan proxy.DrainMode, 1)
 	// The admin console's RELOAD and SHUTDOWN.
 	p.OnReload = d.reload
@@ -62,12 +63,12 @@ func (d *daemon) run(snap *config.Snapshot) int {
 	signal.Ignore(syscall.SIGPIPE)
 	defer signal.Stop(sigs)
 
-	lns, confirm, err := d.listeners(cfg)
+	lns, pred, err := d.listeners(cfg)
 	if err != nil {
 		d.log.Error("cannot listen", zap.Error(err))
 		return exitRuntime
 	}
-	if err := d.startHTTP(cfg, confirm != nil); err != nil {
+	if err := d.startHTTP(cfg, pred != nil); err != nil {
 		d.log.Error("cannot listen", zap.Error(err))
 		for _, ln := range lns {
 			ln.Close()
@@ -85,14 +86,16 @@ func (d *daemon) run(snap *config.Snapshot) int {
 		}()
 	}
 	d.setListening(true)
-	if confirm != nil {
-		if err := confirm(); err != nil {
-			d.log.Warn("confirming the hand-over failed", zap.Error(err))
-		}
+	if pred != nil {
+		d.takeClients(pred)
 	}
 	if path := cfg.HandoverSocket; path != "" {
-		var once sync.Once
-		stopOffer, err := handover.Offer(path, lns, func() { once.Do(func() { close(d.handedOver) }) })
+		offer := handover.Offering{Clients: true}
+		if stop := d.serveCancels(path); stop != nil {
+			defer stop()
+			offer.CancelAddr = proxy.CancelSocketPath(path)
+		}
+		stopOffer, err := handover.Offer(path, lns, offer, func(s *handover.Successor) { d.handedOver <- s })
 		if err != nil {
 			d.log.Warn("rolling restart unavailable", zap.Error(err))
 		} else {
@@ -105,14 +108,13 @@ func (d *daemon) run(snap *config.Snapshot) int {
 }
 
 // listeners takes the listening sockets over from a running mux if one
-// offers them, else opens them. confirm, when not nil, tells the
-// predecessor that the sockets are being served.
-func (d *daemon) listeners(cfg *config.Config) (lns []net.Listener, confirm func() error, err error) {
+// offers them (pred, to confirm once they are served), else opens them.
+func (d *daemon) listeners(cfg *config.Config) (lns []net.Listener, pred *handover.Predecessor, err error) {
 	if path := cfg.HandoverSocket; path != "" {
-		lns, confirm, err := handover.Take(path)
+		pred, err := handover.Take(path)
 		if err == nil {
 			d.log.Info("took the listening sockets over from the running mux", zap.String("handover_socket", path))
-			return lns, confirm, nil
+			return pred.Listeners, pred, nil
 		}
 		if !errors.Is(err, handover.ErrNoPredecessor) {
 			return nil, nil, err
@@ -120,6 +122,59 @@ func (d *daemon) listeners(cfg *config.Config) (lns []net.Listener, confirm func
 	}
 	lns, err = d.p.Listen()
 	return lns, nil, err
+}
+
+// takeClients confirms the hand-over (the predecessor then stops
+// accepting) and takes over its idle clients.
+func (d *daemon) takeClients(pred *handover.Predecessor) {
+	// Every client taken is a descriptor: take no more than fit, keeping
+	// room for new logins and the pools' servers.
+	limit := 0
+	if room, ok := fdlimit.Room(handoverFDReserve); ok {
+		limit = int(room)
+		if room == 0 {
+			limit = -1 // no room: take the listeners only
+			d.log.Warn("no open-file room to take the idle clients over: they stay with the old process (raise ulimit -n)")
+		}
+	}
+	if err := pred.Confirm(true, limit); err != nil {
+		d.log.Warn("confirming the hand-over failed", zap.Error(err))
+		return
+	}
+	d.p.SetPredecessor(pred.CancelAddr)
+	if !pred.Clients {
+		return
+	}
+	// The predecessor sends its idle clients at once, and each busy one
+	// when it has become idle, until it has no more.
+	go func() {
+		start := time.Now()
+		n, err := pred.ReceiveClients(d.p.AdoptClient)
+		if err != nil {
+			d.log.Warn("taking the idle clients over failed", zap.Int("clients", n), zap.Error(err))
+		}
+		d.log.Info("took the idle clients over from the running mux", zap.Int("clients", n),
+			zap.Duration("took", time.Since(start).Round(time.Millisecond)))
+	}()
+}
+
+// handoverFDReserve are descriptors a new process keeps free when it takes
+// clients over: for logins, servers and its own files.
+const handoverFDReserve = 256
+
+// serveCancels listens where a successor forwards cancel requests for the
+// clients this process keeps after a hand-over; stop closes it.
+func (d *daemon) serveCancels(handoverPath string) (stop func()) {
+	path := proxy.CancelSocketPath(handoverPath)
+	_ = os.Remove(path)
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		d.log.Warn("cancel requests will not reach this process after a hand-over", zap.Error(err))
+		return nil
+	}
+	_ = os.Chmod(path, 0o600)
+	go d.p.ServeCancels(ln)
+	return func() { ln.Close() }
 }
 
 func (d *daemon) loop(sigs <-chan os.Signal) int {
@@ -145,16 +200,63 @@ func (d *daemon) loop(sigs <-chan os.Signal) int {
 			}
 		case mode := <-d.stop:
 			d.drain("admin console SHUTDOWN", mode, sigs)
-		case <-d.handedOver:
+		case succ := <-d.handedOver:
 			d.log.Info("listeners handed over to a new mux: draining")
 			d.stopHTTP() // the new mux listens on http_listen once it is free
 			d.p.StopAccepting()
-			d.drain("hand-over", proxy.WaitForClients, sigs)
+			d.handOverClients(succ, sigs)
 		}
 		d.wg.Wait()
 		d.log.Info("mux stopped", zap.Int64("clients_served", d.p.Served()))
 		return exitOK
 	}
+}
+
+// handoverRound is how often clients that were busy are looked at again
+// during a hand-over: each one that has become idle moves then.
+const handoverRound = 200 * time.Millisecond
+
+// handOverClients moves the idle clients to the successor, if it asked,
+// and then, round after round, each client that becomes idle, until none
+// that could move is left, shutdown_timeout has passed or a signal comes;
+// then it drains the rest (until what is left of shutdown_timeout).
+func (d *daemon) handOverClients(succ *handover.Successor, sigs <-chan os.Signal) {
+	timeout := d.p.Config().ShutdownTimeout.D()
+	start := time.Now()
+	total := 0
+	if succ.WantsClients {
+		total = d.p.HandOverClients(succ)
+		d.log.Info("idle clients handed over to the new mux", zap.Int("clients", total),
+			zap.Duration("took", time.Since(start).Round(time.Millisecond)))
+	}
+	mode := proxy.WaitForClients
+	var interrupted os.Signal
+	for succ.WantsClients && interrupted == nil && d.p.Movable() > 0 && succ.Room() != 0 && succ.Heartbeat() == nil {
+		if timeout > 0 && time.Since(start) >= timeout {
+			break
+		}
+		select {
+		case interrupted = <-sigs:
+			d.log.Info("signal during the hand-over: no more clients move", zap.Stringer("signal", interrupted))
+		case <-time.After(handoverRound):
+			total += d.p.HandOverClients(succ)
+		}
+	}
+	succ.Close()
+	if succ.WantsClients {
+		d.log.Info("hand-over of clients ended", zap.Int("clients", total), zap.Int("staying", d.p.NumClients()),
+			zap.Duration("took", time.Since(start).Round(time.Millisecond)))
+	}
+	if timeout > 0 {
+		timeout = max(timeout-time.Since(start), time.Millisecond)
+	}
+	switch interrupted {
+	case syscall.SIGQUIT:
+		timeout = time.Millisecond // stop now
+	case syscall.SIGINT:
+		mode = proxy.CloseBetweenTransactions
+	}
+	d.drainFor("hand-over", mode, sigs, timeout)
 }
 
 // pauseOrResume is PgBouncer's SIGUSR1 (PAUSE: no client gets a server,
@@ -176,8 +278,12 @@ func (d *daemon) pauseOrResume(sig os.Signal) {
 // transactions (mode), up to shutdown_timeout (a second signal cuts it
 // short), then ends the rest.
 func (d *daemon) drain(reason string, mode proxy.DrainMode, sigs <-chan os.Signal) {
+	d.drainFor(reason, mode, sigs, d.p.Config().ShutdownTimeout.D())
+}
+
+// drainFor is drain with timeout in place of shutdown_timeout.
+func (d *daemon) drainFor(reason string, mode proxy.DrainMode, sigs <-chan os.Signal, timeout time.Duration) {
 	d.setDraining()
-	timeout := d.p.Config().ShutdownTimeout.D()
 	d.log.Info("draining", zap.String("reason", reason), zap.Bool("close_between_transactions", mode == proxy.CloseBetweenTransactions),
 		zap.Duration("shutdown_timeout", timeout))
 	ctx, cancel := context.WithCancel(context.Background())

@@ -24,3 +24,21 @@ func Raise(want uint64) (uint64, error) {
 	}
 	return want, nil
 }
+
+// Room is how many more descriptors the process may open, keeping reserve
+// free, as far as it can tell (/proc/self/fd); ok is false where it
+// cannot.
+func Room(reserve uint64) (n uint64, ok bool) {
+	cur, _, err := Get()
+	if err != nil {
+		return 0, false
+	}
+	open, ok := openCount()
+	if !ok {
+		return 0, false
+	}
+	if cur < open+reserve {
+		return 0, true
+	}
+	return cur - open - reserve, true
+}

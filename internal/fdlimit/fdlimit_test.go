@@ -2,7 +2,10 @@
 
 package fdlimit
 
-import "testing"
+import (
+	"os"
+	"testing"
+)
 
 func TestRaiseKeepsAHigherLimit(t *testing.T) {
 	cur, _, err := Get()
@@ -30,5 +33,24 @@ func TestRaiseLiftsTheSoftLimit(t *testing.T) {
 	}
 	if c, _, _ := Get(); c != cur {
 		t.Fatalf("soft limit %d after Raise, want %d", c, cur)
+	}
+}
+
+func TestRoomShrinksAsFilesOpen(t *testing.T) {
+	before, ok := Room(0)
+	if !ok {
+		t.Skip("open descriptors are not countable here")
+	}
+	f, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	after, _ := Room(0)
+	if after >= before {
+		t.Fatalf("room %d with one more file open, %d before", after, before)
+	}
+	if r, _ := Room(before + 10); r != 0 {
+		t.Fatalf("a reserve beyond the room leaves %d", r)
 	}
 }
