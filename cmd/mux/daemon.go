@@ -32,6 +32,8 @@ type daemon struct {
 
 	handedOver chan struct{}        // closed when a successor took the listeners
 	stop       chan proxy.DrainMode // a request to drain and exit (admin SHUTDOWN)
+
+	started func() // if set, called once the listeners are served (mux demo)
 }
 
 func (d *daemon) run(snap *config.Snapshot) int {
@@ -85,6 +87,9 @@ func (d *daemon) run(snap *config.Snapshot) int {
 		}()
 	}
 	d.setListening(true)
+	if d.started != nil {
+		d.started()
+	}
 	if confirm != nil {
 		if err := confirm(); err != nil {
 			d.log.Warn("confirming the hand-over failed", zap.Error(err))

@@ -2,6 +2,7 @@
 //
 // Usage:
 //
+//	mux demo [-listen ADDR]  a throwaway Postgres behind mux, to try it
 //	mux import-pgbouncer pgbouncer.ini [userlist.txt] > mux.toml
 //	mux -config FILE         run
 //	mux -check-config FILE   validate FILE and exit
@@ -86,6 +87,9 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "import-pgbouncer" {
 		return importPgbouncer(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "demo" {
+		return demo(args[1:], stdout, stderr)
 	}
 	fs := flag.NewFlagSet("mux", flag.ContinueOnError)
 	fs.SetOutput(stderr)

@@ -557,6 +557,10 @@ func serverOwner() (*syscall.Credential, error) {
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
 }
 
+// FindBinDir returns the directory holding initdb, pg_ctl and postgres
+// (and, from the same packages, psql and pgbench).
+func FindBinDir() (string, error) { return findBinDir() }
+
 // findBinDir locates the directory holding initdb, pg_ctl and postgres.
 func findBinDir() (string, error) {
 	var tried []string
