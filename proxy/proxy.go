@@ -452,6 +452,7 @@ func (p *Proxy) poolConfig(s *snapshot, db config.Database, user string, u *logi
 	case u != nil:
 		t.Password = u.Password
 	}
+	t.PasswordFrom = passwordSource(s, db, user, u)
 	return pool.Config{
 		Target:         t,
 		MaxSize:        db.PoolSize,
