@@ -351,6 +351,7 @@ func (c *clientConn) loopAttach() error {
 		c.mu.Lock()
 		c.waiting = true
 		c.mu.Unlock()
+		lc.notice = c.noticeWhileWaiting(c.acqPool(), lc.since)
 		return errWaitServer
 	}
 	c.p.admin.done(ticket)
@@ -360,6 +361,8 @@ func (c *clientConn) loopAttach() error {
 // loopGranted ends a wait for a server.
 func (c *clientConn) loopGranted(s *pool.Server, err error) {
 	lc := c.lc
+	lc.notice.stop()
+	lc.notice = nil
 	if lc.state != lcWaiting {
 		// Ended meanwhile: what it was handed goes back.
 		switch {
@@ -442,6 +445,7 @@ func (c *clientConn) attachFrom(pl *pool.Pool, turn bool, start time.Time) (*poo
 		c.waiting = true
 		c.mu.Unlock()
 		var err error
+		notice := c.noticeWhileWaiting(pl, start)
 		if turn {
 			var deadline time.Time
 			if d := c.p.config().QueryWaitTimeout.D(); d > 0 {
@@ -451,6 +455,7 @@ func (c *clientConn) attachFrom(pl *pool.Pool, turn bool, start time.Time) (*poo
 		} else {
 			s, err = pl.AcquireTimeout(c.p.config().QueryWaitTimeout.D())
 		}
+		notice.stop()
 		c.mu.Lock()
 		c.waiting = false
 		c.mu.Unlock()
