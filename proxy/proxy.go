@@ -72,6 +72,9 @@ type Proxy struct {
 	// (peer_id, read at start); 0: mux runs alone.
 	instance cancelkey.Instance
 	conns    map[net.Conn]struct{} // every accepted connection, for shutdown
+	// loginWaits are the logins waiting for their pool's first server,
+	// which a shutdown ends with 57P01 (waitnotice.go).
+	loginWaits loginWaits
 
 	fleetLog  *zap.Logger // cancel requests forwarded to peers (fleet.go)
 	peerSlots peerSlots
@@ -306,6 +309,7 @@ func (p *Proxy) Drain(ctx context.Context, mode DrainMode) error {
 			c.sendError(wire.Fatal(wire.CodeAdminShutdown, "terminating connection due to administrator command"))
 			c.terminate()
 		}
+		p.loginWaits.end()
 		p.keysMu.Lock()
 		for conn := range p.conns {
 			conn.Close()

@@ -8,6 +8,7 @@ package proxy
 import (
 	"context"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -93,23 +94,92 @@ func (w *waitNotice) notice() *pgproto3.NoticeResponse {
 // first (sentAuthOK), because clients take a NOTICE only after it, and
 // query_wait_notify's NOTICEs follow while it waits.
 func (c *clientConn) loginTemplate(ctx context.Context) (tmpl *pool.Template, sentAuthOK bool, err error) {
-	if c.p.config().QueryWaitNotify <= 0 || c.pool.TemplateNow() != nil {
+	if c.pool.TemplateNow() != nil {
 		tmpl, err = c.template(ctx)
 		return tmpl, false, err
 	}
-	if err := c.write(wire.AppendMessage(nil, &pgproto3.AuthenticationOk{})); err != nil {
-		return nil, false, err
+	if c.p.config().QueryWaitNotify > 0 {
+		if err := c.write(wire.AppendMessage(nil, &pgproto3.AuthenticationOk{})); err != nil {
+			return nil, false, err
+		}
+		sentAuthOK = true
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if !c.p.loginWaits.add(c, cancel) {
+		return nil, sentAuthOK, shutdownError()
+	}
+	defer c.p.loginWaits.remove(c)
 	c.setWaiting(true)
 	notice := c.noticeWhileWaiting(c.pool, time.Now())
 	tmpl, err = c.template(ctx)
 	notice.stop()
 	c.setWaiting(false)
-	return tmpl, true, err
+	if err != nil && c.p.loginWaits.ended() {
+		return nil, sentAuthOK, shutdownError()
+	}
+	return tmpl, sentAuthOK, err
 }
 
 func (c *clientConn) setWaiting(v bool) {
 	c.mu.Lock()
 	c.waiting = v
 	c.mu.Unlock()
+}
+
+// loginWaits are the logins waiting for their pool's first server (no
+// cancel key yet, so Drain does not know them as clients): a shutdown
+// ends their wait, and they end with 57P01.
+type loginWaits struct {
+	mu      sync.Mutex
+	waits   map[*clientConn]context.CancelFunc
+	stopped bool
+}
+
+// add registers c's wait, which cancel ends; false once a shutdown ended
+// the waits.
+func (l *loginWaits) add(c *clientConn, cancel context.CancelFunc) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.stopped {
+		return false
+	}
+	if l.waits == nil {
+		l.waits = map[*clientConn]context.CancelFunc{}
+	}
+	l.waits[c] = cancel
+	return true
+}
+
+func (l *loginWaits) remove(c *clientConn) {
+	l.mu.Lock()
+	delete(l.waits, c)
+	l.mu.Unlock()
+}
+
+// end tells every waiting login that mux stops and ends its wait, and
+// those that would begin.
+func (l *loginWaits) end() {
+	l.mu.Lock()
+	l.stopped = true
+	waits := l.waits
+	l.waits = nil
+	l.mu.Unlock()
+	for c, cancel := range waits {
+		c.sendError(shutdownError())
+		cancel()
+	}
+}
+
+func (l *loginWaits) ended() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.stopped
+}
+
+// shutdownError is what a client still connected when mux stops hears.
+func shutdownError() *wire.Error {
+	return &wire.Error{Severity: "FATAL", Code: wire.CodeAdminShutdown,
+		Message: "terminating connection due to administrator command",
+		Detail:  "mux is shutting down; connect again"}
 }
