@@ -7,7 +7,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,8 +30,9 @@ import (
 const demoStartDeadline = 60 * time.Second
 
 var (
-	demoURLLine = regexp.MustCompile(`^postgres://\S+$`)
-	demoDirLine = regexp.MustCompile(`removes (/\S+)\.$`)
+	demoURLLine    = regexp.MustCompile(`^postgres://\S+$`)
+	demoDirLine    = regexp.MustCompile(`removes (/\S+)\.$`)
+	demoStatusLine = regexp.MustCompile(`^status page: (http://127\.0\.0\.1:\d+/)$`)
 )
 
 // demoRun is a running `mux demo`.
@@ -38,6 +41,7 @@ type demoRun struct {
 	logs   *safeBuffer
 	exited chan error
 	url    string
+	status string // the status page's address
 	dir    string // the cluster's directory
 }
 
@@ -81,6 +85,9 @@ func startDemo(t *testing.T, listen string) *demoRun {
 				d.url = l
 				t.Logf("URL after %v: %s", time.Since(began).Round(time.Millisecond), l)
 			}
+			if m := demoStatusLine.FindStringSubmatch(l); m != nil {
+				d.status = m[1]
+			}
 			if m := demoDirLine.FindStringSubmatch(l); m != nil {
 				d.dir = m[1]
 			}
@@ -111,6 +118,7 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("pgx: current_user %q, %v", user, err)
 	}
 	conn.Close(ctx)
+	checkMetrics(t, d.status)
 	binDir, err := pgcluster.FindBinDir()
 	if err != nil {
 		t.Fatal(err)
@@ -229,4 +237,22 @@ func runDemoToEnd(t *testing.T, env []string, args ...string) (string, int) {
 		t.Fatalf("demo still running after 30s\n%s", out.String())
 	}
 	return out.String(), cmd.ProcessState.ExitCode()
+}
+
+// checkMetrics checks that the HTTP endpoint at base (the status page's
+// address) answers: its /metrics counts the demo's client.
+func checkMetrics(t *testing.T, base string) {
+	t.Helper()
+	if base == "" {
+		t.Fatal("no status page address printed")
+	}
+	resp, err := http.Get(base + "metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `database="demo"`) {
+		t.Fatalf("%smetrics: %s\n%.2000s", base, resp.Status, body)
+	}
 }

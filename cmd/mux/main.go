@@ -114,7 +114,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "mux: %s is valid\n", *checkPath)
 		return exitOK
 	case *cfgPath == "":
-		fmt.Fprintln(stderr, "mux: -config FILE is required (see -h)")
+		fmt.Fprintln(stderr, "mux: -config FILE is required (see -h; to try mux: mux demo)")
 		return exitUsage
 	}
 	snap, err := config.Load(*cfgPath)
