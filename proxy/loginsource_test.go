@@ -10,6 +10,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/muxpg/mux/auth"
+	"github.com/muxpg/mux/config"
+	"github.com/muxpg/mux/login"
 )
 
 // serverLoginError logs in through m and runs a query, expecting Postgres
@@ -72,5 +76,34 @@ password = "mux-side"
 				}
 			}
 		})
+	}
+}
+
+// passwordSource names each place mux takes a server password from.
+func TestPasswordSource(t *testing.T) {
+	cfg := config.Default()
+	cfg.AuthFile = "/etc/mux/userlist.txt"
+	cfg.Users["alice"] = config.User{Password: "pw"}
+	s := &snapshot{cfg: cfg}
+	user := func(name string, fromQuery bool, secret auth.SecretKind) *login.User {
+		return &login.User{Name: name, FromQuery: fromQuery, Secret: auth.Secret{Kind: secret}}
+	}
+	for _, tc := range []struct {
+		name string
+		db   config.Database
+		user string
+		u    *login.User
+		want string
+	}{
+		{"database entry user", config.Database{User: "app", Password: "x"}, "alice", user("alice", false, auth.SecretPlain), "the database's entry in [databases]"},
+		{"database entry password", config.Database{Password: "x"}, "alice", user("alice", false, auth.SecretPlain), "the database's entry in [databases]"},
+		{"users table", config.Database{}, "alice", user("alice", false, auth.SecretPlain), "[users.alice]"},
+		{"auth_file", config.Database{}, "bob", user("bob", false, auth.SecretMD5), "auth_file /etc/mux/userlist.txt"},
+		{"auth_query pass-through", config.Database{}, "carol", user("carol", true, auth.SecretSCRAM), "SCRAM keys the client's own login proved against the secret in auth_query"},
+		{"no user", config.Database{}, "dave", nil, "nowhere"},
+	} {
+		if got := passwordSource(s, tc.db, tc.user, tc.u); !strings.Contains(got, tc.want) {
+			t.Errorf("%s: %q does not contain %q", tc.name, got, tc.want)
+		}
 	}
 }
