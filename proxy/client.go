@@ -351,7 +351,7 @@ func (c *clientConn) loopAttach() error {
 		c.mu.Lock()
 		c.waiting = true
 		c.mu.Unlock()
-		lc.notice = c.noticeWhileWaiting(c.acqPool(), lc.since)
+		c.noticeWhileWaiting(c.acqPool(), lc.since)
 		return errWaitServer
 	}
 	c.p.admin.done(ticket)
@@ -362,7 +362,6 @@ func (c *clientConn) loopAttach() error {
 func (c *clientConn) loopGranted(s *pool.Server, err error) {
 	lc := c.lc
 	lc.notice.stop()
-	lc.notice = nil
 	if lc.state != lcWaiting {
 		// Ended meanwhile: what it was handed goes back.
 		switch {

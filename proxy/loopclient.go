@@ -83,7 +83,7 @@ type loopClient struct {
 	waiter   *pool.Waiter
 	ticket   gateTicket  // held from the gate through the wait
 	since    time.Time   // when the wait for a server began
-	notice   *waitNotice // query_wait_notify's NOTICEs during that wait
+	notice   *waitNotice // query_wait_notify's NOTICEs, made at the first wait
 	adopt    *pool.Server
 	turn     bool    // the wait was handed free capacity: connect
 	sout     *[]byte // server bytes the server's socket did not take yet

@@ -9,7 +9,6 @@ import (
 	"context"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -18,29 +17,52 @@ import (
 	"github.com/muxpg/mux/pool"
 )
 
-// waitNotice sends a waiting client a NOTICE every query_wait_notify. It
-// is made only once a client has to wait, so a client served at once
-// arms no timer.
+// waitNotice sends a waiting client a NOTICE every query_wait_notify. A
+// loop client keeps one, made at its first wait, for all its waits (its
+// timer re-armed, nothing allocated per wait); other waits make their own.
 type waitNotice struct {
-	c       *clientConn
-	pl      *pool.Pool
-	since   time.Time
-	every   time.Duration
-	t       atomic.Pointer[time.Timer] // the next NOTICE's
-	stopped atomic.Bool
+	c *clientConn
+	t *time.Timer
+
+	mu     sync.Mutex // guards the fields below; never held while writing
+	pl     *pool.Pool
+	since  time.Time
+	next   time.Time // when the next NOTICE is due
+	every  time.Duration
+	active bool
 }
 
 // noticeWhileWaiting starts the NOTICEs for a client waiting for a server
 // of pl since since; nil when query_wait_notify is 0. Stop it when the
 // wait ends.
 func (c *clientConn) noticeWhileWaiting(pl *pool.Pool, since time.Time) *waitNotice {
+	var w *waitNotice
+	if c.lc != nil {
+		w = c.lc.notice
+	}
 	every := c.p.config().QueryWaitNotify.D()
 	if every <= 0 {
 		return nil
 	}
-	w := &waitNotice{c: c, pl: pl, since: since, every: every}
-	w.t.Store(time.AfterFunc(max(time.Until(since.Add(every)), 0), w.fire))
+	if w == nil {
+		w = &waitNotice{c: c}
+		w.t = time.AfterFunc(time.Hour, w.fire)
+		w.t.Stop()
+		if c.lc != nil {
+			c.lc.notice = w
+		}
+	}
+	w.start(pl, since, every)
 	return w
+}
+
+// start arms w for a wait for pl that began at since.
+func (w *waitNotice) start(pl *pool.Pool, since time.Time, every time.Duration) {
+	w.mu.Lock()
+	w.pl, w.since, w.every, w.active = pl, since, every, true
+	w.next = since.Add(every)
+	w.mu.Unlock()
+	w.t.Reset(max(time.Until(since.Add(every)), 0))
 }
 
 // stop ends the NOTICEs; a nil w does nothing.
@@ -48,31 +70,45 @@ func (w *waitNotice) stop() {
 	if w == nil {
 		return
 	}
-	w.stopped.Store(true)
-	if t := w.t.Load(); t != nil {
-		t.Stop()
-	}
+	w.mu.Lock()
+	w.active = false
+	w.mu.Unlock()
+	w.t.Stop()
 }
 
-// fire sends one NOTICE, if the client still waits, and re-arms.
+// fire sends the NOTICE due, if the client still waits, and re-arms. A
+// firing meant for an earlier wait finds the next NOTICE not yet due.
 func (w *waitNotice) fire() {
 	c := w.c
 	c.mu.Lock()
 	waiting := c.waiting && !c.gone
 	c.mu.Unlock()
-	if w.stopped.Load() || !waiting {
+	w.mu.Lock()
+	if !w.active || !waiting {
+		w.mu.Unlock()
 		return
 	}
-	if err := c.writeTimed(wire.AppendMessage(nil, w.notice())); err != nil {
+	if wait := time.Until(w.next); wait > 0 {
+		w.mu.Unlock()
+		w.t.Reset(wait)
 		return
 	}
-	if !w.stopped.Load() {
-		w.t.Store(time.AfterFunc(w.every, w.fire)) // a stop meanwhile: it finds stopped set
+	w.next = time.Now().Add(w.every)
+	msg := w.noticeLocked()
+	w.mu.Unlock()
+	if err := c.writeTimed(wire.AppendMessage(nil, msg)); err != nil {
+		return
+	}
+	w.mu.Lock()
+	again, every := w.active, w.every
+	w.mu.Unlock()
+	if again {
+		w.t.Reset(every)
 	}
 }
 
-// notice says how long the client has waited and why.
-func (w *waitNotice) notice() *pgproto3.NoticeResponse {
+// noticeLocked says how long the client has waited and why. w.mu held.
+func (w *waitNotice) noticeLocked() *pgproto3.NoticeResponse {
 	waited := time.Since(w.since).Round(100 * time.Millisecond)
 	why := fmt.Sprintf("all %d server connections of the pool are in use", w.pl.Config().MaxSize)
 	if err := w.pl.LastConnectError(); err != nil {
