@@ -31,6 +31,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/muxpg/mux/bench/internal/progress"
 	"github.com/muxpg/mux/internal/fdlimit"
 )
 
@@ -169,6 +170,11 @@ func run(ctx context.Context, o options) error {
 	setupDone := time.Now()
 
 	results := newResults()
+	steps := 0
+	for _, sc := range scens {
+		steps += len(targetsIn(targets, sc))
+	}
+	meter := progress.NewSteps(steps * o.rounds)
 	for r := 1; r <= o.rounds; r++ {
 		for _, sc := range scens {
 			for _, t := range runOrder(targetsIn(targets, sc), r) {
@@ -177,7 +183,7 @@ func run(ctx context.Context, o options) error {
 				}
 				res := env.runOne(ctx, sc, t, r)
 				results.add(sc.key, t.key, res)
-				logf("round %d  %-12s %-15s %s", r, sc.key, t.key, res.summary())
+				logf("round %d  %-12s %-15s %s  %s", r, sc.key, t.key, res.summary(), meter.Done())
 			}
 		}
 	}

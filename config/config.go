@@ -146,6 +146,10 @@ type Config struct {
 	// QueryWaitTimeout bounds how long a client waits for a server. Default
 	// 2m; 0 means wait forever.
 	QueryWaitTimeout Duration `toml:"query_wait_timeout"`
+	// QueryWaitNotify: a client waiting this long for a server gets a
+	// NOTICE with the reason, and again at each such interval. Default
+	// 5s; 0 means none.
+	QueryWaitNotify Duration `toml:"query_wait_notify"`
 	// ClientLoginTimeout bounds a client's startup and authentication.
 	// Default 1m; 0 means none.
 	ClientLoginTimeout Duration `toml:"client_login_timeout"`
@@ -387,6 +391,7 @@ func Default() *Config {
 		ServerConnectTimeout:    Duration(15 * time.Second),
 		ServerLoginRetry:        Duration(time.Second),
 		QueryWaitTimeout:        Duration(120 * time.Second),
+		QueryWaitNotify:         Duration(5 * time.Second),
 		ClientLoginTimeout:      Duration(60 * time.Second),
 		TCPKeepalive:            true,
 		IgnoreStartupParameters: []string{},

@@ -184,6 +184,7 @@ func (c *Config) problems() []error {
 		{"server_connect_timeout", c.ServerConnectTimeout},
 		{"server_login_retry", c.ServerLoginRetry},
 		{"query_wait_timeout", c.QueryWaitTimeout},
+		{"query_wait_notify", c.QueryWaitNotify},
 		{"client_login_timeout", c.ClientLoginTimeout},
 		{"client_idle_timeout", c.ClientIdleTimeout},
 		{"idle_transaction_timeout", c.IdleTransactionTimeout},

@@ -530,6 +530,7 @@ func (c *converter) serverConnections() {
 func (c *converter) clientTimeouts() {
 	c.section("Client timeouts")
 	c.durationSetting("query_wait_timeout", 120)
+	c.durationSetting("query_wait_notify", 5)
 	c.durationSetting("query_timeout", 0)
 	c.durationSetting("client_login_timeout", 60)
 	c.durationSetting("client_idle_timeout", 0)

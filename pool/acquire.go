@@ -360,3 +360,23 @@ func (p *Pool) lastErrLocked() error {
 	}
 	return ErrWaitTimeout
 }
+
+// LastConnectError is the error of the last failed attempt to connect,
+// while no attempt since has succeeded; nil otherwise.
+func (p *Pool) LastConnectError() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.lastErr
+}
+
+// TemplateNow returns the pool's template if it has a current one at
+// hand, without waiting or connecting; nil otherwise.
+func (p *Pool) TemplateNow() *Template {
+	p.mu.Lock()
+	t := p.template
+	p.mu.Unlock()
+	if t == nil || p.templateStale(t) {
+		return nil
+	}
+	return t
+}

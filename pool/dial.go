@@ -73,6 +73,9 @@ type Target struct {
 	// SCRAM exchange without the password (SCRAM pass-through): it is the
 	// key a client proved when it logged in to mux with SCRAM.
 	ClientKey *[32]byte
+	// PasswordFrom says where Password (or ClientKey) came from, e.g.
+	// "[users.alice]", for the client's error when Postgres refuses it.
+	PasswordFrom string
 }
 
 // NetAddr returns the network and address to dial for t.
@@ -222,7 +225,7 @@ func login(conn net.Conn, t Target, params map[string]string, s *Server) error {
 			}
 			s.KeyPID, s.KeySecret = k.ProcessID, k.SecretKey
 		case 'E':
-			return &LoginError{decodeError(body)}
+			return newLoginError(t, decodeError(body))
 		case 'N', 'v':
 			// Notices and protocol negotiation need no answer.
 		case 'Z':

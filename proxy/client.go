@@ -305,6 +305,7 @@ func (c *clientConn) loopAttach() error {
 		c.mu.Lock()
 		c.waiting = true
 		c.mu.Unlock()
+		c.noticeWhileWaiting(c.acqPool(), lc.since)
 		return errWaitServer
 	}
 	c.p.admin.done(ticket)
@@ -314,6 +315,7 @@ func (c *clientConn) loopAttach() error {
 // loopGranted ends a wait for a server.
 func (c *clientConn) loopGranted(s *pool.Server, err error) {
 	lc := c.lc
+	lc.notice.stop()
 	if lc.state != lcWaiting {
 		// Ended meanwhile: what it was handed goes back.
 		switch {
@@ -396,6 +398,7 @@ func (c *clientConn) attachFrom(pl *pool.Pool, turn bool, start time.Time) (*poo
 		c.waiting = true
 		c.mu.Unlock()
 		var err error
+		notice := c.noticeWhileWaiting(pl, start)
 		if turn {
 			var deadline time.Time
 			if d := c.queryWaitTimeout(); d > 0 {
@@ -405,6 +408,7 @@ func (c *clientConn) attachFrom(pl *pool.Pool, turn bool, start time.Time) (*poo
 		} else {
 			s, err = pl.AcquireTimeout(c.queryWaitTimeout())
 		}
+		notice.stop()
 		c.mu.Lock()
 		c.waiting = false
 		c.mu.Unlock()

@@ -81,8 +81,9 @@ type loopClient struct {
 	// (a COPY refused mid-stream), read by the server's loop.
 	soutBusy atomic.Bool
 	waiter   *pool.Waiter
-	ticket   gateTicket // held from the gate through the wait
-	since    time.Time  // when the wait for a server began
+	ticket   gateTicket  // held from the gate through the wait
+	since    time.Time   // when the wait for a server began
+	notice   *waitNotice // query_wait_notify's NOTICEs, made at the first wait
 	adopt    *pool.Server
 	turn     bool    // the wait was handed free capacity: connect
 	sout     *[]byte // server bytes the server's socket did not take yet

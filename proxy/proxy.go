@@ -76,6 +76,9 @@ type Proxy struct {
 	clientCounts clientCounts
 	// limits: server limits shared by pools (limits.go).
 	limits limitSet
+	// loginWaits are the logins waiting for their pool's first server,
+	// which a shutdown ends with 57P01 (waitnotice.go).
+	loginWaits loginWaits
 
 	fleetLog  *zap.Logger // cancel requests forwarded to peers (fleet.go)
 	peerSlots peerSlots
@@ -321,6 +324,7 @@ func (p *Proxy) Drain(ctx context.Context, mode DrainMode) error {
 			c.sendError(wire.Fatal(wire.CodeAdminShutdown, "terminating connection due to administrator command"))
 			c.terminate()
 		}
+		p.loginWaits.end()
 		p.keysMu.Lock()
 		for conn := range p.conns {
 			conn.Close()
@@ -468,6 +472,7 @@ func (p *Proxy) poolConfig(s *snapshot, db config.Database, user string, u *logi
 	case u != nil:
 		t.Password = u.Password
 	}
+	t.PasswordFrom = passwordSource(s, db, user, u)
 	return pool.Config{
 		Target:         t,
 		MaxSize:        db.PoolSize,

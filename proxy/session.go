@@ -262,7 +262,7 @@ func (c *clientConn) joinPool(cfg *config.Config, st *startup, db config.Databas
 func (c *clientConn) welcome(cfg *config.Config, st *startup) error {
 	ctx, cancel := c.waitContext()
 	defer cancel()
-	tmpl, err := c.template(ctx)
+	tmpl, sentAuthOK, err := c.loginTemplate(ctx)
 	if err != nil {
 		return c.poolError(err)
 	}
@@ -278,7 +278,10 @@ func (c *clientConn) welcome(cfg *config.Config, st *startup) error {
 	if err != nil {
 		return err
 	}
-	out := wire.AppendMessage(nil, &pgproto3.AuthenticationOk{})
+	var out []byte
+	if !sentAuthOK {
+		out = wire.AppendMessage(out, &pgproto3.AuthenticationOk{})
+	}
 	for name, v := range tmpl.Params {
 		if i := trackedIndex(name); i >= 0 {
 			if w, ok := want.get(i); ok {

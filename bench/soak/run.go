@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/muxpg/mux/bench/internal/progress"
 	"github.com/muxpg/mux/internal/fdlimit"
 )
 
@@ -131,7 +132,7 @@ func run(ctx context.Context, o options, cmdline string) (*result, error) {
 	s := newSampler(e)
 	r.baseline = s.take("baseline")
 	r.samples = append(r.samples, r.baseline)
-	logSample(r.baseline)
+	logSample(r.baseline, "")
 	if r.baseline.problem != "" {
 		return nil, fmt.Errorf("baseline sample: %s", r.baseline.problem)
 	}
@@ -169,7 +170,7 @@ func run(ctx context.Context, o options, cmdline string) (*result, error) {
 			sm := s.take("ramp")
 			sm.t = time.Since(rampStart)
 			r.samples = append(r.samples, sm)
-			logSample(sm)
+			logSample(sm, fmt.Sprintf("[ramp: %d/%d clients logged in; then %s of load]", w.c.ready.Load(), o.clients, o.duration))
 			nextRamp = nextRamp.Add(o.interval)
 		}
 	}
@@ -190,7 +191,7 @@ func run(ctx context.Context, o options, cmdline string) (*result, error) {
 		sm := s.take("load")
 		sm.t = time.Duration(i) * o.interval
 		r.samples = append(r.samples, sm)
-		logSample(sm)
+		logSample(sm, progress.Timed(time.Since(s.zero), o.duration, o.settle))
 		if !e.muxRunning() {
 			break
 		}
@@ -210,7 +211,7 @@ func run(ctx context.Context, o options, cmdline string) (*result, error) {
 	if e.muxRunning() {
 		r.after = s.take("after")
 		r.after.t = time.Since(s.zero)
-		logSample(r.after)
+		logSample(r.after, "")
 	} else {
 		r.muxUp = false
 		r.after = sample{phase: "after", problem: "mux is not running"}
@@ -299,11 +300,15 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	}
 }
 
-func logSample(s sample) {
+// logSample logs one sample, with the run's progress when known.
+func logSample(s sample, where string) {
 	msg := fmt.Sprintf("%-8s t=%-6s open=%-5d tps=%-7.0f errs=%-4d rss=%.1fMiB fds=%d goroutines=%d heap=%.1fMiB mux_clients=%d parked=%d mux_servers=%d",
 		s.phase, fmtT(s.t), s.open, s.tps, s.errs, mib(s.rss), s.fds, s.goroutines, mib(s.heapInuse), s.muxClients, s.muxParked, s.muxServers)
 	if s.problem != "" {
 		msg += " PROBLEM: " + s.problem
+	}
+	if where != "" {
+		msg += "  " + where
 	}
 	logf("%s", msg)
 }

@@ -33,6 +33,8 @@ type daemon struct {
 
 	handedOver chan *handover.Successor // a successor took the listeners
 	stop       chan proxy.DrainMode     // a request to drain and exit (admin SHUTDOWN)
+
+	started func() // if set, called once the listeners are served (mux demo)
 }
 
 func (d *daemon) run(snap *config.Snapshot) int {
@@ -86,6 +88,9 @@ func (d *daemon) run(snap *config.Snapshot) int {
 		}()
 	}
 	d.setListening(true)
+	if d.started != nil {
+		d.started()
+	}
 	if pred != nil {
 		d.takeClients(pred)
 	}

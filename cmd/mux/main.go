@@ -2,6 +2,7 @@
 //
 // Usage:
 //
+//	mux demo [-listen ADDR]  a throwaway Postgres behind mux, to try it
 //	mux import-pgbouncer pgbouncer.ini [userlist.txt] > mux.toml
 //	mux -config FILE         run
 //	mux -check-config FILE   validate FILE and exit
@@ -87,6 +88,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "import-pgbouncer" {
 		return importPgbouncer(args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "demo" {
+		return demo(args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("mux", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "run with this TOML configuration `file`")
@@ -110,7 +114,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "mux: %s is valid\n", *checkPath)
 		return exitOK
 	case *cfgPath == "":
-		fmt.Fprintln(stderr, "mux: -config FILE is required (see -h)")
+		fmt.Fprintln(stderr, "mux: -config FILE is required (see -h; to try mux: mux demo)")
 		return exitUsage
 	}
 	snap, err := config.Load(*cfgPath)

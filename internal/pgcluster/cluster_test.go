@@ -1,6 +1,6 @@
 //go:build unix
 
-package pgtest
+package pgcluster
 
 import (
 	"context"
@@ -149,3 +149,16 @@ func TestQuoteDSN(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// With MUX_PG_BINDIR naming a directory without the server programs,
+// Start fails at once with ErrNoServerPrograms and the package to install.
+func TestStartNoServerPrograms(t *testing.T) {
+	t.Setenv(BinDirEnv, t.TempDir())
+	_, err := Start(Options{})
+	if !errors.Is(err, ErrNoServerPrograms) {
+		t.Fatalf("Start: %v, want ErrNoServerPrograms", err)
+	}
+	if !strings.Contains(err.Error(), "apt-get install postgresql") {
+		t.Fatalf("error does not name the package: %v", err)
+	}
+}

@@ -1,6 +1,6 @@
 //go:build unix
 
-package pgtest
+package pgcluster
 
 import (
 	"fmt"
@@ -25,7 +25,7 @@ func StartBackup(host string, port int, user string, env []string, args ...strin
 	}
 	tmp, err := os.MkdirTemp("/tmp", "muxpg")
 	if err != nil {
-		return nil, fmt.Errorf("pgtest: create temp dir: %w", err)
+		return nil, fmt.Errorf("pgcluster: create temp dir: %w", err)
 	}
 	r := &Cluster{
 		Host: "127.0.0.1", SocketDir: filepath.Join(tmp, "s"), DataDir: filepath.Join(tmp, "data"),

@@ -1,6 +1,6 @@
 //go:build unix
 
-package pgtest
+package pgcluster
 
 // A primary with a streaming replica, for tests of roles, routing and
 // failover: the replica is a pg_basebackup -R copy of the primary's data
@@ -50,7 +50,7 @@ func (c *Cluster) StartReplica() (*Cluster, error) {
 	base := filepath.Dir(c.tmpDir)
 	tmp, err := os.MkdirTemp(base, "muxpg")
 	if err != nil {
-		return nil, fmt.Errorf("pgtest: create temp dir: %w", err)
+		return nil, fmt.Errorf("pgcluster: create temp dir: %w", err)
 	}
 	r := &Cluster{
 		Host: c.Host, SocketDir: filepath.Join(tmp, "s"), DataDir: filepath.Join(tmp, "data"),
@@ -79,10 +79,10 @@ func (r *Cluster) basebackup(c *Cluster) error {
 // with pg_basebackup args, env added to its environment.
 func (r *Cluster) basebackupFrom(env []string, args ...string) error {
 	if err := os.Chmod(r.tmpDir, 0o755); err != nil {
-		return fmt.Errorf("pgtest: %w", err)
+		return fmt.Errorf("pgcluster: %w", err)
 	}
 	if err := os.Mkdir(r.SocketDir, 0o755); err != nil {
-		return fmt.Errorf("pgtest: %w", err)
+		return fmt.Errorf("pgcluster: %w", err)
 	}
 	for _, p := range []string{r.tmpDir, r.SocketDir} {
 		if err := r.chown(p); err != nil {
@@ -91,7 +91,7 @@ func (r *Cluster) basebackupFrom(env []string, args ...string) error {
 	}
 	out, err := r.runEnv(env, r.Bin("pg_basebackup"), append([]string{"-D", r.DataDir}, args...)...)
 	if err != nil {
-		return fmt.Errorf("pgtest: pg_basebackup: %v\n%s", err, tail(out, 2000))
+		return fmt.Errorf("pgcluster: pg_basebackup: %v\n%s", err, tail(out, 2000))
 	}
 	return nil
 }
@@ -103,11 +103,11 @@ func (c *Cluster) StopImmediate() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.stopped {
-		return errors.New("pgtest: cluster is stopped")
+		return errors.New("pgcluster: cluster is stopped")
 	}
 	out, err := c.run(c.Bin("pg_ctl"), "-D", c.DataDir, "-m", "immediate", "-w", "-t", "60", "stop")
 	if err != nil {
-		return fmt.Errorf("pgtest: pg_ctl stop -m immediate: %v\n%s", err, tail(out, 1000))
+		return fmt.Errorf("pgcluster: pg_ctl stop -m immediate: %v\n%s", err, tail(out, 1000))
 	}
 	return nil
 }
@@ -118,11 +118,11 @@ func (c *Cluster) Promote() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.stopped {
-		return errors.New("pgtest: cluster is stopped")
+		return errors.New("pgcluster: cluster is stopped")
 	}
 	out, err := c.run(c.Bin("pg_ctl"), "-D", c.DataDir, "-w", "-t", "60", "promote")
 	if err != nil {
-		return fmt.Errorf("pgtest: pg_ctl promote: %v\n%s", err, tail(out, 1000))
+		return fmt.Errorf("pgcluster: pg_ctl promote: %v\n%s", err, tail(out, 1000))
 	}
 	return nil
 }
@@ -138,12 +138,12 @@ func (c *Cluster) InRecovery(ctx context.Context) (bool, error) {
 func (c *Cluster) QueryValue(ctx context.Context, sql string) (string, error) {
 	conn, err := pgconn.Connect(ctx, c.SuperConnString("postgres"))
 	if err != nil {
-		return "", fmt.Errorf("pgtest: connect: %w", err)
+		return "", fmt.Errorf("pgcluster: connect: %w", err)
 	}
 	defer conn.Close(context.Background())
 	res := conn.ExecParams(ctx, sql, nil, nil, nil, nil).Read()
 	if res.Err != nil {
-		return "", fmt.Errorf("pgtest: %s: %w", sql, res.Err)
+		return "", fmt.Errorf("pgcluster: %s: %w", sql, res.Err)
 	}
 	if len(res.Rows) == 0 || len(res.Rows[0]) == 0 {
 		return "", nil
@@ -165,7 +165,7 @@ func (r *Cluster) WaitReplay(ctx context.Context, c *Cluster) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("pgtest: standby did not replay up to %s: %w (last error: %v)", lsn, ctx.Err(), err)
+			return fmt.Errorf("pgcluster: standby did not replay up to %s: %w (last error: %v)", lsn, ctx.Err(), err)
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
