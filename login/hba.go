@@ -71,20 +71,29 @@ func (c *Conn) HBAAuthenticate(f *hba.File, st *Startup, u *User, cb []byte) (bo
 // authCleartext asks for the password in clear (method "password"; use it
 // only over TLS) and checks it against any kind of secret.
 func (c *Conn) authCleartext(name string, u *User) error {
-	if err := c.WriteMsg(&pgproto3.AuthenticationCleartextPassword{}); err != nil {
+	pw, err := c.askPassword()
+	if err != nil {
 		return err
+	}
+	if u == nil || !passwordMatches(u, pw) {
+		return authFailed(name)
+	}
+	return nil
+}
+
+// askPassword asks the client for its password in clear and reads it.
+func (c *Conn) askPassword() (string, error) {
+	if err := c.WriteMsg(&pgproto3.AuthenticationCleartextPassword{}); err != nil {
+		return "", err
 	}
 	body, err := c.readAuthMessage()
 	if err != nil {
-		return err
+		return "", err
 	}
 	if n := len(body); n > 0 && body[n-1] == 0 {
 		body = body[:n-1]
 	}
-	if u == nil || !passwordMatches(u, string(body)) {
-		return authFailed(name)
-	}
-	return nil
+	return string(body), nil
 }
 
 func passwordMatches(u *User, pw string) bool {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgproto3"
 	"go.uber.org/zap"
 
 	"github.com/muxpg/mux/auth"
@@ -33,17 +32,10 @@ func (c *Conn) authLDAP(o *ldap.Options, name string) error {
 	if o == nil {
 		return wire.Fatal(wire.CodeInvalidAuthorization, "LDAP authentication is not configured: set auth_ldap_options")
 	}
-	if err := c.WriteMsg(&pgproto3.AuthenticationCleartextPassword{}); err != nil {
-		return err
-	}
-	body, err := c.readAuthMessage()
+	pw, err := c.askPassword()
 	if err != nil {
 		return err
 	}
-	if n := len(body); n > 0 && body[n-1] == 0 {
-		body = body[:n-1]
-	}
-	pw := string(body)
 	ctx, cancel := context.WithTimeout(context.Background(), ldapTimeout)
 	defer cancel()
 	err = ldap.Authenticate(ctx, o, name, pw)

@@ -509,14 +509,10 @@ func (p *Proxy) registerKey(c *clientConn, k cancelkey.Key) error {
 	if p.keys[k.PID] != nil {
 		return wire.Fatal(wire.CodeAdminShutdown, "terminating connection: its cancel key is in use in the new mux process")
 	}
-	c.key = cancelKey{pid: k.PID, secret: k.Head()}
-	p.keys[k.PID] = c
-	if k.Long() {
-		if p.longKeys == nil {
-			p.longKeys = map[uint32][]byte{}
-		}
-		p.longKeys[k.PID] = k.Secret
-	}
+	// Counted for max_db_client_connections and max_user_client_connections
+	// (which unregister uncounts), never refused: the client was admitted.
+	p.countClientLocked(c)
+	p.keyLocked(c, k)
 	return nil
 }
 

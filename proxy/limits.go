@@ -86,9 +86,18 @@ func (p *Proxy) admitClientLocked(c *clientConn) error {
 		return wire.Fatal(wire.CodeTooManyConnections,
 			"sorry, too many clients already for user %s (max_user_client_connections = %d)", quote(c.user), max)
 	}
+	p.countClientLocked(c)
+	return nil
+}
+
+// countClientLocked counts c in its database and user. p.keysMu held.
+func (p *Proxy) countClientLocked(c *clientConn) {
+	cc := &p.clientCounts
+	if cc.dbs == nil {
+		cc.dbs, cc.users = map[string]int{}, map[string]int{}
+	}
 	cc.dbs[c.database]++
 	cc.users[c.user]++
-	return nil
 }
 
 // forgetClientLocked uncounts a client admitClientLocked counted.

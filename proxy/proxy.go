@@ -495,6 +495,18 @@ func (p *Proxy) poolConfig(s *snapshot, db config.Database, user string, u *logi
 // not spin.
 const registerTries = 64
 
+// keyLocked files c under key k, which no live client has. p.keysMu held.
+func (p *Proxy) keyLocked(c *clientConn, k cancelkey.Key) {
+	c.key = cancelKey{pid: k.PID, secret: k.Head()}
+	p.keys[k.PID] = c
+	if k.Long() {
+		if p.longKeys == nil {
+			p.longKeys = map[uint32][]byte{}
+		}
+		p.longKeys[k.PID] = k.Secret
+	}
+}
+
 // register issues c a random cancel key, unique among live clients, for
 // protocol 3.minor, and returns it for the BackendKeyData.
 func (p *Proxy) register(c *clientConn, minor uint32) (cancelkey.Key, error) {
@@ -508,14 +520,7 @@ func (p *Proxy) register(c *clientConn, minor uint32) (cancelkey.Key, error) {
 		if p.keys[k.PID] != nil {
 			continue
 		}
-		c.key = cancelKey{pid: k.PID, secret: k.Head()}
-		p.keys[k.PID] = c
-		if k.Long() {
-			if p.longKeys == nil {
-				p.longKeys = map[uint32][]byte{}
-			}
-			p.longKeys[k.PID] = k.Secret
-		}
+		p.keyLocked(c, k)
 		p.served.Add(1)
 		return k, nil
 	}

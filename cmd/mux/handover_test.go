@@ -158,7 +158,7 @@ password = "benchpw"
 	res := <-bench
 	t.Logf("pgbench:\n%s", res.out)
 	if res.err != nil {
-		t.Fatalf("pgbench through the hand-over: %v", res.err)
+		t.Fatalf("pgbench through the hand-over: %v\nold:\n%s\nnew:\n%s", res.err, tail(oldLogs.String()), tail(newLogs.String()))
 	}
 	if m := regexp.MustCompile(`number of failed transactions: (\d+)`).FindStringSubmatch(res.out); m == nil || m[1] != "0" {
 		t.Fatalf("failed transactions:\n%s", res.out)
