@@ -232,7 +232,7 @@ func (c *clientConn) loopDetach() {
 		return
 	}
 	c.mu.Lock()
-	ok := c.idleForHandoverLocked() && run.take()
+	ok := c.idleForHandoverLocked() && c.quietLocked() && run.take()
 	if ok {
 		c.gone = true // KILL, the sweeper and the drain leave it alone
 		d.st = c.handoverStateLocked()
@@ -276,7 +276,7 @@ func (c *clientConn) detachParked(run *detachRun) detached {
 	ok := false
 	if fd >= 0 {
 		c.mu.Lock()
-		if ok = c.idleForHandoverLocked() && run.take(); ok {
+		if ok = c.idleForHandoverLocked() && c.quietLocked() && run.take(); ok {
 			c.gone = true
 			d.st = c.handoverStateLocked()
 		}
@@ -313,6 +313,20 @@ func (c *clientConn) idleForHandoverLocked() bool {
 	// A pass-through pool logs in to Postgres with its clients' SCRAM
 	// keys, which a successor never sees.
 	return !c.pool.UsesClientKey()
+}
+
+// quietLocked reports whether no reply to c is being written or waits to
+// be. A server's reader lets go of the server under c.mu and writes the
+// reply after, under wmu, which it takes before it lets go of c.mu
+// (sendOrdered); so, with c.mu held, a reply under way holds wmu or waits
+// in the output queue. Its client stays until the reply has reached it
+// from here: the socket leaving meanwhile would lose it. c.mu held.
+func (c *clientConn) quietLocked() bool {
+	if !c.wmu.TryLock() {
+		return false
+	}
+	defer c.wmu.Unlock()
+	return c.lc == nil || c.lc.out.empty() && !c.lc.flushing.Load()
 }
 
 // listening reports whether c listens on any channel. c.mu held (the lock

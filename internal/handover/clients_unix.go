@@ -192,10 +192,11 @@ func (r *frameReader) read() error {
 	if flags&syscall.MSG_CTRUNC != 0 {
 		return errors.New("handover: sockets lost in transit (control message truncated)")
 	}
-	r.buf = append(r.buf, chunk[:n]...)
 	if err != nil {
+		// A failed read gives n = -1 (a deadline, a reset): no bytes.
 		return err
 	}
+	r.buf = append(r.buf, chunk[:n]...)
 	if n == 0 {
 		return errors.New("handover: predecessor closed the exchange early")
 	}
