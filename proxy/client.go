@@ -305,7 +305,7 @@ func (c *clientConn) loopAttach() error {
 		c.mu.Lock()
 		c.waiting = true
 		c.mu.Unlock()
-		c.noticeWhileWaiting(c.acqPool(), lc.since)
+		c.loopNotice(c.acqPool(), lc.since) // waitnotice.go
 		return errWaitServer
 	}
 	c.p.admin.done(ticket)

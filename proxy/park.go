@@ -150,7 +150,7 @@ func (p *Proxy) stopParking() {
 // sweepEvery until stop is closed.
 func (p *Proxy) sweepLoop(stop <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
-	t := time.NewTicker(sweepEvery)
+	t := time.NewTimer(p.sweepInterval())
 	defer t.Stop()
 	var clients []*clientConn
 	past := time.Unix(1, 0)
@@ -159,6 +159,7 @@ func (p *Proxy) sweepLoop(stop <-chan struct{}, done chan<- struct{}) {
 		case <-stop:
 			return
 		case <-t.C:
+			t.Reset(p.sweepInterval())
 		}
 		clients = p.loggedInClients(clients[:0])
 		now := time.Now()
@@ -176,7 +177,11 @@ func (p *Proxy) sweepLoop(stop <-chan struct{}, done chan<- struct{}) {
 			idle := free && c.park.idleSeen && now.Sub(last) >= parkAfter
 			c.park.idleSeen = free
 			expired := !c.park.idleDeadline.IsZero() && !now.Before(c.park.idleDeadline)
+			notice := c.sweepNoticeLocked() // waitnotice.go
 			c.mu.Unlock()
+			if notice != nil {
+				notice.due(now, true)
+			}
 			if due != endNone {
 				c.endDue(due, dueSrv)
 			}
@@ -213,6 +218,15 @@ func (p *Proxy) sweepLoop(stop <-chan struct{}, done chan<- struct{}) {
 		p.dropIdlePools(now)
 		p.logStats(now)
 	}
+}
+
+// sweepInterval is sweepEvery, or query_wait_notify when that is shorter,
+// so that a loop client's NOTICEs (which the sweep sends) come in time.
+func (p *Proxy) sweepInterval() time.Duration {
+	if d := p.config().QueryWaitNotify.D(); d > 0 && d < sweepEvery {
+		return d
+	}
+	return sweepEvery
 }
 
 // ParkedClients is the number of idle clients that hold no goroutine:

@@ -18,11 +18,13 @@ import (
 )
 
 // waitNotice sends a waiting client a NOTICE every query_wait_notify. A
-// loop client keeps one, made at its first wait, for all its waits (its
-// timer re-armed, nothing allocated per wait); other waits make their own.
+// loop client keeps one, made at its first wait, for all its waits, and
+// the sweeper sends its NOTICEs (sweepLoop): a wait arms no timer, which
+// at a thousand waits a second would cost more than the NOTICEs. Other
+// waits make their own, with a timer.
 type waitNotice struct {
 	c *clientConn
-	t *time.Timer
+	t *time.Timer // nil for a loop client's
 
 	mu     sync.Mutex // guards the fields below; never held while writing
 	pl     *pool.Pool
@@ -32,28 +34,36 @@ type waitNotice struct {
 	active bool
 }
 
-// noticeWhileWaiting starts the NOTICEs for a client waiting for a server
-// of pl since since; nil when query_wait_notify is 0. Stop it when the
-// wait ends.
+// noticeWhileWaiting starts the NOTICEs, on a timer, for a client
+// waiting for a server of pl since since (at login, or on the goroutine
+// driver); nil when query_wait_notify is 0. Stop it when the wait ends.
 func (c *clientConn) noticeWhileWaiting(pl *pool.Pool, since time.Time) *waitNotice {
-	var w *waitNotice
-	if c.lc != nil {
-		w = c.lc.notice
-	}
 	every := c.p.config().QueryWaitNotify.D()
 	if every <= 0 {
 		return nil
 	}
-	if w == nil {
-		w = &waitNotice{c: c}
-		w.t = time.AfterFunc(time.Hour, w.fire)
-		w.t.Stop()
-		if c.lc != nil {
-			c.lc.notice = w
-		}
-	}
+	w := &waitNotice{c: c}
+	w.t = time.AfterFunc(time.Hour, w.fire)
+	w.t.Stop()
 	w.start(pl, since, every)
 	return w
+}
+
+// loopNotice starts the NOTICEs for a logged-in loop client's wait; the
+// sweeper sends them.
+func (c *clientConn) loopNotice(pl *pool.Pool, since time.Time) {
+	every := c.p.config().QueryWaitNotify.D()
+	if every <= 0 {
+		return
+	}
+	w := c.lc.notice
+	if w == nil {
+		w = &waitNotice{c: c}
+		c.mu.Lock() // the sweeper reads it under mu
+		c.lc.notice = w
+		c.mu.Unlock()
+	}
+	w.start(pl, since, every)
 }
 
 // start arms w for a wait for pl that began at since.
@@ -62,7 +72,9 @@ func (w *waitNotice) start(pl *pool.Pool, since time.Time, every time.Duration) 
 	w.pl, w.since, w.every, w.active = pl, since, every, true
 	w.next = since.Add(every)
 	w.mu.Unlock()
-	w.t.Reset(max(time.Until(since.Add(every)), 0))
+	if w.t != nil {
+		w.t.Reset(max(time.Until(w.next), 0))
+	}
 }
 
 // stop ends the NOTICEs; a nil w does nothing.
@@ -73,38 +85,54 @@ func (w *waitNotice) stop() {
 	w.mu.Lock()
 	w.active = false
 	w.mu.Unlock()
-	w.t.Stop()
+	if w.t != nil {
+		w.t.Stop()
+	}
 }
 
-// fire sends the NOTICE due, if the client still waits, and re-arms. A
-// firing meant for an earlier wait finds the next NOTICE not yet due.
+// fire is the timer's: it sends the NOTICE due and re-arms. A firing
+// meant for an earlier wait finds the next NOTICE not yet due.
 func (w *waitNotice) fire() {
 	c := w.c
 	c.mu.Lock()
 	waiting := c.waiting && !c.gone
 	c.mu.Unlock()
+	if next := w.due(time.Now(), waiting); !next.IsZero() {
+		w.t.Reset(max(time.Until(next), 0))
+	}
+}
+
+// due sends the NOTICE if one is due at now and the client (waiting, as
+// its caller read under c.mu) still waits, and returns when the next one
+// is due; zero when the wait is over.
+func (w *waitNotice) due(now time.Time, waiting bool) time.Time {
 	w.mu.Lock()
 	if !w.active || !waiting {
 		w.mu.Unlock()
-		return
+		return time.Time{}
 	}
-	if wait := time.Until(w.next); wait > 0 {
+	if now.Before(w.next) {
+		next := w.next
 		w.mu.Unlock()
-		w.t.Reset(wait)
-		return
+		return next
 	}
-	w.next = time.Now().Add(w.every)
-	msg := w.noticeLocked()
+	w.next = now.Add(w.every)
+	next, msg := w.next, w.noticeLocked()
 	w.mu.Unlock()
-	if err := c.writeTimed(wire.AppendMessage(nil, msg)); err != nil {
-		return
+	if err := w.c.writeTimed(wire.AppendMessage(nil, msg)); err != nil {
+		return time.Time{}
 	}
-	w.mu.Lock()
-	again, every := w.active, w.every
-	w.mu.Unlock()
-	if again {
-		w.t.Reset(every)
+	return next
+}
+
+// sweepNoticeLocked is the sweeper's part for a loop client: the NOTICE due, if
+// any. c.mu held by the caller, which calls the result (nil: none) after
+// letting go.
+func (c *clientConn) sweepNoticeLocked() *waitNotice {
+	if c.lc == nil || c.lc.notice == nil || !c.waiting || c.gone {
+		return nil
 	}
+	return c.lc.notice
 }
 
 // noticeLocked says how long the client has waited and why. w.mu held.
