@@ -13,12 +13,14 @@ import (
 )
 
 // FuzzFraming drives the production read loop (relay: fill and process)
-// with arbitrary client bytes delivered in arbitrary pieces, in session and
-// untracked transaction mode. What reaches the server must be exactly the
-// client's bytes up to the first message mux refuses, Terminate, or (in
-// transaction mode) a Query/Parse not yet complete; a refusal must be an
-// 08P01 error; and the loop must not allocate for a length over
-// max_message_size.
+// with arbitrary client bytes delivered in arbitrary pieces. process
+// serves session mode only: every transaction- and statement-mode client
+// is tracked (processTracked; the session package's FuzzTrackedMessages
+// and FuzzPassTrackedMessages drive that framing), so the corpus's mode
+// flag is kept for its entries and ignored. What reaches the server must
+// be exactly the client's bytes up to the first message mux refuses or
+// Terminate; a refusal must be an 08P01 error; and the loop must not
+// allocate for a length over max_message_size.
 func FuzzFraming(f *testing.F) {
 	seed := append(msg('Q', "SELECT 1\x00"), msg('P', "\x00SELECT $1\x00\x00\x00")...)
 	seed = append(seed, msg('S', "")...)
@@ -27,12 +29,9 @@ func FuzzFraming(f *testing.F) {
 	f.Add(append(msg('Q', "LISTEN a\x00"), 'X', 0, 0, 0, 4), []byte{}, false)
 	f.Add([]byte{'Q', 0x40, 0, 0, 0}, []byte{1}, true)
 	f.Add([]byte{'Z', 0, 0, 0, 4}, []byte{}, true)
-	f.Fuzz(func(t *testing.T, in, cuts []byte, sessionMode bool) {
+	f.Fuzz(func(t *testing.T, in, cuts []byte, _ bool) {
 		const maxMsg = 1 << 12
-		mode := session.Transaction
-		if sessionMode {
-			mode = session.Session
-		}
+		mode := session.Session
 		// The model: which prefix of in must reach the server, and how many
 		// replies it asks for.
 		end, syncs, refused := 0, 0, false
@@ -43,9 +42,6 @@ func FuzzFraming(f *testing.F) {
 				break
 			}
 			whole := len(in)-pos >= 1+l
-			if !whole && !sessionMode && (typ == 'Q' || typ == 'P') {
-				break
-			}
 			if typ == 'Q' || typ == 'S' || typ == 'F' {
 				syncs++
 			}
@@ -56,7 +52,6 @@ func FuzzFraming(f *testing.F) {
 			pos += 1 + l
 			end = pos
 		}
-		listen := !sessionMode && bytes.Contains(bytes.ToLower(in), []byte("listen"))
 
 		px := &Proxy{}
 		px.snap.Store(&snapshot{cfg: config.Default()})
@@ -98,9 +93,6 @@ func FuzzFraming(f *testing.F) {
 			}
 		case errors.As(err, &we):
 			t.Fatalf("acceptable input refused: %v", err)
-		}
-		if listen {
-			return // LISTEN is rewritten in transaction mode
 		}
 		if !bytes.Equal(got, in[:end]) {
 			t.Fatalf("server got %q, want %q", got, in[:end])
