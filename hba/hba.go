@@ -28,7 +28,6 @@
 package hba
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -148,43 +147,10 @@ func Load(path string) (*File, error) {
 func Parse(r io.Reader, name string) (*File, error) {
 	f := &File{Path: name}
 	var errs []error
-	br := bufio.NewReader(r)
-	lineNo := 0
-	for done := false; !done; {
-		// Collect one logical line, joining backslash continuations.
-		start := lineNo + 1
-		var line strings.Builder
-		read := false
-		for {
-			s, err := br.ReadString('\n')
-			if err != nil && err != io.EOF {
-				return nil, fmt.Errorf("%s: %w", name, err)
-			}
-			if err == io.EOF {
-				done = true
-				if s == "" {
-					break
-				}
-			}
-			read = true
-			lineNo++
-			s = strings.TrimSuffix(s, "\n")
-			s = strings.TrimSuffix(s, "\r")
-			if cont, ok := strings.CutSuffix(s, `\`); ok && !done {
-				line.WriteString(cont)
-				continue
-			} else if ok {
-				s = cont // a continuation at the end of the file continues nothing
-			}
-			line.WriteString(s)
-			break
-		}
-		if !read {
-			break
-		}
-		fields, err := splitFields(line.String())
+	err := logicalLines(r, func(start int, line string) {
+		fields, err := splitFields(line)
 		if err == nil && len(fields) == 0 {
-			continue
+			return
 		}
 		var rule Rule
 		if err == nil {
@@ -192,10 +158,13 @@ func Parse(r io.Reader, name string) (*File, error) {
 		}
 		if err != nil {
 			errs = append(errs, &ParseError{File: name, Line: start, Msg: err.Error()})
-			continue
+			return
 		}
 		rule.Line = start
 		f.Rules = append(f.Rules, rule)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)

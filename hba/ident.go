@@ -91,7 +91,7 @@ func ParseIdent(r io.Reader, name string) (*Ident, error) {
 
 // logicalLines calls fn with each logical line of r (backslash
 // continuations joined, line ends removed) and the number of the line on
-// which it starts, as Parse reads the rules file.
+// which it starts; Parse and ParseIdent read their files through it.
 func logicalLines(r io.Reader, fn func(start int, line string)) error {
 	br := bufio.NewReader(r)
 	lineNo := 0
