@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"slices"
 	"strconv"
@@ -83,22 +84,15 @@ func ParseOptions(s string) (*Options, error) {
 // that the other options refine it.
 func FromMap(m map[string]string) (*Options, error) {
 	o := &Options{Scope: ScopeSub}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, func(a, b string) int {
-		switch {
-		case a == b:
-			return 0
-		case a == "ldapurl":
-			return -1
-		case b == "ldapurl":
-			return 1
+	if u, ok := m["ldapurl"]; ok {
+		if err := o.setURL(u); err != nil {
+			return nil, err
 		}
-		return strings.Compare(a, b)
-	})
-	for _, k := range keys {
+	}
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		if k == "ldapurl" {
+			continue
+		}
 		if err := o.set(k, m[k]); err != nil {
 			return nil, err
 		}
