@@ -396,16 +396,10 @@ func (p *Proxy) leave(c *clientConn, st *handover.ClientState) {
 		c.qtimer.Stop()
 	}
 	c.mu.Unlock()
-	if c.track {
-		c.forgetStatements()
-	}
-	p.unregister(c)
-	c.releasePool()
+	c.release(c.park.accepted)
 	if ce := c.p.log.Check(zap.DebugLevel, "client handed over to the new process"); ce != nil {
 		ce.Write(zap.Uint64("client_id", c.id))
 	}
-	c.conn.Close()
-	p.connDone(c.park.accepted)
 }
 
 // AdoptClient takes over a client a predecessor handed over: f is its
@@ -438,20 +432,13 @@ func (p *Proxy) AdoptClient(f *os.File, st handover.ClientState) {
 // settleIn is the rest of AdoptClient: the client's state, its pool and its
 // relay, or its end.
 func (c *clientConn) settleIn(st *handover.ClientState) {
-	p, conn := c.p, c.conn
 	if err := c.takeOver(st); err != nil {
 		c.loginFailed(err)
-		if c.track {
-			c.forgetStatements()
-		}
-		p.unregister(c)
-		c.releasePool()
-		conn.Close()
-		p.connDone(conn)
+		c.release(c.conn)
 		return
 	}
 	c.logLogin(false, zap.Bool("handed_over", true))
-	go c.serveRelay(conn)
+	go c.serveRelay(c.conn)
 }
 
 // takeOver sets c up from a predecessor's state, as login would have.
