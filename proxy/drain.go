@@ -6,7 +6,6 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/muxpg/mux/internal/wire"
 	"github.com/muxpg/mux/session"
 )
 
@@ -62,9 +61,7 @@ func (p *Proxy) closeIdleClients(buf []*clientConn) []*clientConn {
 		if !c.claimIdle() {
 			continue
 		}
-		c.sendError(&wire.Error{Severity: "FATAL", Code: wire.CodeAdminShutdown,
-			Message: "terminating connection due to administrator command",
-			Detail:  "mux is shutting down; connect again"})
+		c.sendError(shutdownError())
 		c.terminate()
 		n++
 	}

@@ -54,12 +54,7 @@ func (t consoleTarget) FDs() []admin.FD {
 // clientFDs returns the logged-in clients' rows of SHOW FDS and the id of
 // the server each holds (0: none).
 func (p *Proxy) clientFDs() ([]admin.FD, []uint64) {
-	p.keysMu.Lock()
-	list := make([]*clientConn, 0, len(p.keys))
-	for _, c := range p.keys {
-		list = append(list, c)
-	}
-	p.keysMu.Unlock()
+	list := p.loggedInClients(nil)
 	out := make([]admin.FD, 0, len(list))
 	holds := make([]uint64, 0, len(list))
 	for _, c := range list {

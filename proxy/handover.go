@@ -81,12 +81,13 @@ type detached struct {
 func (p *Proxy) HandOverClients(s *handover.Successor) int {
 	clients := p.loggedInClients(nil)
 	run := &detachRun{answers: make(chan detached, len(clients))}
-	run.room.Store(math.MaxInt64)
-	if room := s.Room(); room >= 0 {
-		run.room.Store(int64(room))
-	}
-	if room := s.Room(); room == 0 || s.Err() != nil {
+	room := s.Room() // < 0: no limit
+	if room == 0 || s.Err() != nil {
 		return 0
+	}
+	run.room.Store(math.MaxInt64)
+	if room > 0 {
+		run.room.Store(int64(room))
 	}
 	b := handoverBatch{p: p, s: s, run: run}
 	var asked []*clientConn
@@ -231,14 +232,8 @@ func (c *clientConn) loopDetach() {
 	if fd < 0 {
 		return
 	}
-	c.mu.Lock()
-	ok := c.idleForHandoverLocked() && c.quietLocked() && run.take()
-	if ok {
-		c.gone = true // KILL, the sweeper and the drain leave it alone
-		d.st = c.handoverStateLocked()
-	}
-	c.mu.Unlock()
-	if !ok {
+	var ok bool
+	if d.st, ok = c.claimForHandover(run); !ok {
 		closeFD(fd)
 		return
 	}
@@ -275,12 +270,7 @@ func (c *clientConn) detachParked(run *detachRun) detached {
 	}
 	ok := false
 	if fd >= 0 {
-		c.mu.Lock()
-		if ok = c.idleForHandoverLocked() && c.quietLocked() && run.take(); ok {
-			c.gone = true
-			d.st = c.handoverStateLocked()
-		}
-		c.mu.Unlock()
+		d.st, ok = c.claimForHandover(run)
 	}
 	if !ok {
 		if fd >= 0 {
@@ -292,6 +282,19 @@ func (c *clientConn) detachParked(run *detachRun) detached {
 	c.p.poller.unwatch(c)
 	d.fd = fd
 	return d
+}
+
+// claimForHandover marks c gone and returns its state for the successor
+// if it is idle, quiet and the successor has room for it. Marked gone,
+// KILL, the sweeper and the drain leave it alone.
+func (c *clientConn) claimForHandover(run *detachRun) (handover.ClientState, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.idleForHandoverLocked() || !c.quietLocked() || !run.take() {
+		return handover.ClientState{}, false
+	}
+	c.gone = true
+	return c.handoverStateLocked(), true
 }
 
 // idleForHandoverLocked reports whether c may move to a successor now.
@@ -393,16 +396,10 @@ func (p *Proxy) leave(c *clientConn, st *handover.ClientState) {
 		c.qtimer.Stop()
 	}
 	c.mu.Unlock()
-	if c.track {
-		c.forgetStatements()
-	}
-	p.unregister(c)
-	c.releasePool()
+	c.release(c.park.accepted)
 	if ce := c.p.log.Check(zap.DebugLevel, "client handed over to the new process"); ce != nil {
 		ce.Write(zap.Uint64("client_id", c.id))
 	}
-	c.conn.Close()
-	p.connDone(c.park.accepted)
 }
 
 // AdoptClient takes over a client a predecessor handed over: f is its
@@ -435,20 +432,13 @@ func (p *Proxy) AdoptClient(f *os.File, st handover.ClientState) {
 // settleIn is the rest of AdoptClient: the client's state, its pool and its
 // relay, or its end.
 func (c *clientConn) settleIn(st *handover.ClientState) {
-	p, conn := c.p, c.conn
 	if err := c.takeOver(st); err != nil {
 		c.loginFailed(err)
-		if c.track {
-			c.forgetStatements()
-		}
-		p.unregister(c)
-		c.releasePool()
-		conn.Close()
-		p.connDone(conn)
+		c.release(c.conn)
 		return
 	}
 	c.logLogin(false, zap.Bool("handed_over", true))
-	go c.serveRelay(conn)
+	go c.serveRelay(c.conn)
 }
 
 // takeOver sets c up from a predecessor's state, as login would have.

@@ -71,10 +71,7 @@ type clientCounts struct {
 // admitClientLocked counts c in its database and user, or refuses it
 // with 53300 if either is full. p.keysMu held.
 func (p *Proxy) admitClientLocked(c *clientConn) error {
-	cc := &p.clientCounts
-	if cc.dbs == nil {
-		cc.dbs, cc.users = map[string]int{}, map[string]int{}
-	}
+	cc := &p.clientCounts // nil maps read as zero; countClientLocked makes them
 	cfg := p.config()
 	if db, ok := cfg.LookupDatabase(c.database); ok {
 		if max := cfg.DBClientLimit(db); max > 0 && cc.dbs[c.database] >= max {

@@ -353,11 +353,19 @@ func (c *clientConn) ctlWrite(fd uintptr) {
 // end is the end of a session: what run does after the relay.
 func (c *clientConn) end(err error) {
 	c.finish(err)
+	c.release(c.park.accepted)
+}
+
+// release ends what a leaving client holds here once its session is over
+// (end), or it failed to settle in or left for a successor (handover.go):
+// its prepared statements' counts, its cancel key, its pool and its
+// socket; accepted is the connection as accepted, for connDone.
+func (c *clientConn) release(accepted net.Conn) {
 	if c.track {
 		c.forgetStatements()
 	}
 	c.p.unregister(c)
 	c.releasePool()
 	c.conn.Close()
-	c.p.connDone(c.park.accepted)
+	c.p.connDone(accepted)
 }

@@ -20,7 +20,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/muxpg/mux/admin"
-	"github.com/muxpg/mux/auth"
 	"github.com/muxpg/mux/config"
 	"github.com/muxpg/mux/internal/cancelkey"
 	"github.com/muxpg/mux/internal/wire"
@@ -61,8 +60,8 @@ func (c *clientConn) replicationLogin(s *snapshot, st *startup, db config.Databa
 		return err
 	}
 	cfg := c.p.poolConfig(s, db, st.User, u)
-	if c.scramKey != nil && u != nil && u.Secret.Kind == auth.SecretSCRAM && db.User == "" && db.Password == "" {
-		cfg.Target.ClientKey = c.scramKey // SCRAM pass-through, as joinPool
+	if key := c.passThroughKey(db, u); key != nil {
+		cfg.Target.ClientKey = key
 	}
 	ctx, cancel := c.waitContext()
 	defer cancel()

@@ -250,11 +250,20 @@ func (c *clientConn) joinPool(cfg *config.Config, st *startup, db config.Databas
 		c.trk = session.NewPassTracker()
 	}
 	c.useLDAPPassword(db, u)
-	if c.scramKey != nil && u != nil && u.Secret.Kind == auth.SecretSCRAM && db.User == "" && db.Password == "" {
-		// The client proved the key of the very secret Postgres holds for
-		// this role: mux logs in to Postgres with it (pass-through).
-		c.pool.SetClientKey(*c.scramKey)
+	if key := c.passThroughKey(db, u); key != nil {
+		c.pool.SetClientKey(*key)
 	}
+}
+
+// passThroughKey is the SCRAM ClientKey mux logs in to Postgres with for
+// the client, or nil: when the client proved the key of the very secret
+// Postgres holds for this role, and the database names no login of its
+// own (pass-through).
+func (c *clientConn) passThroughKey(db config.Database, u *login.User) *[32]byte {
+	if c.scramKey != nil && u != nil && u.Secret.Kind == auth.SecretSCRAM && db.User == "" && db.Password == "" {
+		return c.scramKey
+	}
+	return nil
 }
 
 // welcome checks the client's settings against the pool's template,

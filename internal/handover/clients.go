@@ -45,6 +45,10 @@ const maxFrame = 64 << 20
 // flushBytes is the size past which a sender ends a batch early.
 const flushBytes = 4 << 20
 
+// ShouldFlush reports whether a batch of n clients whose states take about
+// size bytes is to be sent now.
+func ShouldFlush(n, size int) bool { return n >= MaxBatch || size >= flushBytes }
+
 // Limits on one client's state, so that a hostile length cannot make the
 // decoder allocate much before it finds the bytes missing.
 const (

@@ -100,10 +100,6 @@ func (s *Successor) Close() error {
 	return s.conn.Close()
 }
 
-// ShouldFlush reports whether a batch of n clients whose states take about
-// size bytes is to be sent now.
-func ShouldFlush(n, size int) bool { return n >= MaxBatch || size >= flushBytes }
-
 // ReceiveClients takes the clients the predecessor sends (after
 // Confirm(true)) until it ends the exchange, calling adopt for each with
 // its socket (the callee owns it) and state, and returns how many came.

@@ -42,9 +42,6 @@ func (s *Successor) SendBatch([]int, []ClientState) error { return errUnsupporte
 // Close does nothing.
 func (s *Successor) Close() error { return nil }
 
-// ShouldFlush reports whether a batch is full.
-func ShouldFlush(n, size int) bool { return n >= MaxBatch || size >= flushBytes }
-
 // Predecessor is the running mux a new one takes over from; there is none
 // on this platform.
 type Predecessor struct {
