@@ -51,176 +51,238 @@ func (c *converter) databases() {
 	}
 }
 
+// dbEntry is one [databases] entry while it is converted.
+type dbEntry struct {
+	name, label string
+	kv          KV
+	params      []connParam
+	p           map[string]string // params by key
+	host        string
+	g           *group
+	size        int64 // the entry's pool size, for min_pool_size's cap
+}
+
+func (e *dbEntry) add(key, value, comment string) {
+	e.g.lines = append(e.g.lines, setting{key: key, value: value, comment: comment})
+}
+
+// multiHosted reports whether host= lists several hosts (then ports and
+// load_balance_hosts are carried by multiHost).
+func (e *dbEntry) multiHosted() bool { return strings.Contains(e.host, ",") }
+
 // database converts one [databases] entry and reports whether it was kept.
 func (c *converter) database(name string, kv KV) bool {
-	label := fmt.Sprintf("databases.%s (%s)", tomlKey(name), c.where(kv))
-	if p := nameProblem(name); p != "" {
-		c.note("%s: left out: %s", label, p)
+	e := &dbEntry{name: name, kv: kv, label: fmt.Sprintf("databases.%s (%s)", tomlKey(name), c.where(kv))}
+	e.g = &group{table: []string{"databases", name}, comment: []string{fmt.Sprintf("from [databases] %s", c.where(kv))}}
+	// Each step notes or fails and returns false when the entry is left out.
+	if !c.dbName(e) || !c.dbParams(e) || !c.dbHost(e) || !c.dbPort(e) || !c.dbCredentials(e) || !c.dbPool(e) {
 		return false
 	}
-	if name == "pgbouncer" || name == "mux" {
-		c.note("%s: left out: the name is mux's admin console", label)
+	c.dbOtherParams(e)
+	c.d.groups = append(c.d.groups, e.g)
+	return true
+}
+
+// dbName leaves out names mux cannot take or keeps for its admin console.
+func (c *converter) dbName(e *dbEntry) bool {
+	if p := nameProblem(e.name); p != "" {
+		c.note("%s: left out: %s", e.label, p)
 		return false
 	}
-	params, err := parseConnString(kv.Value)
+	if e.name == "pgbouncer" || e.name == "mux" {
+		c.note("%s: left out: the name is mux's admin console", e.label)
+		return false
+	}
+	return true
+}
+
+// dbParams parses the connection string.
+func (c *converter) dbParams(e *dbEntry) bool {
+	params, err := parseConnString(e.kv.Value)
 	if err != nil {
-		c.fail(kv, "connection string: %v", err)
+		c.fail(e.kv, "connection string: %v", err)
 		return false
 	}
-	p := map[string]string{}
+	e.params = params
+	e.p = map[string]string{}
 	for _, cp := range params {
-		p[cp.key] = cp.value
+		e.p[cp.key] = cp.value
 	}
 	for _, cp := range params {
 		if !utf8.ValidString(cp.value) {
-			c.fail(kv, "%s: value is not valid UTF-8", cp.key)
+			c.fail(e.kv, "%s: value is not valid UTF-8", cp.key)
 			return false
 		}
 	}
-	g := &group{table: []string{"databases", name}}
-	g.comment = []string{fmt.Sprintf("from [databases] %s", c.where(kv))}
-	add := func(key, value, comment string) {
-		g.lines = append(g.lines, setting{key: key, value: value, comment: comment})
-	}
+	return true
+}
 
-	host, hasHost := p["host"]
+// dbHost carries host=, or unix_socket_dir where there is none.
+func (c *converter) dbHost(e *dbEntry) bool {
+	host, hasHost := e.p["host"]
+	e.host = host
 	if strings.IndexByte(host, 0) >= 0 {
-		c.fail(kv, "host: value contains a NUL byte")
+		c.fail(e.kv, "host: value contains a NUL byte")
 		return false
 	}
 	switch {
 	case !hasHost && (c.socketDir == "" || strings.HasPrefix(c.socketDir, "@")):
-		c.note("%s: left out: it has no host, so PgBouncer connects through the Unix socket in unix_socket_dir, and %q cannot be used by mux", label, c.socketDir)
+		c.note("%s: left out: it has no host, so PgBouncer connects through the Unix socket in unix_socket_dir, and %q cannot be used by mux", e.label, c.socketDir)
 		return false
 	case !hasHost:
-		add("host", tomlString(c.socketDir), "no host: the Unix socket in unix_socket_dir")
+		e.add("host", tomlString(c.socketDir), "no host: the Unix socket in unix_socket_dir")
 	case strings.HasPrefix(host, "@"):
-		c.note("%s: left out: mux cannot connect to the abstract-namespace socket %q", label, host)
+		c.note("%s: left out: mux cannot connect to the abstract-namespace socket %q", e.label, host)
 		return false
-	case strings.Contains(host, ","):
-		if !c.multiHost(kv, host, p, add) {
-			return false
-		}
+	case e.multiHosted():
+		return c.multiHost(e.kv, host, e.p, e.add)
 	default:
-		add("host", tomlString(host), "")
+		e.add("host", tomlString(host), "")
 	}
+	return true
+}
 
+// dbPort carries port= for a single host.
+func (c *converter) dbPort(e *dbEntry) bool {
+	if e.multiHosted() {
+		return true // in the hosts list
+	}
 	port := int64(config.DefaultPort)
-	if s, ok := p["port"]; strings.Contains(host, ",") {
-		// In the hosts list.
-	} else if ok {
+	if s, ok := e.p["port"]; ok {
 		n, err := parseInt(s)
 		if err != nil || n < 1 || n > 65535 {
-			c.fail(kv, "port: %q is not a port number", s)
+			c.fail(e.kv, "port: %q is not a port number", s)
 			return false
 		}
 		port = n
 	}
-	if !strings.Contains(host, ",") {
-		add("port", tomlInt(port), "")
-	}
+	e.add("port", tomlInt(port), "")
+	return true
+}
 
-	if s, ok := p["dbname"]; ok {
+// dbCredentials carries dbname=, user= and the password, which for a forced
+// user PgBouncer takes from the auth_file.
+func (c *converter) dbCredentials(e *dbEntry) bool {
+	if s, ok := e.p["dbname"]; ok {
 		if prob := nameProblem(s); prob != "" {
-			c.fail(kv, "dbname: %s", prob)
+			c.fail(e.kv, "dbname: %s", prob)
 			return false
 		}
-		add("dbname", tomlString(s), "")
+		e.add("dbname", tomlString(s), "")
 	}
-	user, forced := p["user"]
+	user, forced := e.p["user"]
 	if forced {
 		if prob := nameProblem(user); prob != "" {
-			c.fail(kv, "user: %s", prob)
+			c.fail(e.kv, "user: %s", prob)
 			return false
 		}
-		add("user", tomlString(user), "")
+		e.add("user", tomlString(user), "")
 	}
-	password, hasPassword := p["password"]
+	password, hasPassword := e.p["password"]
 	comment := ""
 	if !hasPassword && forced {
-		// PgBouncer takes the forced user's password from the auth_file.
 		password, hasPassword = c.secrets[user]
 		comment = user + "'s password from the auth_file"
 	}
 	if hasPassword {
 		if prob := secretProblem(password); prob != "" {
-			c.note("%s: password not carried over: %s", label, prob)
+			c.note("%s: password not carried over: %s", e.label, prob)
 		} else {
-			add("password", tomlString(password), comment)
+			e.add("password", tomlString(password), comment)
 		}
 	}
-	if s, ok := p["pool_mode"]; ok {
+	return true
+}
+
+// dbPool carries pool_mode, pool_size and min_pool_size, capping the last at
+// the pool size as PgBouncer does.
+func (c *converter) dbPool(e *dbEntry) bool {
+	if s, ok := e.p["pool_mode"]; ok {
 		mode, valid := poolMode(s)
 		if !valid {
-			c.fail(kv, "pool_mode: unknown pool mode %q", s)
+			c.fail(e.kv, "pool_mode: unknown pool mode %q", s)
 			return false
 		}
-		add("pool_mode", tomlString(mode), "")
+		e.add("pool_mode", tomlString(mode), "")
 	}
-	size := c.defaultPoolSize
-	if s, ok := p["pool_size"]; ok {
+	e.size = c.defaultPoolSize
+	if s, ok := e.p["pool_size"]; ok {
 		n, err := parseInt(s)
 		if err != nil || n > math.MaxInt32 {
-			c.fail(kv, "pool_size: %q is not a pool size", s)
+			c.fail(e.kv, "pool_size: %q is not a pool size", s)
 			return false
 		}
 		switch {
 		case n == 0:
-			c.note("%s: pool_size=0: PgBouncer opens no server connection for it; mux cannot express that and uses default_pool_size", label)
+			c.note("%s: pool_size=0: PgBouncer opens no server connection for it; mux cannot express that and uses default_pool_size", e.label)
 		case n > 0:
-			size = n
-			add("pool_size", tomlInt(n), "")
+			e.size = n
+			e.add("pool_size", tomlInt(n), "")
 		}
 	}
-	if s, ok := p["min_pool_size"]; ok {
-		n, err := parseInt(s)
-		if err != nil || n > math.MaxInt32 {
-			c.fail(kv, "min_pool_size: %q is not a pool size", s)
-			return false
+	return c.dbMinPoolSize(e)
+}
+
+func (c *converter) dbMinPoolSize(e *dbEntry) bool {
+	s, ok := e.p["min_pool_size"]
+	if !ok {
+		if c.minPoolSize > e.size {
+			e.add("min_pool_size", tomlInt(e.size), "the global min_pool_size, capped at the pool size as PgBouncer does")
 		}
-		if n > size {
-			add("min_pool_size", tomlInt(size), fmt.Sprintf("capped at the pool size as PgBouncer does (was %d)", n))
-		} else if n >= 0 {
-			add("min_pool_size", tomlInt(n), "")
-		}
-	} else if c.minPoolSize > size {
-		add("min_pool_size", tomlInt(size), "the global min_pool_size, capped at the pool size as PgBouncer does")
+		return true
 	}
-	for _, cp := range params {
-		switch cp.key {
-		case "host", "port", "dbname", "user", "password", "pool_mode", "pool_size", "min_pool_size":
-			continue
-		case "auth_query", "auth_dbname":
-			add(cp.key, tomlString(cp.value), "")
-			continue
-		case "application_name", "client_encoding", "datestyle", "timezone":
-			add(cp.key, tomlString(cp.value), "a startup parameter of the entry's servers")
-			continue
-		case "load_balance_hosts":
-			if strings.Contains(host, ",") {
-				continue // in multiHost
-			}
-		case "auth_user":
-			c.dbAuthUsers = append(c.dbAuthUsers, dbAuthUser{table: g, user: cp.value, label: label})
-			continue
-		}
-		if s, ok := c.limitParam(dbLimitKeys, kv, label, cp); ok {
-			if s != nil {
-				g.lines = append(g.lines, *s)
-			}
-			continue
-		}
-		if c.dbReuseParam(kv, cp, add) { // convert_reuse.go
-			continue
-		}
-		reason, ok := dbParamReasons[cp.key]
-		if !ok {
-			reason = "unknown connection parameter; ignored"
-		}
-		c.note("%s: %s=%q: %s", label, cp.key, cp.value, reason)
+	n, err := parseInt(s)
+	if err != nil || n > math.MaxInt32 {
+		c.fail(e.kv, "min_pool_size: %q is not a pool size", s)
+		return false
 	}
-	c.d.groups = append(c.d.groups, g)
+	if n > e.size {
+		e.add("min_pool_size", tomlInt(e.size), fmt.Sprintf("capped at the pool size as PgBouncer does (was %d)", n))
+	} else if n >= 0 {
+		e.add("min_pool_size", tomlInt(n), "")
+	}
 	return true
+}
+
+// dbOtherParams carries, or notes, the parameters the steps before did not.
+func (c *converter) dbOtherParams(e *dbEntry) {
+	for _, cp := range e.params {
+		if !c.dbOtherParam(e, cp) {
+			reason, ok := dbParamReasons[cp.key]
+			if !ok {
+				reason = "unknown connection parameter; ignored"
+			}
+			c.note("%s: %s=%q: %s", e.label, cp.key, cp.value, reason)
+		}
+	}
+}
+
+// dbOtherParam reports whether cp was dealt with.
+func (c *converter) dbOtherParam(e *dbEntry, cp connParam) bool {
+	switch cp.key {
+	case "host", "port", "dbname", "user", "password", "pool_mode", "pool_size", "min_pool_size":
+		return true
+	case "auth_query", "auth_dbname":
+		e.add(cp.key, tomlString(cp.value), "")
+		return true
+	case "application_name", "client_encoding", "datestyle", "timezone":
+		e.add(cp.key, tomlString(cp.value), "a startup parameter of the entry's servers")
+		return true
+	case "load_balance_hosts":
+		if e.multiHosted() {
+			return true // in multiHost
+		}
+	case "auth_user":
+		c.dbAuthUsers = append(c.dbAuthUsers, dbAuthUser{table: e.g, user: cp.value, label: e.label})
+		return true
+	}
+	if s, ok := c.limitParam(dbLimitKeys, e.kv, e.label, cp); ok {
+		if s != nil {
+			e.g.lines = append(e.g.lines, *s)
+		}
+		return true
+	}
+	return c.dbReuseParam(e.kv, cp, e.add) // convert_reuse.go
 }
 
 // ---------------------------------------------------------------------------
