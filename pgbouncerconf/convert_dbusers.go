@@ -292,124 +292,165 @@ func (c *converter) dbOtherParam(e *dbEntry, cp connParam) bool {
 // userParamReasons explains the [users] parameters mux has no equivalent for.
 var userParamReasons = map[string]string{}
 
+// userSettings is what the [users] section says, by user name.
+type userSettings struct {
+	names    []string // auth_file users, then [users]-only ones, in order
+	seen     map[string]bool
+	modes    map[string]string
+	limits   map[string][]setting // limitParam's
+	timeouts map[string][]setting // convert_reuse.go
+	where    map[string]KV
+}
+
 func (c *converter) users() {
-	var names []string
-	seen := map[string]bool{}
+	u := &userSettings{seen: map[string]bool{}, modes: map[string]string{},
+		limits: map[string][]setting{}, timeouts: map[string][]setting{}, where: map[string]KV{}}
 	for _, e := range c.auth {
-		if !seen[e.User] {
-			seen[e.User] = true
-			names = append(names, e.User)
+		u.addName(e.User)
+	}
+	for _, kv := range c.ini.Sections["users"] {
+		c.userEntry(u, kv)
+	}
+
+	c.section("Users")
+	c.kept = map[string]bool{}
+	kept := 0
+	for _, name := range u.names {
+		if c.user(u, name) {
+			c.kept[name] = true
+			kept++
 		}
 	}
-	modes := map[string]string{}
-	limits := map[string][]setting{}   // limitParam's, by user
-	timeouts := map[string][]setting{} // convert_reuse.go
-	where := map[string]KV{}
-	for _, kv := range c.ini.Sections["users"] {
-		label := fmt.Sprintf("users.%s (%s)", tomlKey(kv.Key), c.where(kv))
-		params, err := parseConnString(kv.Value)
-		if err != nil {
-			c.fail(kv, "user settings: %v", err)
-			continue
-		}
-		delete(modes, kv.Key)
-		delete(limits, kv.Key)
-		delete(timeouts, kv.Key)
-		for _, cp := range params {
-			if line, carried, ok := c.userTimeout(kv, cp); ok {
-				if carried {
-					timeouts[kv.Key] = append(timeouts[kv.Key], line)
-				}
-				continue
-			}
-			if cp.key == "pool_mode" {
-				mode, valid := poolMode(cp.value)
-				if !valid {
-					c.fail(kv, "pool_mode: unknown pool mode %q", cp.value)
-				}
-				modes[kv.Key] = mode
-				continue
-			}
-			if s, ok := c.limitParam(userLimitKeys, kv, label, cp); ok {
-				if s != nil {
-					s.comment = strings.TrimPrefix(s.comment+"; ", "; ") + "from [users] " + c.where(kv)
-					limits[kv.Key] = append(limits[kv.Key], *s)
-				}
-				continue
-			}
+	if kept == 0 {
+		c.noUsers()
+	}
+}
+
+func (u *userSettings) addName(name string) {
+	if !u.seen[name] {
+		u.seen[name] = true
+		u.names = append(u.names, name)
+	}
+}
+
+// userEntry reads one [users] line; a later line for a user replaces an
+// earlier one.
+func (c *converter) userEntry(u *userSettings, kv KV) {
+	label := fmt.Sprintf("users.%s (%s)", tomlKey(kv.Key), c.where(kv))
+	params, err := parseConnString(kv.Value)
+	if err != nil {
+		c.fail(kv, "user settings: %v", err)
+		return
+	}
+	delete(u.modes, kv.Key)
+	delete(u.limits, kv.Key)
+	delete(u.timeouts, kv.Key)
+	for _, cp := range params {
+		if !c.userParam(u, kv, label, cp) {
 			reason, ok := userParamReasons[cp.key]
 			if !ok {
 				reason = "unknown user parameter; ignored"
 			}
 			c.note("%s: %s=%q: %s", label, cp.key, cp.value, reason)
 		}
-		where[kv.Key] = kv
-		if !seen[kv.Key] {
-			seen[kv.Key] = true
-			names = append(names, kv.Key)
-		}
 	}
+	u.where[kv.Key] = kv
+	u.addName(kv.Key)
+}
 
-	c.section("Users")
-	c.kept = map[string]bool{}
-	kept := 0
-	for _, name := range names {
-		secret, inAuth := c.secrets[name]
-		label := fmt.Sprintf("user %q", name)
-		if kv, ok := where[name]; ok && !inAuth {
-			label = fmt.Sprintf("users.%s (%s)", tomlKey(name), c.where(kv))
+// userParam reports whether cp was dealt with.
+func (c *converter) userParam(u *userSettings, kv KV, label string, cp connParam) bool {
+	if line, carried, ok := c.userTimeout(kv, cp); ok {
+		if carried {
+			u.timeouts[kv.Key] = append(u.timeouts[kv.Key], line)
 		}
-		if p := nameProblem(name); p != "" {
-			c.note("%s: left out: %s", label, p)
-			continue
-		}
-		switch {
-		case !inAuth && !c.emptyPasswordOK():
-			if c.settings["auth_user"].Value != "" {
-				c.note("%s: left out: not in the auth_file, so it has no password; it can still log in through auth_query, without its [users] settings", label)
-			} else {
-				c.note("%s: left out: not in the auth_file, so it has no password", label)
-			}
-			continue
-		case secret == "" && !c.emptyPasswordOK():
-			c.note("%s: left out: empty password in the auth_file, which mux accepts only with auth_type = trust or ldap", label)
-			continue
-		case secret != "":
-			if p := secretProblem(secret); p != "" {
-				c.note("%s: left out: %s", label, p)
-				continue
-			}
-			if s, _ := auth.ParseSecret(secret); s.Kind == auth.SecretMD5 && c.authType == config.AuthSCRAM {
-				c.note("%s: left out: its md5 secret cannot be used with auth_type = scram-sha-256 (PgBouncer could not log it in either); store its plain password or SCRAM secret", label)
-				continue
-			}
-		}
-		g := &group{table: []string{"users", name}}
-		src := "from the auth_file"
-		if !inAuth {
-			src = "from [users] " + c.where(where[name])
-		}
-		g.comment = []string{src}
-		g.lines = append(g.lines, setting{key: "password", value: tomlString(secret)})
-		if mode, ok := modes[name]; ok {
-			g.lines = append(g.lines, setting{key: "pool_mode", value: tomlString(mode), comment: "from [users] " + c.where(where[name])})
-		}
-		g.lines = append(g.lines, limits[name]...)
-		g.lines = append(g.lines, timeouts[name]...)
-		c.d.groups = append(c.d.groups, g)
-		c.kept[name] = true
-		kept++
+		return true
 	}
-	if kept == 0 {
-		c.cur.comment = []string{"(none)"}
-		switch {
-		case c.settings["auth_user"].Value != "":
-			// auth_query finds the users (or auth_user's note explains why not).
-		case c.auth == nil:
-			c.note("auth_file: no auth_file was read, so [users] is empty and no client can log in until users are added")
-		default:
-			c.note("auth_file: no user was carried over, so no client can log in until users are added")
+	if cp.key == "pool_mode" {
+		mode, valid := poolMode(cp.value)
+		if !valid {
+			c.fail(kv, "pool_mode: unknown pool mode %q", cp.value)
 		}
+		u.modes[kv.Key] = mode
+		return true
+	}
+	if s, ok := c.limitParam(userLimitKeys, kv, label, cp); ok {
+		if s != nil {
+			s.comment = strings.TrimPrefix(s.comment+"; ", "; ") + "from [users] " + c.where(kv)
+			u.limits[kv.Key] = append(u.limits[kv.Key], *s)
+		}
+		return true
+	}
+	return false
+}
+
+// user writes one user's table and reports whether it was kept.
+func (c *converter) user(u *userSettings, name string) bool {
+	secret, inAuth := c.secrets[name]
+	label := fmt.Sprintf("user %q", name)
+	if kv, ok := u.where[name]; ok && !inAuth {
+		label = fmt.Sprintf("users.%s (%s)", tomlKey(name), c.where(kv))
+	}
+	if !c.userUsable(label, name, secret, inAuth) {
+		return false
+	}
+	g := &group{table: []string{"users", name}}
+	src := "from the auth_file"
+	if !inAuth {
+		src = "from [users] " + c.where(u.where[name])
+	}
+	g.comment = []string{src}
+	g.lines = append(g.lines, setting{key: "password", value: tomlString(secret)})
+	if mode, ok := u.modes[name]; ok {
+		g.lines = append(g.lines, setting{key: "pool_mode", value: tomlString(mode), comment: "from [users] " + c.where(u.where[name])})
+	}
+	g.lines = append(g.lines, u.limits[name]...)
+	g.lines = append(g.lines, u.timeouts[name]...)
+	c.d.groups = append(c.d.groups, g)
+	return true
+}
+
+// userUsable notes why a user is left out: a bad name, or no secret mux can
+// log it in with.
+func (c *converter) userUsable(label, name, secret string, inAuth bool) bool {
+	if p := nameProblem(name); p != "" {
+		c.note("%s: left out: %s", label, p)
+		return false
+	}
+	switch {
+	case !inAuth && !c.emptyPasswordOK():
+		if c.settings["auth_user"].Value != "" {
+			c.note("%s: left out: not in the auth_file, so it has no password; it can still log in through auth_query, without its [users] settings", label)
+		} else {
+			c.note("%s: left out: not in the auth_file, so it has no password", label)
+		}
+		return false
+	case secret == "" && !c.emptyPasswordOK():
+		c.note("%s: left out: empty password in the auth_file, which mux accepts only with auth_type = trust or ldap", label)
+		return false
+	case secret != "":
+		if p := secretProblem(secret); p != "" {
+			c.note("%s: left out: %s", label, p)
+			return false
+		}
+		if s, _ := auth.ParseSecret(secret); s.Kind == auth.SecretMD5 && c.authType == config.AuthSCRAM {
+			c.note("%s: left out: its md5 secret cannot be used with auth_type = scram-sha-256 (PgBouncer could not log it in either); store its plain password or SCRAM secret", label)
+			return false
+		}
+	}
+	return true
+}
+
+// noUsers explains an empty [users].
+func (c *converter) noUsers() {
+	c.cur.comment = []string{"(none)"}
+	switch {
+	case c.settings["auth_user"].Value != "":
+		// auth_query finds the users (or auth_user's note explains why not).
+	case c.auth == nil:
+		c.note("auth_file: no auth_file was read, so [users] is empty and no client can log in until users are added")
+	default:
+		c.note("auth_file: no user was carried over, so no client can log in until users are added")
 	}
 }
 
