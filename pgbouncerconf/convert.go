@@ -312,8 +312,7 @@ func (c *converter) listening() {
 		c.addString("unix_socket_group", g, c.origin(kv, ok), kv)
 	}
 
-	n, kv, ok := c.intSetting("max_client_conn", 100, 1, math.MaxInt32)
-	c.add("max_client_conn", tomlInt(n), c.origin(kv, ok))
+	c.intAsIs("max_client_conn", 100, 1, math.MaxInt32)
 }
 
 func (c *converter) authentication() {
@@ -481,8 +480,7 @@ func (c *converter) pooling() {
 	c.addString("server_reset_query", raw, c.origin(kv, ok), kv)
 	c.boolSetting("server_reset_query_always", "0")
 
-	n, kv, ok = c.intSetting("max_prepared_statements", 200, 0, math.MaxInt32)
-	c.add("max_prepared_statements", tomlInt(n), c.origin(kv, ok))
+	c.intAsIs("max_prepared_statements", 200, 0, math.MaxInt32)
 	c.limitSettings()
 }
 
