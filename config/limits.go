@@ -9,8 +9,6 @@ package config
 
 import (
 	"time"
-
-	"github.com/BurntSushi/toml"
 )
 
 // DefaultReservePoolTimeout is reserve_pool_timeout's default, PgBouncer's.
@@ -130,26 +128,26 @@ func orGlobal(own, global int) int {
 
 // limitsProblems checks the limit keys, global and per entry.
 func (c *Config) limitsProblems(ck *checker) {
-	k := func(parts ...string) toml.Key { return toml.Key(parts) }
-	ck.atLeast(k("max_db_connections"), c.MaxDBConnections, 0)
-	ck.atLeast(k("max_user_connections"), c.MaxUserConnections, 0)
-	ck.atLeast(k("max_db_client_connections"), c.MaxDBClientConnections, 0)
-	ck.atLeast(k("max_user_client_connections"), c.MaxUserClientConnections, 0)
-	ck.atLeast(k("reserve_pool_size"), c.ReservePoolSize, 0)
-	ck.nonNegative(k("reserve_pool_timeout"), c.ReservePoolTimeout)
+
+	ck.atLeast(tomlKey("max_db_connections"), c.MaxDBConnections, 0)
+	ck.atLeast(tomlKey("max_user_connections"), c.MaxUserConnections, 0)
+	ck.atLeast(tomlKey("max_db_client_connections"), c.MaxDBClientConnections, 0)
+	ck.atLeast(tomlKey("max_user_client_connections"), c.MaxUserClientConnections, 0)
+	ck.atLeast(tomlKey("reserve_pool_size"), c.ReservePoolSize, 0)
+	ck.nonNegative(tomlKey("reserve_pool_timeout"), c.ReservePoolTimeout)
 	for name, db := range c.Databases {
-		ck.atLeast(k("databases", name, "max_db_connections"), db.MaxDBConnections, 0)
-		ck.atLeast(k("databases", name, "max_db_client_connections"), db.MaxDBClientConnections, 0)
+		ck.atLeast(tomlKey("databases", name, "max_db_connections"), db.MaxDBConnections, 0)
+		ck.atLeast(tomlKey("databases", name, "max_db_client_connections"), db.MaxDBClientConnections, 0)
 		if db.ReservePoolSize != nil {
-			ck.atLeast(k("databases", name, "reserve_pool_size"), *db.ReservePoolSize, 0)
+			ck.atLeast(tomlKey("databases", name, "reserve_pool_size"), *db.ReservePoolSize, 0)
 		}
 	}
 	for name, u := range c.Users {
-		ck.atLeast(k("users", name, "pool_size"), u.PoolSize, 0)
-		ck.atLeast(k("users", name, "max_user_connections"), u.MaxUserConnections, 0)
-		ck.atLeast(k("users", name, "max_user_client_connections"), u.MaxUserClientConnections, 0)
+		ck.atLeast(tomlKey("users", name, "pool_size"), u.PoolSize, 0)
+		ck.atLeast(tomlKey("users", name, "max_user_connections"), u.MaxUserConnections, 0)
+		ck.atLeast(tomlKey("users", name, "max_user_client_connections"), u.MaxUserClientConnections, 0)
 		if u.ReservePoolSize != nil {
-			ck.atLeast(k("users", name, "reserve_pool_size"), *u.ReservePoolSize, 0)
+			ck.atLeast(tomlKey("users", name, "reserve_pool_size"), *u.ReservePoolSize, 0)
 		}
 	}
 }

@@ -91,33 +91,52 @@ func (ck *checker) secret(key toml.Key, v string) {
 
 func (c *Config) problems() []error {
 	var ck checker
-	k := func(parts ...string) toml.Key { return toml.Key(parts) }
-
 	c.tlsProblems(&ck)
 	c.peerProblems(&ck)
+	c.consoleProblems(&ck)
+	c.listenProblems(&ck)
+	c.authProblems(&ck)
+	c.poolProblems(&ck)
+	c.timeoutProblems(&ck)
+	c.protocolProblems(&ck)
+	c.databasesProblems(&ck)
+	c.hostChecksProblems(&ck)
+	c.limitsProblems(&ck)
+	c.serverReuseProblems(&ck)
+	c.usersProblems(&ck)
+	return ck.errs
+}
+
+// tomlKey is the key made of parts, for checker's messages.
+func tomlKey(parts ...string) toml.Key { return toml.Key(parts) }
+
+// consoleProblems checks the handover socket, the HTTP listener and the console user lists.
+func (c *Config) consoleProblems(ck *checker) {
 	if strings.IndexByte(c.HandoverSocket, 0) >= 0 || len(c.HandoverSocket) > 100 {
-		ck.add(k("handover_socket"), "must be a path of at most 100 bytes")
+		ck.add(tomlKey("handover_socket"), "must be a path of at most 100 bytes")
 	}
 	if c.HTTPListen != "" {
 		if err := checkListenAddr(c.HTTPListen); err != nil {
-			ck.add(k("http_listen"), "%q: %v", c.HTTPListen, err)
+			ck.add(tomlKey("http_listen"), "%q: %v", c.HTTPListen, err)
 		}
 	}
-	ck.oneOf(k("status_page"), c.StatusPage, statusPageModes)
+	ck.oneOf(tomlKey("status_page"), c.StatusPage, statusPageModes)
 	for i, u := range c.AdminUsers {
-		ck.name(k("admin_users"), fmt.Sprintf("entry %d", i+1), u)
+		ck.name(tomlKey("admin_users"), fmt.Sprintf("entry %d", i+1), u)
 	}
 	for i, u := range c.StatsUsers {
-		ck.name(k("stats_users"), fmt.Sprintf("entry %d", i+1), u)
+		ck.name(tomlKey("stats_users"), fmt.Sprintf("entry %d", i+1), u)
 	}
+}
 
-	// Listeners.
+// listenProblems checks the listeners, the Unix socket and the client limits.
+func (c *Config) listenProblems(ck *checker) {
 	if len(c.Listen) == 0 && c.UnixSocketDir == "" {
-		ck.add(k("listen"), "must not be empty unless unix_socket_dir is set")
+		ck.add(tomlKey("listen"), "must not be empty unless unix_socket_dir is set")
 	}
 	seen := map[string]bool{}
 	for i, addr := range c.Listen {
-		key := k("listen")
+		key := tomlKey("listen")
 		if err := checkListenAddr(addr); err != nil {
 			ck.add(key, "address %d (%q): %v", i+1, addr, err)
 		} else if seen[addr] {
@@ -126,53 +145,61 @@ func (c *Config) problems() []error {
 		seen[addr] = true
 	}
 	if strings.IndexByte(c.UnixSocketDir, 0) >= 0 {
-		ck.add(k("unix_socket_dir"), "must not contain NUL bytes")
+		ck.add(tomlKey("unix_socket_dir"), "must not contain NUL bytes")
 	}
 	if _, err := parseMode(c.UnixSocketMode); err != nil {
-		ck.add(k("unix_socket_mode"), "%v", err)
+		ck.add(tomlKey("unix_socket_mode"), "%v", err)
 	}
-	ck.atLeast(k("max_client_conn"), c.MaxClientConn, 1)
+	ck.atLeast(tomlKey("max_client_conn"), c.MaxClientConn, 1)
 	if c.Workers != AutoWorkers && (c.Workers < 0 || c.Workers > 256) {
-		ck.add(k("workers"), "must be \"auto\" or from 0 to 256 (one loop per core is plenty), got %d", int(c.Workers))
+		ck.add(tomlKey("workers"), "must be \"auto\" or from 0 to 256 (one loop per core is plenty), got %d", int(c.Workers))
 	}
+}
 
-	// Authentication and pooling.
-	ck.oneOf(k("auth_type"), c.AuthType, authTypes)
-	c.checkLDAP(&ck)
+// authProblems checks auth_type and the auth_* settings.
+func (c *Config) authProblems(ck *checker) {
+	ck.oneOf(tomlKey("auth_type"), c.AuthType, authTypes)
+	c.checkLDAP(ck)
 	if c.AuthUser != "" && c.AuthFile == "" {
 		if _, ok := c.Users[c.AuthUser]; !ok {
-			ck.add(k("auth_user"), "%q must be listed in [users] with its password", c.AuthUser)
+			ck.add(tomlKey("auth_user"), "%q must be listed in [users] with its password", c.AuthUser)
 		}
 	}
 	if c.AuthUser != "" && !strings.Contains(c.AuthQuery, "$1") {
-		ck.add(k("auth_query"), "must contain $1 (the user name)")
+		ck.add(tomlKey("auth_query"), "must contain $1 (the user name)")
 	}
 	if c.AuthFile != "" {
 		if _, err := os.Stat(c.AuthFile); err != nil {
-			ck.add(k("auth_file"), "%v", err)
+			ck.add(tomlKey("auth_file"), "%v", err)
 		}
 	}
 	if c.AuthHBAFile != "" {
 		if _, err := os.Stat(c.AuthHBAFile); err != nil {
-			ck.add(k("auth_hba_file"), "%v", err)
+			ck.add(tomlKey("auth_hba_file"), "%v", err)
 		}
 	}
 	if c.AuthIdentFile != "" {
 		if c.AuthHBAFile == "" {
-			ck.add(k("auth_ident_file"), "needs auth_hba_file: its maps are used only by that file's map= options")
+			ck.add(tomlKey("auth_ident_file"), "needs auth_hba_file: its maps are used only by that file's map= options")
 		} else if _, err := os.Stat(c.AuthIdentFile); err != nil {
-			ck.add(k("auth_ident_file"), "%v", err)
+			ck.add(tomlKey("auth_ident_file"), "%v", err)
 		}
 	}
-	ck.oneOf(k("pool_mode"), c.PoolMode, poolModes)
-	ck.atLeast(k("default_pool_size"), c.DefaultPoolSize, 1)
-	if c.DefaultPoolSize >= 1 {
-		ck.intRange(k("min_pool_size"), c.MinPoolSize, 0, c.DefaultPoolSize)
-	} else {
-		ck.atLeast(k("min_pool_size"), c.MinPoolSize, 0)
-	}
+}
 
-	// Durations.
+// poolProblems checks the global pool mode and sizes.
+func (c *Config) poolProblems(ck *checker) {
+	ck.oneOf(tomlKey("pool_mode"), c.PoolMode, poolModes)
+	ck.atLeast(tomlKey("default_pool_size"), c.DefaultPoolSize, 1)
+	if c.DefaultPoolSize >= 1 {
+		ck.intRange(tomlKey("min_pool_size"), c.MinPoolSize, 0, c.DefaultPoolSize)
+	} else {
+		ck.atLeast(tomlKey("min_pool_size"), c.MinPoolSize, 0)
+	}
+}
+
+// timeoutProblems checks the durations and the socket and SCRAM settings beside them.
+func (c *Config) timeoutProblems(ck *checker) {
 	durations := []struct {
 		key string
 		d   Duration
@@ -197,54 +224,56 @@ func (c *Config) problems() []error {
 		{"tcp_defer_accept", c.TCPDeferAccept},
 	}
 	for _, d := range durations {
-		ck.nonNegative(k(d.key), d.d)
+		ck.nonNegative(tomlKey(d.key), d.d)
 	}
 	if c.ServerConnectTimeout == 0 {
-		ck.add(k("server_connect_timeout"), "must be greater than 0")
+		ck.add(tomlKey("server_connect_timeout"), "must be greater than 0")
 	}
 	if r := c.ServerLoginRetry; r == 0 || r > Duration(time.Minute) {
-		ck.add(k("server_login_retry"), "%s is out of range (0s, 1m0s]", r)
+		ck.add(tomlKey("server_login_retry"), "%s is out of range (0s, 1m0s]", r)
 	}
-	ck.atLeast(k("tcp_keepcnt"), c.TCPKeepCnt, 0)
-	ck.intRange(k("tcp_socket_buffer"), c.TCPSocketBuffer, 0, 1<<30)
+	ck.atLeast(tomlKey("tcp_keepcnt"), c.TCPKeepCnt, 0)
+	ck.intRange(tomlKey("tcp_socket_buffer"), c.TCPSocketBuffer, 0, 1<<30)
 	if _, err := c.UnixSocketGID(); err != nil {
-		ck.add(k("unix_socket_group"), "%v", err)
+		ck.add(tomlKey("unix_socket_group"), "%v", err)
 	}
-	ck.intRange(k("scram_iterations"), c.SCRAMIterations, 1, MaxSCRAMIterations)
+	ck.intRange(tomlKey("scram_iterations"), c.SCRAMIterations, 1, MaxSCRAMIterations)
 	if c.StatsPeriod <= 0 {
-		ck.add(k("stats_period"), "must be greater than 0")
+		ck.add(tomlKey("stats_period"), "must be greater than 0")
 	}
+}
 
-	// Protocol and logging.
+// protocolProblems checks the protocol and logging settings.
+func (c *Config) protocolProblems(ck *checker) {
 	for i, p := range c.IgnoreStartupParameters {
 		if p == "" || strings.IndexByte(p, 0) >= 0 {
-			ck.add(k("ignore_startup_parameters"), "entry %d (%q) is not a valid parameter name", i+1, p)
+			ck.add(tomlKey("ignore_startup_parameters"), "entry %d (%q) is not a valid parameter name", i+1, p)
 		}
 	}
 	if m := c.MaxMessageSize; m < KiB || m > GiB {
-		ck.add(k("max_message_size"), "%s is out of range 1kB..1GB", m)
+		ck.add(tomlKey("max_message_size"), "%s is out of range 1kB..1GB", m)
 	}
-	ck.atLeast(k("max_prepared_statements"), c.MaxPreparedStatements, 0)
-	ck.oneOf(k("pin_policy"), c.PinPolicy, pinPolicies)
-	ck.oneOf(k("log_format"), c.LogFormat, logFormats)
-	ck.oneOf(k("log_level"), c.LogLevel, logLevels)
+	ck.atLeast(tomlKey("max_prepared_statements"), c.MaxPreparedStatements, 0)
+	ck.oneOf(tomlKey("pin_policy"), c.PinPolicy, pinPolicies)
+	ck.oneOf(tomlKey("log_format"), c.LogFormat, logFormats)
+	ck.oneOf(tomlKey("log_level"), c.LogLevel, logLevels)
+}
 
-	// Databases.
+// databasesProblems checks [databases].
+func (c *Config) databasesProblems(ck *checker) {
 	if len(c.Databases) == 0 {
-		ck.add(k("databases"), "at least one database must be configured")
+		ck.add(tomlKey("databases"), "at least one database must be configured")
 	}
 	for name, db := range c.Databases {
-		c.checkDatabase(&ck, name, db)
+		c.checkDatabase(ck, name, db)
 	}
+}
 
-	c.hostChecksProblems(&ck)
-	c.limitsProblems(&ck)
-	c.serverReuseProblems(&ck)
-
-	// Users.
+// usersProblems checks [users].
+func (c *Config) usersProblems(ck *checker) {
 	for name, u := range c.Users {
-		ck.name(k("users", name), "user name", name)
-		pw := k("users", name, "password")
+		ck.name(tomlKey("users", name), "user name", name)
+		pw := tomlKey("users", name, "password")
 		if u.Password == "" {
 			if c.AuthType != AuthTrust && c.AuthType != AuthLDAP {
 				ck.add(pw, "must not be empty unless auth_type is trust or ldap")
@@ -256,10 +285,9 @@ func (c *Config) problems() []error {
 			}
 		}
 		if u.PoolMode != "" {
-			ck.oneOf(k("users", name, "pool_mode"), u.PoolMode, poolModes)
+			ck.oneOf(tomlKey("users", name, "pool_mode"), u.PoolMode, poolModes)
 		}
 	}
-	return ck.errs
 }
 
 func (c *Config) checkDatabase(ck *checker, name string, db Database) {

@@ -227,6 +227,19 @@ func (c *converter) intSetting(key string, def, lo, hi int64) (int64, KV, bool) 
 	return n, kv, ok
 }
 
+// intAsIs carries an integer setting over under the same name.
+func (c *converter) intAsIs(key string, def, lo, hi int64) {
+	n, kv, ok := c.intSetting(key, def, lo, hi)
+	c.add(key, tomlInt(n), c.origin(kv, ok))
+}
+
+// intDuration carries an integer setting in unit (PgBouncer's seconds or
+// milliseconds) over as a duration under the same name.
+func (c *converter) intDuration(key string, def, hi int64, unit time.Duration) {
+	n, kv, ok := c.intSetting(key, def, 0, hi)
+	c.add(key, tomlString(formatDuration(time.Duration(n)*unit)), c.origin(kv, ok))
+}
+
 func (c *converter) secondsSetting(key string, def float64) (time.Duration, KV, bool) {
 	raw, kv, ok := c.value(key, strconv.FormatFloat(def, 'f', -1, 64))
 	d, err := parseSeconds(raw)
@@ -299,8 +312,7 @@ func (c *converter) listening() {
 		c.addString("unix_socket_group", g, c.origin(kv, ok), kv)
 	}
 
-	n, kv, ok := c.intSetting("max_client_conn", 100, 1, math.MaxInt32)
-	c.add("max_client_conn", tomlInt(n), c.origin(kv, ok))
+	c.intAsIs("max_client_conn", 100, 1, math.MaxInt32)
 }
 
 func (c *converter) authentication() {
@@ -468,8 +480,7 @@ func (c *converter) pooling() {
 	c.addString("server_reset_query", raw, c.origin(kv, ok), kv)
 	c.boolSetting("server_reset_query_always", "0")
 
-	n, kv, ok = c.intSetting("max_prepared_statements", 200, 0, math.MaxInt32)
-	c.add("max_prepared_statements", tomlInt(n), c.origin(kv, ok))
+	c.intAsIs("max_prepared_statements", 200, 0, math.MaxInt32)
 	c.limitSettings()
 }
 
@@ -570,24 +581,14 @@ func (c *converter) administration() {
 
 func (c *converter) keepalive() {
 	c.section("TCP keepalive")
-	raw, kv, ok := c.value("tcp_keepalive", "1")
-	on, err := parseBool(raw)
-	if err != nil {
-		c.fail(kv, "%v", err)
-	}
-	c.add("tcp_keepalive", tomlBool(on), c.origin(kv, ok))
-	for _, key := range []string{"tcp_keepidle", "tcp_keepintvl"} {
-		n, kv, ok := c.intSetting(key, 0, 0, maxSeconds)
-		c.add(key, tomlString(formatDuration(time.Duration(n)*time.Second)), c.origin(kv, ok))
-	}
-	n, kv, ok := c.intSetting("tcp_keepcnt", 0, 0, math.MaxInt32)
-	c.add("tcp_keepcnt", tomlInt(n), c.origin(kv, ok))
+	c.boolSetting("tcp_keepalive", "1")
+	c.intDuration("tcp_keepidle", 0, maxSeconds, time.Second)
+	c.intDuration("tcp_keepintvl", 0, maxSeconds, time.Second)
+	c.intAsIs("tcp_keepcnt", 0, 0, math.MaxInt32)
 	c.tcpUserTimeout()
-	n, kv, ok = c.intSetting("tcp_socket_buffer", 0, 0, 1<<30)
-	c.add("tcp_socket_buffer", tomlInt(n), c.origin(kv, ok))
+	c.intAsIs("tcp_socket_buffer", 0, 0, 1<<30)
 	// PgBouncer's default is 45 s on Linux; mux's is off.
-	n, kv, ok = c.intSetting("tcp_defer_accept", 45, 0, maxSeconds)
-	c.add("tcp_defer_accept", tomlString(formatDuration(time.Duration(n)*time.Second)), c.origin(kv, ok))
+	c.intDuration("tcp_defer_accept", 45, maxSeconds, time.Second)
 }
 
 func (c *converter) protocol() {

@@ -51,176 +51,238 @@ func (c *converter) databases() {
 	}
 }
 
+// dbEntry is one [databases] entry while it is converted.
+type dbEntry struct {
+	name, label string
+	kv          KV
+	params      []connParam
+	p           map[string]string // params by key
+	host        string
+	g           *group
+	size        int64 // the entry's pool size, for min_pool_size's cap
+}
+
+func (e *dbEntry) add(key, value, comment string) {
+	e.g.lines = append(e.g.lines, setting{key: key, value: value, comment: comment})
+}
+
+// multiHosted reports whether host= lists several hosts (then ports and
+// load_balance_hosts are carried by multiHost).
+func (e *dbEntry) multiHosted() bool { return strings.Contains(e.host, ",") }
+
 // database converts one [databases] entry and reports whether it was kept.
 func (c *converter) database(name string, kv KV) bool {
-	label := fmt.Sprintf("databases.%s (%s)", tomlKey(name), c.where(kv))
-	if p := nameProblem(name); p != "" {
-		c.note("%s: left out: %s", label, p)
+	e := &dbEntry{name: name, kv: kv, label: fmt.Sprintf("databases.%s (%s)", tomlKey(name), c.where(kv))}
+	e.g = &group{table: []string{"databases", name}, comment: []string{fmt.Sprintf("from [databases] %s", c.where(kv))}}
+	// Each step notes or fails and returns false when the entry is left out.
+	if !c.dbName(e) || !c.dbParams(e) || !c.dbHost(e) || !c.dbPort(e) || !c.dbCredentials(e) || !c.dbPool(e) {
 		return false
 	}
-	if name == "pgbouncer" || name == "mux" {
-		c.note("%s: left out: the name is mux's admin console", label)
+	c.dbOtherParams(e)
+	c.d.groups = append(c.d.groups, e.g)
+	return true
+}
+
+// dbName leaves out names mux cannot take or keeps for its admin console.
+func (c *converter) dbName(e *dbEntry) bool {
+	if p := nameProblem(e.name); p != "" {
+		c.note("%s: left out: %s", e.label, p)
 		return false
 	}
-	params, err := parseConnString(kv.Value)
+	if e.name == "pgbouncer" || e.name == "mux" {
+		c.note("%s: left out: the name is mux's admin console", e.label)
+		return false
+	}
+	return true
+}
+
+// dbParams parses the connection string.
+func (c *converter) dbParams(e *dbEntry) bool {
+	params, err := parseConnString(e.kv.Value)
 	if err != nil {
-		c.fail(kv, "connection string: %v", err)
+		c.fail(e.kv, "connection string: %v", err)
 		return false
 	}
-	p := map[string]string{}
+	e.params = params
+	e.p = map[string]string{}
 	for _, cp := range params {
-		p[cp.key] = cp.value
+		e.p[cp.key] = cp.value
 	}
 	for _, cp := range params {
 		if !utf8.ValidString(cp.value) {
-			c.fail(kv, "%s: value is not valid UTF-8", cp.key)
+			c.fail(e.kv, "%s: value is not valid UTF-8", cp.key)
 			return false
 		}
 	}
-	g := &group{table: []string{"databases", name}}
-	g.comment = []string{fmt.Sprintf("from [databases] %s", c.where(kv))}
-	add := func(key, value, comment string) {
-		g.lines = append(g.lines, setting{key: key, value: value, comment: comment})
-	}
+	return true
+}
 
-	host, hasHost := p["host"]
+// dbHost carries host=, or unix_socket_dir where there is none.
+func (c *converter) dbHost(e *dbEntry) bool {
+	host, hasHost := e.p["host"]
+	e.host = host
 	if strings.IndexByte(host, 0) >= 0 {
-		c.fail(kv, "host: value contains a NUL byte")
+		c.fail(e.kv, "host: value contains a NUL byte")
 		return false
 	}
 	switch {
 	case !hasHost && (c.socketDir == "" || strings.HasPrefix(c.socketDir, "@")):
-		c.note("%s: left out: it has no host, so PgBouncer connects through the Unix socket in unix_socket_dir, and %q cannot be used by mux", label, c.socketDir)
+		c.note("%s: left out: it has no host, so PgBouncer connects through the Unix socket in unix_socket_dir, and %q cannot be used by mux", e.label, c.socketDir)
 		return false
 	case !hasHost:
-		add("host", tomlString(c.socketDir), "no host: the Unix socket in unix_socket_dir")
+		e.add("host", tomlString(c.socketDir), "no host: the Unix socket in unix_socket_dir")
 	case strings.HasPrefix(host, "@"):
-		c.note("%s: left out: mux cannot connect to the abstract-namespace socket %q", label, host)
+		c.note("%s: left out: mux cannot connect to the abstract-namespace socket %q", e.label, host)
 		return false
-	case strings.Contains(host, ","):
-		if !c.multiHost(kv, host, p, add) {
-			return false
-		}
+	case e.multiHosted():
+		return c.multiHost(e.kv, host, e.p, e.add)
 	default:
-		add("host", tomlString(host), "")
+		e.add("host", tomlString(host), "")
 	}
+	return true
+}
 
+// dbPort carries port= for a single host.
+func (c *converter) dbPort(e *dbEntry) bool {
+	if e.multiHosted() {
+		return true // in the hosts list
+	}
 	port := int64(config.DefaultPort)
-	if s, ok := p["port"]; strings.Contains(host, ",") {
-		// In the hosts list.
-	} else if ok {
+	if s, ok := e.p["port"]; ok {
 		n, err := parseInt(s)
 		if err != nil || n < 1 || n > 65535 {
-			c.fail(kv, "port: %q is not a port number", s)
+			c.fail(e.kv, "port: %q is not a port number", s)
 			return false
 		}
 		port = n
 	}
-	if !strings.Contains(host, ",") {
-		add("port", tomlInt(port), "")
-	}
+	e.add("port", tomlInt(port), "")
+	return true
+}
 
-	if s, ok := p["dbname"]; ok {
+// dbCredentials carries dbname=, user= and the password, which for a forced
+// user PgBouncer takes from the auth_file.
+func (c *converter) dbCredentials(e *dbEntry) bool {
+	if s, ok := e.p["dbname"]; ok {
 		if prob := nameProblem(s); prob != "" {
-			c.fail(kv, "dbname: %s", prob)
+			c.fail(e.kv, "dbname: %s", prob)
 			return false
 		}
-		add("dbname", tomlString(s), "")
+		e.add("dbname", tomlString(s), "")
 	}
-	user, forced := p["user"]
+	user, forced := e.p["user"]
 	if forced {
 		if prob := nameProblem(user); prob != "" {
-			c.fail(kv, "user: %s", prob)
+			c.fail(e.kv, "user: %s", prob)
 			return false
 		}
-		add("user", tomlString(user), "")
+		e.add("user", tomlString(user), "")
 	}
-	password, hasPassword := p["password"]
+	password, hasPassword := e.p["password"]
 	comment := ""
 	if !hasPassword && forced {
-		// PgBouncer takes the forced user's password from the auth_file.
 		password, hasPassword = c.secrets[user]
 		comment = user + "'s password from the auth_file"
 	}
 	if hasPassword {
 		if prob := secretProblem(password); prob != "" {
-			c.note("%s: password not carried over: %s", label, prob)
+			c.note("%s: password not carried over: %s", e.label, prob)
 		} else {
-			add("password", tomlString(password), comment)
+			e.add("password", tomlString(password), comment)
 		}
 	}
-	if s, ok := p["pool_mode"]; ok {
+	return true
+}
+
+// dbPool carries pool_mode, pool_size and min_pool_size, capping the last at
+// the pool size as PgBouncer does.
+func (c *converter) dbPool(e *dbEntry) bool {
+	if s, ok := e.p["pool_mode"]; ok {
 		mode, valid := poolMode(s)
 		if !valid {
-			c.fail(kv, "pool_mode: unknown pool mode %q", s)
+			c.fail(e.kv, "pool_mode: unknown pool mode %q", s)
 			return false
 		}
-		add("pool_mode", tomlString(mode), "")
+		e.add("pool_mode", tomlString(mode), "")
 	}
-	size := c.defaultPoolSize
-	if s, ok := p["pool_size"]; ok {
+	e.size = c.defaultPoolSize
+	if s, ok := e.p["pool_size"]; ok {
 		n, err := parseInt(s)
 		if err != nil || n > math.MaxInt32 {
-			c.fail(kv, "pool_size: %q is not a pool size", s)
+			c.fail(e.kv, "pool_size: %q is not a pool size", s)
 			return false
 		}
 		switch {
 		case n == 0:
-			c.note("%s: pool_size=0: PgBouncer opens no server connection for it; mux cannot express that and uses default_pool_size", label)
+			c.note("%s: pool_size=0: PgBouncer opens no server connection for it; mux cannot express that and uses default_pool_size", e.label)
 		case n > 0:
-			size = n
-			add("pool_size", tomlInt(n), "")
+			e.size = n
+			e.add("pool_size", tomlInt(n), "")
 		}
 	}
-	if s, ok := p["min_pool_size"]; ok {
-		n, err := parseInt(s)
-		if err != nil || n > math.MaxInt32 {
-			c.fail(kv, "min_pool_size: %q is not a pool size", s)
-			return false
+	return c.dbMinPoolSize(e)
+}
+
+func (c *converter) dbMinPoolSize(e *dbEntry) bool {
+	s, ok := e.p["min_pool_size"]
+	if !ok {
+		if c.minPoolSize > e.size {
+			e.add("min_pool_size", tomlInt(e.size), "the global min_pool_size, capped at the pool size as PgBouncer does")
 		}
-		if n > size {
-			add("min_pool_size", tomlInt(size), fmt.Sprintf("capped at the pool size as PgBouncer does (was %d)", n))
-		} else if n >= 0 {
-			add("min_pool_size", tomlInt(n), "")
-		}
-	} else if c.minPoolSize > size {
-		add("min_pool_size", tomlInt(size), "the global min_pool_size, capped at the pool size as PgBouncer does")
+		return true
 	}
-	for _, cp := range params {
-		switch cp.key {
-		case "host", "port", "dbname", "user", "password", "pool_mode", "pool_size", "min_pool_size":
-			continue
-		case "auth_query", "auth_dbname":
-			add(cp.key, tomlString(cp.value), "")
-			continue
-		case "application_name", "client_encoding", "datestyle", "timezone":
-			add(cp.key, tomlString(cp.value), "a startup parameter of the entry's servers")
-			continue
-		case "load_balance_hosts":
-			if strings.Contains(host, ",") {
-				continue // in multiHost
-			}
-		case "auth_user":
-			c.dbAuthUsers = append(c.dbAuthUsers, dbAuthUser{table: g, user: cp.value, label: label})
-			continue
-		}
-		if s, ok := c.limitParam(dbLimitKeys, kv, label, cp); ok {
-			if s != nil {
-				g.lines = append(g.lines, *s)
-			}
-			continue
-		}
-		if c.dbReuseParam(kv, cp, add) { // convert_reuse.go
-			continue
-		}
-		reason, ok := dbParamReasons[cp.key]
-		if !ok {
-			reason = "unknown connection parameter; ignored"
-		}
-		c.note("%s: %s=%q: %s", label, cp.key, cp.value, reason)
+	n, err := parseInt(s)
+	if err != nil || n > math.MaxInt32 {
+		c.fail(e.kv, "min_pool_size: %q is not a pool size", s)
+		return false
 	}
-	c.d.groups = append(c.d.groups, g)
+	if n > e.size {
+		e.add("min_pool_size", tomlInt(e.size), fmt.Sprintf("capped at the pool size as PgBouncer does (was %d)", n))
+	} else if n >= 0 {
+		e.add("min_pool_size", tomlInt(n), "")
+	}
 	return true
+}
+
+// dbOtherParams carries, or notes, the parameters the steps before did not.
+func (c *converter) dbOtherParams(e *dbEntry) {
+	for _, cp := range e.params {
+		if !c.dbOtherParam(e, cp) {
+			reason, ok := dbParamReasons[cp.key]
+			if !ok {
+				reason = "unknown connection parameter; ignored"
+			}
+			c.note("%s: %s=%q: %s", e.label, cp.key, cp.value, reason)
+		}
+	}
+}
+
+// dbOtherParam reports whether cp was dealt with.
+func (c *converter) dbOtherParam(e *dbEntry, cp connParam) bool {
+	switch cp.key {
+	case "host", "port", "dbname", "user", "password", "pool_mode", "pool_size", "min_pool_size":
+		return true
+	case "auth_query", "auth_dbname":
+		e.add(cp.key, tomlString(cp.value), "")
+		return true
+	case "application_name", "client_encoding", "datestyle", "timezone":
+		e.add(cp.key, tomlString(cp.value), "a startup parameter of the entry's servers")
+		return true
+	case "load_balance_hosts":
+		if e.multiHosted() {
+			return true // in multiHost
+		}
+	case "auth_user":
+		c.dbAuthUsers = append(c.dbAuthUsers, dbAuthUser{table: e.g, user: cp.value, label: e.label})
+		return true
+	}
+	if s, ok := c.limitParam(dbLimitKeys, e.kv, e.label, cp); ok {
+		if s != nil {
+			e.g.lines = append(e.g.lines, *s)
+		}
+		return true
+	}
+	return c.dbReuseParam(e.kv, cp, e.add) // convert_reuse.go
 }
 
 // ---------------------------------------------------------------------------
@@ -230,124 +292,165 @@ func (c *converter) database(name string, kv KV) bool {
 // userParamReasons explains the [users] parameters mux has no equivalent for.
 var userParamReasons = map[string]string{}
 
+// userSettings is what the [users] section says, by user name.
+type userSettings struct {
+	names    []string // auth_file users, then [users]-only ones, in order
+	seen     map[string]bool
+	modes    map[string]string
+	limits   map[string][]setting // limitParam's
+	timeouts map[string][]setting // convert_reuse.go
+	where    map[string]KV
+}
+
 func (c *converter) users() {
-	var names []string
-	seen := map[string]bool{}
+	u := &userSettings{seen: map[string]bool{}, modes: map[string]string{},
+		limits: map[string][]setting{}, timeouts: map[string][]setting{}, where: map[string]KV{}}
 	for _, e := range c.auth {
-		if !seen[e.User] {
-			seen[e.User] = true
-			names = append(names, e.User)
+		u.addName(e.User)
+	}
+	for _, kv := range c.ini.Sections["users"] {
+		c.userEntry(u, kv)
+	}
+
+	c.section("Users")
+	c.kept = map[string]bool{}
+	kept := 0
+	for _, name := range u.names {
+		if c.user(u, name) {
+			c.kept[name] = true
+			kept++
 		}
 	}
-	modes := map[string]string{}
-	limits := map[string][]setting{}   // limitParam's, by user
-	timeouts := map[string][]setting{} // convert_reuse.go
-	where := map[string]KV{}
-	for _, kv := range c.ini.Sections["users"] {
-		label := fmt.Sprintf("users.%s (%s)", tomlKey(kv.Key), c.where(kv))
-		params, err := parseConnString(kv.Value)
-		if err != nil {
-			c.fail(kv, "user settings: %v", err)
-			continue
-		}
-		delete(modes, kv.Key)
-		delete(limits, kv.Key)
-		delete(timeouts, kv.Key)
-		for _, cp := range params {
-			if line, carried, ok := c.userTimeout(kv, cp); ok {
-				if carried {
-					timeouts[kv.Key] = append(timeouts[kv.Key], line)
-				}
-				continue
-			}
-			if cp.key == "pool_mode" {
-				mode, valid := poolMode(cp.value)
-				if !valid {
-					c.fail(kv, "pool_mode: unknown pool mode %q", cp.value)
-				}
-				modes[kv.Key] = mode
-				continue
-			}
-			if s, ok := c.limitParam(userLimitKeys, kv, label, cp); ok {
-				if s != nil {
-					s.comment = strings.TrimPrefix(s.comment+"; ", "; ") + "from [users] " + c.where(kv)
-					limits[kv.Key] = append(limits[kv.Key], *s)
-				}
-				continue
-			}
+	if kept == 0 {
+		c.noUsers()
+	}
+}
+
+func (u *userSettings) addName(name string) {
+	if !u.seen[name] {
+		u.seen[name] = true
+		u.names = append(u.names, name)
+	}
+}
+
+// userEntry reads one [users] line; a later line for a user replaces an
+// earlier one.
+func (c *converter) userEntry(u *userSettings, kv KV) {
+	label := fmt.Sprintf("users.%s (%s)", tomlKey(kv.Key), c.where(kv))
+	params, err := parseConnString(kv.Value)
+	if err != nil {
+		c.fail(kv, "user settings: %v", err)
+		return
+	}
+	delete(u.modes, kv.Key)
+	delete(u.limits, kv.Key)
+	delete(u.timeouts, kv.Key)
+	for _, cp := range params {
+		if !c.userParam(u, kv, label, cp) {
 			reason, ok := userParamReasons[cp.key]
 			if !ok {
 				reason = "unknown user parameter; ignored"
 			}
 			c.note("%s: %s=%q: %s", label, cp.key, cp.value, reason)
 		}
-		where[kv.Key] = kv
-		if !seen[kv.Key] {
-			seen[kv.Key] = true
-			names = append(names, kv.Key)
-		}
 	}
+	u.where[kv.Key] = kv
+	u.addName(kv.Key)
+}
 
-	c.section("Users")
-	c.kept = map[string]bool{}
-	kept := 0
-	for _, name := range names {
-		secret, inAuth := c.secrets[name]
-		label := fmt.Sprintf("user %q", name)
-		if kv, ok := where[name]; ok && !inAuth {
-			label = fmt.Sprintf("users.%s (%s)", tomlKey(name), c.where(kv))
+// userParam reports whether cp was dealt with.
+func (c *converter) userParam(u *userSettings, kv KV, label string, cp connParam) bool {
+	if line, carried, ok := c.userTimeout(kv, cp); ok {
+		if carried {
+			u.timeouts[kv.Key] = append(u.timeouts[kv.Key], line)
 		}
-		if p := nameProblem(name); p != "" {
-			c.note("%s: left out: %s", label, p)
-			continue
-		}
-		switch {
-		case !inAuth && !c.emptyPasswordOK():
-			if c.settings["auth_user"].Value != "" {
-				c.note("%s: left out: not in the auth_file, so it has no password; it can still log in through auth_query, without its [users] settings", label)
-			} else {
-				c.note("%s: left out: not in the auth_file, so it has no password", label)
-			}
-			continue
-		case secret == "" && !c.emptyPasswordOK():
-			c.note("%s: left out: empty password in the auth_file, which mux accepts only with auth_type = trust or ldap", label)
-			continue
-		case secret != "":
-			if p := secretProblem(secret); p != "" {
-				c.note("%s: left out: %s", label, p)
-				continue
-			}
-			if s, _ := auth.ParseSecret(secret); s.Kind == auth.SecretMD5 && c.authType == config.AuthSCRAM {
-				c.note("%s: left out: its md5 secret cannot be used with auth_type = scram-sha-256 (PgBouncer could not log it in either); store its plain password or SCRAM secret", label)
-				continue
-			}
-		}
-		g := &group{table: []string{"users", name}}
-		src := "from the auth_file"
-		if !inAuth {
-			src = "from [users] " + c.where(where[name])
-		}
-		g.comment = []string{src}
-		g.lines = append(g.lines, setting{key: "password", value: tomlString(secret)})
-		if mode, ok := modes[name]; ok {
-			g.lines = append(g.lines, setting{key: "pool_mode", value: tomlString(mode), comment: "from [users] " + c.where(where[name])})
-		}
-		g.lines = append(g.lines, limits[name]...)
-		g.lines = append(g.lines, timeouts[name]...)
-		c.d.groups = append(c.d.groups, g)
-		c.kept[name] = true
-		kept++
+		return true
 	}
-	if kept == 0 {
-		c.cur.comment = []string{"(none)"}
-		switch {
-		case c.settings["auth_user"].Value != "":
-			// auth_query finds the users (or auth_user's note explains why not).
-		case c.auth == nil:
-			c.note("auth_file: no auth_file was read, so [users] is empty and no client can log in until users are added")
-		default:
-			c.note("auth_file: no user was carried over, so no client can log in until users are added")
+	if cp.key == "pool_mode" {
+		mode, valid := poolMode(cp.value)
+		if !valid {
+			c.fail(kv, "pool_mode: unknown pool mode %q", cp.value)
 		}
+		u.modes[kv.Key] = mode
+		return true
+	}
+	if s, ok := c.limitParam(userLimitKeys, kv, label, cp); ok {
+		if s != nil {
+			s.comment = strings.TrimPrefix(s.comment+"; ", "; ") + "from [users] " + c.where(kv)
+			u.limits[kv.Key] = append(u.limits[kv.Key], *s)
+		}
+		return true
+	}
+	return false
+}
+
+// user writes one user's table and reports whether it was kept.
+func (c *converter) user(u *userSettings, name string) bool {
+	secret, inAuth := c.secrets[name]
+	label := fmt.Sprintf("user %q", name)
+	if kv, ok := u.where[name]; ok && !inAuth {
+		label = fmt.Sprintf("users.%s (%s)", tomlKey(name), c.where(kv))
+	}
+	if !c.userUsable(label, name, secret, inAuth) {
+		return false
+	}
+	g := &group{table: []string{"users", name}}
+	src := "from the auth_file"
+	if !inAuth {
+		src = "from [users] " + c.where(u.where[name])
+	}
+	g.comment = []string{src}
+	g.lines = append(g.lines, setting{key: "password", value: tomlString(secret)})
+	if mode, ok := u.modes[name]; ok {
+		g.lines = append(g.lines, setting{key: "pool_mode", value: tomlString(mode), comment: "from [users] " + c.where(u.where[name])})
+	}
+	g.lines = append(g.lines, u.limits[name]...)
+	g.lines = append(g.lines, u.timeouts[name]...)
+	c.d.groups = append(c.d.groups, g)
+	return true
+}
+
+// userUsable notes why a user is left out: a bad name, or no secret mux can
+// log it in with.
+func (c *converter) userUsable(label, name, secret string, inAuth bool) bool {
+	if p := nameProblem(name); p != "" {
+		c.note("%s: left out: %s", label, p)
+		return false
+	}
+	switch {
+	case !inAuth && !c.emptyPasswordOK():
+		if c.settings["auth_user"].Value != "" {
+			c.note("%s: left out: not in the auth_file, so it has no password; it can still log in through auth_query, without its [users] settings", label)
+		} else {
+			c.note("%s: left out: not in the auth_file, so it has no password", label)
+		}
+		return false
+	case secret == "" && !c.emptyPasswordOK():
+		c.note("%s: left out: empty password in the auth_file, which mux accepts only with auth_type = trust or ldap", label)
+		return false
+	case secret != "":
+		if p := secretProblem(secret); p != "" {
+			c.note("%s: left out: %s", label, p)
+			return false
+		}
+		if s, _ := auth.ParseSecret(secret); s.Kind == auth.SecretMD5 && c.authType == config.AuthSCRAM {
+			c.note("%s: left out: its md5 secret cannot be used with auth_type = scram-sha-256 (PgBouncer could not log it in either); store its plain password or SCRAM secret", label)
+			return false
+		}
+	}
+	return true
+}
+
+// noUsers explains an empty [users].
+func (c *converter) noUsers() {
+	c.cur.comment = []string{"(none)"}
+	switch {
+	case c.settings["auth_user"].Value != "":
+		// auth_query finds the users (or auth_user's note explains why not).
+	case c.auth == nil:
+		c.note("auth_file: no auth_file was read, so [users] is empty and no client can log in until users are added")
+	default:
+		c.note("auth_file: no user was carried over, so no client can log in until users are added")
 	}
 }
 

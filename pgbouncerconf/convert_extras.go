@@ -33,12 +33,10 @@ func (c *converter) logSettings() {
 
 // tcpUserTimeout carries tcp_user_timeout: PgBouncer's unit is ms.
 func (c *converter) tcpUserTimeout() {
-	n, kv, ok := c.intSetting("tcp_user_timeout", 0, 0, math.MaxInt32)
-	c.add("tcp_user_timeout", tomlString(formatDuration(time.Duration(n)*time.Millisecond)), c.origin(kv, ok))
+	c.intDuration("tcp_user_timeout", 0, math.MaxInt32, time.Millisecond)
 }
 
 // scramIterations carries scram_iterations, within what mux accepts.
 func (c *converter) scramIterations() {
-	n, kv, ok := c.intSetting("scram_iterations", config.DefaultSCRAMIterations, 1, config.MaxSCRAMIterations)
-	c.add("scram_iterations", tomlInt(n), c.origin(kv, ok))
+	c.intAsIs("scram_iterations", config.DefaultSCRAMIterations, 1, config.MaxSCRAMIterations)
 }

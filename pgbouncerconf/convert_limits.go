@@ -14,8 +14,7 @@ import (
 func (c *converter) limitSettings() {
 	for _, key := range []string{"max_db_connections", "max_user_connections",
 		"max_db_client_connections", "max_user_client_connections", "reserve_pool_size"} {
-		n, kv, ok := c.intSetting(key, 0, 0, math.MaxInt32)
-		c.add(key, tomlInt(n), c.origin(kv, ok))
+		c.intAsIs(key, 0, 0, math.MaxInt32)
 	}
 	c.durationSetting("reserve_pool_timeout", 5)
 }

@@ -66,18 +66,17 @@ func (c *converter) dbReuseParam(kv KV, cp connParam, add func(key, value, comme
 // userTimeout converts a [users] timeout into the line of the user's
 // table; ok is false for other keys.
 func (c *converter) userTimeout(kv KV, cp connParam) (line setting, carried, ok bool) {
-	if cp.key == "query_wait_timeout" {
-		d, set := c.queryWait(kv, cp)
-		if !set {
-			return setting{}, false, true
-		}
-		return setting{key: cp.key, value: tomlString(formatDuration(d)), comment: fmt.Sprintf("from [users] %s", c.where(kv))}, true, true
-	}
-	if !userTimeoutKeys[cp.key] {
+	var d time.Duration
+	switch {
+	case cp.key == "query_wait_timeout":
+		d, carried = c.queryWait(kv, cp)
+	case userTimeoutKeys[cp.key]:
+		d, carried = c.wholeSeconds(kv, cp.key, cp.value)
+		carried = carried && d != 0
+	default:
 		return setting{}, false, false
 	}
-	d, valid := c.wholeSeconds(kv, cp.key, cp.value)
-	if !valid || d == 0 {
+	if !carried {
 		return setting{}, false, true
 	}
 	return setting{key: cp.key, value: tomlString(formatDuration(d)), comment: fmt.Sprintf("from [users] %s", c.where(kv))}, true, true
