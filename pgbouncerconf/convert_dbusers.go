@@ -289,9 +289,6 @@ func (c *converter) dbOtherParam(e *dbEntry, cp connParam) bool {
 // Users: the auth_file and [users]
 // ---------------------------------------------------------------------------
 
-// userParamReasons explains the [users] parameters mux has no equivalent for.
-var userParamReasons = map[string]string{}
-
 // userSettings is what the [users] section says, by user name.
 type userSettings struct {
 	names    []string // auth_file users, then [users]-only ones, in order
@@ -347,11 +344,8 @@ func (c *converter) userEntry(u *userSettings, kv KV) {
 	delete(u.timeouts, kv.Key)
 	for _, cp := range params {
 		if !c.userParam(u, kv, label, cp) {
-			reason, ok := userParamReasons[cp.key]
-			if !ok {
-				reason = "unknown user parameter; ignored"
-			}
-			c.note("%s: %s=%q: %s", label, cp.key, cp.value, reason)
+			// Every [users] parameter of PgBouncer 1.25 is carried.
+			c.note("%s: %s=%q: unknown user parameter; ignored", label, cp.key, cp.value)
 		}
 	}
 	u.where[kv.Key] = kv
