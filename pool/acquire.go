@@ -22,9 +22,10 @@ func (p *Pool) Acquire(ctx context.Context) (*Server, error) {
 // pool is busy, allocates nothing and arms no timer of its own (the
 // pool's wait timer ends it).
 func (p *Pool) AcquireTimeout(d time.Duration) (*Server, error) {
-	l := waitLimit{since: time.Now()}
+	now := time.Now()
+	l := waitLimit{since: now}
 	if d > 0 {
-		l.deadline = time.Now().Add(d)
+		l.deadline = now.Add(d)
 	}
 	return p.acquire(l)
 }
